@@ -1,0 +1,20 @@
+//! # ocs-core
+//!
+//! The sans-IO core of **ocs**, an Office Communicator 2007 R2 compatible
+//! SIP/SIMPLE client library. Nothing in this crate (outside the optional
+//! `tokio` driver) performs I/O or reads the clock: state machines are fed
+//! bytes and an `Instant`, and polled for what to send, what happened and
+//! when to wake them next. See `ARCHITECTURE.md` at the repository root.
+//!
+//! Layers, bottom up:
+//! - [`sip`]: messages (parse, typed headers, print, build), URIs, multipart
+//!   bodies, stream framing and request validation;
+//! - [`transaction`]: RFC 3261 client and server transactions with timers;
+//! - [`rng`]: the seedable randomness used for tags, Call-IDs and branches.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod rng;
+pub mod sip;
+pub mod transaction;

@@ -1,0 +1,305 @@
+//! Header names and methods.
+
+use std::fmt;
+
+macro_rules! header_names {
+    ($( $(#[$doc:meta])* $var:ident => $canon:literal $(, $compact:literal)? ;)*) => {
+        /// A header name. Well-known names are variants so lookups compare
+        /// integers; everything else is kept as written in `Other`.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $( $(#[$doc])* $var, )*
+            /// Any other header, with its name as written (compared
+            /// case-insensitively).
+            Other(Box<str>),
+        }
+
+        impl HeaderName {
+            /// The canonical spelling (e.g. `Call-ID`).
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( HeaderName::$var => $canon, )*
+                    HeaderName::Other(s) => s,
+                }
+            }
+
+            /// Recognises a name as written on the wire, including the
+            /// RFC 3261 §7.3.3 compact forms, case-insensitively.
+            pub fn from_wire(name: &str) -> HeaderName {
+                if name.len() == 1 {
+                    let c = name.as_bytes()[0].to_ascii_lowercase();
+                    $( $( if c == $compact { return HeaderName::$var; } )? )*
+                }
+                $( if name.eq_ignore_ascii_case($canon) { return HeaderName::$var; } )*
+                HeaderName::Other(name.into())
+            }
+
+            /// The compact form, if the header has one.
+            pub fn compact(&self) -> Option<char> {
+                match self {
+                    $( $( HeaderName::$var => Some($compact as char), )? )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+header_names! {
+    /// `Accept`
+    Accept => "Accept";
+    /// `Accept-Encoding`
+    AcceptEncoding => "Accept-Encoding";
+    /// `Accept-Language`
+    AcceptLanguage => "Accept-Language";
+    /// `Allow`
+    Allow => "Allow";
+    /// `Allow-Events` (compact `u`)
+    AllowEvents => "Allow-Events", b'u';
+    /// `Authentication-Info`
+    AuthenticationInfo => "Authentication-Info";
+    /// `Authorization`
+    Authorization => "Authorization";
+    /// `Call-ID` (compact `i`)
+    CallId => "Call-ID", b'i';
+    /// `Contact` (compact `m`)
+    Contact => "Contact", b'm';
+    /// `Content-Disposition`
+    ContentDisposition => "Content-Disposition";
+    /// `Content-Encoding` (compact `e`)
+    ContentEncoding => "Content-Encoding", b'e';
+    /// `Content-Length` (compact `l`)
+    ContentLength => "Content-Length", b'l';
+    /// `Content-Type` (compact `c`)
+    ContentType => "Content-Type", b'c';
+    /// `CSeq`
+    CSeq => "CSeq";
+    /// `Date`
+    Date => "Date";
+    /// `Event` (compact `o`)
+    Event => "Event", b'o';
+    /// `Expires`
+    Expires => "Expires";
+    /// `From` (compact `f`)
+    From => "From", b'f';
+    /// `Max-Forwards`
+    MaxForwards => "Max-Forwards";
+    /// `Min-Expires`
+    MinExpires => "Min-Expires";
+    /// `P-Asserted-Identity`
+    PAssertedIdentity => "P-Asserted-Identity";
+    /// `P-Preferred-Identity`
+    PPreferredIdentity => "P-Preferred-Identity";
+    /// `Proxy-Authenticate`
+    ProxyAuthenticate => "Proxy-Authenticate";
+    /// `Proxy-Authentication-Info`
+    ProxyAuthenticationInfo => "Proxy-Authentication-Info";
+    /// `Proxy-Authorization`
+    ProxyAuthorization => "Proxy-Authorization";
+    /// `Proxy-Require`
+    ProxyRequire => "Proxy-Require";
+    /// `Record-Route`
+    RecordRoute => "Record-Route";
+    /// `Refer-To` (compact `r`)
+    ReferTo => "Refer-To", b'r';
+    /// `Referred-By` (compact `b`)
+    ReferredBy => "Referred-By", b'b';
+    /// `Require`
+    Require => "Require";
+    /// `Retry-After`
+    RetryAfter => "Retry-After";
+    /// `Route`
+    Route => "Route";
+    /// `Server`
+    Server => "Server";
+    /// `SIP-ETag`
+    SipETag => "SIP-ETag";
+    /// `SIP-If-Match`
+    SipIfMatch => "SIP-If-Match";
+    /// `Subject` (compact `s`)
+    Subject => "Subject", b's';
+    /// `Subscription-State`
+    SubscriptionState => "Subscription-State";
+    /// `Supported` (compact `k`)
+    Supported => "Supported", b'k';
+    /// `Timestamp`
+    Timestamp => "Timestamp";
+    /// `To` (compact `t`)
+    To => "To", b't';
+    /// `Unsupported`
+    Unsupported => "Unsupported";
+    /// `User-Agent`
+    UserAgent => "User-Agent";
+    /// `Via` (compact `v`)
+    Via => "Via", b'v';
+    /// `Warning`
+    Warning => "Warning";
+    /// `WWW-Authenticate`
+    WwwAuthenticate => "WWW-Authenticate";
+    /// `ms-diagnostics` (OCS)
+    MsDiagnostics => "ms-diagnostics";
+    /// `ms-diagnostics-public` (OCS)
+    MsDiagnosticsPublic => "ms-diagnostics-public";
+    /// `ms-client-diagnostics` (OCS clients)
+    MsClientDiagnostics => "ms-client-diagnostics";
+    /// `ms-keep-alive` (OCS)
+    MsKeepAlive => "ms-keep-alive";
+    /// `ms-text-format` (OCS IM)
+    MsTextFormat => "ms-text-format";
+}
+
+impl HeaderName {
+    /// Case-insensitive comparison with a name as written.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            HeaderName::Other(s) => s.eq_ignore_ascii_case(name),
+            known => *known == HeaderName::from_wire(name),
+        }
+    }
+}
+
+impl From<&str> for HeaderName {
+    fn from(s: &str) -> Self {
+        HeaderName::from_wire(s)
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A SIP method. Methods are case-sensitive (RFC 3261 §7.1); anything that
+/// is not a well-known method is kept verbatim in `Extension`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// INVITE
+    Invite,
+    /// ACK
+    Ack,
+    /// BYE
+    Bye,
+    /// CANCEL
+    Cancel,
+    /// REGISTER
+    Register,
+    /// OPTIONS
+    Options,
+    /// INFO
+    Info,
+    /// PRACK
+    Prack,
+    /// SUBSCRIBE
+    Subscribe,
+    /// NOTIFY
+    Notify,
+    /// PUBLISH
+    Publish,
+    /// REFER
+    Refer,
+    /// MESSAGE
+    Message,
+    /// UPDATE
+    Update,
+    /// SERVICE (OCS: publications and container management)
+    Service,
+    /// BENOTIFY (OCS: a NOTIFY that is never answered)
+    Benotify,
+    /// Any other token, as written.
+    Extension(Box<str>),
+}
+
+impl Method {
+    /// Parses a method token (the caller has checked it is a token).
+    pub fn from_token(s: &str) -> Method {
+        match s {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "REGISTER" => Method::Register,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "PUBLISH" => Method::Publish,
+            "REFER" => Method::Refer,
+            "MESSAGE" => Method::Message,
+            "UPDATE" => Method::Update,
+            "SERVICE" => Method::Service,
+            "BENOTIFY" => Method::Benotify,
+            other => Method::Extension(other.into()),
+        }
+    }
+
+    /// The method as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Publish => "PUBLISH",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Update => "UPDATE",
+            Method::Service => "SERVICE",
+            Method::Benotify => "BENOTIFY",
+            Method::Extension(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Method {
+    fn from(s: &str) -> Self {
+        Method::from_token(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_case_insensitive() {
+        assert_eq!(HeaderName::from_wire("v"), HeaderName::Via);
+        assert_eq!(HeaderName::from_wire("V"), HeaderName::Via);
+        assert_eq!(HeaderName::from_wire("cAlL-iD"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_wire("l"), HeaderName::ContentLength);
+        assert_eq!(HeaderName::from_wire("k"), HeaderName::Supported);
+        assert!(HeaderName::from_wire("X-Foo").matches("x-foo"));
+        assert!(HeaderName::Via.matches("v"));
+        assert!(!HeaderName::Via.matches("vx"));
+        // esc02: an escaped name is a different header.
+        assert_eq!(
+            HeaderName::from_wire("C%6Fntact"),
+            HeaderName::Other("C%6Fntact".into())
+        );
+    }
+
+    #[test]
+    fn methods_are_case_sensitive() {
+        assert_eq!(Method::from_token("INVITE"), Method::Invite);
+        assert_eq!(
+            Method::from_token("invite"),
+            Method::Extension("invite".into())
+        );
+        assert_eq!(Method::from_token("BENOTIFY").as_str(), "BENOTIFY");
+    }
+}

@@ -1,0 +1,1 @@
+//! ocs FFI facade (uniffi + C API); grows with the client API.
