@@ -32,5 +32,6 @@ pub use typed::{
 };
 pub use uri::{Host, Param, ParamIter, Params, SipUri, Uri};
 pub use validate::{
-    validate_request, validate_response, Capabilities, RequestVerdict, ResponseVerdict,
+    disposition, reason_phrase, validate_request, validate_response, Capabilities, Disposition,
+    RequestVerdict, ResponseVerdict,
 };

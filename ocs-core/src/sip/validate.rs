@@ -76,6 +76,7 @@ impl Default for Capabilities {
 
 /// The outcome of [`validate_request`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestVerdict {
     /// The request can be processed.
     Accept,
@@ -94,6 +95,7 @@ pub enum RequestVerdict {
 
 /// The outcome of [`validate_response`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseVerdict {
     /// Pass the response to its transaction.
     Accept,
@@ -337,6 +339,57 @@ pub fn validate_response(m: &Message) -> ResponseVerdict {
         Ok(v) if v.len() == 1 => ResponseVerdict::Accept,
         Ok(v) => ResponseVerdict::Drop(format!("{} Via values in a response", v.len())),
         Err(e) => ResponseVerdict::Drop(format!("Via: {e}")),
+    }
+}
+
+/// What a user agent does with one received datagram: the whole pipeline
+/// of parse, then [`validate_request`] or [`validate_response`]. This is
+/// what `ocs sip check` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// A request to process or a response to pass on.
+    Accept,
+    /// A response to discard silently.
+    Drop(String),
+    /// A request to answer with this status instead of processing it.
+    Reply {
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: &'static str,
+        /// Why, for logs.
+        detail: String,
+    },
+    /// Bytes that are not a SIP message: dropped (a UA can't even answer).
+    Unparseable(super::error::ParseError),
+}
+
+/// Parses and validates one datagram as a user agent would.
+pub fn disposition(datagram: &[u8], caps: &Capabilities) -> Disposition {
+    let m = match Message::parse(datagram) {
+        Ok(m) => m,
+        Err(e) => return Disposition::Unparseable(e),
+    };
+    if m.is_request() {
+        match validate_request(&m, caps) {
+            RequestVerdict::Accept => Disposition::Accept,
+            RequestVerdict::Reject {
+                code,
+                reason,
+                detail,
+                ..
+            } => Disposition::Reply {
+                code,
+                reason,
+                detail,
+            },
+        }
+    } else {
+        match validate_response(&m) {
+            ResponseVerdict::Accept => Disposition::Accept,
+            ResponseVerdict::Drop(d) => Disposition::Drop(d),
+        }
     }
 }
 
