@@ -35,3 +35,9 @@ pub use validate::{
     disposition, reason_phrase, validate_request, validate_response, Capabilities, Disposition,
     RequestVerdict, ResponseVerdict,
 };
+
+/// The first element of a comma-separated header value (e.g. the top Via
+/// of a combined Via line).
+pub(crate) fn first_list_element(v: &str) -> &str {
+    scan::split_commas(v).next().map(|(_, s)| s).unwrap_or(v)
+}
