@@ -10,11 +10,13 @@
 //! - [`sip`]: messages (parse, typed headers, print, build), URIs, multipart
 //!   bodies, stream framing and request validation;
 //! - [`transaction`]: RFC 3261 client and server transactions with timers;
+//! - [`auth`]: NTLMv2 (MS-SIPAE connectionless), Digest, signature buffers, epid;
 //! - [`rng`]: the seedable randomness used for tags, Call-IDs and branches.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod rng;
 pub mod sip;
 pub mod transaction;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ocs_core::sip::{disposition, Capabilities, Disposition, Message};
+use ocs_core::sip::{Capabilities, Disposition, Message, disposition};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475")
@@ -49,10 +49,10 @@ fn check_details(file: &str, m: &Message, detail: &str) {
             "{file}: Contact header count"
         );
     }
-    if let Some(r) = kv(detail, "reason") {
-        if r.is_empty() {
-            assert_eq!(m.reason(), Some(""), "{file}: empty reason");
-        }
+    if let Some(r) = kv(detail, "reason")
+        && r.is_empty()
+    {
+        assert_eq!(m.reason(), Some(""), "{file}: empty reason");
     }
     if let Some(t) = kv(detail, "transports") {
         let got: Vec<_> = m

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ocs_core::sip::{builder, HeaderName, Message, Method};
+use ocs_core::sip::{HeaderName, Message, Method, builder};
 use ocs_core::transaction::{
     ClientEvent, ClientState, ClientTransaction, Incoming, Reliability, ServerEvent, ServerState,
     ServerTransaction, TimerConfig, Transactions, TxEvent, TxFailure,
@@ -77,7 +77,9 @@ fn non_invite_udp_retransmits_e_and_times_out_with_f() {
     // E doubles from T1 and caps at T2 = 4 s; F fires at 64*T1 = 32 s.
     assert_eq!(
         sent,
-        vec![0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+        vec![
+            0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ]
     );
     assert_eq!(
         events,

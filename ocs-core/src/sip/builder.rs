@@ -99,10 +99,10 @@ pub fn response(
     if let Some(v) = req.header(HeaderName::CSeq) {
         m.push_header(HeaderName::CSeq, v);
     }
-    if code == 100 {
-        if let Some(v) = req.header(HeaderName::Timestamp) {
-            m.push_header(HeaderName::Timestamp, v);
-        }
+    if code == 100
+        && let Some(v) = req.header(HeaderName::Timestamp)
+    {
+        m.push_header(HeaderName::Timestamp, v);
     }
     m.push_header(HeaderName::ContentLength, "0");
     Ok(m)

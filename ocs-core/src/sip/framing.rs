@@ -6,7 +6,7 @@
 //! OCS `\r\n\r\n` pings) and requires Content-Length.
 
 use super::error::{ParseError, ParseErrorKind};
-use super::message::{find_head_end, Limits, Message};
+use super::message::{Limits, Message, find_head_end};
 
 /// What the framer produced.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ impl StreamFramer {
                     return Err(ParseError::new(
                         self.start,
                         ParseErrorKind::MissingContentLength,
-                    ))
+                    ));
                 }
                 Err(e) => return Err(e.shift(self.start)),
             };

@@ -167,7 +167,7 @@ impl Message {
                 return Err(ParseError::new(
                     skipped,
                     ParseErrorKind::MissingContentLength,
-                ))
+                ));
             }
             None => {
                 if rest.len() > limits.max_body_bytes {
@@ -199,7 +199,7 @@ impl Message {
                 return Err(ParseError::new(
                     skipped + e.valid_up_to(),
                     ParseErrorKind::InvalidUtf8,
-                ))
+                ));
             }
         };
         let mut msg = parse_head(head, limits).map_err(|e| e.shift(skipped))?;
@@ -489,7 +489,7 @@ impl Message {
                     return Err(ParseError::new(
                         h.offset as usize,
                         ParseErrorKind::ConflictingContentLength,
-                    ))
+                    ));
                 }
                 _ => found = Some(n),
             }

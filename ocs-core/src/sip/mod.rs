@@ -32,8 +32,8 @@ pub use typed::{
 };
 pub use uri::{Host, Param, ParamIter, Params, SipUri, Uri};
 pub use validate::{
-    disposition, reason_phrase, validate_request, validate_response, Capabilities, Disposition,
-    RequestVerdict, ResponseVerdict,
+    Capabilities, Disposition, RequestVerdict, ResponseVerdict, disposition, reason_phrase,
+    validate_request, validate_response,
 };
 
 /// The first element of a comma-separated header value (e.g. the top Via

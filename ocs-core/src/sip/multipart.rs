@@ -85,7 +85,7 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, ParseE
                 return Err(ParseError::new(
                     after,
                     ParseErrorKind::BadMultipart("delimiter line"),
-                ))
+                ));
             }
         };
         // The line end before the next delimiter belongs to it.
@@ -140,9 +140,12 @@ fn parse_part(p: &[u8], base: usize) -> Result<Part<'_>, ParseError> {
     })
 }
 
-/// Builds a multipart body from `(content-type, extra headers, content)`
-/// parts. The boundary must not occur in any content.
-pub fn build(boundary: &str, parts: &[(&str, &[(&str, &str)], &[u8])]) -> Vec<u8> {
+/// A part to build: content type, extra headers (name, value), content.
+pub type PartSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [u8]);
+
+/// Builds a multipart body from parts. The boundary must not occur in any
+/// content.
+pub fn build(boundary: &str, parts: &[PartSpec<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (ct, extra, content) in parts {
         out.extend_from_slice(b"--");

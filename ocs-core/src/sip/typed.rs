@@ -10,9 +10,9 @@ use super::error::{ParseError, ParseErrorKind};
 use super::message::Message;
 use super::name::HeaderName;
 use super::scan::{
-    is_token, is_token_byte, is_ws, parse_u64_max, split_commas, trim_ws, unquote, Cursor,
+    Cursor, is_token, is_token_byte, is_ws, parse_u64_max, split_commas, trim_ws, unquote,
 };
-use super::uri::{parse_hostport, Host, ParamStyle, Params, SipUri, Uri};
+use super::uri::{Host, ParamStyle, Params, SipUri, Uri, parse_hostport};
 
 fn finish(c: &Cursor<'_>) -> Result<(), ParseError> {
     let mut c = c.clone();

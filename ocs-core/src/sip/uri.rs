@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::error::{ParseError, ParseErrorKind};
-use super::scan::{is_token_byte, percent_decode, unquote, Cursor};
+use super::scan::{Cursor, is_token_byte, percent_decode, unquote};
 
 /// Which grammar a parameter list follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +303,7 @@ pub(crate) fn parse_hostport<'a>(
                     return Err(ParseError::new(
                         c.base + start,
                         ParseErrorKind::BadUri("bad IPv4 address"),
-                    ))
+                    ));
                 }
             }
         } else {
@@ -430,8 +430,7 @@ impl<'a> Uri<'a> {
             let stop = if in_brackets {
                 r.find('>').unwrap_or(r.len())
             } else {
-                r.find(|ch: char| ch == ' ' || ch == '\t' || ch == ',' || ch == '>')
-                    .unwrap_or(r.len())
+                r.find([' ', '\t', ',', '>']).unwrap_or(r.len())
             };
             &r[..stop]
         };

@@ -223,14 +223,14 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> RequestVerdict {
         return reject(400, d);
     }
     // CSeq method must equal the Request-Line method (RFC 4475 mismatch01).
-    if let Ok(cseq) = m.cseq() {
-        if cseq.method != method.as_str() {
-            // An unknown method answers 501 regardless (RFC 4475 mismatch02).
-            if !caps.methods.contains(method) && matches!(method, Method::Extension(_)) {
-                return reject(501, format!("method {method} is not implemented"));
-            }
-            return reject(400, "CSeq method does not match the request method");
+    if let Ok(cseq) = m.cseq()
+        && cseq.method != method.as_str()
+    {
+        // An unknown method answers 501 regardless (RFC 4475 mismatch02).
+        if !caps.methods.contains(method) && matches!(method, Method::Extension(_)) {
+            return reject(501, format!("method {method} is not implemented"));
         }
+        return reject(400, "CSeq method does not match the request method");
     }
     // §8.2.1 method inspection.
     if !caps.methods.contains(method) {
@@ -259,10 +259,10 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> RequestVerdict {
     {
         return reject(416, format!("URI scheme {scheme} is not supported"));
     }
-    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        if let Err(e) = SipUri::parse(ruri) {
-            return reject(400, format!("Request-URI: {e}"));
-        }
+    if (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips"))
+        && let Err(e) = SipUri::parse(ruri)
+    {
+        return reject(400, format!("Request-URI: {e}"));
     }
     // A request that still has a Route to follow was not meant to end here;
     // with no hops left the UA can't pass it on (§16.3 applied at the edge).
@@ -270,26 +270,26 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> RequestVerdict {
         return reject(483, "Max-Forwards reached zero");
     }
     // §8.2.2.3 Require (not for ACK and CANCEL).
-    if !matches!(method, Method::Ack | Method::Cancel) {
-        if let Ok(req) = m.require() {
-            let unknown: Vec<&str> = req
-                .into_iter()
-                .filter(|t| !caps.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
-                .collect();
-            if !unknown.is_empty() {
-                return reject_with(
-                    420,
-                    vec![(HeaderName::Unsupported, unknown.join(", "))],
-                    format!("unsupported extensions: {}", unknown.join(", ")),
-                );
-            }
+    if !matches!(method, Method::Ack | Method::Cancel)
+        && let Ok(req) = m.require()
+    {
+        let unknown: Vec<&str> = req
+            .into_iter()
+            .filter(|t| !caps.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if !unknown.is_empty() {
+            return reject_with(
+                420,
+                vec![(HeaderName::Unsupported, unknown.join(", "))],
+                format!("unsupported extensions: {}", unknown.join(", ")),
+            );
         }
     }
     // §8.2.3 content processing.
     let accept_header = || (HeaderName::Accept, caps.accept.join(", "));
     if let Ok(Some(ct)) = m.content_type() {
         let essence = ct.essence();
-        if !m.body().is_empty() && !caps.accept.iter().any(|a| *a == essence) {
+        if !m.body().is_empty() && !caps.accept.contains(&essence) {
             return reject_with(
                 415,
                 vec![accept_header()],
@@ -297,24 +297,26 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> RequestVerdict {
             );
         }
     }
-    if let Some(enc) = m.header(HeaderName::ContentEncoding) {
-        if !enc.trim().eq_ignore_ascii_case("identity") && !m.body().is_empty() {
-            return reject_with(
-                415,
-                vec![(HeaderName::AcceptEncoding, "identity".into())],
-                format!("content encoding {enc} is not supported"),
-            );
-        }
+    if let Some(enc) = m.header(HeaderName::ContentEncoding)
+        && !enc.trim().eq_ignore_ascii_case("identity")
+        && !m.body().is_empty()
+    {
+        return reject_with(
+            415,
+            vec![(HeaderName::AcceptEncoding, "identity".into())],
+            format!("content encoding {enc} is not supported"),
+        );
     }
     // An INVITE is answered with SDP; if the caller can't take SDP, 406.
-    if *method == Method::Invite && m.has_header(HeaderName::Accept) {
-        if let Ok(acc) = m.accept() {
-            let ok = acc.iter().any(|a| {
-                a.is("application/sdp") || (a.top == "*" && a.sub == "*") || a.is("application/*")
-            });
-            if !ok {
-                return reject(406, "the caller does not accept application/sdp");
-            }
+    if *method == Method::Invite
+        && m.has_header(HeaderName::Accept)
+        && let Ok(acc) = m.accept()
+    {
+        let ok = acc.iter().any(|a| {
+            a.is("application/sdp") || (a.top == "*" && a.sub == "*") || a.is("application/*")
+        });
+        if !ok {
+            return reject(406, "the caller does not accept application/sdp");
         }
     }
     RequestVerdict::Accept

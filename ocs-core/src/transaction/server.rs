@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Reliability, TimerConfig, TxFailure};
-use crate::sip::{builder, Message, Method};
+use crate::sip::{Message, Method, builder};
 
 /// Server transaction states (§17.2.1 Figure 7 as amended by RFC 6026,
 /// §17.2.2 Figure 8).
@@ -203,12 +203,13 @@ impl ServerTransaction {
             let (t, _) = self.timers.remove(i);
             match t {
                 Timer::Trying100 => {
-                    if self.state == ServerState::Proceeding && self.last_response.is_none() {
-                        if let Ok(trying) = builder::response(&self.request, 100, None, None) {
-                            let wire = trying.to_bytes();
-                            self.events.push_back(ServerEvent::Transmit(wire.clone()));
-                            self.last_response = Some(wire);
-                        }
+                    if self.state == ServerState::Proceeding
+                        && self.last_response.is_none()
+                        && let Ok(trying) = builder::response(&self.request, 100, None, None)
+                    {
+                        let wire = trying.to_bytes();
+                        self.events.push_back(ServerEvent::Transmit(wire.clone()));
+                        self.last_response = Some(wire);
                     }
                 }
                 Timer::Retransmit => {

@@ -1,8 +1,8 @@
 //! `ocs sip ...`: message-level tools.
 
 use clap::Subcommand;
-use ocs_core::sip::{disposition, Capabilities, Disposition, Message};
-use ocs_examples::{emit, read_input, CliError};
+use ocs_core::sip::{Capabilities, Disposition, Message, disposition};
+use ocs_examples::{CliError, emit, read_input};
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,22 @@
+//! Authentication: pure crypto for MS-SIPAE (NTLM), Digest and OCS endpoint identity.
+//!
+//! Everything in this module is deterministic: it never reads the clock and never draws
+//! random numbers. Values that must be fresh (NTLM client challenge, random session key,
+//! timestamps, `crand`, Digest `cnonce`) are passed in by the caller, which keeps the
+//! code testable against captured traffic and reusable by a test server.
+//!
+//! Modules:
+//! * [`ntlm`] — connectionless NTLMv2 (MS-NLMP as profiled by MS-SIPAE): CHALLENGE /
+//!   AUTHENTICATE messages for both sides, key derivation and SIP message signatures.
+//! * [`digest`] — RFC 2617 / RFC 7616 Digest for non-Microsoft registrars and proxies.
+//! * [`sigbuf`] — the MS-SIPAE signature buffer that NTLM signatures are computed over.
+//! * [`epid`] — `epid` → `+sip.instance` UUID derivation.
+//! * [`authheader`] — parsing of `Scheme k=v, ...` auth headers and building the
+//!   MS-SIPAE `Authorization` / `Proxy-Authorization` value.
+
+pub mod authheader;
+pub mod digest;
+pub mod epid;
+mod hex;
+pub mod ntlm;
+pub mod sigbuf;
