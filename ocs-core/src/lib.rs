@@ -17,6 +17,18 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod register;
 pub mod rng;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod sip;
 pub mod transaction;
+
+// TEMPORARY (discovery helper): replaced by the lead's driver/mod.rs.
+/// The tokio driver.
+#[cfg(feature = "tokio")]
+pub mod driver {
+    pub mod dns;
+}

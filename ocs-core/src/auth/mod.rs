@@ -16,7 +16,9 @@
 
 pub mod authheader;
 pub mod digest;
+pub mod drbg;
 pub mod epid;
-mod hex;
+pub(crate) mod hex;
 pub mod ntlm;
 pub mod sigbuf;
+pub mod sipae;

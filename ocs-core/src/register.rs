@@ -1,0 +1,1143 @@
+//! Registration: the REGISTER lifecycle, sans-IO.
+//!
+//! [`Registration`] builds REGISTER requests the way OC 2007 R2 does (or
+//! plain RFC 3261 ones in the standard dialect), answers 401/407 challenges
+//! with connectionless NTLMv2 (MS-SIPAE) or Digest, keeps the security
+//! association that signs every later message, refreshes before expiry,
+//! re-authenticates before the association's lifetime ends, follows 301
+//! redirects, backs off after failures and un-registers on sign-out.
+//!
+//! It never sends anything itself: requests come out of
+//! [`Registration::poll_request`] for the owner to run through a client
+//! transaction, and the owner feeds back the final response
+//! ([`Registration::handle_response`]) or the transaction failure
+//! ([`Registration::handle_failure`]).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::auth::authheader::{AuthHeader, FieldOrder, Scheme, SignatureParams, SipAuthorization};
+use crate::auth::digest::DigestChallenge;
+use crate::auth::drbg::SecretRng;
+use crate::auth::epid::sip_instance_uuid;
+use crate::auth::ntlm::{self, AuthenticateParams, ChallengeMessage};
+use crate::auth::sipae::SecurityAssociation;
+use crate::discovery::{Dialect, Transport};
+use crate::error::{Diagnostics, Error};
+use crate::rng::Rng;
+use crate::sip::{Contacts, HeaderName, Message, Method, SipUri};
+use crate::transaction::TxFailure;
+
+/// The methods OC 2007 R2 lists in its REGISTER Contact (T1).
+pub const OC_CONTACT_METHODS: &str =
+    "INVITE, MESSAGE, INFO, OPTIONS, BYE, CANCEL, NOTIFY, ACK, REFER, BENOTIFY";
+
+/// The User-Agent OC 2007 R2 sends (T1).
+pub const OC_USER_AGENT: &str =
+    "UCCAPI/3.5.6907.0 OC/3.5.6907.0 (Microsoft Office Communicator 2007 R2)";
+
+/// Credentials for NTLM or Digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name (Digest) or NTLM account name.
+    pub username: String,
+    /// NTLM domain (empty for Digest, or for a UPN user name).
+    pub domain: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("domain", &self.domain)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Splits `DOMAIN\user` into domain and user; anything else is a user
+    /// name with an empty domain.
+    pub fn new(user: &str, password: &str) -> Credentials {
+        let (domain, username) = match user.split_once('\\') {
+            Some((d, u)) => (d.to_owned(), u.to_owned()),
+            None => (String::new(), user.to_owned()),
+        };
+        Credentials {
+            username,
+            domain,
+            password: password.to_owned(),
+        }
+    }
+}
+
+/// Registration settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterConfig {
+    /// The user's address of record, e.g. `sip:alice@contoso.com`.
+    pub aor: String,
+    /// OCS (NTLM, epid, GRUU, ms-keep-alive) or standard SIP.
+    pub dialect: Dialect,
+    /// The endpoint id (10 hex digits in OC); `+sip.instance` derives from it.
+    pub epid: String,
+    /// The opaque token OC puts in its Contact URI.
+    pub ms_opaque: String,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Requested registration lifetime (`None`: let the server choose, as
+    /// OC does; the standard dialect defaults to 3600).
+    pub expires: Option<u32>,
+    /// Refresh this long before expiry (capped at half the lifetime).
+    pub refresh_margin: Duration,
+    /// Re-authenticate from scratch this long after a security association
+    /// was established (MS-SIPAE: 8 h minus at least 5 min).
+    pub sa_lifetime: Duration,
+    /// First retry delay after a failure; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// NTLM workstation name.
+    pub workstation: String,
+}
+
+impl RegisterConfig {
+    /// Defaults for a user and dialect.
+    pub fn new(aor: &str, dialect: Dialect, epid: &str) -> RegisterConfig {
+        RegisterConfig {
+            aor: aor.to_owned(),
+            dialect,
+            epid: epid.to_owned(),
+            ms_opaque: "d3470f2e1d".to_owned(),
+            user_agent: match dialect {
+                Dialect::Ocs => OC_USER_AGENT.to_owned(),
+                _ => format!("ocs/{}", env!("CARGO_PKG_VERSION")),
+            },
+            expires: match dialect {
+                Dialect::Ocs => None,
+                _ => Some(3600),
+            },
+            refresh_margin: Duration::from_secs(30),
+            sa_lifetime: Duration::from_secs(8 * 3600 - 5 * 60),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            workstation: "OCS-CLIENT".to_owned(),
+        }
+    }
+}
+
+/// Where this endpoint sits on the connection to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTransport {
+    /// Transport of the connection.
+    pub transport: Transport,
+    /// Our address as the server sees it (or our socket's address).
+    pub addr: SocketAddr,
+}
+
+/// Everything one REGISTER needs; [`build_register`] is a pure function
+/// so captured requests can be reproduced byte for byte.
+#[derive(Debug, Clone)]
+pub struct RegisterParams<'a> {
+    /// Dialect.
+    pub dialect: Dialect,
+    /// Address of record.
+    pub aor: &'a str,
+    /// Local transport and address.
+    pub local: LocalTransport,
+    /// From tag.
+    pub tag: &'a str,
+    /// OCS epid.
+    pub epid: &'a str,
+    /// OCS ms-opaque.
+    pub ms_opaque: &'a str,
+    /// Call-ID.
+    pub call_id: &'a str,
+    /// CSeq number.
+    pub cseq: u32,
+    /// Via branch (`None` only to reproduce captures that lack it).
+    pub branch: Option<&'a str>,
+    /// User-Agent.
+    pub user_agent: &'a str,
+    /// Expires header value (0 to un-register).
+    pub expires: Option<u32>,
+    /// Authorization or Proxy-Authorization, with its value.
+    pub auth: Option<(HeaderName, String)>,
+}
+
+fn registrar_uri(aor: &str) -> String {
+    match SipUri::parse(aor) {
+        Ok(u) => format!("{}:{}", if u.secure { "sips" } else { "sip" }, u.host),
+        Err(_) => aor.to_owned(),
+    }
+}
+
+/// Builds a REGISTER. The OCS dialect follows the captured OC 2007 R2
+/// request (T1) header for header.
+pub fn build_register(p: &RegisterParams<'_>) -> Message {
+    let mut m = Message::request(Method::Register, &registrar_uri(p.aor));
+    let transport = p.local.transport.as_str();
+    let via = match p.branch {
+        Some(b) => format!("SIP/2.0/{transport} {};branch={b}", p.local.addr),
+        None => format!("SIP/2.0/{transport} {}", p.local.addr),
+    };
+    m.push_header(HeaderName::Via, via);
+    m.push_header(HeaderName::MaxForwards, "70");
+    let lower = transport.to_ascii_lowercase();
+    match p.dialect {
+        Dialect::Ocs => {
+            m.push_header(
+                HeaderName::From,
+                format!("<{}>;tag={};epid={}", p.aor, p.tag, p.epid),
+            );
+            m.push_header(HeaderName::To, format!("<{}>", p.aor));
+            m.push_header(HeaderName::CallId, p.call_id);
+            m.push_header(HeaderName::CSeq, format!("{} REGISTER", p.cseq));
+            m.push_header(
+                HeaderName::Contact,
+                format!(
+                    "<sip:{};transport={lower};ms-opaque={}>;methods=\"{OC_CONTACT_METHODS}\";proxy=replace;+sip.instance=\"<urn:uuid:{}>\"",
+                    p.local.addr,
+                    p.ms_opaque,
+                    sip_instance_uuid(p.epid).to_ascii_uppercase()
+                ),
+            );
+            m.push_header(HeaderName::UserAgent, p.user_agent);
+            m.push_header(
+                HeaderName::Supported,
+                "gruu-10, adhoclist, msrtc-event-categories",
+            );
+            m.push_header(HeaderName::Supported, "ms-forking");
+            m.push_header(HeaderName::MsKeepAlive, "UAC;hop-hop=yes");
+            m.push_header(HeaderName::Event, "registration");
+        }
+        _ => {
+            m.push_header(HeaderName::From, format!("<{}>;tag={}", p.aor, p.tag));
+            m.push_header(HeaderName::To, format!("<{}>", p.aor));
+            m.push_header(HeaderName::CallId, p.call_id);
+            m.push_header(HeaderName::CSeq, format!("{} REGISTER", p.cseq));
+            let user = SipUri::parse(p.aor)
+                .ok()
+                .and_then(|u| u.user.map(|u| format!("{u}@")))
+                .unwrap_or_default();
+            m.push_header(
+                HeaderName::Contact,
+                format!(
+                    "<sip:{user}{};transport={lower}>;+sip.instance=\"<urn:uuid:{}>\"",
+                    p.local.addr,
+                    sip_instance_uuid(p.epid)
+                ),
+            );
+            m.push_header(HeaderName::UserAgent, p.user_agent);
+            m.push_header(
+                HeaderName::Allow,
+                "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, NOTIFY",
+            );
+        }
+    }
+    if let Some(e) = p.expires {
+        m.push_header(HeaderName::Expires, e.to_string());
+    }
+    if let Some((name, value)) = &p.auth {
+        m.push_header(name.clone(), value.clone());
+    }
+    m.push_header(HeaderName::ContentLength, "0");
+    m
+}
+
+/// Why the app is asked for credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsReason {
+    /// None were configured (single sign-on is not available here).
+    Missing,
+    /// The server refused the ones given.
+    Rejected,
+}
+
+/// A server to move to after a 301/302.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// Host from the Contact.
+    pub host: String,
+    /// Port, when given.
+    pub port: Option<u16>,
+    /// `transport=tcp` means TCP; anything else TLS (OCS pools).
+    pub transport: Transport,
+}
+
+/// What the registration tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RegistrationEvent {
+    /// Registered (or refreshed).
+    Registered {
+        /// The GRUU to use as Contact from now on (OCS).
+        gruu: Option<String>,
+        /// Lifetime the server granted, seconds.
+        expires: u32,
+        /// Keep-alive interval from ms-keep-alive.
+        keep_alive: Option<Duration>,
+        /// True for a refresh of an existing registration.
+        refresh: bool,
+        /// Auth scheme in use (`NTLM`, `Digest` or empty).
+        auth_scheme: String,
+        /// MS-SIPAE authentication version (0 without NTLM).
+        auth_version: u32,
+    },
+    /// The app must supply credentials ([`Registration::set_credentials`]).
+    CredentialsNeeded {
+        /// The realm asking.
+        realm: String,
+        /// Why.
+        reason: CredentialsReason,
+    },
+    /// The server sent us elsewhere: connect there and register again.
+    Redirected(Redirect),
+    /// A retry is scheduled after a temporary failure.
+    RetryScheduled {
+        /// When.
+        at: Instant,
+        /// What went wrong.
+        error: Error,
+    },
+    /// Registration failed for good.
+    Failed(Error),
+    /// Signed out: by us (`by_server` false) or forced by the server.
+    SignedOut {
+        /// True for a server-initiated sign-out.
+        by_server: bool,
+        /// The reason the server gave.
+        reason: Option<String>,
+    },
+}
+
+/// Registration state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegState {
+    /// Not started.
+    Idle,
+    /// A REGISTER exchange is under way.
+    Registering,
+    /// Registered.
+    Registered,
+    /// Waiting for the app's credentials.
+    WaitingForCredentials,
+    /// Waiting to retry.
+    WaitingToRetry,
+    /// Un-registering.
+    Unregistering,
+    /// Signed out (by us or the server), redirected, or failed.
+    Done,
+}
+
+#[derive(Debug, Clone)]
+enum AuthState {
+    None,
+    /// NTLM: sent the empty token, waiting for the CHALLENGE.
+    NtlmStarted,
+    /// NTLM: sent AUTHENTICATE; the association is in `sa`.
+    NtlmAuthenticated,
+    /// Digest: answering this challenge.
+    Digest {
+        header: HeaderName,
+        challenge: DigestChallenge,
+        nc: u32,
+        answered_nonce: String,
+    },
+}
+
+/// The registration state machine. See the module docs.
+#[derive(Debug)]
+pub struct Registration {
+    cfg: RegisterConfig,
+    creds: Option<Credentials>,
+    local: Option<LocalTransport>,
+    rng: Rng,
+    secret: SecretRng,
+    wall0: (Instant, SystemTime),
+    call_id: String,
+    tag: String,
+    cseq: u32,
+    state: RegState,
+    auth: AuthState,
+    sa: Option<SecurityAssociation>,
+    sa_since: Option<Instant>,
+    gruu: Option<String>,
+    expires: u32,
+    keep_alive: Option<Duration>,
+    allow_events: Vec<String>,
+    remote_user: bool,
+    registered_once: bool,
+    in_flight: bool,
+    attempt: u32,
+    refresh_at: Option<Instant>,
+    reauth_at: Option<Instant>,
+    retry_at: Option<Instant>,
+    requests: VecDeque<Message>,
+    events: VecDeque<RegistrationEvent>,
+}
+
+impl Registration {
+    /// A registration for `cfg`. `rng` provides tags and Call-IDs,
+    /// `entropy` seeds NTLM secrets, and `(now, wall)` anchors the wall
+    /// clock NTLM timestamps need (the core never reads clocks).
+    pub fn new(
+        cfg: RegisterConfig,
+        creds: Option<Credentials>,
+        mut rng: Rng,
+        entropy: [u8; 32],
+        now: Instant,
+        wall: SystemTime,
+    ) -> Registration {
+        let call_id = rng.call_id();
+        let tag = rng.tag();
+        Registration {
+            cfg,
+            creds,
+            local: None,
+            rng,
+            secret: SecretRng::new(entropy),
+            wall0: (now, wall),
+            call_id,
+            tag,
+            cseq: 0,
+            state: RegState::Idle,
+            auth: AuthState::None,
+            sa: None,
+            sa_since: None,
+            gruu: None,
+            expires: 0,
+            keep_alive: None,
+            allow_events: Vec::new(),
+            remote_user: false,
+            registered_once: false,
+            in_flight: false,
+            attempt: 0,
+            refresh_at: None,
+            reauth_at: None,
+            retry_at: None,
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> RegState {
+        self.state
+    }
+
+    /// True while registered.
+    pub fn is_registered(&self) -> bool {
+        self.state == RegState::Registered
+    }
+
+    /// The GRUU from the last 200 OK (OCS).
+    pub fn gruu(&self) -> Option<&str> {
+        self.gruu.as_deref()
+    }
+
+    /// Keep-alive interval from ms-keep-alive.
+    pub fn keep_alive(&self) -> Option<Duration> {
+        self.keep_alive
+    }
+
+    /// Events the registrar allows subscribing to (Allow-Events).
+    pub fn allow_events(&self) -> &[String] {
+        &self.allow_events
+    }
+
+    /// True when the server flagged us as signed in through an Edge
+    /// (`ms-user-logon-data: RemoteUser`).
+    pub fn is_remote_user(&self) -> bool {
+        self.remote_user
+    }
+
+    /// The security association, once NTLM authentication succeeded.
+    pub fn security(&self) -> Option<&SecurityAssociation> {
+        self.sa.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RegisterConfig {
+        &self.cfg
+    }
+
+    /// The From tag used for REGISTER.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The Call-ID reused by every (re-)REGISTER.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    /// The transport is up at `local`. Call before [`Registration::register`]
+    /// and again after every reconnect.
+    pub fn set_local(&mut self, local: LocalTransport) {
+        self.local = Some(local);
+    }
+
+    /// Starts (or restarts) registration.
+    pub fn register(&mut self, now: Instant) -> Result<(), Error> {
+        if self.local.is_none() {
+            return Err(Error::ApiMisuse("register() before set_local()".into()));
+        }
+        self.refresh_at = None;
+        self.retry_at = None;
+        self.state = RegState::Registering;
+        self.send_register(now, None);
+        Ok(())
+    }
+
+    /// Supplies credentials (after [`RegistrationEvent::CredentialsNeeded`])
+    /// and starts over with them.
+    pub fn set_credentials(&mut self, creds: Credentials, now: Instant) -> Result<(), Error> {
+        self.creds = Some(creds);
+        self.auth = AuthState::None;
+        self.sa = None;
+        if self.state == RegState::WaitingForCredentials {
+            self.register(now)?;
+        }
+        Ok(())
+    }
+
+    /// Un-registers (Expires: 0). A [`RegistrationEvent::SignedOut`]
+    /// follows when the server answers or the transaction fails.
+    pub fn unregister(&mut self, now: Instant) {
+        self.refresh_at = None;
+        self.reauth_at = None;
+        self.retry_at = None;
+        if self.registered_once && self.local.is_some() && self.state == RegState::Registered {
+            self.state = RegState::Unregistering;
+            self.send_register(now, Some(0));
+        } else {
+            self.finish_sign_out(false, None);
+        }
+    }
+
+    /// The connection dropped: forget the association (the server may have
+    /// restarted) and retry with back-off.
+    pub fn handle_connection_lost(&mut self, now: Instant) {
+        if matches!(self.state, RegState::Done | RegState::Idle) {
+            return;
+        }
+        if self.state == RegState::Unregistering {
+            self.finish_sign_out(false, None);
+            return;
+        }
+        self.in_flight = false;
+        self.schedule_retry(now, None, Error::Transport("connection lost".into()));
+    }
+
+    // ----- inputs ----------------------------------------------------------
+
+    /// A final (or provisional) response to our REGISTER.
+    pub fn handle_response(&mut self, resp: &Message, now: Instant) {
+        let Some(code) = resp.status() else { return };
+        if code < 200 {
+            return;
+        }
+        self.in_flight = false;
+        if self.state == RegState::Unregistering {
+            self.finish_sign_out(false, None);
+            return;
+        }
+        match code {
+            200..=299 => self.on_success(resp, now),
+            401 | 407 => self.on_challenge(resp, code, now),
+            301 | 302 => self.on_redirect(resp),
+            423 => {
+                let min = resp.min_expires().ok().flatten().unwrap_or(3600);
+                self.cfg.expires = Some(min);
+                self.send_register(now, None);
+            }
+            408 | 480 | 500 | 503 | 504 => {
+                let after = resp
+                    .retry_after()
+                    .ok()
+                    .flatten()
+                    .map(|r| Duration::from_secs(u64::from(r.seconds)));
+                self.schedule_retry(now, after, Error::rejected(resp));
+            }
+            _ => self.fail(Error::rejected(resp)),
+        }
+    }
+
+    /// Our REGISTER's transaction failed (timeout or transport error).
+    pub fn handle_failure(&mut self, failure: TxFailure, now: Instant) {
+        self.in_flight = false;
+        if self.state == RegState::Unregistering {
+            self.finish_sign_out(false, None);
+            return;
+        }
+        self.schedule_retry(
+            now,
+            None,
+            Error::Transport(format!("REGISTER failed: {failure:?}")),
+        );
+    }
+
+    /// A NOTIFY for `registration-notify`: the server signs us out.
+    /// Returns true when it was one (the owner answers it 200 OK).
+    pub fn handle_registration_notify(&mut self, req: &Message) -> bool {
+        let is_reg = req
+            .event()
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.value.eq_ignore_ascii_case("registration-notify"));
+        if !is_reg {
+            return false;
+        }
+        let body = String::from_utf8_lossy(req.body()).into_owned();
+        let mut reason = body.trim().to_owned();
+        if let Some(d) = Diagnostics::from_message(req) {
+            reason = format!("{reason}: {d}");
+        }
+        self.refresh_at = None;
+        self.reauth_at = None;
+        self.retry_at = None;
+        self.sa = None;
+        self.finish_sign_out(true, Some(reason));
+        true
+    }
+
+    /// Advances timers up to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            self.state = RegState::Registering;
+            self.auth = AuthState::None;
+            self.sa = None;
+            self.send_register(now, None);
+        }
+        if self.reauth_at.is_some_and(|t| t <= now) && !self.in_flight {
+            // MS-SIPAE: a fresh handshake before the association expires.
+            self.reauth_at = None;
+            self.refresh_at = None;
+            self.sa = None;
+            self.auth = AuthState::None;
+            self.send_register(now, None);
+        }
+        if self.refresh_at.is_some_and(|t| t <= now) && !self.in_flight {
+            self.refresh_at = None;
+            self.send_register(now, None);
+        }
+    }
+
+    // ----- outputs ---------------------------------------------------------
+
+    /// The next REGISTER to send (already signed where needed).
+    pub fn poll_request(&mut self) -> Option<Message> {
+        self.requests.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<RegistrationEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Registration::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.refresh_at, self.reauth_at, self.retry_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Signs an outgoing non-REGISTER message with the association, if any.
+    pub fn sign(&mut self, msg: &mut Message) -> Result<(), Error> {
+        let rand = self.rng.hex(8);
+        if let Some(sa) = &mut self.sa {
+            sa.sign(msg, &rand)?;
+        }
+        Ok(())
+    }
+
+    // ----- internals -------------------------------------------------------
+
+    fn wall_now(&self, now: Instant) -> SystemTime {
+        self.wall0.1 + now.saturating_duration_since(self.wall0.0)
+    }
+
+    fn send_register(&mut self, now: Instant, expires: Option<u32>) {
+        let Some(local) = self.local else { return };
+        self.cseq += 1;
+        let branch = self.rng.branch();
+        let expires = expires.or(self.cfg.expires);
+        let mut msg = build_register(&RegisterParams {
+            dialect: self.cfg.dialect,
+            aor: &self.cfg.aor,
+            local,
+            tag: &self.tag,
+            epid: &self.cfg.epid,
+            ms_opaque: &self.cfg.ms_opaque,
+            call_id: &self.call_id,
+            cseq: self.cseq,
+            branch: Some(&branch),
+            user_agent: &self.cfg.user_agent,
+            expires,
+            auth: None,
+        });
+        // Signed refresh (NTLM) or Digest with the next nonce count.
+        match &mut self.auth {
+            AuthState::NtlmAuthenticated => {
+                let rand = self.rng.hex(8);
+                if let Some(sa) = &mut self.sa
+                    && let Err(e) = sa.sign(&mut msg, &rand)
+                {
+                    self.fail(Error::Parse(e));
+                    return;
+                }
+            }
+            AuthState::Digest {
+                header,
+                challenge,
+                nc,
+                ..
+            } => {
+                *nc += 1;
+                let header = header.clone();
+                let challenge = challenge.clone();
+                let n = *nc;
+                if let Some(v) = self.digest_value(&challenge, n) {
+                    msg.set_header(header, v);
+                    // Content-Length stays last.
+                    msg.remove_headers(HeaderName::ContentLength);
+                    msg.push_header(HeaderName::ContentLength, "0");
+                }
+            }
+            _ => {}
+        }
+        let _ = now;
+        self.in_flight = true;
+        self.requests.push_back(msg);
+    }
+
+    fn digest_value(&mut self, challenge: &DigestChallenge, nc: u32) -> Option<String> {
+        let creds = self.creds.clone()?;
+        let cnonce = self.rng.hex(16);
+        let uri = registrar_uri(&self.cfg.aor);
+        challenge
+            .respond(
+                &creds.username,
+                &creds.password,
+                "REGISTER",
+                &uri,
+                &cnonce,
+                nc,
+            )
+            .ok()
+            .map(|a| a.to_header_value())
+    }
+
+    fn push_with_auth(&mut self, header: HeaderName, value: String) {
+        let Some(local) = self.local else { return };
+        self.cseq += 1;
+        let branch = self.rng.branch();
+        let msg = build_register(&RegisterParams {
+            dialect: self.cfg.dialect,
+            aor: &self.cfg.aor,
+            local,
+            tag: &self.tag,
+            epid: &self.cfg.epid,
+            ms_opaque: &self.cfg.ms_opaque,
+            call_id: &self.call_id,
+            cseq: self.cseq,
+            branch: Some(&branch),
+            user_agent: &self.cfg.user_agent,
+            expires: self.cfg.expires,
+            auth: Some((header, value)),
+        });
+        self.in_flight = true;
+        self.requests.push_back(msg);
+    }
+
+    fn on_challenge(&mut self, resp: &Message, code: u16, now: Instant) {
+        let (challenges, header) = if code == 401 {
+            (resp.www_authenticate(), HeaderName::Authorization)
+        } else {
+            (resp.proxy_authenticate(), HeaderName::ProxyAuthorization)
+        };
+        let challenges: Vec<AuthHeader> = match challenges {
+            Ok(c) => c.iter().map(AuthHeader::from_typed).collect(),
+            Err(e) => {
+                return self.fail(Error::Auth(format!("malformed challenge: {e}")));
+            }
+        };
+        if challenges.is_empty() {
+            return self.fail(Error::Auth(format!("{code} without a challenge")));
+        }
+        let ntlm = challenges.iter().find(|c| c.scheme == Scheme::Ntlm);
+        let digest = challenges.iter().find(|c| c.scheme == Scheme::Digest);
+        // A signed refresh answered with a challenge: the association is
+        // gone (server restart); start over unsigned (PROTOCOL.md a.6).
+        if matches!(self.auth, AuthState::NtlmAuthenticated)
+            && ntlm.is_some_and(|c| c.get("gssapi-data").is_none())
+            && self.registered_once
+            && self.sa_since.is_some_and(|t| t < now)
+            && self.state == RegState::Registered
+        {
+            self.sa = None;
+            self.auth = AuthState::None;
+        }
+        if let Some(c) = ntlm {
+            return self.on_ntlm_challenge(c, header, now);
+        }
+        if let Some(c) = digest {
+            return self.on_digest_challenge(c, header, now);
+        }
+        let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+        self.fail(Error::Auth(format!(
+            "no supported authentication scheme (offered: {})",
+            offered.join(", ")
+        )));
+    }
+
+    fn need_credentials(&mut self, realm: &str, reason: CredentialsReason) {
+        self.state = RegState::WaitingForCredentials;
+        self.sa = None;
+        self.auth = AuthState::None;
+        self.events.push_back(RegistrationEvent::CredentialsNeeded {
+            realm: realm.to_owned(),
+            reason,
+        });
+    }
+
+    fn on_ntlm_challenge(&mut self, c: &AuthHeader, header: HeaderName, now: Instant) {
+        let realm = c.get("realm").unwrap_or("").to_owned();
+        let targetname = c.get("targetname").unwrap_or("").to_owned();
+        let version: u32 = c.get("version").and_then(|v| v.parse().ok()).unwrap_or(2);
+        let Some(creds) = self.creds.clone() else {
+            return self.need_credentials(&realm, CredentialsReason::Missing);
+        };
+        match (c.get("gssapi-data"), &self.auth) {
+            (Some(token), AuthState::NtlmStarted) if !token.is_empty() => {
+                let Some(opaque) = c.get("opaque").map(str::to_owned) else {
+                    return self.fail(Error::Auth("NTLM challenge without opaque".into()));
+                };
+                let challenge = match ChallengeMessage::from_base64(token) {
+                    Ok(ch) => ch,
+                    Err(e) => {
+                        return self
+                            .fail(Error::PeerMisbehaved(format!("bad NTLM CHALLENGE: {e}")));
+                    }
+                };
+                let wall = self.wall_now(now);
+                let params = AuthenticateParams {
+                    user: &creds.username,
+                    domain: &creds.domain,
+                    password: &creds.password,
+                    workstation: &self.cfg.workstation,
+                    flags: ntlm::flags::OC_CONNECTIONLESS,
+                    version: ntlm::VERSION_5_2_3790,
+                    client_challenge: self.secret.bytes(),
+                    timestamp: filetime(wall),
+                    random_session_key: self.secret.bytes(),
+                };
+                let auth = match ntlm::build_authenticate(&challenge, &params) {
+                    Ok(a) => a,
+                    Err(e) => return self.fail(Error::Auth(format!("NTLM: {e}"))),
+                };
+                let gssapi = auth.to_base64();
+                let mut sa = SecurityAssociation::new(
+                    auth.security_context(),
+                    &realm,
+                    &targetname,
+                    Some(&opaque),
+                    version,
+                    header.clone(),
+                );
+                // Build the request once without the signature to learn the
+                // buffer, then add crand/cnum/response (version >= 3).
+                let mut value = SipAuthorization {
+                    scheme: Scheme::Ntlm,
+                    realm: &realm,
+                    targetname: &targetname,
+                    opaque: Some(&opaque),
+                    gssapi_data: Some(&gssapi),
+                    version: Some(version),
+                    signature: None,
+                }
+                .to_header_value(FieldOrder::OfficeCommunicator);
+                self.push_with_auth(header.clone(), value.clone());
+                if version >= 3
+                    && let Some(mut req) = self.requests.pop_back()
+                {
+                    let crand = self.rng.hex(8);
+                    match sa.signature_for(&req, &crand) {
+                        Ok((cnum, sig)) => {
+                            value = SipAuthorization {
+                                scheme: Scheme::Ntlm,
+                                realm: &realm,
+                                targetname: &targetname,
+                                opaque: Some(&opaque),
+                                gssapi_data: Some(&gssapi),
+                                version: Some(version),
+                                signature: Some(SignatureParams {
+                                    crand: &crand,
+                                    cnum,
+                                    response: &sig,
+                                }),
+                            }
+                            .to_header_value(FieldOrder::OfficeCommunicator);
+                            req.set_header(header.clone(), value);
+                            self.requests.push_back(req);
+                        }
+                        Err(e) => return self.fail(Error::Parse(e)),
+                    }
+                }
+                self.sa = Some(sa);
+                self.sa_since = Some(now);
+                self.auth = AuthState::NtlmAuthenticated;
+            }
+            (_, AuthState::NtlmAuthenticated) if self.state != RegState::Registered => {
+                // Our AUTHENTICATE was refused: wrong credentials.
+                self.need_credentials(&realm, CredentialsReason::Rejected);
+            }
+            (_, AuthState::NtlmStarted) => {
+                self.fail(Error::PeerMisbehaved(
+                    "NTLM challenge without a CHALLENGE token".into(),
+                ));
+            }
+            _ => {
+                // First round: connectionless NTLM starts with an empty token.
+                let value = SipAuthorization {
+                    scheme: Scheme::Ntlm,
+                    realm: &realm,
+                    targetname: &targetname,
+                    opaque: None,
+                    gssapi_data: Some(""),
+                    version: (version > 2).then_some(version),
+                    signature: None,
+                }
+                .to_header_value(FieldOrder::OfficeCommunicator);
+                self.sa = None;
+                self.auth = AuthState::NtlmStarted;
+                self.push_with_auth(header, value);
+            }
+        }
+    }
+
+    fn on_digest_challenge(&mut self, c: &AuthHeader, header: HeaderName, _now: Instant) {
+        let challenge = match DigestChallenge::from_header(c) {
+            Ok(ch) => ch,
+            Err(e) => return self.fail(Error::Auth(format!("malformed Digest challenge: {e}"))),
+        };
+        if self.creds.is_none() {
+            return self.need_credentials(&challenge.realm, CredentialsReason::Missing);
+        }
+        // A second challenge for the same nonce without stale=true means the
+        // credentials are wrong (RFC 3261 §22.2: don't loop).
+        if let AuthState::Digest { answered_nonce, .. } = &self.auth
+            && !challenge.stale
+            && (*answered_nonce == challenge.nonce || self.state != RegState::Registered)
+        {
+            let realm = challenge.realm.clone();
+            return self.need_credentials(&realm, CredentialsReason::Rejected);
+        }
+        let Some(value) = self.digest_value(&challenge, 1) else {
+            return self.fail(Error::Auth("Digest challenge not answerable (qop)".into()));
+        };
+        self.auth = AuthState::Digest {
+            header: header.clone(),
+            answered_nonce: challenge.nonce.clone(),
+            challenge,
+            nc: 1,
+        };
+        self.push_with_auth(header, value);
+    }
+
+    fn on_success(&mut self, resp: &Message, now: Instant) {
+        // With an association, the 200 must carry a valid server signature.
+        if let Some(sa) = &self.sa {
+            match sa.verify(resp) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return self.fail(Error::PeerMisbehaved(
+                        "unsigned 200 OK after NTLM authentication".into(),
+                    ));
+                }
+                Err(e) => {
+                    return self.fail(Error::PeerMisbehaved(format!("200 OK signature: {e}")));
+                }
+            }
+        }
+        let refresh = self.state == RegState::Registered;
+        // MS-SIPREGE: a refresh that the server calls "added" means our
+        // registration had been lost; start again.
+        if refresh
+            && resp.headers_named("presence-state").any(|h| {
+                h.value.contains("register-action=\"added\"")
+                    || h.value.contains("register-action=\"fixed\"")
+            })
+        {
+            self.sa = None;
+            self.auth = AuthState::None;
+            self.send_register(now, None);
+            return;
+        }
+        // Our binding: the Contact with our +sip.instance, else the first.
+        let instance = sip_instance_uuid(&self.cfg.epid);
+        let mut expires = resp.expires().ok().flatten();
+        let mut gruu = None;
+        if let Ok(Contacts::List(list)) = resp.contacts() {
+            let ours = list
+                .iter()
+                .find(|c| {
+                    c.params
+                        .get_unquoted("+sip.instance")
+                        .is_some_and(|i| i.to_ascii_lowercase().contains(&instance))
+                })
+                .or(list.first());
+            if let Some(c) = ours {
+                if let Some(e) = c
+                    .params
+                    .get("expires")
+                    .flatten()
+                    .and_then(|e| e.parse().ok())
+                {
+                    expires = Some(e);
+                }
+                gruu = c.params.get_unquoted("gruu").map(|g| g.into_owned());
+            }
+        }
+        let expires = expires
+            .or(self.cfg.expires)
+            .unwrap_or(3600)
+            .clamp(1, 7 * 24 * 3600);
+        self.expires = expires;
+        self.gruu = gruu;
+        self.keep_alive = resp
+            .ms_keep_alive()
+            .ok()
+            .flatten()
+            .and_then(|k| k.param_u32("timeout"))
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(u64::from(t)));
+        self.allow_events = resp
+            .allow_events()
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        self.remote_user = resp
+            .header("ms-user-logon-data")
+            .is_some_and(|v| v.eq_ignore_ascii_case("RemoteUser"));
+        let life = Duration::from_secs(u64::from(expires));
+        let margin = self.cfg.refresh_margin.min(life / 2);
+        self.refresh_at = Some(now + life - margin);
+        if let (Some(since), None) = (self.sa_since, self.reauth_at)
+            && self.sa.is_some()
+        {
+            self.reauth_at = Some(since + self.cfg.sa_lifetime);
+        }
+        self.state = RegState::Registered;
+        self.registered_once = true;
+        self.attempt = 0;
+        let (auth_scheme, auth_version) = match (&self.auth, &self.sa) {
+            (AuthState::NtlmAuthenticated, Some(sa)) => ("NTLM".to_owned(), sa.version()),
+            (AuthState::Digest { .. }, _) => ("Digest".to_owned(), 0),
+            _ => (String::new(), 0),
+        };
+        self.events.push_back(RegistrationEvent::Registered {
+            gruu: self.gruu.clone(),
+            expires,
+            keep_alive: self.keep_alive,
+            refresh,
+            auth_scheme,
+            auth_version,
+        });
+    }
+
+    fn on_redirect(&mut self, resp: &Message) {
+        let target = match resp.contacts() {
+            Ok(Contacts::List(list)) => list.first().and_then(|c| {
+                let u = c.sip_uri()?;
+                Some(Redirect {
+                    host: u.host.to_string(),
+                    port: u.port,
+                    transport: if u.transport().is_some_and(|t| t.eq_ignore_ascii_case("tcp")) {
+                        Transport::Tcp
+                    } else {
+                        Transport::Tls
+                    },
+                })
+            }),
+            _ => None,
+        };
+        match target {
+            Some(t) => {
+                self.state = RegState::Done;
+                self.sa = None;
+                self.auth = AuthState::None;
+                self.timers_off();
+                self.events.push_back(RegistrationEvent::Redirected(t));
+            }
+            None => self.fail(Error::PeerMisbehaved(
+                "redirect without a usable Contact".into(),
+            )),
+        }
+    }
+
+    fn schedule_retry(&mut self, now: Instant, after: Option<Duration>, error: Error) {
+        let delay = match after {
+            Some(d) => d,
+            None => {
+                // Jittered exponential back-off: base·2^attempt, ±50 %.
+                let base = self
+                    .cfg
+                    .min_backoff
+                    .saturating_mul(1u32 << self.attempt.min(16))
+                    .min(self.cfg.max_backoff);
+                let ms = base.as_millis() as u64;
+                Duration::from_millis(ms / 2 + self.rng.below(ms.max(1)))
+            }
+        };
+        self.attempt = self.attempt.saturating_add(1);
+        let at = now + delay;
+        self.state = RegState::WaitingToRetry;
+        self.refresh_at = None;
+        self.reauth_at = None;
+        self.retry_at = Some(at);
+        self.sa = None;
+        self.auth = AuthState::None;
+        self.events
+            .push_back(RegistrationEvent::RetryScheduled { at, error });
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.state = RegState::Done;
+        self.in_flight = false;
+        self.timers_off();
+        self.sa = None;
+        self.events.push_back(RegistrationEvent::Failed(error));
+    }
+
+    fn timers_off(&mut self) {
+        self.refresh_at = None;
+        self.reauth_at = None;
+        self.retry_at = None;
+    }
+
+    fn finish_sign_out(&mut self, by_server: bool, reason: Option<String>) {
+        self.state = RegState::Done;
+        self.timers_off();
+        self.events
+            .push_back(RegistrationEvent::SignedOut { by_server, reason });
+    }
+}
+
+/// Windows FILETIME (100 ns ticks since 1601-01-01) for NTLM blobs.
+pub(crate) fn filetime(t: SystemTime) -> u64 {
+    const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
+}

@@ -1,0 +1,686 @@
+//! The registrar half of the OCS-dialect test server: NTLM (MS-SIPAE,
+//! the server side of the same code the client uses) and Digest, signed
+//! responses, 301 redirects and binding expiry. Sans-IO: requests in,
+//! responses out, time passed in.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::auth::digest::{self, DigestAuthorization, DigestChallenge};
+use crate::auth::drbg::SecretRng;
+use crate::auth::epid::sip_instance_uuid;
+use crate::auth::ntlm::{self, AuthenticateMessage, ChallengeMessage};
+use crate::auth::sipae::{SecurityAssociation, signature_header};
+use crate::rng::Rng;
+use crate::sip::{Contacts, HeaderName, Message, builder};
+
+/// How the registrar authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Connectionless NTLM with MS-SIPAE signing (OCS).
+    Ntlm,
+    /// RFC 3261 Digest (standard registrars).
+    Digest,
+}
+
+/// Registrar settings. The defaults mirror the captured OCS 2007 R2
+/// server (T2): 407 challenges, auth version 4, Expires 7200,
+/// keep-alive 300 s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// The SIP domain served.
+    pub domain: String,
+    /// NTLM or Digest.
+    pub auth: AuthMode,
+    /// Challenge with 401 (WWW-Authenticate) instead of 407.
+    pub use_401: bool,
+    /// MS-SIPAE realm.
+    pub realm: String,
+    /// MS-SIPAE targetname (the server FQDN).
+    pub targetname: String,
+    /// MS-SIPAE auth version offered (3 or 4).
+    pub auth_version: u32,
+    /// Registration lifetime granted.
+    pub expires: u32,
+    /// ms-keep-alive timeout (0: don't send the header).
+    pub keep_alive: u32,
+    /// Digest nonces go stale after this long.
+    pub nonce_lifetime: Duration,
+    /// Server header.
+    pub server: String,
+}
+
+impl RegistrarConfig {
+    /// OCS 2007 R2-like defaults for `domain`.
+    pub fn ocs(domain: &str) -> RegistrarConfig {
+        RegistrarConfig {
+            domain: domain.to_owned(),
+            auth: AuthMode::Ntlm,
+            use_401: false,
+            realm: "SIP Communications Service".to_owned(),
+            targetname: format!("ocs-sim.{domain}"),
+            auth_version: 4,
+            expires: 7200,
+            keep_alive: 300,
+            nonce_lifetime: Duration::from_secs(300),
+            server: "RTC/3.5".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Account {
+    domain: String,
+    password: String,
+    redirect: Option<String>,
+}
+
+#[derive(Debug)]
+struct PendingNtlm {
+    server_challenge: [u8; 8],
+}
+
+/// A registered binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The user's address of record.
+    pub aor: String,
+    /// The Contact URI.
+    pub contact: String,
+    /// The GRUU handed out.
+    pub gruu: String,
+    /// The endpoint id.
+    pub epid: String,
+    /// When it lapses.
+    pub expires_at: Instant,
+}
+
+/// What the registrar wants the owner to do with a request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RegistrarOutcome {
+    /// Send this response.
+    Respond(Message),
+    /// Not a REGISTER (or not for us): verified and handed back for other
+    /// services (presence, IM). `signed_by` names the user whose security
+    /// association signed it, if any.
+    Pass {
+        /// The authenticated user (user name), when the request was signed.
+        signed_by: Option<String>,
+    },
+}
+
+/// The registrar.
+#[derive(Debug)]
+pub struct Registrar {
+    cfg: RegistrarConfig,
+    rng: Rng,
+    secret: SecretRng,
+    accounts: HashMap<String, Account>,
+    pending: HashMap<String, PendingNtlm>,
+    /// Security associations by opaque, with the user they belong to.
+    sas: HashMap<String, (String, SecurityAssociation)>,
+    nonces: HashMap<String, Instant>,
+    bindings: HashMap<String, Binding>,
+}
+
+fn user_of(aor: &str) -> String {
+    let s = aor.trim_start_matches("sip:").trim_start_matches("sips:");
+    s.split('@').next().unwrap_or(s).to_ascii_lowercase()
+}
+
+/// The GRUU OCS hands out: `opaque=user:epid:` + base64url of the
+/// instance GUID (Windows byte order) plus two zero bytes (matches T2).
+pub fn gruu_for(aor: &str, epid: &str) -> String {
+    let uuid = sip_instance_uuid(epid);
+    let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
+    let mut b: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0))
+        .collect();
+    b[0..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    b.extend_from_slice(&[0, 0]);
+    let opaque = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b);
+    format!("{aor};opaque=user:epid:{opaque};gruu")
+}
+
+/// The parts of a 200 OK to REGISTER that vary (T2 layout).
+#[derive(Debug, Clone)]
+pub struct RegisterOk<'a> {
+    /// To tag.
+    pub to_tag: &'a str,
+    /// Display name put on From (OCS adds the user's name).
+    pub display_name: Option<&'a str>,
+    /// The connection id OCS appends as `ms-received-cid`.
+    pub received_cid: Option<&'a str>,
+    /// Granted lifetime.
+    pub expires: u32,
+    /// The GRUU.
+    pub gruu: &'a str,
+    /// ms-keep-alive timeout (0: omit).
+    pub keep_alive: u32,
+    /// Server header.
+    pub server: &'a str,
+    /// Leave room for Authentication-Info in second position (signed).
+    pub signed: bool,
+}
+
+/// Builds the 200 OK to a REGISTER the way OCS 2007 R2 lays it out (T2).
+pub fn build_register_ok(req: &Message, p: &RegisterOk<'_>) -> Message {
+    let mut m = Message::response(200, "OK");
+    if p.keep_alive > 0 {
+        m.push_header(
+            HeaderName::MsKeepAlive,
+            format!(
+                "UAS; tcp=no; hop-hop=yes; end-end=no; timeout={}",
+                p.keep_alive
+            ),
+        );
+    }
+    if p.signed {
+        // Placeholder replaced in place by the signature.
+        m.push_header(HeaderName::AuthenticationInfo, "NTLM");
+    }
+    if let Some(from) = req.header(HeaderName::From) {
+        match p.display_name {
+            Some(d) => m.push_header(HeaderName::From, format!("\"{d}\"{from}")),
+            None => m.push_header(HeaderName::From, from),
+        }
+    }
+    if let Some(to) = req.header(HeaderName::To) {
+        m.push_header(HeaderName::To, format!("{to};tag={}", p.to_tag));
+    }
+    for name in [HeaderName::CallId, HeaderName::CSeq] {
+        if let Some(v) = req.header(name.clone()) {
+            m.push_header(name, v);
+        }
+    }
+    for via in req.headers_named(HeaderName::Via) {
+        let mut v = via.value.to_owned();
+        if let Some(cid) = p.received_cid {
+            let port = req.top_via().ok().and_then(|t| t.port).unwrap_or(5061);
+            v.push_str(&format!(";ms-received-port={port};ms-received-cid={cid}"));
+        }
+        m.push_header(HeaderName::Via, v);
+    }
+    if let Ok(Contacts::List(list)) = req.contacts()
+        && let Some(c) = list.first()
+    {
+        let mut uri = c.uri_text.to_owned();
+        if let Some(cid) = p.received_cid {
+            uri.push_str(&format!(";ms-received-cid={cid}"));
+        }
+        let mut v = format!("<{uri}>;expires={}", p.expires);
+        if let Some(inst) = c.params.get_unquoted("+sip.instance") {
+            v.push_str(&format!(";+sip.instance=\"{}\"", inst.to_ascii_lowercase()));
+        }
+        v.push_str(&format!(";gruu=\"{}\"", p.gruu));
+        m.push_header(HeaderName::Contact, v);
+    }
+    m.push_header(HeaderName::Expires, p.expires.to_string());
+    m.push_header("presence-state", "register-action=\"added\"");
+    m.push_header(
+        HeaderName::AllowEvents,
+        "vnd-microsoft-provisioning,vnd-microsoft-roaming-contacts,vnd-microsoft-roaming-ACL,presence,presence.wpending,vnd-microsoft-roaming-self,vnd-microsoft-provisioning-v2",
+    );
+    m.push_header(HeaderName::Supported, "adhoclist");
+    m.push_header(HeaderName::Server, p.server);
+    m.push_header(HeaderName::Supported, "msrtc-event-categories");
+    m.push_header(HeaderName::ContentLength, "0");
+    m
+}
+
+impl Registrar {
+    /// A registrar with no accounts.
+    pub fn new(cfg: RegistrarConfig, rng: Rng, entropy: [u8; 32]) -> Registrar {
+        Registrar {
+            cfg,
+            rng,
+            secret: SecretRng::new(entropy),
+            accounts: HashMap::new(),
+            pending: HashMap::new(),
+            sas: HashMap::new(),
+            nonces: HashMap::new(),
+            bindings: HashMap::new(),
+        }
+    }
+
+    /// Adds an account (`user` is the part before `@`).
+    pub fn add_user(&mut self, user: &str, ntlm_domain: &str, password: &str) {
+        self.accounts.insert(
+            user.to_ascii_lowercase(),
+            Account {
+                domain: ntlm_domain.to_owned(),
+                password: password.to_owned(),
+                redirect: None,
+            },
+        );
+    }
+
+    /// Makes the registrar answer this user's authenticated REGISTER with
+    /// `301` to `pool` (a `host:port;transport=tls` target).
+    pub fn redirect_user(&mut self, user: &str, pool: &str) {
+        if let Some(a) = self.accounts.get_mut(&user.to_ascii_lowercase()) {
+            a.redirect = Some(pool.to_owned());
+        }
+    }
+
+    /// The current binding of a user, if registered at `now`.
+    pub fn binding(&self, aor: &str, now: Instant) -> Option<&Binding> {
+        self.bindings
+            .get(&user_of(aor))
+            .filter(|b| b.expires_at > now)
+    }
+
+    /// All live bindings.
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.bindings.values()
+    }
+
+    /// Drops lapsed bindings.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.bindings.retain(|_, b| b.expires_at > now);
+        self.nonces
+            .retain(|_, t| *t + Duration::from_secs(3600) > now);
+    }
+
+    /// When the next binding lapses.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.bindings.values().map(|b| b.expires_at).min()
+    }
+
+    /// Forgets every security association, as a restarted server would.
+    pub fn restart(&mut self) {
+        self.sas.clear();
+        self.pending.clear();
+        self.bindings.clear();
+        self.nonces.clear();
+    }
+
+    /// Forgets one user's binding and associations (after a forced
+    /// sign-out the user must authenticate again).
+    pub fn restart_user(&mut self, user: &str) {
+        let user = user.to_ascii_lowercase();
+        self.bindings.remove(&user);
+        self.sas.retain(|_, (u, _)| *u != user);
+    }
+
+    /// Signs a response the server sends to `user` (no-op without an
+    /// association).
+    pub fn sign_for(&mut self, user: &str, msg: &mut Message) {
+        let rand = self.rng.hex(8).to_ascii_uppercase();
+        if let Some((_, sa)) = self
+            .sas
+            .values_mut()
+            .find(|(u, _)| u.eq_ignore_ascii_case(user))
+        {
+            let _ = sa.sign(msg, &rand);
+        }
+    }
+
+    /// Handles a request. REGISTERs are answered; other requests are
+    /// verified (when signed) and passed back.
+    pub fn handle_request(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
+        let is_register = req.method().is_some_and(|m| m.as_str() == "REGISTER");
+        if !is_register {
+            return match self.verify_signed(req) {
+                Ok(signed_by) => RegistrarOutcome::Pass { signed_by },
+                Err(resp) => RegistrarOutcome::Respond(resp),
+            };
+        }
+        match self.cfg.auth {
+            AuthMode::Ntlm => self.register_ntlm(req, now),
+            AuthMode::Digest => self.register_digest(req, now),
+        }
+    }
+
+    fn reply(&self, req: &Message, code: u16) -> Message {
+        builder::response(req, code, None, None).unwrap_or_else(|_| Message::response(code, ""))
+    }
+
+    /// Checks the signature of a signed request; unsigned requests after
+    /// sign-in are refused with 401 by OCS.
+    fn verify_signed(&self, req: &Message) -> Result<Option<String>, Message> {
+        let Ok(Some(h)) = signature_header(req) else {
+            return Ok(None);
+        };
+        let Some((user, sa)) = h.opaque.as_ref().and_then(|o| self.sas.get(o)) else {
+            return Err(self.reply(req, 401));
+        };
+        match sa.verify(req) {
+            Ok(true) => Ok(Some(user.clone())),
+            _ => Err(self.reply(req, 401)),
+        }
+    }
+
+    fn challenge_header(&self) -> HeaderName {
+        if self.cfg.use_401 {
+            HeaderName::WwwAuthenticate
+        } else {
+            HeaderName::ProxyAuthenticate
+        }
+    }
+
+    fn challenge(&self, req: &Message, value: String) -> Message {
+        let code = if self.cfg.use_401 { 401 } else { 407 };
+        let mut r = self.reply(req, code);
+        r.insert_header(r.header_count() - 1, self.challenge_header(), value);
+        r
+    }
+
+    fn register_ntlm(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
+        let creds = req
+            .authorization()
+            .ok()
+            .into_iter()
+            .flatten()
+            .chain(req.proxy_authorization().ok().into_iter().flatten())
+            .find(|h| h.is_scheme("NTLM"));
+        let Some(creds) = creds else {
+            let v = format!(
+                "NTLM realm=\"{}\", targetname=\"{}\", version={}",
+                self.cfg.realm, self.cfg.targetname, self.cfg.auth_version
+            );
+            let mut r = self.challenge(req, v);
+            // Offer Kerberos too, as OCS does; clients must pick NTLM.
+            r.insert_header(
+                r.header_count() - 1,
+                self.challenge_header(),
+                format!(
+                    "Kerberos realm=\"{}\", targetname=\"sip/{}\", version={}",
+                    self.cfg.realm, self.cfg.targetname, self.cfg.auth_version
+                ),
+            );
+            return RegistrarOutcome::Respond(r);
+        };
+        let token = creds.params.get("gssapi-data");
+        match token.as_deref() {
+            Some("") => {
+                // Round two: hand out a CHALLENGE under a fresh opaque.
+                let opaque = self.rng.hex(8).to_ascii_uppercase();
+                let server_challenge: [u8; 8] = self.secret.bytes();
+                let dom = self
+                    .cfg
+                    .domain
+                    .split('.')
+                    .next()
+                    .unwrap_or("DOMAIN")
+                    .to_ascii_uppercase();
+                let target_info = ntlm::server_target_info(
+                    &dom,
+                    "OCS-SIM",
+                    &self.cfg.domain,
+                    &self.cfg.targetname,
+                    &self.cfg.domain,
+                )
+                .unwrap_or_default();
+                let ch = ChallengeMessage {
+                    flags: 0xE298_82F3,
+                    server_challenge,
+                    target_name: Vec::new(),
+                    target_info,
+                    version: Some(ntlm::VERSION_5_2_3790),
+                };
+                let Ok(b64) = ch.to_base64() else {
+                    return RegistrarOutcome::Respond(self.reply(req, 500));
+                };
+                self.pending
+                    .insert(opaque.clone(), PendingNtlm { server_challenge });
+                let v = format!(
+                    "NTLM opaque=\"{opaque}\", gssapi-data=\"{b64}\", targetname=\"{}\", realm=\"{}\", version={}",
+                    self.cfg.targetname, self.cfg.realm, self.cfg.auth_version
+                );
+                RegistrarOutcome::Respond(self.challenge(req, v))
+            }
+            Some(tok) => {
+                let opaque = creds
+                    .params
+                    .get("opaque")
+                    .map(|o| o.into_owned())
+                    .unwrap_or_default();
+                let Some(p) = self.pending.remove(&opaque) else {
+                    return self.restart_challenge(req);
+                };
+                let Ok(auth) = AuthenticateMessage::from_base64(tok) else {
+                    return RegistrarOutcome::Respond(self.reply(req, 400));
+                };
+                let user = auth.user.to_ascii_lowercase();
+                let Some(acct) = self.accounts.get(&user).cloned() else {
+                    return self.restart_challenge(req);
+                };
+                if !acct.domain.is_empty() && !acct.domain.eq_ignore_ascii_case(&auth.domain) {
+                    return self.restart_challenge(req);
+                }
+                let Ok(ok) = ntlm::verify_authenticate(&auth, &p.server_challenge, &acct.password)
+                else {
+                    return self.restart_challenge(req);
+                };
+                let mut sa = SecurityAssociation::new(
+                    ok.security_context(),
+                    &self.cfg.realm,
+                    &self.cfg.targetname,
+                    Some(&opaque),
+                    self.cfg.auth_version,
+                    HeaderName::AuthenticationInfo,
+                );
+                // From version 3 on the AUTHENTICATE request is signed too.
+                if self.cfg.auth_version >= 3 && !matches!(sa.verify(req), Ok(true)) {
+                    return RegistrarOutcome::Respond(self.reply(req, 403));
+                }
+                let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
+                self.sas.insert(opaque, (user, sa));
+                RegistrarOutcome::Respond(resp)
+            }
+            None => {
+                // Signed refresh (no gssapi-data): verify against its SA.
+                let opaque = creds
+                    .params
+                    .get("opaque")
+                    .map(|o| o.into_owned())
+                    .unwrap_or_default();
+                let Some((user, mut sa)) = self.sas.remove(&opaque) else {
+                    return self.restart_challenge(req);
+                };
+                if !matches!(sa.verify(req), Ok(true)) {
+                    self.sas.insert(opaque, (user, sa));
+                    return RegistrarOutcome::Respond(self.reply(req, 401));
+                }
+                let Some(acct) = self.accounts.get(&user).cloned() else {
+                    return self.restart_challenge(req);
+                };
+                let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
+                self.sas.insert(opaque, (user, sa));
+                RegistrarOutcome::Respond(resp)
+            }
+        }
+    }
+
+    fn restart_challenge(&mut self, req: &Message) -> RegistrarOutcome {
+        let v = format!(
+            "NTLM realm=\"{}\", targetname=\"{}\", version={}",
+            self.cfg.realm, self.cfg.targetname, self.cfg.auth_version
+        );
+        RegistrarOutcome::Respond(self.challenge(req, v))
+    }
+
+    fn register_digest(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
+        let value = req
+            .headers_named(HeaderName::Authorization)
+            .chain(req.headers_named(HeaderName::ProxyAuthorization))
+            .map(|h| h.value)
+            .find(|v| v.len() >= 6 && v[..6].eq_ignore_ascii_case("digest"));
+        let fresh = |this: &mut Self, stale: bool| {
+            let nonce = this.rng.hex(24);
+            this.nonces.insert(nonce.clone(), now);
+            let ch = DigestChallenge {
+                realm: this.cfg.domain.clone(),
+                nonce,
+                opaque: None,
+                qop: vec!["auth".into()],
+                algorithm: digest::Algorithm::Md5,
+                algorithm_explicit: true,
+                stale,
+            };
+            RegistrarOutcome::Respond(this.challenge(req, ch.to_header_value()))
+        };
+        let Some(value) = value else {
+            return fresh(self, false);
+        };
+        let Ok(auth) = DigestAuthorization::parse(value) else {
+            return RegistrarOutcome::Respond(self.reply(req, 400));
+        };
+        let user = auth.username.to_ascii_lowercase();
+        let Some(acct) = self.accounts.get(&user).cloned() else {
+            return fresh(self, false);
+        };
+        let Some(issued) = self.nonces.get(&auth.nonce).copied() else {
+            return fresh(self, true);
+        };
+        if digest::verify(&auth, "REGISTER", &acct.password).is_err() {
+            return fresh(self, false);
+        }
+        if issued + self.cfg.nonce_lifetime <= now {
+            return fresh(self, true);
+        }
+        RegistrarOutcome::Respond(self.finish_register(req, &user, &acct, now, None))
+    }
+
+    fn finish_register(
+        &mut self,
+        req: &Message,
+        user: &str,
+        acct: &Account,
+        now: Instant,
+        sa: Option<&mut SecurityAssociation>,
+    ) -> Message {
+        if let Some(pool) = &acct.redirect {
+            let mut r = self.reply(req, 301);
+            r.insert_header(
+                r.header_count() - 1,
+                HeaderName::Contact,
+                format!("<sip:{pool}>"),
+            );
+            if let Some(sa) = sa {
+                let rand = self.rng.hex(8).to_ascii_uppercase();
+                let _ = sa.sign(&mut r, &rand);
+            }
+            return r;
+        }
+        let from = req.from().ok();
+        let aor = from
+            .as_ref()
+            .map(|f| f.uri_text.to_owned())
+            .unwrap_or_else(|| format!("sip:{user}@{}", self.cfg.domain));
+        let epid = from
+            .as_ref()
+            .and_then(|f| f.epid())
+            .unwrap_or("")
+            .to_owned();
+        let expires = match req.expires().ok().flatten() {
+            Some(0) => 0,
+            Some(e) => e.clamp(60, self.cfg.expires),
+            None => self.cfg.expires,
+        };
+        let gruu = gruu_for(&aor, &epid);
+        let to_tag = self.rng.hex(32).to_ascii_uppercase();
+        let cid = (self.rng.below(9000) + 1000).to_string();
+        let mut ok = build_register_ok(
+            req,
+            &RegisterOk {
+                to_tag: &to_tag,
+                display_name: None,
+                received_cid: Some(&cid),
+                expires,
+                gruu: &gruu,
+                keep_alive: self.cfg.keep_alive,
+                server: &self.cfg.server,
+                signed: sa.is_some(),
+            },
+        );
+        if let Some(sa) = sa {
+            let rand = self.rng.hex(8).to_ascii_uppercase();
+            let _ = sa.sign(&mut ok, &rand);
+        }
+        if expires == 0 {
+            self.bindings.remove(user);
+        } else {
+            let contact = req
+                .contacts()
+                .ok()
+                .and_then(|c| match c {
+                    Contacts::List(l) => l.first().map(|c| c.uri_text.to_owned()),
+                    Contacts::Star => None,
+                })
+                .unwrap_or_default();
+            self.bindings.insert(
+                user.to_owned(),
+                Binding {
+                    aor,
+                    contact,
+                    gruu,
+                    epid,
+                    expires_at: now + Duration::from_secs(u64::from(expires)),
+                },
+            );
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::ntlm::{Role, SecurityContext, SessionKeys};
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/data/ocs/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("vector")
+    }
+
+    /// T2 byte for byte: the registrar's 200 OK builder plus the server
+    /// half of the T3 security association.
+    #[test]
+    fn reproduces_t2() {
+        let t1 = Message::parse(&read("t1_register_request.sip")).expect("t1");
+        let gruu = gruu_for("sip:user@cosmo.local", "c8ca638a15");
+        assert_eq!(
+            gruu,
+            "sip:user@cosmo.local;opaque=user:epid:21nYNIVlkV-jtN6FPBU0fQAA;gruu"
+        );
+        let mut ok = build_register_ok(
+            &t1,
+            &RegisterOk {
+                to_tag: "5E61CCD925D17E043D9A74835A88F664",
+                display_name: Some("User"),
+                received_cid: Some("2600"),
+                expires: 7200,
+                gruu: &gruu,
+                keep_alive: 300,
+                server: "RTC/3.5",
+                signed: true,
+            },
+        );
+        let esk: [u8; 16] = crate::auth::hex::decode("6742fbe37bb1946b49d86a525bd29a9b")
+            .expect("hex")
+            .try_into()
+            .expect("16 bytes");
+        let mut sa = SecurityAssociation::new(
+            SecurityContext::new(SessionKeys::derive(&esk), Role::Server),
+            "SIP Communications Service",
+            "cosmo-ocs-r2.cosmo.local",
+            Some("2BDBAC9D"),
+            4,
+            HeaderName::AuthenticationInfo,
+        );
+        sa.sign(&mut ok, "9616454F").expect("signs");
+        let got = String::from_utf8(ok.to_bytes()).expect("utf8");
+        let want = String::from_utf8(read("t2_register_200.sip")).expect("utf8");
+        assert_eq!(got, want);
+    }
+}
