@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod discovery;
+pub mod endpoint;
 pub mod error;
 pub mod register;
 pub mod rng;
@@ -26,9 +27,6 @@ pub mod sim;
 pub mod sip;
 pub mod transaction;
 
-// TEMPORARY (discovery helper): replaced by the lead's driver/mod.rs.
-/// The tokio driver.
+/// The tokio driver: sockets, DNS discovery, timers.
 #[cfg(feature = "tokio")]
-pub mod driver {
-    pub mod dns;
-}
+pub mod driver;

@@ -481,8 +481,23 @@ impl Registration {
 
     /// The transport is up at `local`. Call before [`Registration::register`]
     /// and again after every reconnect.
-    pub fn set_local(&mut self, local: LocalTransport) {
+    pub fn set_local(&mut self, local: LocalTransport, now: Instant) {
         self.local = Some(local);
+        // A retry that fell due while disconnected goes out now.
+        if self.state == RegState::Registering && !self.in_flight {
+            self.send_register(now, None);
+        }
+    }
+
+    /// The connection went away; REGISTERs wait for the next one.
+    pub fn clear_local(&mut self) {
+        self.local = None;
+    }
+
+    /// True when the registration has something to send but no connection
+    /// (the driver should connect).
+    pub fn needs_connection(&self) -> bool {
+        self.local.is_none() && self.state == RegState::Registering
     }
 
     /// Starts (or restarts) registration.
@@ -979,9 +994,12 @@ impl Registration {
                     || h.value.contains("register-action=\"fixed\"")
             })
         {
-            self.sa = None;
-            self.auth = AuthState::None;
-            self.send_register(now, None);
+            // Back off rather than loop if a server keeps saying so.
+            self.schedule_retry(
+                now,
+                None,
+                Error::PeerMisbehaved("refresh answered register-action=added".into()),
+            );
             return;
         }
         // Our binding: the Contact with our +sip.instance, else the first.

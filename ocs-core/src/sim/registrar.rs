@@ -124,6 +124,7 @@ pub struct Registrar {
     sas: HashMap<String, (String, SecurityAssociation)>,
     nonces: HashMap<String, Instant>,
     bindings: HashMap<String, Binding>,
+    unavailable: Option<u32>,
 }
 
 fn user_of(aor: &str) -> String {
@@ -166,6 +167,9 @@ pub struct RegisterOk<'a> {
     pub server: &'a str,
     /// Leave room for Authentication-Info in second position (signed).
     pub signed: bool,
+    /// A new binding (`presence-state: register-action="added"`); refreshes
+    /// omit it (MS-SIPREGE).
+    pub added: bool,
 }
 
 /// Builds the 200 OK to a REGISTER the way OCS 2007 R2 lays it out (T2).
@@ -221,7 +225,9 @@ pub fn build_register_ok(req: &Message, p: &RegisterOk<'_>) -> Message {
         m.push_header(HeaderName::Contact, v);
     }
     m.push_header(HeaderName::Expires, p.expires.to_string());
-    m.push_header("presence-state", "register-action=\"added\"");
+    if p.added {
+        m.push_header("presence-state", "register-action=\"added\"");
+    }
     m.push_header(
         HeaderName::AllowEvents,
         "vnd-microsoft-provisioning,vnd-microsoft-roaming-contacts,vnd-microsoft-roaming-ACL,presence,presence.wpending,vnd-microsoft-roaming-self,vnd-microsoft-provisioning-v2",
@@ -245,7 +251,14 @@ impl Registrar {
             sas: HashMap::new(),
             nonces: HashMap::new(),
             bindings: HashMap::new(),
+            unavailable: None,
         }
+    }
+
+    /// While set, REGISTERs are answered `503 Service Unavailable` with this
+    /// Retry-After (seconds), as an overloaded pool does.
+    pub fn set_unavailable(&mut self, retry_after: Option<u32>) {
+        self.unavailable = retry_after;
     }
 
     /// Adds an account (`user` is the part before `@`).
@@ -330,6 +343,20 @@ impl Registrar {
                 Ok(signed_by) => RegistrarOutcome::Pass { signed_by },
                 Err(resp) => RegistrarOutcome::Respond(resp),
             };
+        }
+        if let Some(secs) = self.unavailable {
+            let mut r = self.reply(req, 503);
+            r.insert_header(
+                r.header_count() - 1,
+                HeaderName::RetryAfter,
+                secs.to_string(),
+            );
+            r.insert_header(
+                r.header_count() - 1,
+                HeaderName::MsDiagnostics,
+                "1008;reason=\"Server is busy\";source=\"ocs-sim\"",
+            );
+            return RegistrarOutcome::Respond(r);
         }
         match self.cfg.auth {
             AuthMode::Ntlm => self.register_ntlm(req, now),
@@ -585,6 +612,10 @@ impl Registrar {
             None => self.cfg.expires,
         };
         let gruu = gruu_for(&aor, &epid);
+        let added = self
+            .bindings
+            .get(user)
+            .is_none_or(|b| b.epid != epid || b.expires_at <= now);
         let to_tag = self.rng.hex(32).to_ascii_uppercase();
         let cid = (self.rng.below(9000) + 1000).to_string();
         let mut ok = build_register_ok(
@@ -598,6 +629,7 @@ impl Registrar {
                 keep_alive: self.cfg.keep_alive,
                 server: &self.cfg.server,
                 signed: sa.is_some(),
+                added,
             },
         );
         if let Some(sa) = sa {
@@ -664,6 +696,7 @@ mod tests {
                 keep_alive: 300,
                 server: "RTC/3.5",
                 signed: true,
+                added: true,
             },
         );
         let esk: [u8; 16] = crate::auth::hex::decode("6742fbe37bb1946b49d86a525bd29a9b")

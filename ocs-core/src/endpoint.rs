@@ -1,0 +1,429 @@
+//! The client endpoint: one connection's worth of SIP, sans-IO.
+//!
+//! [`Endpoint`] ties the layers together: stream framing or datagrams,
+//! request validation, transactions, the registration and its security
+//! association (signing every outgoing message, verifying every incoming
+//! one), and CRLF keep-alives. The driver owns one and feeds it bytes and
+//! time; later layers (presence, IM) plug into it.
+//!
+//! Method groups: getters; inputs `handle_*`; commands (`connected`,
+//! `register`, `unregister`, `set_credentials`); outputs `poll_transmit`,
+//! `poll_event`, `poll_timeout`. After any input or command, drain the
+//! outputs.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::discovery::Transport;
+use crate::error::Error;
+use crate::register::{
+    Credentials, LocalTransport, RegisterConfig, Registration, RegistrationEvent,
+};
+use crate::rng::Rng;
+use crate::sip::framing::Frame;
+use crate::sip::{
+    Capabilities, HeaderName, Message, Method, RequestVerdict, ResponseVerdict, StreamFramer,
+    builder, validate_request, validate_response,
+};
+use crate::transaction::{Incoming, Reliability, TimerConfig, Transactions, TxEvent, TxId};
+
+/// Endpoint settings.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Registration settings (user, dialect, epid, ...).
+    pub register: RegisterConfig,
+    /// Credentials, when known up front.
+    pub credentials: Option<Credentials>,
+    /// Transaction timers.
+    pub timers: TimerConfig,
+    /// Keep-alive interval on stream transports until the registrar names
+    /// one (SIPE uses 60 s before the REGISTER answer).
+    pub default_keep_alive: Duration,
+}
+
+impl EndpointConfig {
+    /// Defaults around a registration config.
+    pub fn new(register: RegisterConfig, credentials: Option<Credentials>) -> Self {
+        EndpointConfig {
+            register,
+            credentials,
+            timers: TimerConfig::default(),
+            default_keep_alive: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the endpoint tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EndpointEvent {
+    /// A registration event.
+    Registration(RegistrationEvent),
+    /// An incoming message was refused because its signature is missing or
+    /// wrong (MS-SIPAE); the message was dropped.
+    SecurityViolation(String),
+    /// An incoming message could not be parsed; it was dropped.
+    Malformed(String),
+    /// The stream is out of sync (framing error): the driver must close the
+    /// connection and reconnect.
+    ConnectionBroken(String),
+    /// The registration wants to send but there is no connection: the
+    /// driver should (re)connect and call `connected`.
+    NeedConnection,
+}
+
+/// One client endpoint. See the module docs.
+#[derive(Debug)]
+pub struct Endpoint {
+    reg: Registration,
+    tx: Transactions,
+    reg_tx: Option<TxId>,
+    local: Option<LocalTransport>,
+    framer: Option<StreamFramer>,
+    caps: Capabilities,
+    rng: Rng,
+    default_keep_alive: Duration,
+    last_sent: Option<Instant>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<EndpointEvent>,
+}
+
+impl Endpoint {
+    /// A new endpoint. `seed` drives tags and branches, `entropy` the NTLM
+    /// secrets; `(now, wall)` anchor the wall clock (read by the driver).
+    pub fn new(
+        cfg: EndpointConfig,
+        seed: u64,
+        entropy: [u8; 32],
+        now: Instant,
+        wall: SystemTime,
+    ) -> Endpoint {
+        let mut rng = Rng::from_seed(seed);
+        let reg_rng = Rng::from_seed(rng.next_u64());
+        let mut caps = Capabilities::default();
+        // What this layer answers itself; presence and IM add to it.
+        caps.methods = vec![
+            Method::Options,
+            Method::Notify,
+            Method::Benotify,
+            Method::Ack,
+            Method::Cancel,
+            Method::Bye,
+        ];
+        Endpoint {
+            reg: Registration::new(cfg.register, cfg.credentials, reg_rng, entropy, now, wall),
+            tx: Transactions::new(cfg.timers),
+            reg_tx: None,
+            local: None,
+            framer: None,
+            caps,
+            rng,
+            default_keep_alive: cfg.default_keep_alive,
+            last_sent: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// The registration.
+    pub fn registration(&self) -> &Registration {
+        &self.reg
+    }
+
+    /// The connection's local transport, once connected.
+    pub fn local(&self) -> Option<LocalTransport> {
+        self.local
+    }
+
+    fn reliability(&self) -> Reliability {
+        match self.local.map(|l| l.transport) {
+            Some(Transport::Udp) | None => Reliability::Unreliable,
+            Some(_) => Reliability::Reliable,
+        }
+    }
+
+    // ----- commands --------------------------------------------------------
+
+    /// A (new) connection is up. Stream transports get a fresh framer.
+    pub fn connected(&mut self, local: LocalTransport, now: Instant) {
+        self.local = Some(local);
+        self.framer = (local.transport != Transport::Udp).then(StreamFramer::new);
+        self.last_sent = Some(now);
+        self.reg.set_local(local, now);
+        self.pump(now);
+    }
+
+    /// Starts registration.
+    pub fn register(&mut self, now: Instant) -> Result<(), Error> {
+        self.reg.register(now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Un-registers; a `SignedOut` event follows.
+    pub fn unregister(&mut self, now: Instant) {
+        self.reg.unregister(now);
+        self.pump(now);
+    }
+
+    /// Supplies credentials after `CredentialsNeeded`.
+    pub fn set_credentials(&mut self, creds: Credentials, now: Instant) -> Result<(), Error> {
+        self.reg.set_credentials(creds, now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    // ----- inputs ----------------------------------------------------------
+
+    /// Bytes from the connection: a whole datagram (UDP) or any piece of
+    /// the stream (TCP/TLS).
+    pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
+        let mut msgs = Vec::new();
+        if let Some(f) = &mut self.framer {
+            f.push(bytes);
+            loop {
+                match f.next_frame() {
+                    Ok(Some(Frame::Message(m))) => msgs.push(m),
+                    Ok(Some(Frame::KeepAlive)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.events
+                            .push_back(EndpointEvent::ConnectionBroken(e.to_string()));
+                        break;
+                    }
+                }
+            }
+        } else if bytes.iter().any(|b| *b != b'\r' && *b != b'\n') {
+            match Message::parse(bytes) {
+                Ok(m) => msgs.push(m),
+                Err(e) => self
+                    .events
+                    .push_back(EndpointEvent::Malformed(e.to_string())),
+            }
+        }
+        for m in msgs {
+            self.handle_message(m, now);
+        }
+        self.pump(now);
+    }
+
+    /// The connection dropped.
+    pub fn handle_connection_lost(&mut self, now: Instant) {
+        if let Some(id) = self.reg_tx.take() {
+            self.tx.handle_transport_error(id);
+        }
+        // Drain transaction events without feeding the registration twice.
+        while self.tx.poll_event().is_some() {}
+        self.framer = None;
+        self.local = None;
+        self.reg.clear_local();
+        self.reg.handle_connection_lost(now);
+        self.pump(now);
+    }
+
+    /// Advances every timer up to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.reg.handle_timeout(now);
+        if self.reg.needs_connection() {
+            self.events.push_back(EndpointEvent::NeedConnection);
+        }
+        if let Some(at) = self.keep_alive_at()
+            && at <= now
+        {
+            self.transmits.push_back(b"\r\n\r\n".to_vec());
+            self.last_sent = Some(now);
+        }
+        self.pump(now);
+    }
+
+    // ----- outputs -----------------------------------------------------------
+
+    /// The next bytes to send on the connection.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.tx.poll_timeout(),
+            self.reg.poll_timeout(),
+            self.keep_alive_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----- internals -----------------------------------------------------------
+
+    fn keep_alive_at(&self) -> Option<Instant> {
+        // CRLF keep-alives only make sense on streams (RFC 5626 §3.5.1).
+        self.framer.as_ref()?;
+        let interval = self.reg.keep_alive().unwrap_or(self.default_keep_alive);
+        self.last_sent.map(|t| t + interval)
+    }
+
+    fn handle_message(&mut self, m: Message, now: Instant) {
+        let rel = self.reliability();
+        if m.is_response() {
+            if let ResponseVerdict::Drop(why) = validate_response(&m) {
+                self.events.push_back(EndpointEvent::Malformed(why));
+                return;
+            }
+            if !self.response_is_trusted(&m) {
+                return;
+            }
+            let _ = self.tx.handle_message(m, rel, now);
+            return;
+        }
+        if let RequestVerdict::Reject { code, headers, .. } = validate_request(&m, &self.caps) {
+            if m.method() != Some(&Method::Ack)
+                && let Ok(mut r) = builder::response(&m, code, None, Some(&self.rng.tag()))
+            {
+                for (n, v) in headers {
+                    r.insert_header(r.header_count() - 1, n, v);
+                }
+                let _ = self.reg.sign(&mut r);
+                self.transmits.push_back(r.to_bytes());
+            }
+            return;
+        }
+        if let Some(sa) = self.reg.security() {
+            match sa.verify(&m) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.events
+                        .push_back(EndpointEvent::SecurityViolation(format!(
+                            "unsigned {} dropped",
+                            m.method().map(Method::as_str).unwrap_or("request")
+                        )));
+                    return;
+                }
+                Err(e) => {
+                    self.events
+                        .push_back(EndpointEvent::SecurityViolation(format!(
+                            "{} dropped: {e}",
+                            m.method().map(Method::as_str).unwrap_or("request")
+                        )));
+                    return;
+                }
+            }
+        }
+        match self.tx.handle_message(m, rel, now) {
+            Ok(Incoming::Request { id, request }) => self.answer(id, &request, now),
+            Ok(_) => {}
+            Err(e) => self
+                .events
+                .push_back(EndpointEvent::Malformed(e.to_string())),
+        }
+    }
+
+    /// MS-SIPAE: once signed in, final responses must be signed, except
+    /// challenges and REGISTER responses (which the registration checks
+    /// itself) (PROTOCOL.md a.6).
+    fn response_is_trusted(&mut self, m: &Message) -> bool {
+        let Some(sa) = self.reg.security() else {
+            return true;
+        };
+        let code = m.status().unwrap_or(0);
+        let is_register = m.cseq().is_ok_and(|c| c.method == "REGISTER");
+        if code < 200 || code == 401 || code == 407 || is_register {
+            return true;
+        }
+        match sa.verify(m) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.events
+                    .push_back(EndpointEvent::SecurityViolation(format!(
+                        "unsigned {code} response dropped"
+                    )));
+                false
+            }
+            Err(e) => {
+                self.events
+                    .push_back(EndpointEvent::SecurityViolation(format!(
+                        "{code} response dropped: {e}"
+                    )));
+                false
+            }
+        }
+    }
+
+    fn answer(&mut self, id: TxId, req: &Message, now: Instant) {
+        let code = match req.method() {
+            Some(Method::Notify | Method::Benotify) if self.reg.handle_registration_notify(req) => {
+                200
+            }
+            Some(Method::Options) => 200,
+            // Subscriptions and sessions arrive with presence and IM; until
+            // then there is nothing they could belong to.
+            Some(Method::Notify | Method::Benotify | Method::Bye | Method::Cancel) => 481,
+            _ => 501,
+        };
+        // BENOTIFY is never answered (MS-SIP).
+        if req.method() == Some(&Method::Benotify) {
+            return;
+        }
+        if let Ok(mut r) = builder::response(req, code, None, Some(&self.rng.tag())) {
+            if code == 200 && req.method() == Some(&Method::Options) {
+                let allow: Vec<&str> = self.caps.methods.iter().map(Method::as_str).collect();
+                r.insert_header(r.header_count() - 1, HeaderName::Allow, allow.join(", "));
+            }
+            let _ = self.reg.sign(&mut r);
+            self.tx.send_response(id, &r, now);
+        }
+    }
+
+    /// Moves requests and events between the registration, the
+    /// transactions and the outputs until nothing changes.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(req) = self.reg.poll_request() {
+                progressed = true;
+                match self.tx.send_request(req, self.reliability(), now) {
+                    Ok(id) => self.reg_tx = Some(id),
+                    Err(e) => self
+                        .events
+                        .push_back(EndpointEvent::Malformed(format!("own REGISTER: {e}"))),
+                }
+            }
+            while let Some(e) = self.tx.poll_event() {
+                progressed = true;
+                match e {
+                    TxEvent::Transmit { bytes, .. } => {
+                        self.last_sent = Some(now);
+                        self.transmits.push_back(bytes);
+                    }
+                    TxEvent::Response { id, response } if Some(id) == self.reg_tx => {
+                        if response.status().unwrap_or(0) >= 200 {
+                            self.reg_tx = None;
+                        }
+                        self.reg.handle_response(&response, now);
+                    }
+                    TxEvent::Failed { id, failure } if Some(id) == self.reg_tx => {
+                        self.reg_tx = None;
+                        self.reg.handle_failure(failure, now);
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(e) = self.reg.poll_event() {
+                progressed = true;
+                self.events.push_back(EndpointEvent::Registration(e));
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+}
