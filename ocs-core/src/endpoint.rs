@@ -158,8 +158,19 @@ impl Endpoint {
     /// Starts registration.
     pub fn register(&mut self, now: Instant) -> Result<(), Error> {
         self.reg.register(now)?;
+        if self.reg.needs_connection() {
+            self.events.push_back(EndpointEvent::NeedConnection);
+        }
         self.pump(now);
         Ok(())
+    }
+
+    /// The device's network changed (mobile apps call this): the old
+    /// connection is useless, reconnect and re-register right away.
+    pub fn network_changed(&mut self, now: Instant) {
+        self.handle_connection_lost(now);
+        self.reg.retry_now(now);
+        self.handle_timeout(now);
     }
 
     /// Un-registers; a `SignedOut` event follows.

@@ -489,6 +489,14 @@ impl Registration {
         }
     }
 
+    /// Retries right away instead of waiting out the back-off (the network
+    /// changed, so the old delay means nothing).
+    pub fn retry_now(&mut self, now: Instant) {
+        if self.state == RegState::WaitingToRetry {
+            self.retry_at = Some(now);
+        }
+    }
+
     /// The connection went away; REGISTERs wait for the next one.
     pub fn clear_local(&mut self) {
         self.local = None;
@@ -501,9 +509,11 @@ impl Registration {
     }
 
     /// Starts (or restarts) registration.
+    /// Without a connection the REGISTER waits for
+    /// [`Registration::set_local`] ([`Registration::needs_connection`] says so).
     pub fn register(&mut self, now: Instant) -> Result<(), Error> {
-        if self.local.is_none() {
-            return Err(Error::ApiMisuse("register() before set_local()".into()));
+        if matches!(self.state, RegState::Registering | RegState::Unregistering) && self.in_flight {
+            return Err(Error::ApiMisuse("a REGISTER is already in flight".into()));
         }
         self.refresh_at = None;
         self.retry_at = None;

@@ -1,6 +1,14 @@
 //! The tokio driver (feature `tokio`): the only place that does I/O and
-//! reads the clock. It owns one [`crate::endpoint::Endpoint`] in one task.
+//! reads the clock. One task owns one [`crate::endpoint::Endpoint`], its
+//! connection (UDP, TCP or TLS via rustls) and its timers; commands go in
+//! over a channel and events come out over another.
 
+mod client;
+mod conn;
 pub mod dns;
+#[cfg(feature = "sim")]
+pub mod sim;
 
+pub use client::{Client, ClientConfig, ClientEvent};
+pub use conn::TlsSettings;
 pub use dns::{DiscoveryError, Resolver};

@@ -1,0 +1,384 @@
+//! The client driver: one tokio task owns the [`Endpoint`], its
+//! connection and its timers. Commands go in over a channel, events come
+//! out over another.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::conn::{Conn, TlsSettings};
+use super::dns::Resolver;
+use crate::discovery::{Candidate, ServerConfig, Transport};
+use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
+use crate::error::Error;
+use crate::register::{Credentials, LocalTransport, RegistrationEvent};
+use crate::rng::Rng;
+use crate::sip::SipUri;
+
+/// Everything the driver needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The sans-IO endpoint's settings (user, dialect, credentials, ...).
+    pub endpoint: EndpointConfig,
+    /// A manually configured server; `None` runs DNS discovery.
+    pub server: Option<ServerConfig>,
+    /// Transports discovery may pick.
+    pub allowed: Vec<Transport>,
+    /// TLS trust settings.
+    pub tls: TlsSettings,
+    /// A specific DNS server (tests); `None` uses the system's.
+    pub nameserver: Option<SocketAddr>,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// How long sign-out waits for the server before giving up.
+    pub sign_out_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults around an endpoint configuration.
+    pub fn new(endpoint: EndpointConfig) -> ClientConfig {
+        ClientConfig {
+            endpoint,
+            server: None,
+            allowed: vec![Transport::Tls, Transport::Tcp, Transport::Udp],
+            tls: TlsSettings::default(),
+            nameserver: None,
+            connect_timeout: Duration::from_secs(10),
+            sign_out_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the client reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Connected to a server.
+    Connected {
+        /// The host the certificate was checked against.
+        host: String,
+        /// The server's address.
+        addr: SocketAddr,
+        /// The transport.
+        transport: Transport,
+        /// How the server was found (e.g. `SRV _sipinternaltls._tcp.contoso.com`).
+        source: String,
+        /// Our local address.
+        local: SocketAddr,
+    },
+    /// A connection attempt failed; the next candidate or a retry follows.
+    ConnectFailed {
+        /// Which server.
+        target: String,
+        /// Why.
+        error: String,
+    },
+    /// The connection dropped.
+    Disconnected(String),
+    /// A registration event (registered, credentials needed, failed, ...).
+    Registration(RegistrationEvent),
+    /// A message failed MS-SIPAE verification and was dropped.
+    SecurityViolation(String),
+    /// The client task has ended (after sign-out or a fatal failure).
+    Stopped,
+}
+
+#[derive(Debug)]
+enum Command {
+    SignOut,
+    NetworkChanged,
+    SetCredentials(Credentials),
+}
+
+/// A running client. Dropping it stops the task (without un-registering;
+/// call [`Client::sign_out`] first for a clean exit).
+#[derive(Debug)]
+pub struct Client {
+    cmds: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Client {
+    /// Starts the client task on the current tokio runtime: discover,
+    /// connect, register.
+    pub fn start(cfg: ClientConfig) -> Result<Client, Error> {
+        let tls = Arc::new(
+            cfg.tls
+                .client_config()
+                .map_err(|e| Error::Transport(format!("TLS setup: {e}")))?,
+        );
+        let resolver = match cfg.nameserver {
+            Some(ns) => Resolver::with_nameserver(ns),
+            None => Resolver::from_system_conf(),
+        }
+        .map_err(|e| Error::Transport(e.to_string()))?;
+        let mut entropy = [0u8; 32];
+        getrandom::fill(&mut entropy)
+            .map_err(|e| Error::Transport(format!("no OS randomness: {e}")))?;
+        let seed = u64::from_le_bytes(entropy[..8].try_into().unwrap_or([0; 8]));
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| Error::Transport(format!("no OS randomness: {e}")))?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        #[allow(clippy::disallowed_methods)]
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let ep = Endpoint::new(cfg.endpoint.clone(), seed, secret, now, wall);
+        let task = Task {
+            ep,
+            cfg,
+            tls,
+            resolver,
+            rng: Rng::from_seed(seed ^ 0x5eed),
+            conn: None,
+            redirect: None,
+            events: ev_tx,
+            sign_out_deadline: None,
+        };
+        let handle = tokio::spawn(task.run(cmd_rx));
+        Ok(Client {
+            cmds: cmd_tx,
+            events: ev_rx,
+            task: handle,
+        })
+    }
+
+    /// The next event; `None` once the task has ended and all events were
+    /// read.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// Un-registers and stops; [`ClientEvent::Stopped`] follows.
+    pub fn sign_out(&self) {
+        let _ = self.cmds.send(Command::SignOut);
+    }
+
+    /// The network changed: reconnect and re-register now.
+    pub fn network_changed(&self) {
+        let _ = self.cmds.send(Command::NetworkChanged);
+    }
+
+    /// Credentials after [`RegistrationEvent::CredentialsNeeded`].
+    pub fn set_credentials(&self, creds: Credentials) {
+        let _ = self.cmds.send(Command::SetCredentials(creds));
+    }
+}
+
+struct Task {
+    ep: Endpoint,
+    cfg: ClientConfig,
+    tls: Arc<rustls::ClientConfig>,
+    resolver: Resolver,
+    rng: Rng,
+    conn: Option<Conn>,
+    redirect: Option<ServerConfig>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    sign_out_deadline: Option<Instant>,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    // The driver is the one place allowed to read the clock.
+    Instant::now()
+}
+
+impl Task {
+    fn emit(&self, e: ClientEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
+        if let Err(e) = self.ep.register(now()) {
+            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
+            self.emit(ClientEvent::Stopped);
+            return;
+        }
+        let mut buf = vec![0u8; 65536];
+        loop {
+            if !self.flush().await {
+                return;
+            }
+            let deadline = [self.ep.poll_timeout(), self.sign_out_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let conn = &mut self.conn;
+            let recv = async {
+                match conn.as_mut() {
+                    Some(c) => c.recv(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Command::SignOut) | None => {
+                        self.sign_out_deadline = Some(now() + self.cfg.sign_out_timeout);
+                        self.ep.unregister(now());
+                    }
+                    Some(Command::NetworkChanged) => {
+                        self.conn = None;
+                        self.emit(ClientEvent::Disconnected("network changed".into()));
+                        self.ep.network_changed(now());
+                    }
+                    Some(Command::SetCredentials(c)) => {
+                        if let Err(e) = self.ep.set_credentials(c, now()) {
+                            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
+                        }
+                    }
+                },
+                r = recv => match r {
+                    Ok(0) => self.lost("server closed the connection".into()),
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        self.ep.handle_bytes(&data, now());
+                    }
+                    Err(e) => self.lost(e.to_string()),
+                },
+                _ = sleep => {
+                    if self.sign_out_deadline.is_some_and(|d| d <= now()) {
+                        self.emit(ClientEvent::Stopped);
+                        return;
+                    }
+                    self.ep.handle_timeout(now());
+                }
+            }
+        }
+    }
+
+    fn lost(&mut self, why: String) {
+        self.conn = None;
+        self.emit(ClientEvent::Disconnected(why));
+        self.ep.handle_connection_lost(now());
+    }
+
+    /// Sends what the endpoint queued and acts on its events. Returns false
+    /// when the task should end.
+    async fn flush(&mut self) -> bool {
+        loop {
+            let mut busy = false;
+            while let Some(bytes) = self.ep.poll_transmit() {
+                busy = true;
+                if let Some(c) = &mut self.conn
+                    && let Err(e) = c.send(&bytes).await
+                {
+                    self.lost(e.to_string());
+                }
+            }
+            while let Some(e) = self.ep.poll_event() {
+                busy = true;
+                match e {
+                    EndpointEvent::NeedConnection => self.connect().await,
+                    EndpointEvent::ConnectionBroken(why) => self.lost(why),
+                    EndpointEvent::SecurityViolation(s) => {
+                        self.emit(ClientEvent::SecurityViolation(s))
+                    }
+                    EndpointEvent::Malformed(_) => {}
+                    EndpointEvent::Registration(r) => {
+                        let end = matches!(
+                            r,
+                            RegistrationEvent::Failed(_) | RegistrationEvent::SignedOut { .. }
+                        );
+                        if let RegistrationEvent::Redirected(to) = &r {
+                            self.redirect = Some(ServerConfig {
+                                host: to.host.clone(),
+                                port: to.port,
+                                transport: to.transport,
+                            });
+                            self.conn = None;
+                        }
+                        let redirected = matches!(r, RegistrationEvent::Redirected(_));
+                        self.emit(ClientEvent::Registration(r));
+                        if redirected {
+                            // Run the whole sign-in again at the home pool.
+                            let _ = self.ep.register(now());
+                        }
+                        if end {
+                            self.emit(ClientEvent::Stopped);
+                            return false;
+                        }
+                    }
+                }
+            }
+            if !busy {
+                return true;
+            }
+        }
+    }
+
+    async fn candidates(&mut self) -> Result<Vec<Candidate>, String> {
+        let manual = self.redirect.clone().or_else(|| self.cfg.server.clone());
+        let aor = self.cfg.endpoint.register.aor.clone();
+        let domain = SipUri::parse(&aor)
+            .map(|u| u.host.to_string())
+            .map_err(|e| format!("bad user address {aor}: {e}"))?;
+        self.resolver
+            .discover(
+                &domain,
+                self.cfg.endpoint.register.dialect,
+                &self.cfg.allowed,
+                manual.as_ref(),
+                &mut self.rng,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn connect(&mut self) {
+        self.conn = None;
+        let list = match self.candidates().await {
+            Ok(l) => l,
+            Err(e) => {
+                self.emit(ClientEvent::ConnectFailed {
+                    target: "discovery".into(),
+                    error: e,
+                });
+                self.ep.handle_connection_lost(now());
+                return;
+            }
+        };
+        for c in list {
+            match Conn::connect(&c, &self.tls, self.cfg.connect_timeout).await {
+                Ok((conn, local)) => {
+                    self.conn = Some(conn);
+                    self.emit(ClientEvent::Connected {
+                        host: c.host.clone(),
+                        addr: c.addr,
+                        transport: c.transport,
+                        source: c.source.clone(),
+                        local,
+                    });
+                    self.ep.connected(
+                        LocalTransport {
+                            transport: c.transport,
+                            addr: local,
+                        },
+                        now(),
+                    );
+                    return;
+                }
+                Err(e) => self.emit(ClientEvent::ConnectFailed {
+                    target: format!("{} {} ({})", c.transport, c.addr, c.source),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        self.ep.handle_connection_lost(now());
+    }
+}

@@ -1,0 +1,200 @@
+//! One connection to the server: UDP (connected socket), TCP or TLS.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::discovery::{Candidate, Transport};
+
+/// TLS settings. The server certificate is always verified against the
+/// host name that discovery or configuration produced, unless the caller
+/// opts out with the `dangerous_` knob.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// Extra trust anchors (an enterprise CA), DER encoded.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Don't load the platform's trust store (tests with a private CA).
+    pub no_platform_roots: bool,
+    /// Accept any server certificate. Only for labs; never in production.
+    pub dangerous_accept_any_certificate: bool,
+}
+
+impl TlsSettings {
+    /// Reads PEM certificates from a file and adds them as trust anchors.
+    pub fn add_ca_file(&mut self, path: &std::path::Path) -> io::Result<usize> {
+        use rustls::pki_types::pem::PemObject;
+        let mut n = 0;
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+        {
+            let cert =
+                cert.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            self.extra_roots.push(cert);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Builds the rustls client configuration.
+    pub fn client_config(&self) -> io::Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        if self.dangerous_accept_any_certificate {
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(danger::AcceptAny(provider)))
+                .with_no_client_auth());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        if !self.no_platform_roots {
+            let native = rustls_native_certs::load_native_certs();
+            for c in native.certs {
+                let _ = roots.add(c);
+            }
+        }
+        for c in &self.extra_roots {
+            roots
+                .add(c.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        }
+        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    }
+}
+
+mod danger {
+    use std::sync::Arc;
+
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// Accepts any certificate but still checks handshake signatures.
+    #[derive(Debug)]
+    pub(super) struct AcceptAny(pub(super) Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+/// An open connection.
+#[derive(Debug)]
+pub(crate) enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    /// Connects to a candidate within `timeout`.
+    pub(crate) async fn connect(
+        c: &Candidate,
+        tls: &Arc<rustls::ClientConfig>,
+        timeout: Duration,
+    ) -> io::Result<(Conn, SocketAddr)> {
+        let fut = async {
+            match c.transport {
+                Transport::Udp => {
+                    let bind: SocketAddr = if c.addr.is_ipv4() {
+                        "0.0.0.0:0".parse().map_err(io::Error::other)?
+                    } else {
+                        "[::]:0".parse().map_err(io::Error::other)?
+                    };
+                    let s = UdpSocket::bind(bind).await?;
+                    s.connect(c.addr).await?;
+                    let local = s.local_addr()?;
+                    Ok((Conn::Udp(s), local))
+                }
+                Transport::Tcp => {
+                    let s = TcpStream::connect(c.addr).await?;
+                    s.set_nodelay(true)?;
+                    let local = s.local_addr()?;
+                    Ok((Conn::Tcp(s), local))
+                }
+                Transport::Tls => {
+                    let s = TcpStream::connect(c.addr).await?;
+                    s.set_nodelay(true)?;
+                    let local = s.local_addr()?;
+                    let name = ServerName::try_from(c.host.trim_end_matches('.').to_owned())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                    let t = TlsConnector::from(tls.clone()).connect(name, s).await?;
+                    Ok((Conn::Tls(Box::new(t)), local))
+                }
+            }
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    }
+
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Udp(s) => s.send(bytes).await.map(|_| ()),
+            Conn::Tcp(s) => s.write_all(bytes).await,
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Reads what is available; `Ok(0)` means the peer closed the stream.
+    pub(crate) async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Udp(s) => s.recv(buf).await,
+            Conn::Tcp(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+        }
+    }
+}

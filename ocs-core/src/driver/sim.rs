@@ -1,0 +1,211 @@
+//! The loopback driver for the embedded test server (features `sim` and
+//! `tokio`): UDP, TCP and optionally TLS listeners feeding one task that
+//! owns the [`SimServer`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::sim::SimServer;
+
+type Job = Box<dyn FnOnce(&mut SimServer, Instant) + Send>;
+
+enum Input {
+    Stream(SocketAddr, Vec<u8>),
+    Open(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
+    Closed(SocketAddr),
+    Job(Job),
+}
+
+/// A running test server. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimHandle {
+    /// UDP listening address.
+    pub udp: SocketAddr,
+    /// TCP listening address.
+    pub tcp: SocketAddr,
+    /// TLS listening address, when a certificate was given.
+    pub tls: Option<SocketAddr>,
+    inputs: mpsc::UnboundedSender<Input>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Dropped with the handle: every connection task watches it, so
+    /// stopping the server closes its connections as a real restart would.
+    _shutdown: watch::Sender<()>,
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl SimHandle {
+    /// Runs `f` on the server inside its task and returns its result
+    /// (configure users, force a sign-out, inspect bindings).
+    pub async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SimServer, Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |s, now| {
+            let _ = tx.send(f(s, now));
+        });
+        self.inputs.send(Input::Job(job)).ok()?;
+        rx.await.ok()
+    }
+}
+
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Serves `server` on `ip` (port 0 picks free ports; use a fixed port to
+/// be reachable at a known address). `tls` enables a TLS listener.
+pub async fn serve(
+    mut server: SimServer,
+    ip: IpAddr,
+    port: u16,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<SimHandle> {
+    let udp = Arc::new(UdpSocket::bind(SocketAddr::new(ip, port)).await?);
+    let udp_addr = udp.local_addr()?;
+    let tcp = TcpListener::bind(SocketAddr::new(ip, port)).await?;
+    let tcp_addr = tcp.local_addr()?;
+    let tls_listener = match &tls {
+        Some(_) => Some(
+            TcpListener::bind(SocketAddr::new(ip, if port == 0 { 0 } else { port + 1 })).await?,
+        ),
+        None => None,
+    };
+    let tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Input>();
+    let (shutdown_tx, shutdown_rx) = watch::channel(());
+    let mut tasks = Vec::new();
+
+    // TCP (and TLS) accept loops: one reader/writer task per connection.
+    fn spawn_conn<S>(
+        stream: S,
+        peer: SocketAddr,
+        in_tx: mpsc::UnboundedSender<Input>,
+        mut shutdown: watch::Receiver<()>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let _ = in_tx.send(Input::Open(peer, out_tx));
+        tokio::spawn(async move {
+            while let Some(b) = out_rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                tokio::select! {
+                    r = rd.read(&mut buf) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if in_tx.send(Input::Stream(peer, buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let _ = in_tx.send(Input::Closed(peer));
+        });
+    }
+    {
+        let in_tx = in_tx.clone();
+        let shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok((s, peer)) = tcp.accept().await {
+                let _ = s.set_nodelay(true);
+                spawn_conn(s, peer, in_tx.clone(), shutdown.clone());
+            }
+        }));
+    }
+    if let (Some(l), Some(cfg)) = (tls_listener, tls) {
+        let in_tx = in_tx.clone();
+        let shutdown = shutdown_rx.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        tasks.push(tokio::spawn(async move {
+            while let Ok((s, peer)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                let in_tx = in_tx.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    if let Ok(t) = acceptor.accept(s).await {
+                        spawn_conn(t, peer, in_tx, shutdown);
+                    }
+                });
+            }
+        }));
+    }
+
+    // The owner task.
+    let udp_rx = udp.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut writers: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let deadline = server.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = udp_rx.recv_from(&mut buf) => {
+                    if let Ok((n, peer)) = r {
+                        server.handle_datagram(peer, &buf[..n], now());
+                    }
+                }
+                i = in_rx.recv() => match i {
+                    Some(Input::Stream(peer, b)) => server.handle_stream(peer, &b, now()),
+                    Some(Input::Open(peer, w)) => { writers.insert(peer, w); }
+                    Some(Input::Closed(peer)) => {
+                        writers.remove(&peer);
+                        server.handle_disconnect(peer);
+                    }
+                    Some(Input::Job(job)) => job(&mut server, now()),
+                    None => return,
+                },
+                _ = sleep => server.handle_timeout(now()),
+            }
+            while let Some((peer, bytes)) = server.poll_transmit() {
+                match writers.get(&peer) {
+                    Some(w) => {
+                        let _ = w.send(bytes);
+                    }
+                    None => {
+                        let _ = udp_rx.send_to(&bytes, peer).await;
+                    }
+                }
+            }
+        }
+    }));
+    Ok(SimHandle {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        tls: tls_addr,
+        inputs: in_tx,
+        tasks,
+        _shutdown: shutdown_tx,
+    })
+}
