@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 invalid input or failed operation (with a
 //! one-line `error: ...` on stderr), 2 usage or I/O error.
 
+mod signin;
+mod simserver;
 mod sip;
 
 use std::process::ExitCode;
@@ -19,18 +21,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with single SIP messages (parse, check).
+    /// Work with single SIP messages (parse, check, signature-buffer).
     #[command(subcommand)]
     Sip(sip::SipCommand),
+    /// Sign in, print events as JSON lines, sign out on Ctrl-C or after --for.
+    Register {
+        #[command(flatten)]
+        sign_in: signin::SignIn,
+        /// Stay signed in this many seconds, then sign out.
+        #[arg(long = "for")]
+        hold: Option<u64>,
+    },
+    /// Run the embedded OCS-dialect test server (NTLM or Digest registrar).
+    SimServer(simserver::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sip(cmd) => sip::run(cmd),
+        Command::Register { sign_in, hold } => live(signin::register(sign_in, hold)),
+        Command::SimServer(args) => live(simserver::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(),
     }
+}
+
+/// Runs a live command on a single-threaded runtime.
+fn live(
+    fut: impl std::future::Future<Output = Result<(), ocs_examples::CliError>>,
+) -> Result<(), ocs_examples::CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ocs_examples::CliError::Usage(format!("runtime: {e}")))?
+        .block_on(fut)
 }

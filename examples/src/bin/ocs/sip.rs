@@ -17,12 +17,25 @@ pub(crate) enum SipCommand {
         /// The message file; absent or `-` reads stdin.
         file: Option<String>,
     },
+    /// Print the MS-SIPAE signature buffer of a signed message
+    /// (`<NTLM><rand><num>...`), taking rand, num, realm and targetname from
+    /// its Authentication-Info or (Proxy-)Authorization header.
+    SignatureBuffer {
+        /// The message file; absent or `-` reads stdin.
+        file: Option<String>,
+        /// Authentication version (default: the header's `version`, else 4).
+        #[arg(long)]
+        auth_version: Option<u32>,
+    },
 }
 
 pub(crate) fn run(cmd: SipCommand) -> Result<(), CliError> {
     match cmd {
         SipCommand::Parse { file } => parse(file.as_deref()),
         SipCommand::Check { file } => check(file.as_deref()),
+        SipCommand::SignatureBuffer { file, auth_version } => {
+            signature_buffer(file.as_deref(), auth_version)
+        }
     }
 }
 
@@ -64,4 +77,29 @@ fn check(file: Option<&str>) -> Result<(), CliError> {
         other => return Err(CliError::Failed(format!("unhandled outcome {other:?}"))),
     }
     Ok(())
+}
+
+fn signature_buffer(file: Option<&str>, version: Option<u32>) -> Result<(), CliError> {
+    use ocs_core::auth::sipae::{message_signature_buffer, signature_header};
+    let bytes = read_input(file)?;
+    let m = Message::parse(&bytes).map_err(|e| CliError::Failed(e.to_string()))?;
+    let h = signature_header(&m)
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .ok_or_else(|| {
+            CliError::Failed(
+                "the message carries no signature parameters (crand/cnum or srand/snum)".into(),
+            )
+        })?;
+    let version = version.or(h.version).unwrap_or(4);
+    let buf = message_signature_buffer(
+        &m,
+        &h.scheme,
+        &h.rand,
+        &h.num,
+        &h.realm,
+        &h.targetname,
+        version,
+    )
+    .map_err(|e| CliError::Failed(e.to_string()))?;
+    emit(buf)
 }

@@ -1,0 +1,257 @@
+//! Sign-in flags shared by every live command, and `ocs register`.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings};
+use ocs_core::endpoint::EndpointConfig;
+use ocs_core::error::Error;
+use ocs_core::register::{Credentials, CredentialsReason, RegisterConfig, RegistrationEvent};
+use ocs_examples::{CliError, emit};
+use serde_json::{Value, json};
+
+/// Transport names on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum TransportArg {
+    Tls,
+    Tcp,
+    Udp,
+}
+
+/// Dialect names on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DialectArg {
+    /// Office Communicator 2007 R2 (NTLM, epid, GRUU, ms-keep-alive).
+    Ocs,
+    /// Plain RFC 3261 (Digest), e.g. Kamailio.
+    Standard,
+}
+
+/// How to sign in.
+#[derive(Debug, Args)]
+pub(crate) struct SignIn {
+    /// Your SIP address, e.g. sip:alice@contoso.com.
+    #[arg(long)]
+    pub user: String,
+    /// Server as HOST[:PORT]; without it, DNS discovery runs.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Transport for --server (default: tls for ocs, udp for standard).
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportArg>,
+    /// Account for authentication, e.g. CONTOSO\alice (default: the user
+    /// part of --user).
+    #[arg(long)]
+    pub auth_user: Option<String>,
+    /// Name of the environment variable holding the password.
+    #[arg(long, default_value = "OCS_PASSWORD")]
+    pub password_env: String,
+    /// Protocol dialect.
+    #[arg(long, value_enum, default_value = "ocs")]
+    pub dialect: DialectArg,
+    /// Extra trusted CA certificate (PEM), e.g. an enterprise CA.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+impl SignIn {
+    /// Builds the client configuration.
+    pub(crate) fn client_config(&self) -> Result<ClientConfig, CliError> {
+        let uri = ocs_core::sip::SipUri::parse(&self.user)
+            .map_err(|e| CliError::Failed(format!("--user {}: {e}", self.user)))?;
+        let dialect = match self.dialect {
+            DialectArg::Ocs => Dialect::Ocs,
+            DialectArg::Standard => Dialect::Standard,
+        };
+        let auth_user = self
+            .auth_user
+            .clone()
+            .or_else(|| uri.user.map(str::to_owned))
+            .unwrap_or_default();
+        let creds = std::env::var(&self.password_env)
+            .ok()
+            .map(|pw| Credentials::new(&auth_user, &pw));
+        let reg = RegisterConfig::new(&self.user, dialect, &epid_for(&self.user));
+        let mut cfg = ClientConfig::new(EndpointConfig::new(reg, creds));
+        if let Some(s) = &self.server {
+            let transport = match (self.transport, dialect) {
+                (Some(TransportArg::Tls), _) | (None, Dialect::Ocs) => Transport::Tls,
+                (Some(TransportArg::Tcp), _) => Transport::Tcp,
+                (Some(TransportArg::Udp), _) | (None, _) => Transport::Udp,
+            };
+            let (host, port) = split_host_port(s)?;
+            cfg.server = Some(ServerConfig {
+                host,
+                port,
+                transport,
+            });
+        } else if let Some(t) = self.transport {
+            cfg.allowed = vec![match t {
+                TransportArg::Tls => Transport::Tls,
+                TransportArg::Tcp => Transport::Tcp,
+                TransportArg::Udp => Transport::Udp,
+            }];
+        }
+        if let Some(ca) = &self.ca {
+            let mut tls = TlsSettings::default();
+            tls.add_ca_file(ca)
+                .map_err(|e| CliError::Usage(format!("--ca {}: {e}", ca.display())))?;
+            cfg.tls = tls;
+        }
+        Ok(cfg)
+    }
+}
+
+/// A stable endpoint id per user and machine, as OC keeps one per install.
+fn epid_for(user: &str) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut h);
+    std::env::var("HOSTNAME").unwrap_or_default().hash(&mut h);
+    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+}
+
+fn split_host_port(s: &str) -> Result<(String, Option<u16>), CliError> {
+    let bad = || CliError::Failed(format!("--server {s}: expected HOST[:PORT]"));
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().map_err(|_| bad())?),
+            None if after.is_empty() => None,
+            None => return Err(bad()),
+        };
+        return Ok((h.to_owned(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((h.to_owned(), Some(p.parse().map_err(|_| bad())?))),
+        _ if s.is_empty() => Err(bad()),
+        _ => Ok((s.to_owned(), None)),
+    }
+}
+
+/// The JSON form of an event (one line each).
+pub(crate) fn event_json(e: &ClientEvent) -> Value {
+    match e {
+        ClientEvent::Connected {
+            host,
+            addr,
+            transport,
+            source,
+            local,
+        } => json!({"event": "connected", "host": host, "addr": addr.to_string(),
+            "transport": transport.as_str(), "source": source, "local": local.to_string()}),
+        ClientEvent::ConnectFailed { target, error } => {
+            json!({"event": "connect_failed", "target": target, "error": error})
+        }
+        ClientEvent::Disconnected(why) => json!({"event": "disconnected", "reason": why}),
+        ClientEvent::SecurityViolation(d) => json!({"event": "security_violation", "detail": d}),
+        ClientEvent::Stopped => json!({"event": "stopped"}),
+        ClientEvent::Registration(r) => registration_json(r),
+        other => json!({"event": "other", "detail": format!("{other:?}")}),
+    }
+}
+
+fn error_json(e: &Error) -> Value {
+    match e {
+        Error::Rejected {
+            status,
+            reason,
+            retry_after,
+            diagnostics,
+        } => json!({"kind": "rejected", "status": status, "reason": reason,
+            "retry_after": retry_after.map(|d| d.as_secs()),
+            "diagnostics": diagnostics.as_ref().map(|d| json!({"code": d.code, "reason": d.reason, "source": d.source, "header": d.header})),
+            "message": e.to_string()}),
+        other => json!({"kind": "error", "message": other.to_string()}),
+    }
+}
+
+fn registration_json(r: &RegistrationEvent) -> Value {
+    match r {
+        RegistrationEvent::Registered {
+            gruu,
+            expires,
+            keep_alive,
+            refresh,
+            auth_scheme,
+            auth_version,
+        } => json!({"event": "registered", "gruu": gruu, "expires": expires,
+            "keep_alive": keep_alive.map(|d| d.as_secs()), "refresh": refresh,
+            "auth": auth_scheme, "auth_version": auth_version}),
+        RegistrationEvent::CredentialsNeeded { realm, reason } => {
+            json!({"event": "credentials_needed",
+            "realm": realm, "reason": match reason { CredentialsReason::Missing => "missing", CredentialsReason::Rejected => "rejected" }})
+        }
+        RegistrationEvent::Redirected(to) => json!({"event": "redirected", "host": to.host,
+            "port": to.port, "transport": to.transport.as_str()}),
+        RegistrationEvent::RetryScheduled { error, .. } => {
+            json!({"event": "retry_scheduled", "error": error_json(error)})
+        }
+        RegistrationEvent::Failed(e) => json!({"event": "failed", "error": error_json(e)}),
+        RegistrationEvent::SignedOut { by_server, reason } => {
+            json!({"event": "signed_out", "by_server": by_server, "reason": reason})
+        }
+        other => json!({"event": "other", "detail": format!("{other:?}")}),
+    }
+}
+
+/// `ocs register`: sign in, print events, sign out after `--for` or Ctrl-C.
+pub(crate) async fn register(sign_in: SignIn, hold: Option<u64>) -> Result<(), CliError> {
+    let cfg = sign_in.client_config()?;
+    let mut client = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut registered = false;
+    let mut signing_out = false;
+    let mut failure: Option<String> = None;
+    let hold_until = async {
+        match hold {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(hold_until);
+    let mut hold_armed = false;
+    loop {
+        tokio::select! {
+            e = client.next_event() => {
+                let Some(e) = e else { break };
+                emit(event_json(&e))?;
+                match &e {
+                    ClientEvent::Registration(RegistrationEvent::Registered { .. }) => {
+                        registered = true;
+                        hold_armed = true;
+                    }
+                    ClientEvent::Registration(RegistrationEvent::Failed(err)) => {
+                        failure = Some(err.to_string());
+                    }
+                    ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { reason, .. }) => {
+                        failure = Some(match reason {
+                            CredentialsReason::Missing => format!("credentials needed: set ${}", sign_in.password_env),
+                            CredentialsReason::Rejected => "the server rejected the credentials".to_owned(),
+                        });
+                        client.sign_out();
+                    }
+                    ClientEvent::Registration(RegistrationEvent::SignedOut { by_server: true, reason }) => {
+                        failure = Some(format!("signed out by the server: {}", reason.clone().unwrap_or_default()));
+                    }
+                    ClientEvent::Stopped => break,
+                    _ => {}
+                }
+            }
+            _ = &mut hold_until, if hold_armed && !signing_out => {
+                signing_out = true;
+                client.sign_out();
+            }
+            _ = tokio::signal::ctrl_c(), if !signing_out => {
+                signing_out = true;
+                client.sign_out();
+            }
+        }
+    }
+    match failure {
+        Some(f) => Err(CliError::Failed(f)),
+        None if registered => Ok(()),
+        None => Err(CliError::Failed("not registered".into())),
+    }
+}

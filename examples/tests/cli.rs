@@ -1,0 +1,200 @@
+//! The `ocs` command line as a black box: output shapes and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn ocs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ocs"))
+}
+
+fn data(rel: &str) -> String {
+    format!(
+        "{}/../ocs-core/tests/data/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = ocs().args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sip_parse_prints_json_in_the_documented_shape() {
+    let (code, out, _) = run(&["sip", "parse", &data("rfc4475/wsinv.dat")]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["kind"], "request");
+    assert_eq!(v["method"], "INVITE");
+    assert_eq!(v["body_len"], 150);
+    assert!(out.starts_with("{\"kind\":\"request\",\"method\":\"INVITE\",\"uri\":"));
+    let (code, out, _) = run(&["sip", "parse", &data("ocs/t2_register_200.sip")]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["kind"], "response");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["reason"], "OK");
+    assert_eq!(v["headers"][0]["name"], "ms-keep-alive");
+}
+
+#[test]
+fn sip_parse_errors_have_offsets_and_exit_codes() {
+    let (code, _, err) = run(&["sip", "parse", &data("rfc4475/lwsstart.dat")]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: ") && err.contains("at byte"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["sip", "parse", "/nonexistent/file"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: reading"));
+    let (code, _, _) = run(&["sip", "nonsense"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn sip_parse_reads_stdin() {
+    let mut child = ocs()
+        .args(["sip", "parse", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"method\":\"OPTIONS\""));
+}
+
+#[test]
+fn sip_check_answers() {
+    for (file, want) in [
+        ("rfc4475/wsinv.dat", "accept"),
+        ("rfc4475/badvers.dat", "505 Version Not Supported"),
+        ("rfc4475/unkscm.dat", "416 Unsupported URI Scheme"),
+        ("rfc4475/bext01.dat", "420 Bad Extension"),
+        ("rfc4475/invut.dat", "415 Unsupported Media Type"),
+        ("rfc4475/bcast.dat", "drop"),
+        ("rfc4475/insuf.dat", "400 Bad Request"),
+    ] {
+        let (code, out, _) = run(&["sip", "check", &data(file)]);
+        assert_eq!((code, out.trim()), (0, want), "{file}");
+    }
+    let (code, _, _) = run(&["sip", "check", &data("rfc4475/ltgtruri.dat")]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn signature_buffers_of_the_vectors() {
+    let json = std::fs::read_to_string(data("ocs/signature_buffers.json")).expect("json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("parse");
+    for file in ["t1_register_request.sip", "t2_register_200.sip"] {
+        let (code, out, _) = run(&["sip", "signature-buffer", &data(&format!("ocs/{file}"))]);
+        assert_eq!(code, 0);
+        assert_eq!(out.trim_end(), v[file]["buffer"].as_str().expect("buffer"));
+    }
+    // Version 2 drops the To URI and P-Asserted-Identity fields.
+    let (_, out, _) = run(&[
+        "sip",
+        "signature-buffer",
+        "--auth-version",
+        "2",
+        &data("ocs/t2_register_200.sip"),
+    ]);
+    assert_eq!(out.trim_end().matches('<').count(), 13);
+    let (code, _, err) = run(&["sip", "signature-buffer", &data("rfc4475/wsinv.dat")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no signature parameters"));
+}
+
+/// Starts `ocs sim-server` on free ports and returns it with its TCP port.
+fn sim_server() -> (std::process::Child, u16) {
+    let mut child = ocs()
+        .args(["sim-server", "--port", "0", "--for", "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sim-server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    let port = v["tcp"]
+        .as_str()
+        .and_then(|s| s.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    (child, port)
+}
+
+#[test]
+fn register_against_the_embedded_server() {
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    let out = ocs()
+        .args([
+            "register",
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args(["--server", &addr, "--transport", "tcp", "--for", "1"])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["connected", "registered", "signed_out", "stopped"]
+    );
+    assert_eq!(events[1]["auth"], "NTLM");
+    assert_eq!(events[1]["auth_version"], 4);
+    // Wrong password: exit 1 with the reason.
+    let out = ocs()
+        .args([
+            "register",
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args(["--server", &addr, "--transport", "tcp", "--for", "1"])
+        .env("OCS_PASSWORD", "wrong")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rejected the credentials"));
+    // No password at all: exit 1, asking for one.
+    let out = ocs()
+        .args(["register", "--user", "sip:alice@contoso.com"])
+        .args([
+            "--server",
+            &addr,
+            "--transport",
+            "tcp",
+            "--password-env",
+            "OCS_TEST_UNSET_VAR",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("credentials needed"));
+    let _ = server.kill();
+}
