@@ -1,1 +1,273 @@
-fn main() {}
+//! Parse throughput of ocs against rsip and ezk-sip-types.
+//!
+//! Three inputs (a typical INVITE with SDP, an OCS rlmi multipart NOTIFY,
+//! an NTLM REGISTER), two groups per input:
+//! - `parse`: bytes to a message object;
+//! - `parse_typed_print`: parse, decode top Via, From, To, CSeq, Call-ID
+//!   and Contact, then print the message back to bytes.
+//!
+//! Every (library, input) pair is run once before measuring. A baseline
+//! that can't handle an input is reported on stderr and left out of the
+//! measurements instead of aborting the whole run.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+struct Input {
+    name: &'static str,
+    bytes: &'static [u8],
+}
+
+const INPUTS: [Input; 3] = [
+    Input {
+        name: "invite_sdp",
+        bytes: include_bytes!("data/invite_sdp.sip"),
+    },
+    Input {
+        name: "notify_multipart",
+        bytes: include_bytes!("data/notify_multipart.sip"),
+    },
+    Input {
+        name: "register_ntlm",
+        bytes: include_bytes!("data/register_ntlm.sip"),
+    },
+];
+
+/// One benchmarked operation: returns a number derived from the result so
+/// the work can't be optimised away.
+type Op = fn(&[u8]) -> Result<usize, String>;
+
+struct Lib {
+    name: &'static str,
+    parse: Op,
+    typed_print: Op,
+}
+
+const LIBS: [Lib; 3] = [
+    Lib {
+        name: "ocs",
+        parse: ocs::parse,
+        typed_print: ocs::typed_print,
+    },
+    Lib {
+        name: "rsip",
+        parse: rsip_impl::parse,
+        typed_print: rsip_impl::typed_print,
+    },
+    Lib {
+        name: "ezk",
+        parse: ezk::parse,
+        typed_print: ezk::typed_print,
+    },
+];
+
+mod ocs {
+    use std::hint::black_box;
+
+    use ocs_core::sip::{Contacts, Message};
+
+    fn err(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+
+    pub fn parse(b: &[u8]) -> Result<usize, String> {
+        let m = Message::parse(b).map_err(err)?;
+        Ok(m.header_count() + m.body().len())
+    }
+
+    pub fn typed_print(b: &[u8]) -> Result<usize, String> {
+        let m = Message::parse(b).map_err(err)?;
+        let via = m.top_via().map_err(err)?;
+        black_box(via.branch());
+        let from = m.from().map_err(err)?;
+        black_box(from.tag());
+        let to = m.to().map_err(err)?;
+        black_box(to.tag());
+        let cseq = m.cseq().map_err(err)?;
+        black_box(cseq.seq);
+        black_box(m.call_id().map_err(err)?);
+        match m.contacts().map_err(err)? {
+            Contacts::List(l) if !l.is_empty() => {
+                black_box(&l);
+            }
+            _ => return Err("no Contact".into()),
+        }
+        Ok(m.to_bytes().len())
+    }
+}
+
+mod rsip_impl {
+    use std::hint::black_box;
+
+    use rsip::prelude::*;
+
+    fn err(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+
+    pub fn parse(b: &[u8]) -> Result<usize, String> {
+        let m = rsip::SipMessage::try_from(b).map_err(err)?;
+        Ok(m.headers().iter().count() + m.body().len())
+    }
+
+    pub fn typed_print(b: &[u8]) -> Result<usize, String> {
+        let m = rsip::SipMessage::try_from(b).map_err(err)?;
+        let via = m.via_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&via);
+        let from = m.from_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&from);
+        let to = m.to_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&to);
+        let cseq = m.cseq_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&cseq);
+        black_box(m.call_id_header().map_err(err)?.value());
+        let contact = m.contact_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&contact);
+        Ok(m.to_string().len())
+    }
+}
+
+mod ezk {
+    //! ezk-sip-types has no whole-message entry point (ezk-sip-core's
+    //! transport does the framing), so this follows what that transport
+    //! does for a complete datagram: pull the lines, parse the start line,
+    //! insert each header line, cut the body at Content-Length.
+
+    use std::hint::black_box;
+
+    use ezk_sip_types::_private_reexport::Bytes;
+    use ezk_sip_types::header::typed::{CSeq, CallID, Contact, ContentLength, FromTo, Via};
+    use ezk_sip_types::msg::{Line, MessageLine, PullParser};
+    use ezk_sip_types::parse::Parse;
+    use ezk_sip_types::print::AppendCtx;
+    use ezk_sip_types::{Headers, Name};
+
+    pub struct Msg {
+        line: MessageLine,
+        headers: Headers,
+        body: Bytes,
+    }
+
+    fn err(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Msg, String> {
+        let buffer = Bytes::copy_from_slice(b);
+        let mut parser = PullParser::new(&buffer, 0);
+        let mut line = None;
+        let mut headers = Headers::new();
+        for item in &mut parser {
+            let raw = item.map_err(|_| "incomplete message head".to_string())?;
+            let text = std::str::from_utf8(raw).map_err(err)?;
+            if line.is_none() {
+                let (_, l) =
+                    MessageLine::parse(&buffer)(text).map_err(|e| format!("start line: {e:?}"))?;
+                line = Some(l);
+            } else {
+                let (_, h) = Line::parse(&buffer, text).map_err(|e| format!("header: {e:?}"))?;
+                headers.insert(h.name, h.value);
+            }
+        }
+        let head_end = parser.head_end();
+        let body = match headers.get_named::<ContentLength>() {
+            Ok(ContentLength(0)) => Bytes::new(),
+            Ok(ContentLength(n)) if buffer.len() >= head_end + n => {
+                buffer.slice(head_end..head_end + n)
+            }
+            Ok(_) => return Err("body shorter than Content-Length".into()),
+            Err(_) => buffer.slice(head_end..),
+        };
+        Ok(Msg {
+            line: line.ok_or("empty message")?,
+            headers,
+            body,
+        })
+    }
+
+    pub fn parse(b: &[u8]) -> Result<usize, String> {
+        let m = decode(b)?;
+        Ok(m.headers.iter().count() + m.body.len())
+    }
+
+    pub fn typed_print(b: &[u8]) -> Result<usize, String> {
+        let m = decode(b)?;
+        let via: Via = m.headers.get_named().map_err(err)?;
+        black_box(&via);
+        let from: FromTo = m.headers.get(Name::FROM).map_err(err)?;
+        black_box(&from);
+        let to: FromTo = m.headers.get(Name::TO).map_err(err)?;
+        black_box(&to);
+        let cseq: CSeq = m.headers.get_named().map_err(err)?;
+        black_box(&cseq);
+        let call_id: CallID = m.headers.get_named().map_err(err)?;
+        black_box(&call_id);
+        let contacts: Vec<Contact> = m.headers.get_named().map_err(err)?;
+        if contacts.is_empty() {
+            return Err("no Contact".into());
+        }
+        black_box(&contacts);
+        let mut out = format!("{}\r\n{}\r\n", m.line.default_print_ctx(), m.headers).into_bytes();
+        out.extend_from_slice(&m.body);
+        Ok(out.len())
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    // Which pairs work at all, decided once, loudly.
+    let mut usable = Vec::new();
+    for input in &INPUTS {
+        for lib in &LIBS {
+            for (group, op) in [("parse", lib.parse), ("parse_typed_print", lib.typed_print)] {
+                match op(input.bytes) {
+                    Ok(_) => usable.push((input.name, lib.name, group)),
+                    Err(e) => {
+                        let e: String = e.chars().take(160).collect();
+                        eprintln!(
+                            "BASELINE FAILURE: {} can't do `{group}` on {}: {e:?}; pair excluded",
+                            lib.name, input.name
+                        )
+                    }
+                }
+            }
+        }
+    }
+    let ok = |i: &str, l: &str, g: &str| usable.contains(&(i, l, g));
+    for input in &INPUTS {
+        for group in ["parse", "parse_typed_print"] {
+            assert!(
+                ok(input.name, "ocs", group),
+                "ocs itself must handle `{group}` on {}",
+                input.name
+            );
+        }
+    }
+
+    for input in &INPUTS {
+        for (group, pick) in [
+            ("parse", (|l: &Lib| l.parse) as fn(&Lib) -> Op),
+            ("parse_typed_print", |l: &Lib| l.typed_print),
+        ] {
+            let mut g = c.benchmark_group(format!("{}/{group}", input.name));
+            g.throughput(Throughput::Elements(1))
+                .measurement_time(Duration::from_secs(3))
+                .warm_up_time(Duration::from_secs(1))
+                .sample_size(50);
+            for lib in &LIBS {
+                if !ok(input.name, lib.name, group) {
+                    continue;
+                }
+                let op = pick(lib);
+                let bytes = input.bytes;
+                g.bench_function(lib.name, |b| b.iter(|| op(black_box(bytes))));
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(parse_benches, benches);
+criterion_main!(parse_benches);
