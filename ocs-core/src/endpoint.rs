@@ -100,16 +100,18 @@ impl Endpoint {
     ) -> Endpoint {
         let mut rng = Rng::from_seed(seed);
         let reg_rng = Rng::from_seed(rng.next_u64());
-        let mut caps = Capabilities::default();
         // What this layer answers itself; presence and IM add to it.
-        caps.methods = vec![
-            Method::Options,
-            Method::Notify,
-            Method::Benotify,
-            Method::Ack,
-            Method::Cancel,
-            Method::Bye,
-        ];
+        let caps = Capabilities {
+            methods: vec![
+                Method::Options,
+                Method::Notify,
+                Method::Benotify,
+                Method::Ack,
+                Method::Cancel,
+                Method::Bye,
+            ],
+            ..Capabilities::default()
+        };
         Endpoint {
             reg: Registration::new(cfg.register, cfg.credentials, reg_rng, entropy, now, wall),
             tx: Transactions::new(cfg.timers),

@@ -22,6 +22,9 @@ fn t0() -> Instant {
 
 const CLIENT: &str = "192.0.2.10:40000";
 
+/// Rewrites server-to-client bytes in flight.
+type Tamper = Box<dyn FnMut(Vec<u8>) -> Vec<u8>>;
+
 struct World {
     start: Instant,
     now: Instant,
@@ -32,7 +35,7 @@ struct World {
     sent: Vec<(Duration, Vec<u8>)>,
     events: Vec<(Duration, EndpointEvent)>,
     /// Applied to server→client bytes before delivery.
-    tamper: Option<Box<dyn FnMut(Vec<u8>) -> Vec<u8>>>,
+    tamper: Option<Tamper>,
     connected: bool,
 }
 

@@ -30,7 +30,12 @@ fn client(user: &str, password: &str, epid: &str, port: u16) -> Result<Client, S
 async fn until_registered(name: &str, c: &mut Client) -> Result<(), String> {
     while let Some(e) = c.next_event().await {
         match e {
-            ClientEvent::Connected { addr, transport, source, .. } => {
+            ClientEvent::Connected {
+                addr,
+                transport,
+                source,
+                ..
+            } => {
                 println!("  {name}: connected to {addr} over {transport} ({source})");
             }
             ClientEvent::Registration(RegistrationEvent::Registered {
@@ -75,7 +80,11 @@ async fn run() -> Result<(), String> {
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     println!("1. Starting the embedded OCS 2007 R2-dialect test server on loopback");
-    let mut registrar = Registrar::new(RegistrarConfig::ocs("contoso.com"), Rng::from_seed(1), [3; 32]);
+    let mut registrar = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(1),
+        [3; 32],
+    );
     registrar.add_user("alice", "CONTOSO", "alicepw");
     registrar.add_user("bob", "CONTOSO", "bobpw");
     let server = serve(
@@ -119,7 +128,10 @@ async fn run() -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: runtime: {e}");

@@ -341,7 +341,7 @@ impl Registrar {
         if !is_register {
             return match self.verify_signed(req) {
                 Ok(signed_by) => RegistrarOutcome::Pass { signed_by },
-                Err(resp) => RegistrarOutcome::Respond(resp),
+                Err(resp) => RegistrarOutcome::Respond(*resp),
             };
         }
         if let Some(secs) = self.unavailable {
@@ -370,16 +370,16 @@ impl Registrar {
 
     /// Checks the signature of a signed request; unsigned requests after
     /// sign-in are refused with 401 by OCS.
-    fn verify_signed(&self, req: &Message) -> Result<Option<String>, Message> {
+    fn verify_signed(&self, req: &Message) -> Result<Option<String>, Box<Message>> {
         let Ok(Some(h)) = signature_header(req) else {
             return Ok(None);
         };
         let Some((user, sa)) = h.opaque.as_ref().and_then(|o| self.sas.get(o)) else {
-            return Err(self.reply(req, 401));
+            return Err(Box::new(self.reply(req, 401)));
         };
         match sa.verify(req) {
             Ok(true) => Ok(Some(user.clone())),
-            _ => Err(self.reply(req, 401)),
+            _ => Err(Box::new(self.reply(req, 401))),
         }
     }
 

@@ -33,14 +33,16 @@ pub struct SimServer {
 impl SimServer {
     /// A server around `registrar`.
     pub fn new(registrar: Registrar, rng: Rng) -> SimServer {
-        let mut caps = Capabilities::default();
-        caps.methods = vec![
-            Method::Register,
-            Method::Options,
-            Method::Ack,
-            Method::Cancel,
-            Method::Bye,
-        ];
+        let caps = Capabilities {
+            methods: vec![
+                Method::Register,
+                Method::Options,
+                Method::Ack,
+                Method::Cancel,
+                Method::Bye,
+            ],
+            ..Capabilities::default()
+        };
         SimServer {
             registrar,
             tx: Transactions::new(TimerConfig::default()),
@@ -116,13 +118,10 @@ impl SimServer {
                 }
                 return;
             }
-            match self.tx.handle_message(m, rel, now) {
-                Ok(Incoming::Request { id, request }) => {
-                    self.peers.insert(id, peer);
-                    let resp = self.answer(peer, rel, &request, now);
-                    self.tx.send_response(id, &resp, now);
-                }
-                Ok(_) | Err(_) => {}
+            if let Ok(Incoming::Request { id, request }) = self.tx.handle_message(m, rel, now) {
+                self.peers.insert(id, peer);
+                let resp = self.answer(peer, rel, &request, now);
+                self.tx.send_response(id, &resp, now);
             }
         }
         self.drain();

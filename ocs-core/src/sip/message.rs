@@ -150,7 +150,7 @@ impl Message {
         let (mut msg, head_len) = Self::parse_head_only(input, limits)?;
         let skipped = msg.skipped;
         let rest = &input[skipped + head_len..];
-        let body_len = match msg.content_length_raw().map_err(|e| e.shift(skipped))? {
+        let body_len = match msg.content_length_raw()? {
             Some(n) => {
                 if n > limits.max_body_bytes {
                     return Err(ParseError::new(
@@ -341,7 +341,8 @@ impl Message {
             name: &h.name,
             name_as_written: h.name_raw.get(&self.head),
             value: h.value.get(&self.head),
-            offset: h.offset as usize,
+            // Offsets count from the bytes as received, skipped CRLFs included.
+            offset: h.offset as usize + self.skipped,
         }
     }
 
@@ -481,13 +482,14 @@ impl Message {
             .filter(|h| h.name == HeaderName::ContentLength)
         {
             let v = h.value.get(&self.head);
+            let off = h.offset as usize + self.skipped;
             // Content-Length can't be bigger than what fits in memory; 2^32
             // is far above any limit we accept, so it bounds the parse.
-            let n = parse_u64_max(v, h.offset as usize, u64::from(u32::MAX))? as usize;
+            let n = parse_u64_max(v, off, u64::from(u32::MAX))? as usize;
             match found {
                 Some(prev) if prev != n => {
                     return Err(ParseError::new(
-                        h.offset as usize,
+                        off,
                         ParseErrorKind::ConflictingContentLength,
                     ));
                 }

@@ -164,6 +164,7 @@ impl<'a> Params<'a> {
     /// Validates `raw` (header parameters without the leading `;`) and
     /// wraps it.
     pub fn from_header_text(raw: &'a str) -> Result<Params<'a>, ParseError> {
+        let raw = raw.trim_matches([' ', '\t']);
         if raw.is_empty() {
             return Ok(Params::default());
         }
@@ -370,10 +371,11 @@ pub enum Uri<'a> {
 }
 
 impl<'a> Uri<'a> {
-    /// Parses a complete URI (no surrounding brackets).
+    /// Parses a complete URI (no surrounding brackets), including a SIP
+    /// URI's parameters and headers.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
         let mut c = Cursor::new(s, 0);
-        let u = Uri::parse_at(&mut c, false)?;
+        let u = Uri::parse_at(&mut c, true)?;
         if !c.is_empty() {
             return Err(c.err(ParseErrorKind::Trailing));
         }
@@ -417,7 +419,7 @@ impl<'a> Uri<'a> {
             let rest = if in_brackets {
                 c.take_while(|b| b != b'>')
             } else {
-                c.take_while(|b| b > 0x20 && b != b';' && b != b',' && b != 0x7f)
+                c.take_while(|b| b > 0x20 && !matches!(b, b';' | b',' | b'<' | b'>' | b'"' | 0x7f))
             };
             if rest.is_empty() {
                 return Err(c.err(ParseErrorKind::BadUri("empty URI")));
@@ -550,10 +552,12 @@ impl<'a> SipUri<'a> {
                 return false;
             }
         }
-        // Any other parameter appearing in both must match.
+        // Any other parameter appearing in both must match. With a name
+        // repeated, the first occurrence counts on both sides, which keeps
+        // the relation reflexive and symmetric.
         for p in self.params.iter() {
-            if let Some(ov) = other.params.get(p.name) {
-                let a = p.value.map(percent_decode);
+            if let (Some(mine), Some(ov)) = (self.params.get(p.name), other.params.get(p.name)) {
+                let a = mine.map(percent_decode);
                 let b = ov.map(percent_decode);
                 match (a, b) {
                     (None, None) => {}
