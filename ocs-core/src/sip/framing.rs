@@ -33,6 +33,8 @@ pub struct StreamFramer {
     failed: bool,
     /// A parsed head waiting for its body: (message, head bytes, body bytes).
     pending: Option<(Message, usize, usize)>,
+    /// How far the current head was already searched for its end.
+    searched: usize,
 }
 
 impl StreamFramer {
@@ -96,12 +98,16 @@ impl StreamFramer {
                 return Ok(None);
             }
             self.start += ws;
+            self.searched = 0;
             return Ok(Some(Frame::KeepAlive));
         }
         if self.pending.is_none() {
-            let Some(head_len) = find_head_end(data, self.limits.max_head_bytes)? else {
+            let Some(head_len) = find_head_end(data, self.searched, self.limits.max_head_bytes)?
+            else {
+                self.searched = data.len();
                 return Ok(None);
             };
+            self.searched = 0;
             // The head is parsed once; the body is attached when complete.
             let (head, _) = Message::parse_head_only(&data[..head_len], &self.limits)
                 .map_err(|e| e.shift(self.start))?;

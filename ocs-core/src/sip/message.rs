@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::error::{ParseError, ParseErrorKind};
 use super::name::{HeaderName, Method};
-use super::scan::{is_token, is_token_byte, is_ws, parse_u64_max};
+use super::scan::{is_token, is_token_byte, parse_u64_max};
 
 /// Limits applied while parsing, so that nothing is buffered without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,14 +68,17 @@ impl Text {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HeaderEntry {
     name: HeaderName,
-    /// The name as written (e.g. `v` for a compact Via).
-    name_raw: Text,
+    /// Length of the name as written at the start of `raw` (e.g. 1 for a
+    /// compact `v`); headers without `raw` print their canonical name.
+    name_len: u16,
     /// The value, trimmed and unfolded.
     value: Text,
     /// The whole raw line(s) including the line end, when unmodified.
     raw: Option<(u32, u32)>,
     /// Offset of the value in the message, for error positions.
     offset: u32,
+    /// The value spans folded lines and must be unfolded.
+    folded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,8 +193,8 @@ impl Message {
         limits: &Limits,
     ) -> Result<(Message, usize), ParseError> {
         let skipped = skip_crlf(input);
-        let head_len = find_head_end(&input[skipped..], limits.max_head_bytes)?
-            .ok_or_else(|| ParseError::new(input.len(), ParseErrorKind::Incomplete))?;
+        let scan = scan_head(&input[skipped..], limits).map_err(|e| e.shift(skipped))?;
+        let head_len = scan.head_len;
         let head_bytes = &input[skipped..skipped + head_len];
         let head = match std::str::from_utf8(head_bytes) {
             Ok(s) => s.to_owned(),
@@ -202,7 +205,7 @@ impl Message {
                 ));
             }
         };
-        let mut msg = parse_head(head, limits).map_err(|e| e.shift(skipped))?;
+        let mut msg = build_head(head, scan).map_err(|e| e.shift(skipped))?;
         msg.skipped = skipped;
         Ok((msg, head_len))
     }
@@ -339,7 +342,10 @@ impl Message {
     fn header_ref<'a>(&'a self, h: &'a HeaderEntry) -> HeaderRef<'a> {
         HeaderRef {
             name: &h.name,
-            name_as_written: h.name_raw.get(&self.head),
+            name_as_written: match h.raw {
+                Some((a, _)) => &self.head[a as usize..a as usize + h.name_len as usize],
+                None => h.name.as_str(),
+            },
             value: h.value.get(&self.head),
             // Offsets count from the bytes as received, skipped CRLFs included.
             offset: h.offset as usize + self.skipped,
@@ -381,13 +387,13 @@ impl Message {
     /// Appends a header.
     pub fn push_header(&mut self, name: impl Into<HeaderName>, value: impl Into<String>) {
         let name = name.into();
-        let name_raw = Text::Owned(name.as_str().into());
         self.headers.push(HeaderEntry {
             name,
-            name_raw,
+            name_len: 0,
             value: Text::Owned(value.into().into_boxed_str()),
             raw: None,
             offset: 0,
+            folded: false,
         });
     }
 
@@ -399,16 +405,16 @@ impl Message {
         value: impl Into<String>,
     ) {
         let name = name.into();
-        let name_raw = Text::Owned(name.as_str().into());
         let index = index.min(self.headers.len());
         self.headers.insert(
             index,
             HeaderEntry {
                 name,
-                name_raw,
+                name_len: 0,
                 value: Text::Owned(value.into().into_boxed_str()),
                 raw: None,
                 offset: 0,
+                folded: false,
             },
         );
     }
@@ -429,7 +435,6 @@ impl Message {
         if let Some(i) = self.headers.iter().position(|h| h.name == name) {
             let h = &mut self.headers[i];
             h.value = Text::Owned(value.into_boxed_str());
-            h.name_raw = Text::Owned(name.as_str().into());
             h.raw = None;
             let mut idx = 0;
             self.headers.retain(|h| {
@@ -517,7 +522,7 @@ impl Message {
                     out.extend_from_slice(&self.head.as_bytes()[a as usize..b as usize])
                 }
                 None => {
-                    out.extend_from_slice(h.name_raw.get(&self.head).as_bytes());
+                    out.extend_from_slice(h.name.as_str().as_bytes());
                     out.extend_from_slice(b": ");
                     out.extend_from_slice(h.value.get(&self.head).as_bytes());
                     out.extend_from_slice(b"\r\n");
@@ -547,10 +552,16 @@ fn skip_crlf(input: &[u8]) -> usize {
 }
 
 /// Finds the end of the header section (just past the blank line).
-/// Lines may end in CRLF or, leniently, in a bare LF.
-pub(crate) fn find_head_end(input: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
-    let mut pos = 0;
+/// Lines may end in CRLF or, leniently, in a bare LF. `from` is how far an
+/// earlier call already searched, so a stream that trickles in byte by
+/// byte is not rescanned from the start each time.
+pub(crate) fn find_head_end(
+    input: &[u8],
+    from: usize,
+    max: usize,
+) -> Result<Option<usize>, ParseError> {
     let window = &input[..input.len().min(max.saturating_add(1))];
+    let mut pos = from.saturating_sub(2).min(window.len());
     while let Some(nl) = memchr::memchr(b'\n', &window[pos..]) {
         let next = pos + nl + 1;
         match window.get(next) {
@@ -574,110 +585,163 @@ pub(crate) fn find_head_end(input: &[u8], max: usize) -> Result<Option<usize>, P
     Ok(None)
 }
 
-/// Splits `s[pos..]` at the next line end; returns (line without line end,
-/// index just past the line end).
-#[inline]
-fn next_line(s: &str, pos: usize) -> (usize, usize, usize) {
-    let b = s.as_bytes();
-    match memchr::memchr(b'\n', &b[pos..]) {
-        Some(i) => {
-            let nl = pos + i;
-            let end = if nl > pos && b[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            (pos, end, nl + 1)
-        }
-        None => (pos, s.len(), s.len()),
-    }
+/// Where the parts of a header section are, found in one pass over the
+/// bytes before they are validated as UTF-8.
+struct Scan {
+    head_len: usize,
+    /// End of the start line (without its line end) and start of the next.
+    start_end: usize,
+    start_next: usize,
+    headers: Vec<HeaderEntry>,
+    blank: (usize, usize),
+    folded: bool,
 }
 
-fn parse_head(head: String, limits: &Limits) -> Result<Message, ParseError> {
-    let (ls, le, mut pos) = next_line(&head, 0);
-    let start = parse_start_line(&head[ls..le], ls)?;
-    let start_raw = Some((ls as u32, pos as u32));
-    let mut headers: Vec<HeaderEntry> = Vec::with_capacity(16);
-    let mut folded_any = false;
-    let mut folded: Vec<bool> = Vec::new();
-    let blank_raw;
-    loop {
-        let (a, e, next) = next_line(&head, pos);
-        if a == e {
-            blank_raw = Some((a as u32, next as u32));
-            break;
+/// End of the line starting at `pos`: (end without CR/LF, start of the
+/// next line), or `None` when the line end has not arrived.
+#[inline]
+fn line_end(b: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let nl = pos + memchr::memchr(b'\n', &b[pos..])?;
+    let end = if nl > pos && b[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    Some((end, nl + 1))
+}
+
+#[inline]
+fn trim_end_ws(b: &[u8], start: usize, mut end: usize) -> usize {
+    while end > start && (b[end - 1] == b' ' || b[end - 1] == b'\t') {
+        end -= 1;
+    }
+    end
+}
+
+fn scan_head(data: &[u8], limits: &Limits) -> Result<Scan, ParseError> {
+    let window = &data[..data.len().min(limits.max_head_bytes)];
+    let incomplete = || {
+        if data.len() >= limits.max_head_bytes {
+            ParseError::new(
+                limits.max_head_bytes,
+                ParseErrorKind::LimitExceeded("header bytes"),
+            )
+        } else {
+            ParseError::new(data.len(), ParseErrorKind::Incomplete)
         }
-        let line = &head[a..e];
-        let first = line.as_bytes()[0];
-        if is_ws(first) {
-            // Folded continuation of the previous header (RFC 3261 §7.3.1).
+    };
+    let (start_end, mut pos) = line_end(window, 0).ok_or_else(incomplete)?;
+    let start_next = pos;
+    let mut headers: Vec<HeaderEntry> = Vec::with_capacity(20);
+    let mut folded = false;
+    loop {
+        let Some(&b0) = window.get(pos) else {
+            return Err(incomplete());
+        };
+        if b0 == b'\n' {
+            return Ok(Scan {
+                head_len: pos + 1,
+                start_end,
+                start_next,
+                headers,
+                blank: (pos, pos + 1),
+                folded,
+            });
+        }
+        if b0 == b'\r' {
+            match window.get(pos + 1) {
+                Some(b'\n') => {
+                    return Ok(Scan {
+                        head_len: pos + 2,
+                        start_end,
+                        start_next,
+                        headers,
+                        blank: (pos, pos + 2),
+                        folded,
+                    });
+                }
+                Some(_) => return Err(ParseError::new(pos, ParseErrorKind::BadHeaderLine)),
+                None => return Err(incomplete()),
+            }
+        }
+        let (end, next) = line_end(window, pos).ok_or_else(incomplete)?;
+        if b0 == b' ' || b0 == b'\t' {
+            // A folded continuation of the previous header (§7.3.1).
             let Some(prev) = headers.last_mut() else {
-                return Err(ParseError::new(a, ParseErrorKind::BadHeaderLine));
+                return Err(ParseError::new(pos, ParseErrorKind::BadHeaderLine));
             };
-            if let Some((ra, _)) = prev.raw {
-                prev.raw = Some((ra, next as u32));
+            let vend = trim_end_ws(window, pos, end);
+            let blank = vend
+                == pos
+                    + window[pos..vend]
+                        .iter()
+                        .take_while(|c| **c == b' ' || **c == b'\t')
+                        .count();
+            if let Text::Span(a, e) = &mut prev.value
+                && !blank
+            {
+                // Mark folding with the span end past the line: unfolded later.
+                *e = vend as u32;
+                let _ = a;
             }
-            if let Text::Span(va, _) = prev.value {
-                let trimmed_end = a + line.trim_end_matches([' ', '\t']).len();
-                let new_end = trimmed_end.max(va as usize);
-                prev.value = Text::Span(va, new_end as u32);
+            if let Some(r) = &mut prev.raw {
+                r.1 = next as u32;
             }
-            if let Some(f) = folded.last_mut() {
-                *f = true;
-            }
-            folded_any = true;
+            prev.folded = true;
+            folded = true;
             pos = next;
             continue;
         }
         if headers.len() >= limits.max_headers {
             return Err(ParseError::new(
-                a,
+                pos,
                 ParseErrorKind::LimitExceeded("header count"),
             ));
         }
-        let Some(colon) = memchr::memchr(b':', line.as_bytes()) else {
-            return Err(ParseError::new(a, ParseErrorKind::BadHeaderLine));
-        };
-        let name_str = line[..colon].trim_end_matches([' ', '\t']);
-        if !is_token(name_str) {
-            let bad = name_str
-                .bytes()
-                .position(|b| !is_token_byte(b))
-                .unwrap_or(0);
-            return Err(ParseError::new(a + bad, ParseErrorKind::BadHeaderLine));
+        let mut i = pos;
+        while i < end && is_token_byte(window[i]) {
+            i += 1;
         }
-        let after = &line[colon + 1..];
-        let lead = after.len() - after.trim_start_matches([' ', '\t']).len();
-        let va = a + colon + 1 + lead;
-        let ve = a + line.trim_end_matches([' ', '\t']).len();
-        let ve = ve.max(va);
+        let name_end = i;
+        while i < end && (window[i] == b' ' || window[i] == b'\t') {
+            i += 1;
+        }
+        if name_end == pos || i >= end || window[i] != b':' {
+            let bad = if name_end == pos { pos } else { name_end };
+            return Err(ParseError::new(bad, ParseErrorKind::BadHeaderLine));
+        }
+        i += 1;
+        while i < end && (window[i] == b' ' || window[i] == b'\t') {
+            i += 1;
+        }
+        let vend = trim_end_ws(window, i, end);
         headers.push(HeaderEntry {
-            name: HeaderName::from_wire(name_str),
-            name_raw: Text::Span(a as u32, (a + name_str.len()) as u32),
-            value: Text::Span(va as u32, ve as u32),
-            raw: Some((a as u32, next as u32)),
-            offset: va as u32,
+            name: HeaderName::from_wire_bytes(&window[pos..name_end]),
+            name_len: (name_end - pos).min(usize::from(u16::MAX)) as u16,
+            value: Text::Span(i as u32, vend as u32),
+            raw: Some((pos as u32, next as u32)),
+            offset: i as u32,
+            folded: false,
         });
-        folded.push(false);
         pos = next;
-        if pos >= head.len() {
-            return Err(ParseError::new(pos, ParseErrorKind::Incomplete));
-        }
     }
-    if folded_any {
-        for (h, f) in headers.iter_mut().zip(folded) {
-            if f {
-                let v = h.value.get(&head);
-                h.value = Text::Owned(unfold(v).into_boxed_str());
-            }
+}
+
+fn build_head(head: String, scan: Scan) -> Result<Message, ParseError> {
+    let start = parse_start_line(&head[..scan.start_end], 0)?;
+    let mut headers = scan.headers;
+    if scan.folded {
+        for h in headers.iter_mut().filter(|h| h.folded) {
+            let v = unfold(h.value.get(&head));
+            h.value = Text::Owned(v.into_boxed_str());
         }
     }
     Ok(Message {
         head,
         start,
-        start_raw,
+        start_raw: Some((0, scan.start_next as u32)),
         headers,
-        blank_raw,
+        blank_raw: Some((scan.blank.0 as u32, scan.blank.1 as u32)),
         body: Vec::new(),
         skipped: 0,
     })

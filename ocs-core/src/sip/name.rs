@@ -2,6 +2,46 @@
 
 use std::fmt;
 
+/// A case-insensitive hash of a header name (length and a few bytes,
+/// lower-cased), usable at compile time.
+const fn name_hash(b: &[u8]) -> usize {
+    let n = b.len();
+    if n == 0 {
+        return 0;
+    }
+    let (a, z, m) = (
+        (b[0] | 0x20) as usize,
+        (b[n - 1] | 0x20) as usize,
+        (b[n / 2] | 0x20) as usize,
+    );
+    (n * 7 + a * 31 + z * 17 + m * 3) ^ (n >> 2)
+}
+
+/// Case-insensitive equality of a canonical name (letters, digits and `-`)
+/// with a token, eight bytes at a time. Setting bit 5 lower-cases letters
+/// and leaves `-` and digits alone; no other token byte folds onto a letter,
+/// so this is exact for these inputs.
+#[inline]
+fn eq_fold(canon: &[u8], name: &[u8]) -> bool {
+    if canon.len() != name.len() {
+        return false;
+    }
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let mut a = canon.chunks_exact(8);
+    let mut b = name.chunks_exact(8);
+    for (x, y) in (&mut a).zip(&mut b) {
+        let x = u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
+        let y = u64::from_le_bytes([y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7]]);
+        if (x | FOLD) != (y | FOLD) {
+            return false;
+        }
+    }
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(x, y)| (x | 0x20) == (y | 0x20))
+}
+
 macro_rules! header_names {
     ($( $(#[$doc:meta])* $var:ident => $canon:literal $(, $compact:literal)? ;)*) => {
         /// A header name. Well-known names are variants so lookups compare
@@ -15,6 +55,9 @@ macro_rules! header_names {
             Other(Box<str>),
         }
 
+        /// Every well-known name with its variant.
+        pub(crate) const KNOWN_NAMES: &[(&str, HeaderName)] = &[ $( ($canon, HeaderName::$var), )* ];
+
         impl HeaderName {
             /// The canonical spelling (e.g. `Call-ID`).
             pub fn as_str(&self) -> &str {
@@ -27,12 +70,46 @@ macro_rules! header_names {
             /// Recognises a name as written on the wire, including the
             /// RFC 3261 §7.3.3 compact forms, case-insensitively.
             pub fn from_wire(name: &str) -> HeaderName {
+                Self::from_wire_bytes(name.as_bytes())
+            }
+
+            /// [`HeaderName::from_wire`] on bytes already known to be a
+            /// token (ASCII), as the parser has them.
+            pub(crate) fn from_wire_bytes(name: &[u8]) -> HeaderName {
                 if name.len() == 1 {
-                    let c = name.as_bytes()[0].to_ascii_lowercase();
+                    let c = name[0].to_ascii_lowercase();
                     $( $( if c == $compact { return HeaderName::$var; } )? )*
                 }
-                $( if name.eq_ignore_ascii_case($canon) { return HeaderName::$var; } )*
-                HeaderName::Other(name.into())
+                // Open-addressed hash over the canonical names, built at
+                // compile time: every header of every message comes through
+                // here, so one probe beats fifty comparisons.
+                const KNOWN: &[(&str, HeaderName)] = KNOWN_NAMES;
+                const SLOTS: usize = 256;
+                const TABLE: [u8; SLOTS] = {
+                    let mut t = [u8::MAX; SLOTS];
+                    let mut i = 0;
+                    while i < KNOWN.len() {
+                        let mut h = name_hash(KNOWN[i].0.as_bytes()) % SLOTS;
+                        while t[h] != u8::MAX {
+                            h = (h + 1) % SLOTS;
+                        }
+                        t[h] = i as u8;
+                        i += 1;
+                    }
+                    t
+                };
+                let mut h = name_hash(name) % SLOTS;
+                loop {
+                    let i = TABLE[h];
+                    if i == u8::MAX {
+                        return HeaderName::Other(String::from_utf8_lossy(name).into());
+                    }
+                    let (canon, ref known) = KNOWN[i as usize];
+                    if eq_fold(canon.as_bytes(), name) {
+                        return known.clone();
+                    }
+                    h = (h + 1) % SLOTS;
+                }
             }
 
             /// The compact form, if the header has one.
@@ -291,6 +368,33 @@ mod tests {
             HeaderName::from_wire("C%6Fntact"),
             HeaderName::Other("C%6Fntact".into())
         );
+    }
+
+    #[test]
+    fn every_known_name_is_found_in_any_case() {
+        for (name, h) in KNOWN_NAMES {
+            assert_eq!(&HeaderName::from_wire(name), h);
+            assert_eq!(&HeaderName::from_wire(&name.to_ascii_uppercase()), h);
+            assert_eq!(&HeaderName::from_wire(&name.to_ascii_lowercase()), h);
+            assert_eq!(h.as_str(), *name);
+        }
+        // Bytes that fold onto letters or '-' under bit 5 are not tokens,
+        // except these, which must not match.
+        for other in [
+            "X-Foo",
+            "Vias",
+            "Contacts",
+            "ms-keep-alivex",
+            "ab",
+            "T_",
+            "vi`",
+            "Vi@",
+        ] {
+            assert!(
+                matches!(HeaderName::from_wire(other), HeaderName::Other(_)),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -5,14 +5,27 @@
 
 use super::error::{ParseError, ParseErrorKind};
 
-/// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`.
-#[inline]
+/// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`, as a
+/// table because this test runs for every byte of every header name.
+pub(crate) static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
+/// True for a `token` character.
+#[inline(always)]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
 }
 
 /// True when `s` is a non-empty `token`.
