@@ -20,8 +20,19 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "Kamailio for the interop tests (scripts/kamailio.sh: installs it when missing)"
+trap 'scripts/kamailio.sh stop' EXIT
+scripts/kamailio.sh start
+set -a
+# shellcheck source=/dev/null # written by scripts/kamailio.sh start
+. target/kamailio.env
+set +a
+
 step "tests"
 cargo test --workspace
+
+step "interop with Kamailio on 127.0.0.1:$OCS_KAMAILIO_PORT"
+OCS_KAMAILIO_PORT=$OCS_KAMAILIO_PORT cargo test -p ocs-core --test kamailio -- --ignored --test-threads=1
 
 step "sans-IO core builds without tokio"
 cargo check -p ocs-core --no-default-features

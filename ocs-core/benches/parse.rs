@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 
 struct Input {
     name: &'static str,
@@ -269,5 +269,49 @@ fn benches(c: &mut Criterion) {
     }
 }
 
+/// Reads criterion's point estimate (mean, ns) for one benchmark of this run.
+fn estimate(group: &str, lib: &str) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
+    // Criterion writes a group named `a/b` into the directory `a_b`.
+    let path = format!(
+        "{dir}/criterion/{}/{lib}/new/estimates.json",
+        group.replace('/', "_")
+    );
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints ocs's speed-up over each baseline, side by side, from the
+/// estimates criterion just wrote.
+fn print_ratios() {
+    println!();
+    println!(
+        "{:<40} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "benchmark", "ocs ns", "rsip ns", "ezk ns", "vs rsip", "vs ezk"
+    );
+    for input in &INPUTS {
+        for group in ["parse", "parse_typed_print"] {
+            let g = format!("{}/{group}", input.name);
+            let Some(ours) = estimate(&g, "ocs") else {
+                continue;
+            };
+            let show = |lib: &str| match estimate(&g, lib) {
+                Some(t) => (format!("{t:.0}"), format!("{:.2}x", t / ours)),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            let (r, rr) = show("rsip");
+            let (e, er) = show("ezk");
+            println!("{g:<40} {ours:>10.0} {r:>10} {e:>10} {rr:>9} {er:>9}");
+        }
+    }
+}
+
 criterion_group!(parse_benches, benches);
-criterion_main!(parse_benches);
+
+fn main() {
+    parse_benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios();
+}

@@ -112,11 +112,6 @@ impl Client {
     /// Starts the client task on the current tokio runtime: discover,
     /// connect, register.
     pub fn start(cfg: ClientConfig) -> Result<Client, Error> {
-        let tls = Arc::new(
-            cfg.tls
-                .client_config()
-                .map_err(|e| Error::Transport(format!("TLS setup: {e}")))?,
-        );
         let resolver = match cfg.nameserver {
             Some(ns) => Resolver::with_nameserver(ns),
             None => Resolver::from_system_conf(),
@@ -137,7 +132,7 @@ impl Client {
         let task = Task {
             ep,
             cfg,
-            tls,
+            tls: None,
             resolver,
             rng: Rng::from_seed(seed ^ 0x5eed),
             conn: None,
@@ -178,7 +173,7 @@ impl Client {
 struct Task {
     ep: Endpoint,
     cfg: ClientConfig,
-    tls: Arc<rustls::ClientConfig>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     resolver: Resolver,
     rng: Rng,
     conn: Option<Conn>,
@@ -354,7 +349,7 @@ impl Task {
             }
         };
         for c in list {
-            match Conn::connect(&c, &self.tls, self.cfg.connect_timeout).await {
+            match Conn::connect(&c, &self.cfg.tls, &mut self.tls, self.cfg.connect_timeout).await {
                 Ok((conn, local)) => {
                     self.conn = Some(conn);
                     self.emit(ClientEvent::Connected {

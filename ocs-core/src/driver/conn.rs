@@ -56,9 +56,8 @@ impl TlsSettings {
         }
         let mut roots = rustls::RootCertStore::empty();
         if !self.no_platform_roots {
-            let native = rustls_native_certs::load_native_certs();
-            for c in native.certs {
-                let _ = roots.add(c);
+            for c in native_roots() {
+                let _ = roots.add(c.clone());
             }
         }
         for c in &self.extra_roots {
@@ -68,6 +67,13 @@ impl TlsSettings {
         }
         Ok(builder.with_root_certificates(roots).with_no_client_auth())
     }
+}
+
+/// The platform's trust store, read once per process: reading it costs
+/// milliseconds, ten times a whole registration on loopback.
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 mod danger {
@@ -140,9 +146,16 @@ impl Conn {
     /// Connects to a candidate within `timeout`.
     pub(crate) async fn connect(
         c: &Candidate,
-        tls: &Arc<rustls::ClientConfig>,
+        tls: &TlsSettings,
+        tls_config: &mut Option<Arc<rustls::ClientConfig>>,
         timeout: Duration,
     ) -> io::Result<(Conn, SocketAddr)> {
+        // TLS configuration is built on first use: UDP and TCP users never
+        // pay for the trust store.
+        if c.transport == Transport::Tls && tls_config.is_none() {
+            *tls_config = Some(Arc::new(tls.client_config()?));
+        }
+        let tls = tls_config.clone();
         let fut = async {
             match c.transport {
                 Transport::Udp => {
@@ -168,7 +181,10 @@ impl Conn {
                     let local = s.local_addr()?;
                     let name = ServerName::try_from(c.host.trim_end_matches('.').to_owned())
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                    let t = TlsConnector::from(tls.clone()).connect(name, s).await?;
+                    let Some(cfg) = tls else {
+                        return Err(io::Error::other("TLS configuration missing"));
+                    };
+                    let t = TlsConnector::from(cfg).connect(name, s).await?;
                     Ok((Conn::Tls(Box::new(t)), local))
                 }
             }
