@@ -181,6 +181,12 @@ impl Endpoint {
         self.pump(now);
     }
 
+    /// Plugs in a host security mechanism (Kerberos, SSPI); see
+    /// [`crate::auth::mechanism`].
+    pub fn set_authenticator(&mut self, a: Box<dyn crate::auth::mechanism::Authenticator>) {
+        self.reg.set_authenticator(a);
+    }
+
     /// Supplies credentials after `CredentialsNeeded`.
     pub fn set_credentials(&mut self, creds: Credentials, now: Instant) -> Result<(), Error> {
         self.reg.set_credentials(creds, now)?;

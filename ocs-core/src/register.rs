@@ -14,6 +14,8 @@
 //! ([`Registration::handle_failure`]).
 
 use std::collections::VecDeque;
+
+use base64::Engine;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,7 @@ use crate::auth::authheader::{AuthHeader, FieldOrder, Scheme, SignatureParams, S
 use crate::auth::digest::DigestChallenge;
 use crate::auth::drbg::SecretRng;
 use crate::auth::epid::sip_instance_uuid;
+use crate::auth::mechanism::{Authenticator, MechanismContext};
 use crate::auth::ntlm::{self, AuthenticateParams, ChallengeMessage};
 use crate::auth::sipae::SecurityAssociation;
 use crate::discovery::{Dialect, Transport};
@@ -333,13 +336,24 @@ pub enum RegState {
     Done,
 }
 
-#[derive(Debug, Clone)]
 enum AuthState {
     None,
     /// NTLM: sent the empty token, waiting for the CHALLENGE.
     NtlmStarted,
     /// NTLM: sent AUTHENTICATE; the association is in `sa`.
     NtlmAuthenticated,
+    /// A host mechanism (Kerberos, SSPI) mid-handshake: the context waits
+    /// for the server's 200 OK to become an association.
+    External {
+        ctx: Box<dyn MechanismContext>,
+        header: HeaderName,
+        realm: String,
+        targetname: String,
+        version: u32,
+        rounds: u32,
+    },
+    /// A host mechanism's association is established (in `sa`).
+    ExternalAuthenticated,
     /// Digest: answering this challenge.
     Digest {
         header: HeaderName,
@@ -349,8 +363,20 @@ enum AuthState {
     },
 }
 
+impl std::fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthState::None => "None",
+            AuthState::NtlmStarted => "NtlmStarted",
+            AuthState::NtlmAuthenticated => "NtlmAuthenticated",
+            AuthState::External { .. } => "External",
+            AuthState::ExternalAuthenticated => "ExternalAuthenticated",
+            AuthState::Digest { .. } => "Digest",
+        })
+    }
+}
+
 /// The registration state machine. See the module docs.
-#[derive(Debug)]
 pub struct Registration {
     cfg: RegisterConfig,
     creds: Option<Credentials>,
@@ -378,6 +404,18 @@ pub struct Registration {
     retry_at: Option<Instant>,
     requests: VecDeque<Message>,
     events: VecDeque<RegistrationEvent>,
+    authenticator: Option<Box<dyn Authenticator>>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("aor", &self.cfg.aor)
+            .field("state", &self.state)
+            .field("auth", &self.auth)
+            .field("gruu", &self.gruu)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Registration {
@@ -421,7 +459,14 @@ impl Registration {
             retry_at: None,
             requests: VecDeque::new(),
             events: VecDeque::new(),
+            authenticator: None,
         }
+    }
+
+    /// Plugs in a host mechanism (Kerberos, SSPI). When a challenge offers
+    /// its scheme, it is used in preference to the built-in NTLM and Digest.
+    pub fn set_authenticator(&mut self, authenticator: Box<dyn Authenticator>) {
+        self.authenticator = Some(authenticator);
     }
 
     // ----- getters -------------------------------------------------------
@@ -713,7 +758,7 @@ impl Registration {
         });
         // Signed refresh (NTLM) or Digest with the next nonce count.
         match &mut self.auth {
-            AuthState::NtlmAuthenticated => {
+            AuthState::NtlmAuthenticated | AuthState::ExternalAuthenticated => {
                 let rand = self.rng.hex(8);
                 if let Some(sa) = &mut self.sa
                     && let Err(e) = sa.sign(&mut msg, &rand)
@@ -812,6 +857,13 @@ impl Registration {
         {
             self.sa = None;
             self.auth = AuthState::None;
+        }
+        if let Some(scheme) = self.authenticator.as_ref().map(|a| a.scheme().to_owned())
+            && let Some(c) = challenges
+                .iter()
+                .find(|c| c.scheme.as_str().eq_ignore_ascii_case(&scheme))
+        {
+            return self.on_external_challenge(c, header);
         }
         if let Some(c) = ntlm {
             return self.on_ntlm_challenge(c, header, now);
@@ -951,6 +1003,110 @@ impl Registration {
         }
     }
 
+    fn on_external_challenge(&mut self, c: &AuthHeader, header: HeaderName) {
+        let realm = c.get("realm").unwrap_or("").to_owned();
+        let targetname = c.get("targetname").unwrap_or("").to_owned();
+        let version: u32 = c.get("version").and_then(|v| v.parse().ok()).unwrap_or(2);
+        let input = match c.get("gssapi-data").filter(|t| !t.is_empty()) {
+            Some(t) => match base64::engine::general_purpose::STANDARD.decode(t) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    return self.fail(Error::PeerMisbehaved(format!("bad gssapi-data: {e}")));
+                }
+            },
+            None => None,
+        };
+        // Continue the context under way, or start a new one.
+        let (mut ctx, rounds) = match std::mem::replace(&mut self.auth, AuthState::None) {
+            AuthState::External { ctx, rounds, .. } if input.is_some() => (ctx, rounds + 1),
+            AuthState::External { .. } | AuthState::ExternalAuthenticated
+                if self.state != RegState::Registered =>
+            {
+                // A fresh challenge after our token: the server refused it.
+                return self.need_credentials(&realm, CredentialsReason::Rejected);
+            }
+            _ => {
+                let Some(a) = self.authenticator.as_mut() else {
+                    return;
+                };
+                match a.start(&targetname) {
+                    Ok(ctx) => (ctx, 0),
+                    Err(e) => return self.fail(Error::Auth(format!("{}: {e}", c.scheme.as_str()))),
+                }
+            }
+        };
+        if rounds > 8 {
+            return self.fail(Error::Auth(format!(
+                "{} handshake did not finish in 8 rounds",
+                c.scheme.as_str()
+            )));
+        }
+        let token = match ctx.step(input.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return self.fail(Error::Auth(format!("{}: {e}", c.scheme.as_str()))),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
+        let value = SipAuthorization {
+            scheme: c.scheme.clone(),
+            realm: &realm,
+            targetname: &targetname,
+            opaque: c.get("opaque"),
+            gssapi_data: Some(&b64),
+            version: (version > 2).then_some(version),
+            signature: None,
+        }
+        .to_header_value(FieldOrder::OfficeCommunicator);
+        self.sa = None;
+        self.auth = AuthState::External {
+            ctx,
+            header: header.clone(),
+            realm,
+            targetname,
+            version,
+            rounds,
+        };
+        self.push_with_auth(header, value);
+    }
+
+    /// The 200 OK ending a host mechanism's handshake: its
+    /// Authentication-Info names the association and proves the server.
+    fn finish_external(&mut self, resp: &Message, now: Instant) -> Result<(), Error> {
+        let AuthState::External {
+            ctx,
+            header,
+            realm,
+            targetname,
+            version,
+            ..
+        } = std::mem::replace(&mut self.auth, AuthState::None)
+        else {
+            return Ok(());
+        };
+        let info =
+            resp.authentication_info().ok().flatten().ok_or_else(|| {
+                Error::PeerMisbehaved("200 OK without Authentication-Info".into())
+            })?;
+        let opaque = info.params.get("opaque").map(|o| o.into_owned());
+        let sa = SecurityAssociation::external(
+            ctx,
+            info.scheme,
+            &realm,
+            &targetname,
+            opaque.as_deref(),
+            version,
+            header,
+        );
+        match sa.verify(resp) {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::PeerMisbehaved("200 OK is not signed".into())),
+            Err(e) => return Err(Error::PeerMisbehaved(format!("200 OK signature: {e}"))),
+        }
+        self.sa = Some(sa);
+        self.sa_since = Some(now);
+        self.auth = AuthState::ExternalAuthenticated;
+        Ok(())
+    }
+
     fn on_digest_challenge(&mut self, c: &AuthHeader, header: HeaderName, _now: Instant) {
         let challenge = match DigestChallenge::from_header(c) {
             Ok(ch) => ch,
@@ -981,8 +1137,12 @@ impl Registration {
     }
 
     fn on_success(&mut self, resp: &Message, now: Instant) {
-        // With an association, the 200 must carry a valid server signature.
-        if let Some(sa) = &self.sa {
+        if matches!(self.auth, AuthState::External { .. }) {
+            if let Err(e) = self.finish_external(resp, now) {
+                return self.fail(e);
+            }
+        } else if let Some(sa) = &self.sa {
+            // With an association, the 200 must carry a valid server signature.
             match sa.verify(resp) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -1071,7 +1231,9 @@ impl Registration {
         self.registered_once = true;
         self.attempt = 0;
         let (auth_scheme, auth_version) = match (&self.auth, &self.sa) {
-            (AuthState::NtlmAuthenticated, Some(sa)) => ("NTLM".to_owned(), sa.version()),
+            (AuthState::NtlmAuthenticated | AuthState::ExternalAuthenticated, Some(sa)) => {
+                (sa.scheme().to_owned(), sa.version())
+            }
             (AuthState::Digest { .. }, _) => ("Digest".to_owned(), 0),
             _ => (String::new(), 0),
         };

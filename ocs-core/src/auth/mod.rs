@@ -11,6 +11,7 @@
 //! * [`digest`] — RFC 2617 / RFC 7616 Digest for non-Microsoft registrars and proxies.
 //! * [`sigbuf`] — the MS-SIPAE signature buffer that NTLM signatures are computed over.
 //! * [`epid`] — `epid` → `+sip.instance` UUID derivation.
+//! * [`mechanism`] — the traits a host implements to plug in Kerberos or SSPI.
 //! * [`authheader`] — parsing of `Scheme k=v, ...` auth headers and building the
 //!   MS-SIPAE `Authorization` / `Proxy-Authorization` value.
 
@@ -19,6 +20,7 @@ pub mod digest;
 pub mod drbg;
 pub mod epid;
 pub(crate) mod hex;
+pub mod mechanism;
 pub mod ntlm;
 pub mod sigbuf;
 pub mod sipae;

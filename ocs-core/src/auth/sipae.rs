@@ -3,6 +3,7 @@
 //! verifying incoming ones.
 
 use super::authheader::{FieldOrder, Scheme, SignatureParams, SipAuthorization, quote};
+use super::mechanism::MechanismContext;
 use super::ntlm::{NtlmError, SecurityContext};
 use super::sigbuf::{SignatureFields, signature_buffer};
 use crate::sip::{HeaderName, Message, ParseError, Uri};
@@ -145,6 +146,25 @@ pub enum VerifyError {
     /// The signature names another security association.
     #[error("signature belongs to another security association")]
     WrongAssociation,
+    /// A plugged-in mechanism refused the signature.
+    #[error("mechanism refused the signature: {0}")]
+    Mechanism(String),
+}
+
+/// What computes and checks signatures: the built-in NTLM context or a
+/// host's mechanism.
+enum Signer {
+    Ntlm(SecurityContext),
+    External(Box<dyn MechanismContext>),
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signer::Ntlm(_) => f.write_str("Signer::Ntlm(..)"),
+            Signer::External(_) => f.write_str("Signer::External(..)"),
+        }
+    }
 }
 
 /// An established MS-SIPAE security association (one side of it).
@@ -152,9 +172,9 @@ pub enum VerifyError {
 /// After the handshake every outgoing message is signed with
 /// [`SecurityAssociation::sign`] and every incoming one checked with
 /// [`SecurityAssociation::verify`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SecurityAssociation {
-    ctx: SecurityContext,
+    signer: Signer,
     scheme: Scheme,
     realm: String,
     targetname: String,
@@ -178,7 +198,7 @@ impl SecurityAssociation {
         header: HeaderName,
     ) -> Self {
         SecurityAssociation {
-            ctx,
+            signer: Signer::Ntlm(ctx),
             scheme: Scheme::Ntlm,
             realm: realm.to_owned(),
             targetname: targetname.to_owned(),
@@ -187,6 +207,34 @@ impl SecurityAssociation {
             header,
             num: 0,
         }
+    }
+
+    /// An association whose signatures come from a host's mechanism
+    /// (Kerberos, SSPI) under `scheme`.
+    pub fn external(
+        ctx: Box<dyn MechanismContext>,
+        scheme: &str,
+        realm: &str,
+        targetname: &str,
+        opaque: Option<&str>,
+        version: u32,
+        header: HeaderName,
+    ) -> Self {
+        SecurityAssociation {
+            signer: Signer::External(ctx),
+            scheme: Scheme::from_token(scheme),
+            realm: realm.to_owned(),
+            targetname: targetname.to_owned(),
+            opaque: opaque.map(str::to_owned),
+            version,
+            header,
+            num: 0,
+        }
+    }
+
+    /// The scheme (`NTLM`, `Kerberos`, ...).
+    pub fn scheme(&self) -> &str {
+        self.scheme.as_str()
     }
 
     /// The authentication version (2, 3 or 4).
@@ -232,7 +280,16 @@ impl SecurityAssociation {
             &self.targetname,
             self.version,
         )?;
-        Ok((self.num, self.ctx.sign_hex(buf.as_bytes())))
+        let sig = match &mut self.signer {
+            Signer::Ntlm(ctx) => ctx.sign_hex(buf.as_bytes()),
+            Signer::External(ctx) => match ctx.sign(buf.as_bytes()) {
+                Ok(sig) => super::hex::encode(&sig),
+                // A mechanism that cannot sign yields a signature the peer
+                // rejects, which surfaces as an authentication failure.
+                Err(_) => String::new(),
+            },
+        };
+        Ok((self.num, sig))
     }
 
     /// Signs an outgoing message: replaces its auth header with the
@@ -302,7 +359,15 @@ impl SecurityAssociation {
             &self.targetname,
             self.version,
         )?;
-        self.ctx.verify_hex(buf.as_bytes(), &sig)?;
+        match &self.signer {
+            Signer::Ntlm(ctx) => ctx.verify_hex(buf.as_bytes(), &sig)?,
+            Signer::External(ctx) => {
+                let raw = super::hex::decode(&sig)
+                    .ok_or_else(|| VerifyError::Mechanism("signature is not hex".into()))?;
+                ctx.verify(buf.as_bytes(), &raw)
+                    .map_err(VerifyError::Mechanism)?;
+            }
+        }
         Ok(true)
     }
 }

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::conn::{Conn, TlsSettings};
 use super::dns::Resolver;
+use crate::auth::mechanism::Authenticator;
 use crate::discovery::{Candidate, ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
 use crate::error::Error;
@@ -35,6 +36,19 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long sign-out waits for the server before giving up.
     pub sign_out_timeout: Duration,
+    /// A host security mechanism (Kerberos, SSPI) to prefer over NTLM.
+    pub authenticator: Option<AuthenticatorFactory>,
+}
+
+/// Makes the host's [`Authenticator`] for a client (called once per
+/// client start).
+#[derive(Clone)]
+pub struct AuthenticatorFactory(pub Arc<dyn Fn() -> Box<dyn Authenticator> + Send + Sync>);
+
+impl std::fmt::Debug for AuthenticatorFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthenticatorFactory(..)")
+    }
 }
 
 impl ClientConfig {
@@ -48,6 +62,7 @@ impl ClientConfig {
             nameserver: None,
             connect_timeout: Duration::from_secs(10),
             sign_out_timeout: Duration::from_secs(5),
+            authenticator: None,
         }
     }
 }
@@ -128,7 +143,10 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         #[allow(clippy::disallowed_methods)]
         let (now, wall) = (Instant::now(), SystemTime::now());
-        let ep = Endpoint::new(cfg.endpoint.clone(), seed, secret, now, wall);
+        let mut ep = Endpoint::new(cfg.endpoint.clone(), seed, secret, now, wall);
+        if let Some(f) = &cfg.authenticator {
+            ep.set_authenticator((f.0)());
+        }
         let task = Task {
             ep,
             cfg,

@@ -9,6 +9,6 @@ pub mod dns;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use client::{Client, ClientConfig, ClientEvent};
+pub use client::{AuthenticatorFactory, Client, ClientConfig, ClientEvent};
 pub use conn::TlsSettings;
 pub use dns::{DiscoveryError, Resolver};

@@ -1,0 +1,34 @@
+//! Plugging in other security mechanisms (Kerberos through GSSAPI, Windows
+//! SSPI, TLS-DSK) for MS-SIPAE, without the core knowing them.
+//!
+//! The shape follows GSSAPI: an [`Authenticator`] is the credential (one
+//! per signed-in user) and starts a [`MechanismContext`] per handshake. The
+//! registration runs the token exchange through `gssapi-data`, and once the
+//! server's 200 OK names the association (`opaque`) and proves itself
+//! (`rspauth`), the context signs every outgoing message and verifies every
+//! incoming one, exactly as the built-in NTLM does.
+
+/// A credential for one mechanism. Implemented by the host.
+pub trait Authenticator: Send {
+    /// The scheme as it appears in challenges and credentials (`Kerberos`,
+    /// `NTLM`, `TLS-DSK`); matched case-insensitively.
+    fn scheme(&self) -> &str;
+
+    /// Starts a new security context for the server named `targetname`
+    /// (e.g. `sip/pool.contoso.com` for Kerberos).
+    fn start(&mut self, targetname: &str) -> Result<Box<dyn MechanismContext>, String>;
+}
+
+/// One security context: the token exchange, then message signatures.
+pub trait MechanismContext: Send {
+    /// The next token to send. `input` is the server's token from the last
+    /// challenge (`None` in the first round). An empty result means
+    /// nothing more to send.
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, String>;
+
+    /// Signs an MS-SIPAE signature buffer (outgoing message).
+    fn sign(&mut self, buffer: &[u8]) -> Result<Vec<u8>, String>;
+
+    /// Checks the server's signature over a buffer (incoming message).
+    fn verify(&self, buffer: &[u8], signature: &[u8]) -> Result<(), String>;
+}
