@@ -11,7 +11,7 @@
 //! `poll_event`, `poll_timeout`. After any input or command, drain the
 //! outputs.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::discovery::Transport;
@@ -25,7 +25,9 @@ use crate::sip::{
     Capabilities, HeaderName, Message, Method, RequestVerdict, ResponseVerdict, StreamFramer,
     builder, validate_request, validate_response,
 };
-use crate::transaction::{Incoming, Reliability, TimerConfig, Transactions, TxEvent, TxId};
+use crate::transaction::{
+    Incoming, Reliability, TimerConfig, Transactions, TxEvent, TxFailure, TxId,
+};
 
 /// Endpoint settings.
 #[derive(Debug, Clone)]
@@ -70,7 +72,42 @@ pub enum EndpointEvent {
     /// The registration wants to send but there is no connection: the
     /// driver should (re)connect and call `connected`.
     NeedConnection,
+    /// A response to a request sent with [`Endpoint::send_request`]
+    /// (provisional ones too; the final one ends the request).
+    Response {
+        /// The request.
+        id: RequestId,
+        /// The response (already verified when signed in with NTLM).
+        response: Message,
+    },
+    /// A request sent with [`Endpoint::send_request`] got no final
+    /// response (timeout) or could not be sent.
+    RequestFailed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        failure: TxFailure,
+    },
+    /// A request for a method the owner asked to handle
+    /// ([`Endpoint::handle_methods`]); answer it with [`Endpoint::respond`]
+    /// (BENOTIFY is never answered).
+    IncomingRequest {
+        /// Handle for the answer.
+        id: IncomingId,
+        /// The request.
+        request: Message,
+    },
+    /// An ACK for a 2xx we sent (it has no transaction of its own).
+    IncomingAck(Message),
 }
+
+/// A request sent through [`Endpoint::send_request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// An incoming request waiting for [`Endpoint::respond`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IncomingId(pub TxId);
 
 /// One client endpoint. See the module docs.
 #[derive(Debug)]
@@ -86,6 +123,9 @@ pub struct Endpoint {
     last_sent: Option<Instant>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<EndpointEvent>,
+    requests: HashMap<TxId, RequestId>,
+    next_request: u64,
+    owned_methods: Vec<Method>,
 }
 
 impl Endpoint {
@@ -124,6 +164,139 @@ impl Endpoint {
             last_sent: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            owned_methods: Vec::new(),
+        }
+    }
+
+    /// Routes incoming requests of these methods to the owner as
+    /// [`EndpointEvent::IncomingRequest`] instead of answering them here
+    /// (presence takes NOTIFY/BENOTIFY, IM takes INVITE/MESSAGE/INFO/BYE).
+    pub fn handle_methods(&mut self, methods: &[Method]) {
+        for m in methods {
+            if !self.owned_methods.contains(m) {
+                self.owned_methods.push(m.clone());
+            }
+            if !self.caps.methods.contains(m) {
+                self.caps.methods.push(m.clone());
+            }
+        }
+    }
+
+    /// Our Contact for new requests: the GRUU once registered (OCS), else
+    /// our transport address.
+    pub fn contact(&self) -> Option<String> {
+        if let Some(g) = self.reg.gruu() {
+            return Some(format!("<{g}>"));
+        }
+        let l = self.local?;
+        let user = crate::sip::SipUri::parse(&self.reg.config().aor)
+            .ok()
+            .and_then(|u| u.user.map(|u| format!("{u}@")))
+            .unwrap_or_default();
+        Some(format!(
+            "<sip:{user}{};transport={}>",
+            l.addr,
+            l.transport.as_str().to_ascii_lowercase()
+        ))
+    }
+
+    /// A new out-of-dialog request from us to `target` (Request-URI and
+    /// To): From with a fresh tag (and our epid in the OCS dialect), a new
+    /// Call-ID, CSeq 1 and our Contact. Via and Max-Forwards are added by
+    /// [`Endpoint::send_request`].
+    pub fn new_request(&mut self, method: Method, target: &str) -> Message {
+        let cfg = self.reg.config();
+        let mut m = Message::request(method.clone(), target);
+        let mut from = format!("<{}>;tag={}", cfg.aor, self.rng.tag());
+        if cfg.dialect == crate::discovery::Dialect::Ocs {
+            from.push_str(&format!(";epid={}", cfg.epid));
+        }
+        m.push_header(HeaderName::From, from);
+        m.push_header(HeaderName::To, format!("<{target}>"));
+        m.push_header(HeaderName::CallId, self.rng.call_id());
+        m.push_header(HeaderName::CSeq, format!("1 {method}"));
+        if let Some(c) = self.contact() {
+            m.push_header(HeaderName::Contact, c);
+        }
+        m
+    }
+
+    /// A fresh tag for a dialog we answer.
+    pub fn new_tag(&mut self) -> String {
+        self.rng.tag()
+    }
+
+    /// The `epid=` parameter for From in the OCS dialect.
+    pub fn epid_param(&self) -> Option<String> {
+        let cfg = self.reg.config();
+        (cfg.dialect == crate::discovery::Dialect::Ocs).then(|| format!("epid={}", cfg.epid))
+    }
+
+    /// Sends a request in a client transaction: adds Via and Max-Forwards,
+    /// fixes Content-Length, signs it (MS-SIPAE) and queues it. Responses
+    /// come back as [`EndpointEvent::Response`].
+    pub fn send_request(&mut self, mut req: Message, now: Instant) -> Result<RequestId, Error> {
+        let Some(local) = self.local else {
+            return Err(Error::Transport("not connected".into()));
+        };
+        if req.method() == Some(&Method::Ack) {
+            return Err(Error::ApiMisuse("send ACK with send_ack".into()));
+        }
+        self.prepare(&mut req, local);
+        self.reg.sign(&mut req)?;
+        let tx = self.tx.send_request(req, self.reliability(), now)?;
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.requests.insert(tx, id);
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Sends an ACK for a 2xx (no transaction, §13.2.2.4).
+    pub fn send_ack(&mut self, mut ack: Message, now: Instant) -> Result<(), Error> {
+        let Some(local) = self.local else {
+            return Err(Error::Transport("not connected".into()));
+        };
+        self.prepare(&mut ack, local);
+        self.reg.sign(&mut ack)?;
+        self.transmits.push_back(ack.to_bytes());
+        self.last_sent = Some(now);
+        Ok(())
+    }
+
+    /// Answers an [`EndpointEvent::IncomingRequest`] (signed like every
+    /// outgoing message). Returns false when the request is gone.
+    pub fn respond(&mut self, id: IncomingId, mut resp: Message, now: Instant) -> bool {
+        if !resp.has_header(HeaderName::ContentLength) {
+            resp.push_header(HeaderName::ContentLength, resp.body().len().to_string());
+        }
+        let _ = self.reg.sign(&mut resp);
+        let ok = self.tx.send_response(id.0, &resp, now);
+        self.pump(now);
+        ok
+    }
+
+    fn prepare(&mut self, req: &mut Message, local: LocalTransport) {
+        req.remove_headers(HeaderName::Via);
+        req.insert_header(
+            0,
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {};branch={}",
+                local.transport.as_str(),
+                local.addr,
+                self.rng.branch()
+            ),
+        );
+        if !req.has_header(HeaderName::MaxForwards) {
+            req.insert_header(1, HeaderName::MaxForwards, "70");
+        }
+        let len = req.body().len().to_string();
+        if req.header(HeaderName::ContentLength) != Some(len.as_str()) {
+            req.remove_headers(HeaderName::ContentLength);
+            req.push_header(HeaderName::ContentLength, len);
         }
     }
 
@@ -338,7 +511,25 @@ impl Endpoint {
             }
         }
         match self.tx.handle_message(m, rel, now) {
-            Ok(Incoming::Request { id, request }) => self.answer(id, &request, now),
+            Ok(Incoming::Request { id, request }) => {
+                let owned = request
+                    .method()
+                    .is_some_and(|m| self.owned_methods.contains(m));
+                let reg_notify = request
+                    .event()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|e| e.value.eq_ignore_ascii_case("registration-notify"));
+                if owned && !reg_notify {
+                    self.events.push_back(EndpointEvent::IncomingRequest {
+                        id: IncomingId(id),
+                        request,
+                    });
+                } else {
+                    self.answer(id, &request, now);
+                }
+            }
+            Ok(Incoming::Ack(ack)) => self.events.push_back(EndpointEvent::IncomingAck(ack)),
             Ok(_) => {}
             Err(e) => self
                 .events
@@ -432,6 +623,21 @@ impl Endpoint {
                     TxEvent::Failed { id, failure } if Some(id) == self.reg_tx => {
                         self.reg_tx = None;
                         self.reg.handle_failure(failure, now);
+                    }
+                    TxEvent::Response { id, response } => {
+                        if let Some(&rid) = self.requests.get(&id) {
+                            self.events
+                                .push_back(EndpointEvent::Response { id: rid, response });
+                        }
+                    }
+                    TxEvent::Failed { id, failure } => {
+                        if let Some(rid) = self.requests.remove(&id) {
+                            self.events
+                                .push_back(EndpointEvent::RequestFailed { id: rid, failure });
+                        }
+                    }
+                    TxEvent::Terminated { id } => {
+                        self.requests.remove(&id);
                     }
                     _ => {}
                 }

@@ -327,6 +327,9 @@ impl Task {
                             return false;
                         }
                     }
+                    // The driver sends no requests of its own and claims no
+                    // methods, so nothing else can arrive yet.
+                    _ => {}
                 }
             }
             if !busy {

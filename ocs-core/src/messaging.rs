@@ -1,0 +1,825 @@
+//! Instant messaging on top of the [`Endpoint`], sans-IO.
+//!
+//! OCS dialect: a session per contact, opened with an INVITE whose SDP
+//! offers `m=message` and whose `ms-text-format` header carries the first
+//! message; later messages are MESSAGEs inside the dialog, typing goes as
+//! INFO with a KeyboardActivity body, either side ends with BYE. Standard
+//! dialect: page-mode MESSAGE (RFC 3428) and is-composing (RFC 3994).
+//!
+//! Nothing the app sends disappears: every [`MessageId`] ends in exactly
+//! one [`ImEvent::Delivered`] or [`ImEvent::Failed`] — including messages
+//! queued while a session is set up, and messages in flight when the
+//! connection drops.
+//!
+//! DisableIM (the seed's registry policy) is enforced here, on the client
+//! only, as Communicator does: sending is refused with
+//! [`Error::PolicyDenied`], incoming IM is declined with
+//! [`crate::im::outcome::IM_DISABLED_STATUS`] and an `ms-client-diagnostics`
+//! reason, and the app is told.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::dialog::Dialog;
+use crate::discovery::Dialect;
+use crate::endpoint::{Endpoint, EndpointEvent, IncomingId, RequestId};
+use crate::error::{Error, Provenance};
+use crate::im::body::{ImContent, MESSAGE_ACCEPT};
+use crate::im::outcome::{
+    self, DeliveryFailure, FailureReason, IM_DISABLED_CLIENT_DIAGNOSTICS, IM_DISABLED_STATUS,
+};
+use crate::im::sdp::{self, Sdp};
+use crate::im::textformat::MsTextFormat;
+use crate::im::typing::{self, IsComposing, TypingState};
+use crate::sip::{HeaderName, Message, Method, builder};
+use crate::transaction::TxFailure;
+
+/// Identifies one message the app sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// IM settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImConfig {
+    /// OCS sessions or standard page mode.
+    pub dialect: Dialect,
+    /// The effective DisableIM policy and where it came from (`None`: IM
+    /// allowed).
+    pub disable_im: Option<Provenance>,
+    /// An idle session is closed with BYE after this long.
+    pub idle_timeout: Duration,
+}
+
+impl ImConfig {
+    /// Defaults: IM allowed, sessions close after 10 idle minutes.
+    pub fn new(dialect: Dialect) -> ImConfig {
+        ImConfig {
+            dialect,
+            disable_im: None,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the IM layer reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ImEvent {
+    /// The recipient took the message (2xx).
+    Delivered {
+        /// The message.
+        id: MessageId,
+    },
+    /// The message was not delivered.
+    Failed {
+        /// The message.
+        id: MessageId,
+        /// Why, for the app to branch on.
+        reason: FailureReason,
+        /// Status code and diagnostics, or the local cause.
+        detail: String,
+    },
+    /// A message arrived.
+    Received {
+        /// The sender's URI.
+        from: String,
+        /// The content (original and plain text).
+        content: ImContent,
+    },
+    /// The other side started or stopped typing.
+    Typing {
+        /// Who.
+        from: String,
+        /// True while typing.
+        active: bool,
+    },
+    /// An incoming IM was refused because DisableIM is set here.
+    RefusedByPolicy {
+        /// Who tried.
+        from: String,
+    },
+    /// The contact's client refused our IM because IM is disabled there
+    /// (Communicator shows a blocked marker next to the contact).
+    ContactCannotReceiveIm {
+        /// The contact.
+        uri: String,
+    },
+    /// A session ended.
+    SessionEnded {
+        /// The contact.
+        uri: String,
+        /// True when the other side (or a failure) ended it.
+        by_peer: bool,
+    },
+}
+
+#[derive(Debug)]
+enum SessionState {
+    /// INVITE sent; messages wait.
+    Inviting {
+        first: MessageId,
+        first_text: String,
+        queued: VecDeque<(MessageId, String)>,
+    },
+    /// Established.
+    Up,
+}
+
+#[derive(Debug)]
+struct Session {
+    dialog: Option<Dialog>,
+    state: SessionState,
+    last_activity: Instant,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Invite { peer: String, invite: Box<Message> },
+    Message { id: MessageId, peer: String },
+    Other,
+}
+
+/// The IM layer. Feed it every endpoint event with
+/// [`Messaging::handle_event`]; it consumes the ones that are its own.
+#[derive(Debug)]
+pub struct Messaging {
+    cfg: ImConfig,
+    sessions: HashMap<String, Session>,
+    pending: HashMap<RequestId, Pending>,
+    next_id: u64,
+    events: VecDeque<ImEvent>,
+}
+
+fn uri_key(uri: &str) -> String {
+    uri.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_ascii_lowercase()
+}
+
+fn local_ip(ep: &Endpoint) -> IpAddr {
+    ep.local()
+        .map(|l| l.addr.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+impl Messaging {
+    /// The methods the IM layer answers; pass them to
+    /// [`Endpoint::handle_methods`].
+    pub const METHODS: [Method; 4] = [Method::Invite, Method::Message, Method::Info, Method::Bye];
+
+    /// A new IM layer.
+    pub fn new(cfg: ImConfig) -> Messaging {
+        Messaging {
+            cfg,
+            sessions: HashMap::new(),
+            pending: HashMap::new(),
+            next_id: 0,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Number of open or opening sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Sets the effective DisableIM policy (`None` allows IM).
+    pub fn set_disable_im(&mut self, provenance: Option<Provenance>) {
+        self.cfg.disable_im = provenance;
+    }
+
+    fn alloc(&mut self) -> MessageId {
+        self.next_id += 1;
+        MessageId(self.next_id)
+    }
+
+    fn fail(&mut self, id: MessageId, reason: FailureReason, detail: impl Into<String>) {
+        self.events.push_back(ImEvent::Failed {
+            id,
+            reason,
+            detail: detail.into(),
+        });
+    }
+
+    fn policy_denied(&self) -> Option<Error> {
+        self.cfg.disable_im.as_ref().map(|p| Error::PolicyDenied {
+            policy: "DisableIM".into(),
+            provenance: p.clone(),
+        })
+    }
+
+    /// Sends `text` to `to`. The returned id ends in exactly one
+    /// Delivered or Failed event.
+    pub fn send(
+        &mut self,
+        ep: &mut Endpoint,
+        to: &str,
+        text: &str,
+        now: Instant,
+    ) -> Result<MessageId, Error> {
+        if let Some(e) = self.policy_denied() {
+            return Err(e);
+        }
+        let id = self.alloc();
+        let key = uri_key(to);
+        if self.cfg.dialect != Dialect::Ocs {
+            let mut m = ep.new_request(Method::Message, &key);
+            m.set_body("text/plain;charset=UTF-8", text.as_bytes().to_vec());
+            self.submit(ep, m, Pending::Message { id, peer: key }, now);
+            return Ok(id);
+        }
+        match self.sessions.get_mut(&key) {
+            Some(s) => {
+                s.last_activity = now;
+                match &mut s.state {
+                    SessionState::Inviting { queued, .. } => {
+                        queued.push_back((id, text.to_owned()));
+                    }
+                    SessionState::Up => self.send_in_dialog(ep, &key, id, text, now),
+                }
+            }
+            None => self.invite(ep, &key, id, text, now),
+        }
+        Ok(id)
+    }
+
+    /// Tells `to` that we are (or stopped) typing. Best effort: no outcome.
+    pub fn send_typing(&mut self, ep: &mut Endpoint, to: &str, active: bool, now: Instant) {
+        if self.cfg.disable_im.is_some() {
+            return;
+        }
+        let key = uri_key(to);
+        let state = if active {
+            TypingState::Active
+        } else {
+            TypingState::Idle
+        };
+        if self.cfg.dialect != Dialect::Ocs {
+            let body = if active {
+                IsComposing::active(60)
+            } else {
+                IsComposing::idle()
+            };
+            let mut m = ep.new_request(Method::Message, &key);
+            m.set_body(
+                typing::IS_COMPOSING_CONTENT_TYPE,
+                body.to_xml().into_bytes(),
+            );
+            self.submit(ep, m, Pending::Other, now);
+            return;
+        }
+        let epid = ep.epid_param();
+        let Some(Session {
+            dialog: Some(d),
+            state: SessionState::Up,
+            ..
+        }) = self.sessions.get_mut(&key)
+        else {
+            return;
+        };
+        let mut m = d.request(Method::Info, epid.as_deref());
+        m.set_body(
+            typing::KEYBOARD_ACTIVITY_CONTENT_TYPE,
+            typing::keyboard_activity(state).into_bytes(),
+        );
+        self.submit(ep, m, Pending::Other, now);
+    }
+
+    /// Ends the session with `to` (BYE).
+    pub fn end_session(&mut self, ep: &mut Endpoint, to: &str, now: Instant) {
+        let key = uri_key(to);
+        if let Some(s) = self.sessions.remove(&key) {
+            self.close(ep, &key, s, false, now);
+        }
+    }
+
+    fn close(&mut self, ep: &mut Endpoint, key: &str, s: Session, by_peer: bool, now: Instant) {
+        if let SessionState::Inviting { first, queued, .. } = s.state {
+            self.fail(
+                first,
+                FailureReason::DialogGone,
+                "session closed before it was set up",
+            );
+            for (id, _) in queued {
+                self.fail(
+                    id,
+                    FailureReason::DialogGone,
+                    "session closed before it was set up",
+                );
+            }
+        }
+        if !by_peer && let Some(mut d) = s.dialog {
+            let bye = d.request(Method::Bye, ep.epid_param().as_deref());
+            self.submit(ep, bye, Pending::Other, now);
+        }
+        self.events.push_back(ImEvent::SessionEnded {
+            uri: key.to_owned(),
+            by_peer,
+        });
+    }
+
+    fn submit(&mut self, ep: &mut Endpoint, m: Message, p: Pending, now: Instant) {
+        match ep.send_request(m, now) {
+            Ok(rid) => {
+                self.pending.insert(rid, p);
+            }
+            Err(e) => match p {
+                Pending::Message { id, .. } => {
+                    self.fail(id, FailureReason::ServiceUnavailable, e.to_string())
+                }
+                Pending::Invite { peer, .. } => {
+                    if let Some(s) = self.sessions.remove(&peer) {
+                        self.close(ep, &peer, s, true, now);
+                    }
+                }
+                Pending::Other => {}
+            },
+        }
+    }
+
+    fn invite(&mut self, ep: &mut Endpoint, key: &str, id: MessageId, text: &str, now: Instant) {
+        let mut inv = ep.new_request(Method::Invite, key);
+        inv.push_header(
+            "Ms-Text-Format",
+            MsTextFormat::new("text/plain", text).encode(),
+        );
+        inv.push_header(HeaderName::Supported, "ms-sender");
+        let port = ep.local().map(|l| l.addr.port()).unwrap_or(5060);
+        inv.set_body(
+            "application/sdp",
+            sdp::build_offer(local_ip(ep), port).into_bytes(),
+        );
+        self.sessions.insert(
+            key.to_owned(),
+            Session {
+                dialog: None,
+                state: SessionState::Inviting {
+                    first: id,
+                    first_text: text.to_owned(),
+                    queued: VecDeque::new(),
+                },
+                last_activity: now,
+            },
+        );
+        let copy = Box::new(inv.clone());
+        self.submit(
+            ep,
+            inv,
+            Pending::Invite {
+                peer: key.to_owned(),
+                invite: copy,
+            },
+            now,
+        );
+    }
+
+    fn send_in_dialog(
+        &mut self,
+        ep: &mut Endpoint,
+        key: &str,
+        id: MessageId,
+        text: &str,
+        now: Instant,
+    ) {
+        let epid = ep.epid_param();
+        let Some(Session {
+            dialog: Some(d), ..
+        }) = self.sessions.get_mut(key)
+        else {
+            self.fail(id, FailureReason::DialogGone, "no session");
+            return;
+        };
+        let mut m = d.request(Method::Message, epid.as_deref());
+        m.set_body("text/plain;charset=UTF-8", text.as_bytes().to_vec());
+        self.submit(
+            ep,
+            m,
+            Pending::Message {
+                id,
+                peer: key.to_owned(),
+            },
+            now,
+        );
+    }
+
+    fn report_failure(&mut self, id: MessageId, peer: &str, f: &DeliveryFailure) {
+        if f.recipient_im_disabled {
+            self.events.push_back(ImEvent::ContactCannotReceiveIm {
+                uri: peer.to_owned(),
+            });
+        }
+        let detail = match &f.diagnostics {
+            Some(d) => format!("{} ({d})", f.status),
+            None => f.status.to_string(),
+        };
+        self.fail(id, f.reason, detail);
+    }
+
+    /// Feeds an endpoint event; returns true when it was the IM layer's.
+    pub fn handle_event(&mut self, ep: &mut Endpoint, e: &EndpointEvent, now: Instant) -> bool {
+        match e {
+            EndpointEvent::Response { id, response } => {
+                if response.status().unwrap_or(0) < 200 {
+                    return self.pending.contains_key(id);
+                }
+                let Some(p) = self.pending.remove(id) else {
+                    return false;
+                };
+                self.on_final(ep, p, response, now);
+                true
+            }
+            EndpointEvent::RequestFailed { id, failure } => {
+                let Some(p) = self.pending.remove(id) else {
+                    return false;
+                };
+                let (reason, detail) = match failure {
+                    TxFailure::TransportError => {
+                        (FailureReason::ServiceUnavailable, "transport error")
+                    }
+                    _ => (FailureReason::TimedOut, "no response in time"),
+                };
+                match p {
+                    Pending::Message { id, .. } => self.fail(id, reason, detail),
+                    Pending::Invite { peer, .. } => {
+                        if let Some(s) = self.sessions.remove(&peer)
+                            && let SessionState::Inviting { first, queued, .. } = s.state
+                        {
+                            self.fail(first, reason, detail);
+                            for (q, _) in queued {
+                                self.fail(q, reason, detail);
+                            }
+                            self.events.push_back(ImEvent::SessionEnded {
+                                uri: peer,
+                                by_peer: true,
+                            });
+                        }
+                    }
+                    Pending::Other => {}
+                }
+                true
+            }
+            EndpointEvent::IncomingRequest { id, request } => {
+                let Some(m) = request.method() else {
+                    return false;
+                };
+                if !Self::METHODS.contains(m) {
+                    return false;
+                }
+                self.on_request(ep, *id, request, now);
+                true
+            }
+            EndpointEvent::IncomingAck(ack) => {
+                let Ok(cid) = ack.call_id() else { return false };
+                self.sessions
+                    .values()
+                    .any(|s| s.dialog.as_ref().is_some_and(|d| d.call_id == cid))
+            }
+            _ => false,
+        }
+    }
+
+    fn on_final(&mut self, ep: &mut Endpoint, p: Pending, resp: &Message, now: Instant) {
+        match p {
+            Pending::Other => {}
+            Pending::Message { id, peer } => match outcome::classify(resp) {
+                None => self.events.push_back(ImEvent::Delivered { id }),
+                Some(f) => {
+                    self.report_failure(id, &peer, &f);
+                    if outcome::ends_session(f.status)
+                        && let Some(s) = self.sessions.remove(&peer)
+                    {
+                        self.close(ep, &peer, s, true, now);
+                    }
+                }
+            },
+            Pending::Invite { peer, invite } => {
+                let Some(s) = self.sessions.remove(&peer) else {
+                    return;
+                };
+                let SessionState::Inviting {
+                    first,
+                    first_text,
+                    queued,
+                } = s.state
+                else {
+                    // Our INVITE lost a glare race to the peer's session:
+                    // keep that one; acknowledge and end ours if it was taken.
+                    self.sessions.insert(peer, s);
+                    if outcome::classify(resp).is_none()
+                        && let Ok(mut d) = Dialog::from_uac(&invite, resp)
+                    {
+                        let epid = ep.epid_param();
+                        let _ = ep.send_ack(d.request(Method::Ack, epid.as_deref()), now);
+                        let bye = d.request(Method::Bye, epid.as_deref());
+                        self.submit(ep, bye, Pending::Other, now);
+                    }
+                    return;
+                };
+                if let Some(f) = outcome::classify(resp) {
+                    self.report_failure(first, &peer, &f);
+                    for (q, _) in queued {
+                        self.report_failure(q, &peer, &f);
+                    }
+                    self.events.push_back(ImEvent::SessionEnded {
+                        uri: peer,
+                        by_peer: true,
+                    });
+                    return;
+                }
+                let dialog = match Dialog::from_uac(&invite, resp) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.fail(first, FailureReason::Other, format!("unusable 2xx: {e}"));
+                        for (q, _) in queued {
+                            self.fail(q, FailureReason::Other, "session could not be set up");
+                        }
+                        return;
+                    }
+                };
+                let mut d = dialog;
+                let ack = d.request(Method::Ack, ep.epid_param().as_deref());
+                let _ = ep.send_ack(ack, now);
+                // The callee consumed the INVITE's message only when it says
+                // so; otherwise resend it as a MESSAGE (PROTOCOL.md e.1).
+                let consumed = resp
+                    .supported()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("ms-text-format"));
+                self.sessions.insert(
+                    peer.clone(),
+                    Session {
+                        dialog: Some(d),
+                        state: SessionState::Up,
+                        last_activity: now,
+                    },
+                );
+                if consumed {
+                    self.events.push_back(ImEvent::Delivered { id: first });
+                } else {
+                    self.send_in_dialog(ep, &peer, first, &first_text, now);
+                }
+                for (q, text) in queued {
+                    self.send_in_dialog(ep, &peer, q, &text, now);
+                }
+            }
+        }
+    }
+
+    fn reply(
+        ep: &mut Endpoint,
+        id: IncomingId,
+        req: &Message,
+        code: u16,
+        tag: &str,
+        extra: &[(HeaderName, &str)],
+        now: Instant,
+    ) {
+        if req.method() == Some(&Method::Benotify) {
+            return;
+        }
+        if let Ok(mut r) = builder::response(req, code, None, Some(tag)) {
+            for (n, v) in extra {
+                r.insert_header(r.header_count() - 1, n.clone(), *v);
+            }
+            ep.respond(id, r, now);
+        }
+    }
+
+    fn sender(req: &Message) -> String {
+        req.from().map(|f| uri_key(f.uri_text)).unwrap_or_default()
+    }
+
+    fn on_request(&mut self, ep: &mut Endpoint, id: IncomingId, req: &Message, now: Instant) {
+        let from = Self::sender(req);
+        let tag = ep.new_tag();
+        let method = req.method().cloned();
+        // DisableIM: decline IM, tell the app (the seed's observed behaviour).
+        if self.cfg.disable_im.is_some() && matches!(method, Some(Method::Invite | Method::Message))
+        {
+            Self::reply(
+                ep,
+                id,
+                req,
+                IM_DISABLED_STATUS,
+                &tag,
+                &[(
+                    HeaderName::MsClientDiagnostics,
+                    IM_DISABLED_CLIENT_DIAGNOSTICS,
+                )],
+                now,
+            );
+            self.events.push_back(ImEvent::RefusedByPolicy { from });
+            return;
+        }
+        match method {
+            Some(Method::Invite) => self.on_invite(ep, id, req, &from, &tag, now),
+            Some(Method::Message) => {
+                if let Some(t) = typing::parse_typing(
+                    req.header(HeaderName::ContentType).unwrap_or("text/plain"),
+                    req.body(),
+                ) {
+                    let active = matches!(t, Ok(TypingState::Active));
+                    Self::reply(ep, id, req, 200, &tag, &[], now);
+                    self.events.push_back(ImEvent::Typing { from, active });
+                    return;
+                }
+                match ImContent::from_message(req) {
+                    Ok(content) => {
+                        Self::reply(ep, id, req, 200, &tag, &[], now);
+                        if let Some(s) = self.sessions.get_mut(&from) {
+                            s.last_activity = now;
+                        }
+                        self.events.push_back(ImEvent::Received { from, content });
+                    }
+                    Err(e) => {
+                        let code = e.status();
+                        let accept = (code == 415).then_some((HeaderName::Accept, MESSAGE_ACCEPT));
+                        Self::reply(ep, id, req, code, &tag, accept.as_slice(), now);
+                    }
+                }
+            }
+            Some(Method::Info) => {
+                let state = typing::parse_keyboard_activity(req.body());
+                Self::reply(ep, id, req, 200, &tag, &[], now);
+                if let Ok(s) = state {
+                    self.events.push_back(ImEvent::Typing {
+                        from,
+                        active: s == TypingState::Active,
+                    });
+                }
+            }
+            Some(Method::Bye) => {
+                Self::reply(ep, id, req, 200, &tag, &[], now);
+                let key = self
+                    .sessions
+                    .iter()
+                    .find(|(_, s)| s.dialog.as_ref().is_some_and(|d| d.matches_incoming(req)))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = key
+                    && let Some(s) = self.sessions.remove(&k)
+                {
+                    self.close(ep, &k, s, true, now);
+                }
+            }
+            _ => Self::reply(ep, id, req, 405, &tag, &[], now),
+        }
+    }
+
+    fn on_invite(
+        &mut self,
+        ep: &mut Endpoint,
+        id: IncomingId,
+        req: &Message,
+        from: &str,
+        tag: &str,
+        now: Instant,
+    ) {
+        let media = match Sdp::parse(req.body()) {
+            Ok(s) => sdp::message_media(&s),
+            Err(_) => {
+                Self::reply(ep, id, req, 400, tag, &[], now);
+                return;
+            }
+        };
+        if media.is_none() {
+            Self::reply(
+                ep,
+                id,
+                req,
+                488,
+                tag,
+                &[(
+                    HeaderName::MsClientDiagnostics,
+                    "52063;reason=\"Unsupported session description\"",
+                )],
+                now,
+            );
+            return;
+        }
+        // The first message rides in ms-text-format.
+        let first = match req.header("ms-text-format") {
+            Some(v) => match MsTextFormat::parse(v).ok().and_then(|f| f.content().ok()) {
+                Some(c) => Some(c),
+                None => {
+                    Self::reply(ep, id, req, 400, tag, &[], now);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let self_uri = req.to().map(|t| t.uri_text.to_owned()).unwrap_or_default();
+        let port = ep.local().map(|l| l.addr.port()).unwrap_or(5060);
+        let answer = sdp::build_answer(local_ip(ep), port, &self_uri);
+        let Ok(mut ok) = builder::response(req, 200, None, Some(tag)) else {
+            return;
+        };
+        let at = ok.header_count() - 1;
+        if let Some(c) = ep.contact() {
+            ok.insert_header(at, HeaderName::Contact, c);
+        }
+        if first.is_some() {
+            ok.insert_header(
+                ok.header_count() - 1,
+                HeaderName::Supported,
+                "ms-text-format",
+            );
+        }
+        ok.insert_header(
+            ok.header_count() - 1,
+            HeaderName::Supported,
+            "com.microsoft.rtc-multiparty",
+        );
+        ok.set_body("application/sdp", answer.into_bytes());
+        let dialog = Dialog::from_uas(req, tag).ok();
+        ep.respond(id, ok, now);
+        // Both sides invited at once (glare): keep the peer's session and
+        // move our waiting messages onto it, so none is lost.
+        let carried = match self.sessions.remove(from) {
+            Some(Session {
+                state:
+                    SessionState::Inviting {
+                        first,
+                        first_text,
+                        queued,
+                        ..
+                    },
+                ..
+            }) => std::iter::once((first, first_text)).chain(queued).collect(),
+            _ => Vec::new(),
+        };
+        self.sessions.insert(
+            from.to_owned(),
+            Session {
+                dialog,
+                state: SessionState::Up,
+                last_activity: now,
+            },
+        );
+        if let Some(content) = first {
+            self.events.push_back(ImEvent::Received {
+                from: from.to_owned(),
+                content,
+            });
+        }
+        for (mid, text) in carried {
+            self.send_in_dialog(ep, from, mid, &text, now);
+        }
+    }
+
+    /// Every outstanding message fails: the connection dropped. Sessions
+    /// are forgotten (the dialogs died with it).
+    pub fn handle_connection_lost(&mut self) {
+        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            if let Pending::Message { id, .. } = p {
+                self.fail(id, FailureReason::ServiceUnavailable, "connection lost");
+            }
+        }
+        let sessions: Vec<(String, Session)> = self.sessions.drain().collect();
+        for (uri, s) in sessions {
+            if let SessionState::Inviting { first, queued, .. } = s.state {
+                self.fail(first, FailureReason::ServiceUnavailable, "connection lost");
+                for (q, _) in queued {
+                    self.fail(q, FailureReason::ServiceUnavailable, "connection lost");
+                }
+            }
+            self.events
+                .push_back(ImEvent::SessionEnded { uri, by_peer: true });
+        }
+    }
+
+    /// Closes sessions idle longer than the configured timeout.
+    pub fn handle_timeout(&mut self, ep: &mut Endpoint, now: Instant) {
+        let idle: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                matches!(s.state, SessionState::Up)
+                    && now.saturating_duration_since(s.last_activity) >= self.cfg.idle_timeout
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in idle {
+            if let Some(s) = self.sessions.remove(&k) {
+                self.close(ep, &k, s, false, now);
+            }
+        }
+    }
+
+    /// When an idle session must be closed next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter(|s| matches!(s.state, SessionState::Up))
+            .map(|s| s.last_activity + self.cfg.idle_timeout)
+            .min()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ImEvent> {
+        self.events.pop_front()
+    }
+}
