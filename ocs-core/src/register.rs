@@ -405,7 +405,18 @@ pub struct Registration {
     requests: VecDeque<Message>,
     events: VecDeque<RegistrationEvent>,
     authenticator: Option<Box<dyn Authenticator>>,
+    /// Challenges since the last success: a server that never
+    /// lets us in must not keep us sending REGISTERs forever.
+    challenges: u32,
 }
+
+/// How many challenges in a row a handshake may take before the
+/// credentials are considered refused: NTLM needs two (empty token, then
+/// the CHALLENGE), Digest one plus one for a stale nonce.
+const MAX_CHALLENGES: u32 = 2;
+
+/// The longest Retry-After honoured; larger values are capped.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -460,6 +471,7 @@ impl Registration {
             requests: VecDeque::new(),
             events: VecDeque::new(),
             authenticator: None,
+            challenges: 0,
         }
     }
 
@@ -620,12 +632,31 @@ impl Registration {
             self.finish_sign_out(false, None);
             return;
         }
+        if matches!(code, 401 | 407) {
+            self.challenges += 1;
+            if self.challenges > MAX_CHALLENGES {
+                let realm = resp
+                    .www_authenticate()
+                    .ok()
+                    .into_iter()
+                    .flatten()
+                    .chain(resp.proxy_authenticate().ok().into_iter().flatten())
+                    .find_map(|c| c.params.get("realm").map(|r| r.into_owned()))
+                    .unwrap_or_default();
+                self.challenges = 0;
+                return self.need_credentials(&realm, CredentialsReason::Rejected);
+            }
+        }
         match code {
             200..=299 => self.on_success(resp, now),
             401 | 407 => self.on_challenge(resp, code, now),
             301 | 302 => self.on_redirect(resp),
             423 => {
                 let min = resp.min_expires().ok().flatten().unwrap_or(3600);
+                // Asking again with what was already refused would loop.
+                if self.cfg.expires.is_some_and(|e| e >= min) {
+                    return self.fail(Error::rejected(resp));
+                }
                 self.cfg.expires = Some(min);
                 self.send_register(now, None);
             }
@@ -634,7 +665,7 @@ impl Registration {
                     .retry_after()
                     .ok()
                     .flatten()
-                    .map(|r| Duration::from_secs(u64::from(r.seconds)));
+                    .map(|r| Duration::from_secs(u64::from(r.seconds)).min(MAX_RETRY_AFTER));
                 self.schedule_retry(now, after, Error::rejected(resp));
             }
             _ => self.fail(Error::rejected(resp)),
@@ -1197,6 +1228,16 @@ impl Registration {
                 gruu = c.params.get_unquoted("gruu").map(|g| g.into_owned());
             }
         }
+        if expires == Some(0) {
+            // The server removed the binding it just confirmed: not a
+            // registration. Back off instead of refreshing in a loop.
+            self.schedule_retry(
+                now,
+                None,
+                Error::PeerMisbehaved("200 OK to REGISTER with expires 0".into()),
+            );
+            return;
+        }
         let expires = expires
             .or(self.cfg.expires)
             .unwrap_or(3600)
@@ -1230,6 +1271,7 @@ impl Registration {
         self.state = RegState::Registered;
         self.registered_once = true;
         self.attempt = 0;
+        self.challenges = 0;
         let (auth_scheme, auth_version) = match (&self.auth, &self.sa) {
             (AuthState::NtlmAuthenticated | AuthState::ExternalAuthenticated, Some(sa)) => {
                 (sa.scheme().to_owned(), sa.version())

@@ -4,85 +4,18 @@
 //! no hosts file), so these tests never touch the real network.
 #![cfg(feature = "tokio")]
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use hickory_server::Server;
-use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::proto::rr::rdata::{SOA, SRV};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use common::dns::{Dns, Rr, zone};
 use ocs_core::discovery::{Candidate, Dialect, ServerConfig, Transport};
 use ocs_core::driver::dns::{DiscoveryError, Resolver};
 use ocs_core::rng::Rng;
-use tokio::net::{TcpListener, UdpSocket};
 
 const ALL: [Transport; 3] = [Transport::Tls, Transport::Tcp, Transport::Udp];
 
-fn name(s: &str) -> Name {
-    Name::from_ascii(format!("{s}.")).unwrap()
-}
-
-enum Rr {
-    A(&'static str, [u8; 4]),
-    /// owner, priority, weight, port, target ("." = not available)
-    Srv(&'static str, u16, u16, u16, &'static str),
-}
-
-fn zone(origin: &str, records: &[Rr]) -> (LowerName, InMemoryZoneHandler<TokioRuntimeProvider>) {
-    let origin_name = name(origin);
-    let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-        origin_name.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    );
-    let serial = 1;
-    let soa = SOA::new(
-        name(&format!("ns.{origin}")),
-        name(&format!("hostmaster.{origin}")),
-        serial,
-        3600,
-        600,
-        86400,
-        60,
-    );
-    assert!(z.upsert_mut(
-        Record::from_rdata(origin_name.clone(), 3600, RData::SOA(soa)),
-        serial
-    ));
-    for rr in records {
-        let record = match rr {
-            Rr::A(owner, ip) => {
-                Record::from_rdata(name(owner), 60, RData::A(Ipv4Addr::from(*ip).into()))
-            }
-            Rr::Srv(owner, prio, weight, port, target) => {
-                let target = if *target == "." {
-                    Name::root()
-                } else {
-                    name(target)
-                };
-                Record::from_rdata(
-                    name(owner),
-                    60,
-                    RData::SRV(SRV::new(*prio, *weight, *port, target)),
-                )
-            }
-        };
-        assert!(z.upsert_mut(record, serial));
-    }
-    (LowerName::new(&origin_name), z)
-}
-
-/// The test DNS server; dropping it stops it.
-struct Dns {
-    addr: SocketAddr,
-    _server: Server<Catalog>,
-}
-
 async fn dns_server() -> Dns {
-    let mut catalog = Catalog::new();
     let zones = [
         // OCS: two internal pools with different priorities, an Edge, and
         // A fallbacks that must not be used because SRV records exist.
@@ -144,27 +77,7 @@ async fn dns_server() -> Dns {
         // A zone with nothing in it.
         zone("empty.test", &[]),
     ];
-    for (origin, handler) in zones {
-        catalog.upsert(origin, vec![Arc::new(handler)]);
-    }
-
-    let mut server = Server::new(catalog);
-    // TCP first on a random port, then UDP on the same port (the resolver
-    // falls back to TCP for truncated answers).
-    let (tcp, udp) = loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if let Ok(udp) = UdpSocket::bind(("127.0.0.1", port)).await {
-            break (tcp, udp);
-        }
-    };
-    let addr = udp.local_addr().unwrap();
-    server.register_socket(udp);
-    server.register_listener(tcp, Duration::from_secs(5), 4096);
-    Dns {
-        addr,
-        _server: server,
-    }
+    common::dns::serve(zones).await
 }
 
 fn summary(c: &[Candidate]) -> Vec<(String, String, Transport, String)> {

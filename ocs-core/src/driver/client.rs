@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::conn::{Conn, TlsSettings};
@@ -14,7 +14,8 @@ use super::dns::Resolver;
 use crate::auth::mechanism::Authenticator;
 use crate::discovery::{Candidate, ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
-use crate::error::Error;
+use crate::error::{Error, Provenance};
+use crate::messaging::{ImConfig, ImEvent, MessageId, Messaging};
 use crate::register::{Credentials, LocalTransport, RegistrationEvent};
 use crate::rng::Rng;
 use crate::sip::SipUri;
@@ -38,6 +39,8 @@ pub struct ClientConfig {
     pub sign_out_timeout: Duration,
     /// A host security mechanism (Kerberos, SSPI) to prefer over NTLM.
     pub authenticator: Option<AuthenticatorFactory>,
+    /// Instant messaging settings (dialect, DisableIM, idle timeout).
+    pub im: ImConfig,
 }
 
 /// Makes the host's [`Authenticator`] for a client (called once per
@@ -55,7 +58,6 @@ impl ClientConfig {
     /// Defaults around an endpoint configuration.
     pub fn new(endpoint: EndpointConfig) -> ClientConfig {
         ClientConfig {
-            endpoint,
             server: None,
             allowed: vec![Transport::Tls, Transport::Tcp, Transport::Udp],
             tls: TlsSettings::default(),
@@ -63,6 +65,8 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             sign_out_timeout: Duration::from_secs(5),
             authenticator: None,
+            im: ImConfig::new(endpoint.register.dialect),
+            endpoint,
         }
     }
 }
@@ -97,6 +101,8 @@ pub enum ClientEvent {
     Registration(RegistrationEvent),
     /// A message failed MS-SIPAE verification and was dropped.
     SecurityViolation(String),
+    /// An instant-messaging event (delivered, failed, received, typing...).
+    Im(ImEvent),
     /// The client task has ended (after sign-out or a fatal failure).
     Stopped,
 }
@@ -106,6 +112,17 @@ enum Command {
     SignOut,
     NetworkChanged,
     SetCredentials(Credentials),
+    SendIm {
+        to: String,
+        text: String,
+        reply: oneshot::Sender<Result<MessageId, Error>>,
+    },
+    Typing {
+        to: String,
+        active: bool,
+    },
+    EndSession(String),
+    SetDisableIm(Option<Provenance>),
 }
 
 /// A running client. Dropping it stops the task (without un-registering;
@@ -144,11 +161,14 @@ impl Client {
         #[allow(clippy::disallowed_methods)]
         let (now, wall) = (Instant::now(), SystemTime::now());
         let mut ep = Endpoint::new(cfg.endpoint.clone(), seed, secret, now, wall);
+        ep.handle_methods(&Messaging::METHODS);
+        let im = Messaging::new(cfg.im.clone());
         if let Some(f) = &cfg.authenticator {
             ep.set_authenticator((f.0)());
         }
         let task = Task {
             ep,
+            im,
             cfg,
             tls: None,
             resolver,
@@ -186,10 +206,45 @@ impl Client {
     pub fn set_credentials(&self, creds: Credentials) {
         let _ = self.cmds.send(Command::SetCredentials(creds));
     }
+
+    /// Sends an instant message. The id ends in exactly one
+    /// [`ImEvent::Delivered`] or [`ImEvent::Failed`]; an immediate refusal
+    /// (DisableIM, not signed in) is returned as an error.
+    pub async fn send_im(&self, to: &str, text: &str) -> Result<MessageId, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::SendIm {
+                to: to.to_owned(),
+                text: text.to_owned(),
+                reply,
+            })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?
+    }
+
+    /// Tells `to` we are (or stopped) typing.
+    pub fn send_typing(&self, to: &str, active: bool) {
+        let _ = self.cmds.send(Command::Typing {
+            to: to.to_owned(),
+            active,
+        });
+    }
+
+    /// Ends the IM session with `to`.
+    pub fn end_im_session(&self, to: &str) {
+        let _ = self.cmds.send(Command::EndSession(to.to_owned()));
+    }
+
+    /// Applies the effective DisableIM policy (`None` allows IM).
+    pub fn set_disable_im(&self, provenance: Option<Provenance>) {
+        let _ = self.cmds.send(Command::SetDisableIm(provenance));
+    }
 }
 
 struct Task {
     ep: Endpoint,
+    im: Messaging,
     cfg: ClientConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     resolver: Resolver,
@@ -222,10 +277,14 @@ impl Task {
             if !self.flush().await {
                 return;
             }
-            let deadline = [self.ep.poll_timeout(), self.sign_out_deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                self.ep.poll_timeout(),
+                self.im.poll_timeout(),
+                self.sign_out_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -255,6 +314,19 @@ impl Task {
                             self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
                         }
                     }
+                    Some(Command::SendIm { to, text, reply }) => {
+                        let r = if self.ep.registration().is_registered() || self.ep.local().is_some() {
+                            self.im.send(&mut self.ep, &to, &text, now())
+                        } else {
+                            Err(Error::Transport("not connected".into()))
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Typing { to, active }) => {
+                        self.im.send_typing(&mut self.ep, &to, active, now());
+                    }
+                    Some(Command::EndSession(to)) => self.im.end_session(&mut self.ep, &to, now()),
+                    Some(Command::SetDisableIm(p)) => self.im.set_disable_im(p),
                 },
                 r = recv => match r {
                     Ok(0) => self.lost("server closed the connection".into()),
@@ -270,6 +342,7 @@ impl Task {
                         return;
                     }
                     self.ep.handle_timeout(now());
+                    self.im.handle_timeout(&mut self.ep, now());
                 }
             }
         }
@@ -279,6 +352,7 @@ impl Task {
         self.conn = None;
         self.emit(ClientEvent::Disconnected(why));
         self.ep.handle_connection_lost(now());
+        self.im.handle_connection_lost();
     }
 
     /// Sends what the endpoint queued and acts on its events. Returns false
@@ -296,6 +370,9 @@ impl Task {
             }
             while let Some(e) = self.ep.poll_event() {
                 busy = true;
+                if self.im.handle_event(&mut self.ep, &e, now()) {
+                    continue;
+                }
                 match e {
                     EndpointEvent::NeedConnection => self.connect().await,
                     EndpointEvent::ConnectionBroken(why) => self.lost(why),
@@ -331,6 +408,10 @@ impl Task {
                     // methods, so nothing else can arrive yet.
                     _ => {}
                 }
+            }
+            while let Some(e) = self.im.poll_event() {
+                busy = true;
+                self.emit(ClientEvent::Im(e));
             }
             if !busy {
                 return true;

@@ -313,6 +313,11 @@ impl Registrar {
         self.nonces.clear();
     }
 
+    /// How this registrar authenticates.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.cfg.auth
+    }
+
     /// Forgets one user's binding and associations (after a forced
     /// sign-out the user must authenticate again).
     pub fn restart_user(&mut self, user: &str) {

@@ -28,6 +28,8 @@ pub struct SimServer {
     rng: Rng,
     out: VecDeque<(Peer, Vec<u8>)>,
     caps: Capabilities,
+    /// Requests relayed between users: our branch → the sender's peer.
+    relayed: HashMap<String, Peer>,
 }
 
 impl SimServer {
@@ -52,6 +54,7 @@ impl SimServer {
             rng,
             out: VecDeque::new(),
             caps,
+            relayed: HashMap::new(),
         }
     }
 
@@ -103,10 +106,22 @@ impl SimServer {
 
     fn handle_message(&mut self, peer: Peer, m: Message, rel: Reliability, now: Instant) {
         if m.is_response() {
+            // Responses to requests we relayed carry our Via on top.
+            if let Some(origin) = self.relay_response(&m) {
+                self.out.push_back(origin);
+                return;
+            }
             if matches!(validate_response(&m), crate::sip::ResponseVerdict::Accept) {
                 let _ = self.tx.handle_message(m, rel, now);
             }
         } else {
+            if let Some(done) = self.relay_request(peer, &m, now) {
+                if let Some(out) = done {
+                    self.out.push_back(out);
+                }
+                self.drain();
+                return;
+            }
             if let RequestVerdict::Reject { code, headers, .. } = validate_request(&m, &self.caps) {
                 if m.method() != Some(&Method::Ack)
                     && let Ok(mut r) = builder::response(&m, code, None, Some(&self.rng.tag()))
@@ -152,6 +167,140 @@ impl SimServer {
                 r
             }
         }
+    }
+
+    /// The registered user a Request-URI names (AOR or GRUU), with the
+    /// peer it is connected from.
+    fn target_user(&self, req: &Message, now: Instant) -> Option<(String, Peer)> {
+        let uri = crate::sip::SipUri::parse(req.request_uri()?).ok()?;
+        let aor = format!("sip:{}", uri.user_at_host()).to_ascii_lowercase();
+        self.registrar.binding(&aor, now)?;
+        let (peer, _) = self.user_peer.get(&aor)?;
+        Some((aor, *peer))
+    }
+
+    /// Relays requests between signed-in users, as an OCS front end does:
+    /// the sender's signature is checked and removed, our Via goes on top,
+    /// and the request is signed again for the recipient's security
+    /// association. `None`: not a relayed request; `Some(None)`: handled
+    /// with nothing to send; `Some(Some(..))`: send this.
+    fn relay_request(
+        &mut self,
+        peer: Peer,
+        m: &Message,
+        now: Instant,
+    ) -> Option<Option<(Peer, Vec<u8>)>> {
+        let method = m.method()?;
+        if matches!(method, Method::Register | Method::Options) {
+            return None;
+        }
+        let (target, target_peer) = match self.target_user(m, now) {
+            Some(t) => t,
+            None => {
+                // Not for one of our users: let the server answer it.
+                let is_user = m
+                    .request_uri()
+                    .and_then(|u| crate::sip::SipUri::parse(u).ok())
+                    .is_some_and(|u| u.user.is_some());
+                if !is_user || *method == Method::Ack {
+                    return None;
+                }
+                // A user that is not signed in.
+                if let Ok(r) = builder::response(m, 480, None, Some(&self.rng.tag())) {
+                    let mut r = r;
+                    if let Ok(from) = m.from() {
+                        let user = from
+                            .uri_text
+                            .trim_start_matches("sip:")
+                            .split('@')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
+                        self.registrar.sign_for(&user, &mut r);
+                    }
+                    return Some(Some((peer, r.to_bytes())));
+                }
+                return Some(None);
+            }
+        };
+        // The sender must be one of ours with a valid signature.
+        let signed = match self.registrar.handle_request(m, now) {
+            RegistrarOutcome::Pass { signed_by } => signed_by.is_some(),
+            RegistrarOutcome::Respond(_) => false,
+        };
+        // With NTLM every request after sign-in must be signed (MS-SIPAE).
+        if !signed && self.registrar.auth_mode() == super::AuthMode::Ntlm {
+            if let Ok(r) = builder::response(m, 401, None, Some(&self.rng.tag())) {
+                return Some(Some((peer, r.to_bytes())));
+            }
+            return Some(None);
+        }
+        let mut fwd = m.clone();
+        fwd.remove_headers(HeaderName::ProxyAuthorization);
+        fwd.remove_headers(HeaderName::Authorization);
+        let branch = self.rng.branch();
+        fwd.insert_header(
+            0,
+            HeaderName::Via,
+            format!("SIP/2.0/TCP ocs-sim.invalid;branch={branch}"),
+        );
+        if let Ok(Some(mf)) = m.max_forwards() {
+            if mf == 0 {
+                return Some(None);
+            }
+            fwd.set_header(HeaderName::MaxForwards, (mf - 1).to_string());
+        }
+        let user = target
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        self.registrar.sign_for(&user, &mut fwd);
+        self.relayed.insert(branch, peer);
+        Some(Some((target_peer, fwd.to_bytes())))
+    }
+
+    /// Sends a response to a relayed request back to its origin, signed
+    /// for the origin's association.
+    fn relay_response(&mut self, m: &Message) -> Option<(Peer, Vec<u8>)> {
+        let top = m.top_via().ok()?;
+        let branch = top.branch()?.to_owned();
+        let origin = *self.relayed.get(&branch)?;
+        if m.status().is_some_and(|c| c >= 200) {
+            self.relayed.remove(&branch);
+        }
+        let mut back = m.clone();
+        let mut first = true;
+        // Drop our Via (the first line) and the responder's signature.
+        let vias: Vec<String> = m
+            .headers_named(HeaderName::Via)
+            .map(|h| h.value.to_owned())
+            .collect();
+        back.remove_headers(HeaderName::Via);
+        for (i, v) in vias.into_iter().enumerate() {
+            if first {
+                first = false;
+                continue;
+            }
+            back.insert_header(i - 1, HeaderName::Via, v);
+        }
+        back.remove_headers(HeaderName::ProxyAuthorization);
+        back.remove_headers(HeaderName::Authorization);
+        let sender = m
+            .from()
+            .ok()
+            .map(|f| {
+                f.uri_text
+                    .trim_start_matches("sip:")
+                    .split('@')
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        self.registrar.sign_for(&sender, &mut back);
+        Some((origin, back.to_bytes()))
     }
 
     /// Signs `user` out, as OCS does when an administrator disables them:

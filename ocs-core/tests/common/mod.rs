@@ -1,0 +1,6 @@
+//! Helpers shared by integration tests (`mod common;` in each test file).
+//! Not every test file uses every helper.
+#![allow(dead_code)]
+
+#[cfg(feature = "tokio")]
+pub mod dns;

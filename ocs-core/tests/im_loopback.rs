@@ -1,0 +1,155 @@
+//! IM between two users of the embedded server over real loopback sockets:
+//! the server relays and re-signs every request and response (MS-SIPAE),
+//! as an OCS front end does.
+#![cfg(feature = "tokio")]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::driver::sim::serve;
+use ocs_core::driver::{Client, ClientConfig, ClientEvent};
+use ocs_core::endpoint::EndpointConfig;
+use ocs_core::error::Provenance;
+use ocs_core::im::outcome::FailureReason;
+use ocs_core::messaging::ImEvent;
+use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::rng::Rng;
+use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
+
+fn client(user: &str, epid: &str, port: u16) -> Client {
+    let reg = RegisterConfig::new(&format!("sip:{user}@contoso.com"), Dialect::Ocs, epid);
+    let mut cfg = ClientConfig::new(EndpointConfig::new(
+        reg,
+        Some(Credentials::new(
+            &format!("CONTOSO\\{user}"),
+            &format!("{user}pw"),
+        )),
+    ));
+    cfg.server = Some(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        transport: Transport::Tcp,
+    });
+    Client::start(cfg).expect("client")
+}
+
+async fn wait_for(
+    c: &mut Client,
+    what: &str,
+    pred: impl Fn(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let ok = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = c.next_event().await {
+            let hit = pred(&e);
+            seen.push(e);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(ok, Ok(true)), "no {what}; saw {seen:?}");
+    seen
+}
+
+fn registered(e: &ClientEvent) -> bool {
+    matches!(
+        e,
+        ClientEvent::Registration(RegistrationEvent::Registered { .. })
+    )
+}
+
+#[tokio::test]
+async fn alice_and_bob_chat_through_the_embedded_server() {
+    let mut r = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(21),
+        [4; 32],
+    );
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    let server = serve(
+        SimServer::new(r, Rng::from_seed(22)),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        None,
+    )
+    .await
+    .expect("serve");
+    let mut alice = client("alice", "a1a1a1a1a1", server.tcp.port());
+    let mut bob = client("bob", "b2b2b2b2b2", server.tcp.port());
+    wait_for(&mut alice, "alice registered", registered).await;
+    wait_for(&mut bob, "bob registered", registered).await;
+
+    let id = alice
+        .send_im("sip:bob@contoso.com", "hello bob")
+        .await
+        .expect("send");
+    wait_for(&mut bob, "the message", |e| {
+        matches!(e, ClientEvent::Im(ImEvent::Received { content, .. }) if content.plain_text == "hello bob")
+    })
+    .await;
+    wait_for(&mut alice, "delivery", |e| {
+        *e == ClientEvent::Im(ImEvent::Delivered { id })
+    })
+    .await;
+
+    // A reply goes over the same session, in the dialog.
+    let back = bob
+        .send_im("sip:alice@contoso.com", "hi alice")
+        .await
+        .expect("send");
+    wait_for(&mut alice, "the reply", |e| {
+        matches!(e, ClientEvent::Im(ImEvent::Received { content, .. }) if content.plain_text == "hi alice")
+    })
+    .await;
+    wait_for(&mut bob, "delivery", |e| {
+        *e == ClientEvent::Im(ImEvent::Delivered { id: back })
+    })
+    .await;
+
+    // Bob turns DisableIM on: Alice learns he cannot receive IM.
+    bob.set_disable_im(Some(Provenance {
+        source: "HKCU".into(),
+        from: Some("quickstart.reg:3".into()),
+    }));
+    alice.end_im_session("sip:bob@contoso.com");
+    let refused = alice
+        .send_im("sip:bob@contoso.com", "still there?")
+        .await
+        .expect("send");
+    let seen = wait_for(
+        &mut alice,
+        "refusal",
+        |e| matches!(e, ClientEvent::Im(ImEvent::Failed { id, .. }) if *id == refused),
+    )
+    .await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        ClientEvent::Im(ImEvent::Failed {
+            reason: FailureReason::BlockedByPolicy,
+            ..
+        })
+    )));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, ClientEvent::Im(ImEvent::ContactCannotReceiveIm { .. })))
+    );
+    wait_for(&mut bob, "policy event", |e| {
+        matches!(e, ClientEvent::Im(ImEvent::RefusedByPolicy { .. }))
+    })
+    .await;
+
+    // A user who is not signed in: the server answers 480.
+    let nobody = alice
+        .send_im("sip:carol@contoso.com", "carol?")
+        .await
+        .expect("send");
+    wait_for(&mut alice, "failure", |e| {
+        matches!(e, ClientEvent::Im(ImEvent::Failed { id, reason: FailureReason::Offline, .. }) if *id == nobody)
+    })
+    .await;
+}
