@@ -503,6 +503,9 @@ impl Registrar {
                     return RegistrarOutcome::Respond(self.reply(req, 403));
                 }
                 let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
+                // One endpoint per user here: a new association replaces the
+                // old one, so the server never signs with stale keys.
+                self.sas.retain(|_, (u, _)| *u != user);
                 self.sas.insert(opaque, (user, sa));
                 RegistrarOutcome::Respond(resp)
             }
