@@ -198,3 +198,129 @@ fn register_against_the_embedded_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("credentials needed"));
     let _ = server.kill();
 }
+
+#[test]
+fn im_send_and_listen_through_the_embedded_server() {
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    let mut bob = ocs()
+        .args([
+            "im",
+            "listen",
+            "--user",
+            "sip:bob@contoso.com",
+            "--auth-user",
+            "CONTOSO\\bob",
+        ])
+        .args(["--server", &addr, "--transport", "tcp", "--for", "4"])
+        .env("OCS_PASSWORD", "bobpw")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listen");
+    // Wait until Bob is signed in.
+    let mut out = BufReader::new(bob.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while out.read_line(&mut line).expect("read") > 0 {
+        if line.contains("\"registered\"") {
+            break;
+        }
+        line.clear();
+    }
+    let sent = ocs()
+        .args([
+            "im",
+            "send",
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args([
+            "--server",
+            &addr,
+            "--transport",
+            "tcp",
+            "sip:bob@contoso.com",
+            "hello from the CLI",
+        ])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("send");
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert_eq!(sent.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("\"delivered\""), "{stdout}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+    let _ = bob.wait();
+    assert!(
+        rest.contains("\"event\":\"message\"") && rest.contains("hello from the CLI"),
+        "{rest}"
+    );
+    // Nobody signed in as carol: exit 1 with the reason.
+    let failed = ocs()
+        .args([
+            "im",
+            "send",
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args([
+            "--server",
+            &addr,
+            "--transport",
+            "tcp",
+            "sip:carol@contoso.com",
+            "anyone?",
+        ])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("send");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("not delivered"));
+    let _ = server.kill();
+}
+
+#[test]
+fn disable_im_policy_refuses_sending_and_names_its_source() {
+    let dir = std::env::temp_dir().join(format!("ocs-cli-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let reg = dir.join("disable-im.reg");
+    // The seed's spelling of the key, as a user would export it.
+    std::fs::write(
+        &reg,
+        "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_CURRENT_User\\Software\\Policies\\Microsoft\\Communicator]\r\n\"DisableIM\"=dword:00000001\r\n",
+    )
+    .expect("write");
+    let (mut server, port) = sim_server();
+    let out = ocs()
+        .args([
+            "im",
+            "send",
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args([
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--transport",
+            "tcp",
+        ])
+        .args([
+            "--policy",
+            reg.to_str().expect("path"),
+            "sip:bob@contoso.com",
+            "hi",
+        ])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("DisableIM") && err.contains("HKCU"), "{err}");
+    let _ = server.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -165,6 +165,68 @@ pub fn check_multipart(data: &[u8]) {
     }
 }
 
+/// `reg_parser`: `.reg` bytes (any encoding) never panic the parser; what
+/// parses prints to text that parses to the same operations (lines aside),
+/// in UTF-8 and in UTF-16LE, and the evaluator accepts it.
+pub fn check_reg_parser(data: &[u8]) {
+    use ocs_core::policy::{encode_utf16le_with_bom, evaluate, reg, InBand};
+    let Ok(f) = reg::parse(data) else {
+        return;
+    };
+    let printed = f.to_text();
+    let again = reg::parse_str(&printed)
+        .unwrap_or_else(|e| panic!("printed .reg does not parse ({e}):\n{printed}"));
+    assert_eq!(
+        strip_lines(&again),
+        strip_lines(&f),
+        "ops differ after reprint"
+    );
+    assert_eq!(again.to_text(), printed, "second print differs");
+    let wide = reg::parse(&encode_utf16le_with_bom(&printed))
+        .unwrap_or_else(|e| panic!("UTF-16 print does not parse ({e})"));
+    assert_eq!(wide, again);
+    let p = evaluate(&[("f.reg", f)], &InBand::new());
+    let _ = (
+        p.settings(),
+        p.disable_im(),
+        p.transport(),
+        p.custom_state_url(),
+    );
+    let _ = p.gal_download_initial_delay();
+}
+
+/// `adm_parser`: ADM bytes never panic the parser; every policy it lists
+/// has a key, and every part too.
+pub fn check_adm_parser(data: &[u8]) {
+    use ocs_core::policy::adm;
+    let Ok(t) = adm::parse(data) else {
+        return;
+    };
+    for p in &t.policies {
+        let _ = p.value_names().count();
+        for part in &p.parts {
+            let _ = (&part.key, &part.kind);
+        }
+    }
+}
+
+fn strip_lines(f: &ocs_core::policy::reg::RegFile) -> Vec<ocs_core::policy::reg::RegOp> {
+    use ocs_core::policy::reg::RegOp;
+    f.ops
+        .iter()
+        .cloned()
+        .map(|mut op| {
+            match &mut op {
+                RegOp::CreateKey { line, .. }
+                | RegOp::DeleteKey { line, .. }
+                | RegOp::SetValue { line, .. }
+                | RegOp::DeleteValue { line, .. } => *line = 0,
+            }
+            op
+        })
+        .collect()
+}
+
 // ----- helpers ------------------------------------------------------------------
 
 /// Feeds `data` to a framer in chunks cut at `cuts`; returns the messages
@@ -354,4 +416,194 @@ pub fn exercise(m: &Message) {
     let _ = validate_request(m, &Capabilities::default());
     let _ = validate_response(m);
     let _ = m.to_bytes();
+}
+
+// ----- IM content layer (ocs_core::im) ------------------------------------------
+
+/// `sdp`: SDP bytes never panic the parser; what parses prints to text
+/// that parses and prints identically, and the IM media line is found.
+pub fn check_sdp(data: &[u8]) {
+    use ocs_core::im::sdp::{message_media, Sdp};
+    let Ok(sdp) = Sdp::parse(data) else {
+        return;
+    };
+    let printed = sdp.to_string();
+    let again = Sdp::parse(printed.as_bytes())
+        .unwrap_or_else(|e| panic!("printed SDP does not parse ({e}): {printed:?}"));
+    assert_eq!(again.to_string(), printed, "second print differs");
+    assert_eq!(message_media(&again), message_media(&sdp));
+    if let Some(m) = message_media(&sdp) {
+        let _ = (m.accepts("text/plain"), m.accepts("text/html"));
+    }
+}
+
+/// `ms_text_format`: a header value never panics the decoder; what decodes
+/// re-encodes to a value that decodes to the same body. The input as text
+/// also round-trips as a message.
+pub fn check_ms_text_format(data: &[u8]) {
+    use ocs_core::im::textformat::{MsTextFormat, MsgrFormat};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(f) = MsTextFormat::parse(&text) {
+        let _ = f.text();
+        let _ = f.content();
+        let enc = f.encode();
+        let again = MsTextFormat::parse(&enc)
+            .unwrap_or_else(|e| panic!("re-encoded value does not parse ({e}): {enc:?}"));
+        assert_eq!(again.body, f.body);
+        assert_eq!(again.content_type, f.content_type);
+    }
+    if text.len() > 16 * 1024 {
+        return;
+    }
+    let f = MsTextFormat::new("text/plain", &text).with_msgr(MsgrFormat::new(&text));
+    let back = MsTextFormat::parse(&f.encode()).expect("encoded message decodes");
+    assert_eq!(back.text().expect("UTF-8"), text);
+    assert_eq!(
+        back.msgr.map(|m| m.font_name().into_owned()),
+        Some(text.into_owned())
+    );
+}
+
+/// `im_body`: the first byte picks a content type, the rest is the body.
+/// Body parsing, the HTML/RTF reducers and the typing parsers never panic.
+pub fn check_im_body(data: &[u8]) {
+    use ocs_core::im::body::{html_to_text, parse_body, rtf_to_text};
+    use ocs_core::im::typing::{parse_keyboard_activity, parse_typing, IsComposing};
+    const TYPES: [&str; 8] = [
+        "text/plain; charset=UTF-8",
+        "text/html; charset=UTF-8",
+        "text/rtf",
+        "multipart/alternative; boundary=b1",
+        "text/plain; charset=windows-1252",
+        "application/im-iscomposing+xml",
+        "application/xml",
+        "image/gif",
+    ];
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
+    let ct = TYPES[usize::from(sel) % TYPES.len()];
+    match parse_body(ct, body) {
+        Ok(c) => assert_eq!(c.original, body),
+        Err(e) => assert!(matches!(e.status(), 400 | 413 | 415)),
+    }
+    let _ = parse_typing(ct, body);
+    let _ = parse_keyboard_activity(body);
+    if let Ok(c) = IsComposing::parse(body) {
+        let again = IsComposing::parse(c.to_xml().as_bytes())
+            .unwrap_or_else(|e| panic!("printed isComposing does not parse: {e}"));
+        assert_eq!(again.state, c.state);
+        assert_eq!(again.refresh, c.refresh);
+    }
+    let _ = html_to_text(&String::from_utf8_lossy(body));
+    let _ = rtf_to_text(body);
+}
+
+// ----- presence documents -------------------------------------------------------
+
+/// `presence_categories`: an msrtc categories document (and, on the same
+/// bytes, the other OCS presence parsers: roaming-self, roaming-contacts,
+/// the 409 fault). What parses is internally consistent.
+pub fn check_presence_categories(data: &[u8]) {
+    use ocs_core::presence::{
+        parse_categories, parse_contact_list, parse_fault, parse_roaming_self, State,
+    };
+    if let Ok(p) = parse_categories(data) {
+        match p.availability {
+            None => assert_eq!(p.state(), State::Offline),
+            Some(a) => assert_eq!(p.state(), a.state()),
+        }
+        let _ = p.heap_size();
+        let _ = p.any_custom_text(1033);
+        for r in &p.raw_categories {
+            // Raw categories are slices of the input document.
+            assert!(r.xml.starts_with('<') && r.xml.ends_with('>'));
+        }
+    }
+    if let Ok(r) = parse_roaming_self(data) {
+        let table = r.versions();
+        assert!(table.len() <= r.publications.len());
+    }
+    let _ = parse_contact_list(data);
+    if let Ok(f) = parse_fault(data) {
+        let _ = f.is_wrong_delta();
+    }
+}
+
+/// `rlmi_multipart`: the first byte gives the boundary length (mod 71),
+/// the next bytes the boundary, the rest is a multipart/related rlmi body.
+pub fn check_rlmi_multipart(data: &[u8]) {
+    use ocs_core::presence::{parse_notify_body, parse_rlmi_multipart, ParseOptions};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let n = usize::from(sel) % 71;
+    if rest.len() < n {
+        return;
+    }
+    let (b, body) = rest.split_at(n);
+    let boundary = String::from_utf8_lossy(b);
+    let opts = ParseOptions::default();
+    if let Ok(v) = parse_rlmi_multipart(body, &boundary, &opts) {
+        for u in &v {
+            if let Some(p) = &u.presence {
+                let _ = p.state();
+            }
+        }
+    }
+    let _ = parse_notify_body(
+        body,
+        &format!("multipart/related; boundary=\"{boundary}\""),
+        &opts,
+    );
+    let _ = parse_notify_body(body, "", &opts);
+}
+
+/// `pidf`: a PIDF/RPID document; what parses is rebuilt as a PUBLISH
+/// document that parses to the same offline-ness and note.
+pub fn check_pidf(data: &[u8]) {
+    use ocs_core::presence::{build_pidf, parse_pidf, PidfPublish, State};
+    let Ok(p) = parse_pidf(data) else {
+        return;
+    };
+    let note = p.note.as_ref().map(|n| n.text.to_string());
+    let doc = build_pidf(&PidfPublish::for_state(
+        &p.uri,
+        "t1",
+        p.state(),
+        note.as_deref(),
+    ));
+    let again =
+        parse_pidf(doc.as_bytes()).unwrap_or_else(|e| panic!("built PIDF does not parse: {e}"));
+    assert_eq!(again.state() == State::Offline, p.state() == State::Offline);
+    // Notes are trimmed on parse; a note of only whitespace vanishes.
+    let trimmed = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    assert_eq!(again.note.as_ref().map(|n| &*n.text), trimmed);
+}
+
+/// `custom_states`: strict and lenient custom-states parsing agree; the
+/// input as a URL goes through the URL policy.
+pub fn check_custom_states(data: &[u8]) {
+    use ocs_core::customstates::{check_url, load, validate, ClientVersion, MAX_STATES};
+    let loaded = load(data);
+    assert!(loaded.states.states.len() <= MAX_STATES);
+    match validate(data) {
+        Ok(s) => {
+            assert!(loaded.warnings.is_empty());
+            assert_eq!(s, loaded.states);
+        }
+        Err(v) => {
+            assert!(!v.is_empty());
+            assert_eq!(v, loaded.warnings);
+        }
+    }
+    let url = String::from_utf8_lossy(data);
+    for client in [ClientVersion::Oc2007, ClientVersion::Oc2007R2] {
+        let strict = check_url(&url, client, true).is_ok();
+        let relaxed = check_url(&url, client, false).is_ok();
+        assert!(
+            !strict || relaxed,
+            "high-security allows what normal mode refuses"
+        );
+    }
 }

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 7] = [
     ("parse_message", ocs_fuzz::check_parse_message),
     ("roundtrip", ocs_fuzz::check_roundtrip),
     ("stream_framing", ocs_fuzz::check_stream_framing),
     ("typed_headers", ocs_fuzz::check_typed_headers),
     ("multipart", ocs_fuzz::check_multipart),
+    ("reg_parser", ocs_fuzz::check_reg_parser),
+    ("adm_parser", ocs_fuzz::check_adm_parser),
 ];
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -64,4 +66,49 @@ fn typed_headers_corpus() {
 #[test]
 fn multipart_corpus() {
     replay(TARGETS[4].0, TARGETS[4].1);
+}
+
+#[test]
+fn reg_parser_corpus() {
+    replay(TARGETS[5].0, TARGETS[5].1);
+}
+
+#[test]
+fn adm_parser_corpus() {
+    replay(TARGETS[6].0, TARGETS[6].1);
+}
+
+#[test]
+fn sdp_corpus() {
+    replay("sdp", ocs_fuzz::check_sdp);
+}
+
+#[test]
+fn ms_text_format_corpus() {
+    replay("ms_text_format", ocs_fuzz::check_ms_text_format);
+}
+
+#[test]
+fn im_body_corpus() {
+    replay("im_body", ocs_fuzz::check_im_body);
+}
+
+#[test]
+fn presence_categories_corpus() {
+    replay("presence_categories", ocs_fuzz::check_presence_categories);
+}
+
+#[test]
+fn rlmi_multipart_corpus() {
+    replay("rlmi_multipart", ocs_fuzz::check_rlmi_multipart);
+}
+
+#[test]
+fn pidf_corpus() {
+    replay("pidf", ocs_fuzz::check_pidf);
+}
+
+#[test]
+fn custom_states_corpus() {
+    replay("custom_states", ocs_fuzz::check_custom_states);
 }

@@ -1,5 +1,5 @@
 //! Parsing a 1000-contact batched presence NOTIFY (multipart/related rlmi
-//! + one msrtc categories part per contact) into the presence model.
+//! plus one msrtc categories part per contact) into the presence model.
 //! Goal (issue 4): at most 2 ms.
 #![allow(missing_docs)]
 

@@ -17,12 +17,15 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod customstates;
 pub mod dialog;
 pub mod discovery;
 pub mod endpoint;
 pub mod error;
 pub mod im;
 pub mod messaging;
+pub mod policy;
+pub mod presence;
 pub mod register;
 pub mod rng;
 #[cfg(feature = "sim")]

@@ -3,6 +3,10 @@
 //! Exit codes: 0 success, 1 invalid input or failed operation (with a
 //! one-line `error: ...` on stderr), 2 usage or I/O error.
 
+mod customstates;
+mod im;
+mod policy;
+mod presence;
 mod signin;
 mod simserver;
 mod sip;
@@ -34,6 +38,18 @@ enum Command {
     },
     /// Run the embedded OCS-dialect test server (NTLM or Digest registrar).
     SimServer(simserver::SimArgs),
+    /// Instant messages: send one, or listen for incoming ones.
+    #[command(subcommand)]
+    Im(im::ImCommand),
+    /// Client policy: evaluate .reg files, list an ADM template, explain a setting.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Presence documents: parse msrtc categories, rlmi multipart or PIDF.
+    #[command(subcommand)]
+    Presence(presence::PresenceCommand),
+    /// Custom presence states: check a customStates XML file.
+    #[command(subcommand)]
+    CustomStates(customstates::CustomStatesCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +58,10 @@ fn main() -> ExitCode {
         Command::Sip(cmd) => sip::run(cmd),
         Command::Register { sign_in, hold } => live(signin::register(sign_in, hold)),
         Command::SimServer(args) => live(simserver::run(args)),
+        Command::Im(cmd) => live(im::run(cmd)),
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Presence(cmd) => presence::run(cmd),
+        Command::CustomStates(cmd) => customstates::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,6 +55,11 @@ pub(crate) struct SignIn {
     /// Extra trusted CA certificate (PEM), e.g. an enterprise CA.
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// Client policy as a .reg file (repeatable; later files override
+    /// earlier ones for the same key). DisableIM, ServerAddressInternal,
+    /// Transport and ConfigurationMode take effect.
+    #[arg(long = "policy", value_name = "FILE.reg")]
+    pub policy: Vec<PathBuf>,
 }
 
 impl SignIn {
@@ -95,6 +100,23 @@ impl SignIn {
                 TransportArg::Udp => Transport::Udp,
             }];
         }
+        let policy = self.effective_policy()?;
+        if policy.disable_im().value {
+            cfg.im.disable_im = Some(policy.disable_im().provenance);
+        }
+        // Manual configuration by policy (ConfigurationMode 1) when no
+        // --server was given on the command line.
+        if cfg.server.is_none()
+            && policy.configuration_mode().value == 1
+            && let Some(addr) = policy.server_address_internal().value
+        {
+            let (host, port) = split_host_port(&addr)?;
+            cfg.server = Some(ServerConfig {
+                host,
+                port,
+                transport: policy.transport().value.unwrap_or(Transport::Tls),
+            });
+        }
         if let Some(ca) = &self.ca {
             let mut tls = TlsSettings::default();
             tls.add_ca_file(ca)
@@ -102,6 +124,27 @@ impl SignIn {
             cfg.tls = tls;
         }
         Ok(cfg)
+    }
+}
+
+impl SignIn {
+    /// Reads and evaluates the --policy files.
+    pub(crate) fn effective_policy(
+        &self,
+    ) -> Result<ocs_core::policy::eval::EffectivePolicy, CliError> {
+        let mut files = Vec::new();
+        for path in &self.policy {
+            let name = path.display().to_string();
+            let bytes =
+                std::fs::read(path).map_err(|e| CliError::Usage(format!("reading {name}: {e}")))?;
+            let parsed = ocs_core::policy::reg::parse(&bytes)
+                .map_err(|e| CliError::Failed(format!("{name}:{e}")))?;
+            files.push((name, parsed));
+        }
+        Ok(ocs_core::policy::eval::evaluate(
+            &files,
+            &ocs_core::policy::eval::InBand::default(),
+        ))
     }
 }
 
