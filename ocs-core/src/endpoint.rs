@@ -124,6 +124,9 @@ pub struct Endpoint {
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<EndpointEvent>,
     requests: HashMap<TxId, RequestId>,
+    /// What each request looked like, to resend it with credentials after a
+    /// Digest challenge; with the number of challenges answered so far.
+    sent: HashMap<RequestId, (Message, u32)>,
     next_request: u64,
     owned_methods: Vec<Method>,
 }
@@ -165,6 +168,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             requests: HashMap::new(),
+            sent: HashMap::new(),
             next_request: 0,
             owned_methods: Vec::new(),
         }
@@ -237,19 +241,17 @@ impl Endpoint {
     /// Sends a request in a client transaction: adds Via and Max-Forwards,
     /// fixes Content-Length, signs it (MS-SIPAE) and queues it. Responses
     /// come back as [`EndpointEvent::Response`].
-    pub fn send_request(&mut self, mut req: Message, now: Instant) -> Result<RequestId, Error> {
+    pub fn send_request(&mut self, req: Message, now: Instant) -> Result<RequestId, Error> {
         let Some(local) = self.local else {
             return Err(Error::Transport("not connected".into()));
         };
         if req.method() == Some(&Method::Ack) {
             return Err(Error::ApiMisuse("send ACK with send_ack".into()));
         }
-        self.prepare(&mut req, local);
-        self.reg.sign(&mut req)?;
-        let tx = self.tx.send_request(req, self.reliability(), now)?;
         self.next_request += 1;
         let id = RequestId(self.next_request);
-        self.requests.insert(tx, id);
+        self.sent.insert(id, (req.clone(), 0));
+        self.transmit_request(id, req, local, now)?;
         self.pump(now);
         Ok(id)
     }
@@ -276,6 +278,45 @@ impl Endpoint {
         let ok = self.tx.send_response(id.0, &resp, now);
         self.pump(now);
         ok
+    }
+
+    fn transmit_request(
+        &mut self,
+        id: RequestId,
+        mut req: Message,
+        local: LocalTransport,
+        now: Instant,
+    ) -> Result<(), Error> {
+        self.prepare(&mut req, local);
+        self.reg.sign(&mut req)?;
+        let tx = self.tx.send_request(req, self.reliability(), now)?;
+        self.requests.insert(tx, id);
+        Ok(())
+    }
+
+    /// A 401/407 to one of our requests: resend it with Digest credentials
+    /// (at most twice). Returns true when it was resent.
+    fn retry_with_credentials(&mut self, id: RequestId, challenge: &Message, now: Instant) -> bool {
+        let Some(local) = self.local else {
+            return false;
+        };
+        let Some((orig, tries)) = self.sent.get(&id).cloned() else {
+            return false;
+        };
+        if tries >= 2 {
+            return false;
+        }
+        let Some((name, value)) = self.reg.authorize_request(&orig, challenge) else {
+            return false;
+        };
+        let mut again = orig.clone();
+        again.set_header(name, value);
+        // A new transaction needs a new CSeq (RFC 3261 §22.1).
+        if let Ok(c) = orig.cseq() {
+            again.set_header(HeaderName::CSeq, format!("{} {}", c.seq + 1, c.method));
+        }
+        self.sent.insert(id, (again.clone(), tries + 1));
+        self.transmit_request(id, again, local, now).is_ok()
     }
 
     fn prepare(&mut self, req: &mut Message, local: LocalTransport) {
@@ -626,12 +667,22 @@ impl Endpoint {
                     }
                     TxEvent::Response { id, response } => {
                         if let Some(&rid) = self.requests.get(&id) {
+                            let code = response.status().unwrap_or(0);
+                            if (code == 401 || code == 407)
+                                && self.retry_with_credentials(rid, &response, now)
+                            {
+                                continue;
+                            }
+                            if code >= 200 {
+                                self.sent.remove(&rid);
+                            }
                             self.events
                                 .push_back(EndpointEvent::Response { id: rid, response });
                         }
                     }
                     TxEvent::Failed { id, failure } => {
                         if let Some(rid) = self.requests.remove(&id) {
+                            self.sent.remove(&rid);
                             self.events
                                 .push_back(EndpointEvent::RequestFailed { id: rid, failure });
                         }

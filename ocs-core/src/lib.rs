@@ -26,6 +26,7 @@ pub mod im;
 pub mod messaging;
 pub mod policy;
 pub mod presence;
+pub mod presence_agent;
 pub mod register;
 pub mod rng;
 #[cfg(feature = "sim")]

@@ -629,6 +629,15 @@ impl Registration {
         }
         self.in_flight = false;
         if self.state == RegState::Unregistering {
+            // A registrar that challenges the un-REGISTER (Digest nonces go
+            // stale) gets one answer, so the binding really goes away.
+            if matches!(code, 401 | 407) && self.challenges == 0 {
+                self.challenges += 1;
+                self.on_challenge(resp, code, now);
+                if self.state == RegState::Unregistering && self.in_flight {
+                    return;
+                }
+            }
             self.finish_sign_out(false, None);
             return;
         }
@@ -753,6 +762,37 @@ impl Registration {
             .min()
     }
 
+    /// Answers a Digest challenge (401/407) to one of our other requests
+    /// (a proxy such as Kamailio challenges PUBLISH, SUBSCRIBE and MESSAGE):
+    /// the header to add to the resent request, or `None` when the
+    /// challenge can't be answered (no credentials, not Digest).
+    pub fn authorize_request(
+        &mut self,
+        req: &Message,
+        challenge: &Message,
+    ) -> Option<(HeaderName, String)> {
+        let (list, header) = match challenge.status()? {
+            401 => (
+                challenge.www_authenticate().ok()?,
+                HeaderName::Authorization,
+            ),
+            407 => (
+                challenge.proxy_authenticate().ok()?,
+                HeaderName::ProxyAuthorization,
+            ),
+            _ => return None,
+        };
+        let c = list.iter().find(|c| c.is_scheme("Digest"))?;
+        let ch = DigestChallenge::from_header(&AuthHeader::from_typed(c)).ok()?;
+        let creds = self.creds.clone()?;
+        let cnonce = self.rng.hex(16);
+        let method = req.method()?.as_str().to_owned();
+        let uri = req.request_uri()?.to_owned();
+        ch.respond(&creds.username, &creds.password, &method, &uri, &cnonce, 1)
+            .ok()
+            .map(|a| (header, a.to_header_value()))
+    }
+
     /// Signs an outgoing non-REGISTER message with the association, if any.
     pub fn sign(&mut self, msg: &mut Message) -> Result<(), Error> {
         let rand = self.rng.hex(8);
@@ -854,7 +894,11 @@ impl Registration {
             cseq: self.cseq,
             branch: Some(&branch),
             user_agent: &self.cfg.user_agent,
-            expires: self.cfg.expires,
+            expires: if self.state == RegState::Unregistering {
+                Some(0)
+            } else {
+                self.cfg.expires
+            },
             auth: Some((header, value)),
         });
         self.in_flight = true;

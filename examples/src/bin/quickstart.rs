@@ -1,8 +1,9 @@
 //! The quickstart: everything on loopback, no set-up.
 //!
 //! Starts the embedded OCS-dialect test server, signs two users in with
-//! NTLM (MS-SIPAE, signed messages), shows what the client learned, and
-//! signs both out. To sign in to a real server, use `ocs register`.
+//! NTLM (MS-SIPAE, signed messages), exchanges instant messages, applies a
+//! sample DisableIM policy from a .reg file so the refusal shows, and signs
+//! both out. To sign in to a real server, use `ocs register`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use ocs_core::discovery::{Dialect, ServerConfig, Transport};
 use ocs_core::driver::sim::serve;
 use ocs_core::driver::{Client, ClientConfig, ClientEvent};
 use ocs_core::endpoint::EndpointConfig;
+use ocs_core::messaging::ImEvent;
 use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
@@ -62,6 +64,29 @@ async fn until_registered(name: &str, c: &mut Client) -> Result<(), String> {
         }
     }
     Err(format!("{name}: client ended"))
+}
+
+/// The quickstart's sample policy: a user-policy key as an admin would
+/// export it with regedit (the seed's spelling of the hive).
+const SAMPLE_POLICY: &str = "Windows Registry Editor Version 5.00\r\n\r\n\
+[HKEY_CURRENT_User\\Software\\Policies\\Microsoft\\Communicator]\r\n\
+\"DisableIM\"=dword:00000001\r\n";
+
+/// Waits (up to 5 s) for an IM event `f` accepts.
+async fn until_im<T>(c: &mut Client, f: impl Fn(&ImEvent) -> Option<T>) -> Result<T, String> {
+    let fut = async {
+        while let Some(e) = c.next_event().await {
+            if let ClientEvent::Im(im) = &e
+                && let Some(t) = f(im)
+            {
+                return Ok(t);
+            }
+        }
+        Err("client ended".to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| "timed out waiting for an IM event".to_owned())?
 }
 
 async fn until_signed_out(name: &str, c: &mut Client) {
@@ -120,7 +145,77 @@ async fn run() -> Result<(), String> {
         println!("{b}");
     }
 
-    println!("4. Signing out");
+    println!("4. Instant messages (OCS session: INVITE with ms-text-format, then MESSAGE)");
+    let id = alice
+        .send_im("sip:bob@contoso.com", "Hello Bob, lunch at noon?")
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = until_im(&mut bob, |e| match e {
+        ImEvent::Received { from, content } => Some(format!("{from}: {}", content.plain_text)),
+        _ => None,
+    })
+    .await?;
+    println!("  bob received  {text}");
+    until_im(&mut alice, |e| {
+        matches!(e, ImEvent::Delivered { id: d } if *d == id).then_some(())
+    })
+    .await?;
+    println!("  alice: message {} delivered", id.0);
+    let reply = bob
+        .send_im("sip:alice@contoso.com", "Sure, see you there")
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = until_im(&mut alice, |e| match e {
+        ImEvent::Received { from, content } => Some(format!("{from}: {}", content.plain_text)),
+        _ => None,
+    })
+    .await?;
+    println!("  alice received {text}");
+    until_im(&mut bob, |e| {
+        matches!(e, ImEvent::Delivered { id: d } if *d == reply).then_some(())
+    })
+    .await?;
+
+    println!("5. Applying a sample policy to bob (quickstart-policy.reg)");
+    let reg = ocs_core::policy::reg::parse(SAMPLE_POLICY.as_bytes()).map_err(|e| e.to_string())?;
+    let policy = ocs_core::policy::eval::evaluate(
+        &[("quickstart-policy.reg", reg)],
+        &ocs_core::policy::eval::InBand::default(),
+    );
+    let disable = policy.disable_im();
+    println!(
+        "  DisableIM = {} (from {}{})",
+        disable.value,
+        disable.provenance.source,
+        disable
+            .provenance
+            .from
+            .as_deref()
+            .map(|f| format!(", {f}"))
+            .unwrap_or_default()
+    );
+    if disable.value {
+        bob.set_disable_im(Some(disable.provenance.clone()));
+    }
+    alice.end_im_session("sip:bob@contoso.com");
+    let refused = alice
+        .send_im("sip:bob@contoso.com", "Are you still there?")
+        .await
+        .map_err(|e| e.to_string())?;
+    let why = until_im(&mut alice, |e| match e {
+        ImEvent::Failed { id, reason, detail } if *id == refused => {
+            Some(format!("{} ({detail})", reason.description()))
+        }
+        _ => None,
+    })
+    .await?;
+    println!("  alice's message was refused: {why}");
+    match bob.send_im("sip:alice@contoso.com", "x").await {
+        Err(e) => println!("  bob cannot send either: {e}"),
+        Ok(_) => return Err("DisableIM did not stop bob from sending".into()),
+    }
+
+    println!("6. Signing out");
     until_signed_out("alice", &mut alice).await;
     until_signed_out("bob", &mut bob).await;
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());

@@ -16,6 +16,8 @@ use crate::discovery::{Candidate, ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
 use crate::error::{Error, Provenance};
 use crate::messaging::{ImConfig, ImEvent, MessageId, Messaging};
+use crate::presence::model::{Availability, State};
+use crate::presence_agent::{PresenceAgent, PresenceConfig, PresenceEvent};
 use crate::register::{Credentials, LocalTransport, RegistrationEvent};
 use crate::rng::Rng;
 use crate::sip::SipUri;
@@ -41,6 +43,11 @@ pub struct ClientConfig {
     pub authenticator: Option<AuthenticatorFactory>,
     /// Instant messaging settings (dialect, DisableIM, idle timeout).
     pub im: ImConfig,
+    /// Presence settings (dialect, EnableAppearOffline, lifetimes).
+    pub presence: PresenceConfig,
+    /// Append a SIP trace (every message sent and received, credentials
+    /// redacted) to this file.
+    pub trace: Option<std::path::PathBuf>,
 }
 
 /// Makes the host's [`Authenticator`] for a client (called once per
@@ -66,6 +73,8 @@ impl ClientConfig {
             sign_out_timeout: Duration::from_secs(5),
             authenticator: None,
             im: ImConfig::new(endpoint.register.dialect),
+            presence: PresenceConfig::new(endpoint.register.dialect, &endpoint.register.aor),
+            trace: None,
             endpoint,
         }
     }
@@ -103,6 +112,8 @@ pub enum ClientEvent {
     SecurityViolation(String),
     /// An instant-messaging event (delivered, failed, received, typing...).
     Im(ImEvent),
+    /// A presence event (a contact changed, our publication went out...).
+    Presence(PresenceEvent),
     /// The client task has ended (after sign-out or a fatal failure).
     Stopped,
 }
@@ -123,6 +134,19 @@ enum Command {
     },
     EndSession(String),
     SetDisableIm(Option<Provenance>),
+    SetStatus {
+        state: State,
+        note: Option<String>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    SetCustomState {
+        availability: Availability,
+        lcid: u32,
+        text: String,
+        note: Option<String>,
+    },
+    Watch(String),
+    Unwatch(String),
 }
 
 /// A running client. Dropping it stops the task (without un-registering;
@@ -162,13 +186,16 @@ impl Client {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let mut ep = Endpoint::new(cfg.endpoint.clone(), seed, secret, now, wall);
         ep.handle_methods(&Messaging::METHODS);
+        ep.handle_methods(&PresenceAgent::METHODS);
         let im = Messaging::new(cfg.im.clone());
+        let presence = PresenceAgent::new(cfg.presence.clone());
         if let Some(f) = &cfg.authenticator {
             ep.set_authenticator((f.0)());
         }
         let task = Task {
             ep,
             im,
+            presence,
             cfg,
             tls: None,
             resolver,
@@ -236,6 +263,47 @@ impl Client {
         let _ = self.cmds.send(Command::EndSession(to.to_owned()));
     }
 
+    /// Publishes our status (and note). Appear offline ([`State::Offline`])
+    /// is refused unless the EnableAppearOffline policy allows it.
+    pub async fn set_status(&self, state: State, note: Option<&str>) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::SetStatus {
+                state,
+                note: note.map(str::to_owned),
+                reply,
+            })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?
+    }
+
+    /// Publishes a custom state: availability plus our text for `lcid`.
+    pub fn set_custom_state(
+        &self,
+        availability: Availability,
+        lcid: u32,
+        text: &str,
+        note: Option<&str>,
+    ) {
+        let _ = self.cmds.send(Command::SetCustomState {
+            availability,
+            lcid,
+            text: text.to_owned(),
+            note: note.map(str::to_owned),
+        });
+    }
+
+    /// Starts watching a contact's presence.
+    pub fn watch(&self, uri: &str) {
+        let _ = self.cmds.send(Command::Watch(uri.to_owned()));
+    }
+
+    /// Stops watching a contact.
+    pub fn unwatch(&self, uri: &str) {
+        let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
+    }
+
     /// Applies the effective DisableIM policy (`None` allows IM).
     pub fn set_disable_im(&self, provenance: Option<Provenance>) {
         let _ = self.cmds.send(Command::SetDisableIm(provenance));
@@ -245,6 +313,7 @@ impl Client {
 struct Task {
     ep: Endpoint,
     im: Messaging,
+    presence: PresenceAgent,
     cfg: ClientConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     resolver: Resolver,
@@ -327,11 +396,21 @@ impl Task {
                     }
                     Some(Command::EndSession(to)) => self.im.end_session(&mut self.ep, &to, now()),
                     Some(Command::SetDisableIm(p)) => self.im.set_disable_im(p),
+                    Some(Command::SetStatus { state, note, reply }) => {
+                        let r = self.presence.set_status(&mut self.ep, state, note.as_deref(), now());
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::SetCustomState { availability, lcid, text, note }) => {
+                        self.presence.set_custom_state(&mut self.ep, availability, lcid, &text, note.as_deref(), now());
+                    }
+                    Some(Command::Watch(uri)) => self.presence.watch(&mut self.ep, &uri, now()),
+                    Some(Command::Unwatch(uri)) => self.presence.unwatch(&mut self.ep, &uri, now()),
                 },
                 r = recv => match r {
                     Ok(0) => self.lost("server closed the connection".into()),
                     Ok(n) => {
                         let data = buf[..n].to_vec();
+                        self.trace("<<< received", &data);
                         self.ep.handle_bytes(&data, now());
                     }
                     Err(e) => self.lost(e.to_string()),
@@ -343,8 +422,40 @@ impl Task {
                     }
                     self.ep.handle_timeout(now());
                     self.im.handle_timeout(&mut self.ep, now());
+                    self.presence.handle_timeout(&mut self.ep, now());
                 }
             }
+        }
+    }
+
+    /// Appends one message to the trace file, with credentials redacted.
+    fn trace(&self, dir: &str, bytes: &[u8]) {
+        let Some(path) = &self.cfg.trace else { return };
+        if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let mut out = format!("{dir}\n");
+        for line in text.split_inclusive('\n') {
+            let lower = line.to_ascii_lowercase();
+            if std::env::var_os("OCS_TRACE_NO_REDACT").is_none()
+                && (lower.starts_with("authorization:")
+                    || lower.starts_with("proxy-authorization:"))
+            {
+                let name = line.split(':').next().unwrap_or("");
+                out.push_str(&format!("{name}: <redacted>\r\n"));
+            } else {
+                out.push_str(line);
+            }
+        }
+        out.push('\n');
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = f.write_all(out.as_bytes());
         }
     }
 
@@ -353,6 +464,7 @@ impl Task {
         self.emit(ClientEvent::Disconnected(why));
         self.ep.handle_connection_lost(now());
         self.im.handle_connection_lost();
+        self.presence.handle_connection_lost();
     }
 
     /// Sends what the endpoint queued and acts on its events. Returns false
@@ -362,6 +474,7 @@ impl Task {
             let mut busy = false;
             while let Some(bytes) = self.ep.poll_transmit() {
                 busy = true;
+                self.trace(">>> sent", &bytes);
                 if let Some(c) = &mut self.conn
                     && let Err(e) = c.send(&bytes).await
                 {
@@ -370,8 +483,17 @@ impl Task {
             }
             while let Some(e) = self.ep.poll_event() {
                 busy = true;
-                if self.im.handle_event(&mut self.ep, &e, now()) {
+                if self.im.handle_event(&mut self.ep, &e, now())
+                    || self.presence.handle_event(&mut self.ep, &e, now())
+                {
                     continue;
+                }
+                if let EndpointEvent::Registration(RegistrationEvent::Registered {
+                    refresh: false,
+                    ..
+                }) = &e
+                {
+                    self.presence.on_registered(&mut self.ep, now());
                 }
                 match e {
                     EndpointEvent::NeedConnection => self.connect().await,
@@ -412,6 +534,10 @@ impl Task {
             while let Some(e) = self.im.poll_event() {
                 busy = true;
                 self.emit(ClientEvent::Im(e));
+            }
+            while let Some(e) = self.presence.poll_event() {
+                busy = true;
+                self.emit(ClientEvent::Presence(e));
             }
             if !busy {
                 return true;

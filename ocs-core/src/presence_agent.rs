@@ -1,0 +1,713 @@
+//! Publishing our presence and watching contacts, on top of the
+//! [`Endpoint`], sans-IO.
+//!
+//! Standard dialect: PUBLISH of PIDF + RPID with SIP-ETag refresh, modify,
+//! remove and recovery from 412 (RFC 3903), and one SUBSCRIBE dialog per
+//! watched contact with NOTIFY handling, refresh and termination (RFC 3856).
+//!
+//! OCS dialect (MS-PRES): the roaming-self subscription teaches us our
+//! publication versions; status goes out as a SERVICE with a category
+//! publish body (userState in containers 2 and 3, the note in 200/300/400),
+//! retried with the current version after `409 WrongDelta`; contacts are
+//! watched with batched category SUBSCRIBEs (adhoclist) whose first
+//! notification rides in the 200 OK and whose updates arrive as BENOTIFY,
+//! which is never answered.
+//!
+//! Appear offline publishes availability 18500 and is refused unless the
+//! effective EnableAppearOffline policy allows it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::dialog::Dialog;
+use crate::discovery::Dialect;
+use crate::endpoint::{Endpoint, EndpointEvent, IncomingId, RequestId};
+use crate::error::{Error, Provenance};
+use crate::presence::categories::ParseOptions;
+use crate::presence::model::{Availability, NoteKind, Presence, State};
+use crate::presence::pidf::{PidfPublish, build_pidf, parse_pidf};
+use crate::presence::publish::{
+    BatchResource, CustomActivity, PublishBody, ROAMING_SELF_BODY, batch_subscribe_body,
+    parse_fault,
+};
+use crate::presence::rlmi::parse_notify_body;
+use crate::presence::roaming::parse_roaming_self;
+use crate::sip::{HeaderName, Message, Method, builder};
+
+/// The userState instance every endpoint of a user shares (MS-PRES).
+const USER_STATE_INSTANCE: u32 = 0x2000_0000;
+
+/// Presence settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceConfig {
+    /// OCS (MS-PRES) or standard (PIDF) presence.
+    pub dialect: Dialect,
+    /// Our address of record.
+    pub aor: String,
+    /// The effective EnableAppearOffline policy: `Some(provenance)` when
+    /// allowed, `None` when not (with where that came from, if known).
+    pub appear_offline: Result<Provenance, Provenance>,
+    /// Lifetime asked for publications and subscriptions.
+    pub expires: u32,
+}
+
+impl PresenceConfig {
+    /// Defaults: appear offline not allowed (the OC 2007 R2 default).
+    pub fn new(dialect: Dialect, aor: &str) -> PresenceConfig {
+        PresenceConfig {
+            dialect,
+            aor: aor.to_owned(),
+            appear_offline: Err(Provenance {
+                source: "default".into(),
+                from: None,
+            }),
+            expires: 3600,
+        }
+    }
+}
+
+/// What the presence layer reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PresenceEvent {
+    /// A contact's presence changed (or arrived for the first time).
+    Changed {
+        /// The contact.
+        uri: String,
+        /// Its presence.
+        presence: Box<Presence>,
+    },
+    /// Our publication was accepted.
+    Published {
+        /// The state now published.
+        state: State,
+    },
+    /// Publishing failed for good.
+    PublishFailed(Error),
+    /// A watch could not be set up or was ended by the server.
+    WatchEnded {
+        /// The contact.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Status {
+    availability: Availability,
+    note: Option<String>,
+    custom: Option<(u32, String)>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Publish { attempt: u32 },
+    Subscribe { uri: String, req: Box<Message> },
+    RoamingSelf { req: Box<Message> },
+    Other,
+}
+
+#[derive(Debug)]
+struct Watch {
+    dialog: Option<Dialog>,
+    refresh_at: Option<Instant>,
+}
+
+/// The presence layer. Feed it every endpoint event with
+/// [`PresenceAgent::handle_event`]; it consumes its own.
+#[derive(Debug)]
+pub struct PresenceAgent {
+    cfg: PresenceConfig,
+    status: Option<Status>,
+    etag: Option<String>,
+    publish_refresh_at: Option<Instant>,
+    versions: HashMap<(String, u32, u32), u32>,
+    roaming_self: Option<Dialog>,
+    watches: HashMap<String, Watch>,
+    pending: HashMap<RequestId, Pending>,
+    events: VecDeque<PresenceEvent>,
+    tuple: String,
+}
+
+fn key(uri: &str) -> String {
+    uri.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_ascii_lowercase()
+}
+
+impl PresenceAgent {
+    /// The methods the presence layer answers.
+    pub const METHODS: [Method; 2] = [Method::Notify, Method::Benotify];
+
+    /// A new presence layer.
+    pub fn new(cfg: PresenceConfig) -> PresenceAgent {
+        let tuple = format!(
+            "t{:08x}",
+            (cfg.aor.len() as u32).wrapping_mul(2_654_435_761)
+        );
+        PresenceAgent {
+            cfg,
+            status: None,
+            etag: None,
+            publish_refresh_at: None,
+            versions: HashMap::new(),
+            roaming_self: None,
+            watches: HashMap::new(),
+            pending: HashMap::new(),
+            events: VecDeque::new(),
+            tuple,
+        }
+    }
+
+    /// Sets the effective EnableAppearOffline policy.
+    pub fn set_appear_offline_policy(&mut self, allowed: Result<Provenance, Provenance>) {
+        self.cfg.appear_offline = allowed;
+    }
+
+    /// The contacts being watched.
+    pub fn watched(&self) -> impl Iterator<Item = &str> {
+        self.watches.keys().map(String::as_str)
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    /// Signed in (again): OCS subscribes to roaming-self, and every watch
+    /// and the publication are restored.
+    pub fn on_registered(&mut self, ep: &mut Endpoint, now: Instant) {
+        if self.cfg.dialect == Dialect::Ocs && self.roaming_self.is_none() {
+            let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
+            for (n, v) in [
+                ("Event", "vnd-microsoft-roaming-self"),
+                ("Accept", "application/vnd-microsoft-roaming-self+xml"),
+                ("Supported", "com.microsoft.autoextend"),
+                ("Supported", "ms-benotify"),
+                ("Proxy-Require", "ms-benotify"),
+                ("Supported", "ms-piggyback-first-notify"),
+            ] {
+                req.push_header(n, v);
+            }
+            req.set_body(
+                "application/vnd-microsoft-roaming-self+xml",
+                ROAMING_SELF_BODY.as_bytes().to_vec(),
+            );
+            let copy = Box::new(req.clone());
+            self.submit(ep, req, Pending::RoamingSelf { req: copy }, now);
+        }
+        let uris: Vec<String> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.dialog.is_none())
+            .map(|(u, _)| u.clone())
+            .collect();
+        for u in uris {
+            self.subscribe(ep, &u, now);
+        }
+        if self.status.is_some() && self.cfg.dialect != Dialect::Ocs {
+            self.etag = None;
+            self.publish(ep, now, 0);
+        }
+    }
+
+    /// Publishes a standard state with an optional note. Appear offline
+    /// ([`State::Offline`]) needs the EnableAppearOffline policy.
+    pub fn set_status(
+        &mut self,
+        ep: &mut Endpoint,
+        state: State,
+        note: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if state == State::Offline
+            && let Err(p) = &self.cfg.appear_offline
+        {
+            return Err(Error::PolicyDenied {
+                policy: "EnableAppearOffline".into(),
+                provenance: p.clone(),
+            });
+        }
+        self.status = Some(Status {
+            availability: state.availability(),
+            note: note.map(str::to_owned),
+            custom: None,
+        });
+        self.publish(ep, now, 0);
+        Ok(())
+    }
+
+    /// Publishes a custom state (online/busy/do-not-disturb availability
+    /// with our own text for `lcid`).
+    pub fn set_custom_state(
+        &mut self,
+        ep: &mut Endpoint,
+        availability: Availability,
+        lcid: u32,
+        text: &str,
+        note: Option<&str>,
+        now: Instant,
+    ) {
+        self.status = Some(Status {
+            availability,
+            note: note.map(str::to_owned),
+            custom: Some((lcid, text.to_owned())),
+        });
+        self.publish(ep, now, 0);
+    }
+
+    /// Starts watching `uri`.
+    pub fn watch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+        let k = key(uri);
+        if self.watches.contains_key(&k) {
+            return;
+        }
+        self.watches.insert(
+            k.clone(),
+            Watch {
+                dialog: None,
+                refresh_at: None,
+            },
+        );
+        self.subscribe(ep, &k, now);
+    }
+
+    /// Stops watching `uri` (SUBSCRIBE with Expires: 0).
+    pub fn unwatch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+        if let Some(Watch {
+            dialog: Some(mut d),
+            ..
+        }) = self.watches.remove(&key(uri))
+        {
+            let mut req = d.request(Method::Subscribe, ep.epid_param().as_deref());
+            req.push_header(HeaderName::Event, "presence");
+            req.push_header(HeaderName::Expires, "0");
+            if let Some(c) = ep.contact() {
+                req.push_header(HeaderName::Contact, c);
+            }
+            self.submit(ep, req, Pending::Other, now);
+        }
+    }
+
+    // ----- internals -----------------------------------------------------
+
+    fn submit(&mut self, ep: &mut Endpoint, req: Message, p: Pending, now: Instant) {
+        match ep.send_request(req, now) {
+            Ok(id) => {
+                self.pending.insert(id, p);
+            }
+            Err(e) => match p {
+                Pending::Publish { .. } => self.events.push_back(PresenceEvent::PublishFailed(e)),
+                Pending::Subscribe { uri, .. } => {
+                    self.events.push_back(PresenceEvent::WatchEnded {
+                        uri,
+                        reason: e.to_string(),
+                    })
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn subscribe(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+        let req = if self.cfg.dialect == Dialect::Ocs {
+            // A batched category subscription sent to our own URI.
+            let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
+            for (n, v) in [
+                ("Event", "presence"),
+                (
+                    "Accept",
+                    "application/msrtc-event-categories+xml, application/rlmi+xml, multipart/related",
+                ),
+                ("Supported", "ms-benotify"),
+                ("Proxy-Require", "ms-benotify"),
+                ("Supported", "ms-piggyback-first-notify"),
+                ("Require", "adhoclist, categoryList"),
+                ("Supported", "eventlist"),
+            ] {
+                req.push_header(n, v);
+            }
+            let body = batch_subscribe_body(
+                &self.cfg.aor,
+                &[BatchResource {
+                    uri,
+                    context: false,
+                }],
+                &["calendarData", "contactCard", "note", "state"],
+            );
+            req.set_body("application/msrtc-adrl-categorylist+xml", body.into_bytes());
+            req
+        } else {
+            let mut req = ep.new_request(Method::Subscribe, uri);
+            req.push_header(HeaderName::Event, "presence");
+            req.push_header(HeaderName::Accept, "application/pidf+xml");
+            req.push_header(HeaderName::Expires, self.cfg.expires.to_string());
+            req
+        };
+        let copy = Box::new(req.clone());
+        self.submit(
+            ep,
+            req,
+            Pending::Subscribe {
+                uri: uri.to_owned(),
+                req: copy,
+            },
+            now,
+        );
+    }
+
+    fn publish(&mut self, ep: &mut Endpoint, now: Instant, attempt: u32) {
+        let Some(st) = self.status.clone() else {
+            return;
+        };
+        let req = if self.cfg.dialect == Dialect::Ocs {
+            let mut body = PublishBody::new(&self.cfg.aor);
+            let custom: Vec<CustomActivity<'_>> = st
+                .custom
+                .iter()
+                .map(|(lcid, text)| CustomActivity { lcid: *lcid, text })
+                .collect();
+            for container in [2, 3] {
+                let v = self.version("state", USER_STATE_INSTANCE, container);
+                body.user_state(container, v, st.availability, None, &custom);
+            }
+            if let Some(note) = &st.note {
+                for container in [200, 300, 400] {
+                    let v = self.version("note", 0, container);
+                    body.note(0, container, v, NoteKind::Personal, note);
+                }
+            }
+            let mut req = ep.new_request(Method::Service, &self.cfg.aor);
+            req.set_body(
+                "application/msrtc-category-publish+xml",
+                body.finish().into_bytes(),
+            );
+            req
+        } else {
+            let state = st.availability.state();
+            let mut req = ep.new_request(Method::Publish, &self.cfg.aor);
+            req.push_header(HeaderName::Event, "presence");
+            req.push_header(HeaderName::Expires, self.cfg.expires.to_string());
+            if let Some(tag) = &self.etag {
+                req.push_header(HeaderName::SipIfMatch, tag.clone());
+            }
+            let doc = build_pidf(&PidfPublish::for_state(
+                &self.cfg.aor,
+                &self.tuple,
+                state,
+                st.note.as_deref(),
+            ));
+            req.set_body("application/pidf+xml", doc.into_bytes());
+            req
+        };
+        self.submit(ep, req, Pending::Publish { attempt }, now);
+    }
+
+    fn version(&self, cat: &str, instance: u32, container: u32) -> u32 {
+        self.versions
+            .get(&(cat.to_owned(), instance, container))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn learn_versions(&mut self, body: &[u8]) {
+        if let Ok(rs) = parse_roaming_self(body) {
+            for p in rs.publications {
+                self.versions
+                    .insert((p.name.to_string(), p.instance, p.container), p.version);
+            }
+        }
+    }
+
+    fn deliver(&mut self, body: &[u8], content_type: &str) {
+        if body.is_empty() {
+            return;
+        }
+        if content_type.to_ascii_lowercase().contains("pidf") {
+            if let Ok(p) = parse_pidf(body) {
+                let uri = p.uri.to_string();
+                self.events.push_back(PresenceEvent::Changed {
+                    uri: key(&uri),
+                    presence: Box::new(p),
+                });
+            }
+            return;
+        }
+        if let Ok(updates) = parse_notify_body(body, content_type, &ParseOptions::default()) {
+            for u in updates {
+                if let Some(p) = u.presence {
+                    self.events.push_back(PresenceEvent::Changed {
+                        uri: key(&u.uri),
+                        presence: Box::new(p),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Feeds an endpoint event; returns true when it was the presence
+    /// layer's.
+    pub fn handle_event(&mut self, ep: &mut Endpoint, e: &EndpointEvent, now: Instant) -> bool {
+        match e {
+            EndpointEvent::Response { id, response } => {
+                if response.status().unwrap_or(0) < 200 {
+                    return self.pending.contains_key(id);
+                }
+                let Some(p) = self.pending.remove(id) else {
+                    return false;
+                };
+                self.on_final(ep, p, response, now);
+                true
+            }
+            EndpointEvent::RequestFailed { id, failure } => {
+                let Some(p) = self.pending.remove(id) else {
+                    return false;
+                };
+                match p {
+                    Pending::Publish { .. } => {
+                        self.events
+                            .push_back(PresenceEvent::PublishFailed(Error::Transport(format!(
+                                "publication failed: {failure:?}"
+                            ))))
+                    }
+                    Pending::Subscribe { uri, .. } => {
+                        self.watches.remove(&uri);
+                        self.events.push_back(PresenceEvent::WatchEnded {
+                            uri,
+                            reason: format!("{failure:?}"),
+                        });
+                    }
+                    _ => {}
+                }
+                true
+            }
+            EndpointEvent::IncomingRequest { id, request } => {
+                if !request.method().is_some_and(|m| Self::METHODS.contains(m)) {
+                    return false;
+                }
+                self.on_notify(ep, *id, request, now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn on_final(&mut self, ep: &mut Endpoint, p: Pending, resp: &Message, now: Instant) {
+        let code = resp.status().unwrap_or(0);
+        match p {
+            Pending::Other => {}
+            Pending::RoamingSelf { req } => {
+                if (200..300).contains(&code) {
+                    self.roaming_self = Dialog::from_uac(&req, resp).ok();
+                    self.learn_versions(resp.body());
+                    // Anything published before the versions were known goes
+                    // out again with the right ones.
+                    if self.status.is_some() {
+                        self.publish(ep, now, 0);
+                    }
+                }
+            }
+            Pending::Publish { attempt } => {
+                if (200..300).contains(&code) {
+                    if self.cfg.dialect == Dialect::Ocs {
+                        self.learn_versions(resp.body());
+                        // The server stored version + 1 for each publication.
+                        for c in [2, 3] {
+                            let k = ("state".to_owned(), USER_STATE_INSTANCE, c);
+                            *self.versions.entry(k).or_insert(0) += 1;
+                        }
+                        if self.status.as_ref().is_some_and(|s| s.note.is_some()) {
+                            for c in [200, 300, 400] {
+                                *self.versions.entry(("note".to_owned(), 0, c)).or_insert(0) += 1;
+                            }
+                        }
+                    } else {
+                        self.etag = resp.sip_etag().map(str::to_owned);
+                        let life = resp
+                            .expires()
+                            .ok()
+                            .flatten()
+                            .unwrap_or(self.cfg.expires)
+                            .max(2);
+                        let life = Duration::from_secs(u64::from(life));
+                        self.publish_refresh_at =
+                            Some(now + life - (life / 10).max(Duration::from_secs(1)));
+                    }
+                    if let Some(s) = &self.status {
+                        self.events.push_back(PresenceEvent::Published {
+                            state: s.availability.state(),
+                        });
+                    }
+                } else if code == 409 && attempt < 3 {
+                    // WrongDelta: adopt the server's versions and retry.
+                    if let Ok(f) = parse_fault(resp.body()) {
+                        let order = self.publication_order();
+                        for op in f.operations {
+                            if let (Some(k), Some(v)) = (
+                                order.get(op.index.saturating_sub(1) as usize),
+                                op.cur_version,
+                            ) {
+                                self.versions.insert(k.clone(), v);
+                            }
+                        }
+                    }
+                    self.publish(ep, now, attempt + 1);
+                } else if code == 412 && attempt < 3 {
+                    // The server forgot our entity tag: publish in full.
+                    self.etag = None;
+                    self.publish(ep, now, attempt + 1);
+                } else {
+                    self.events
+                        .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
+                }
+            }
+            Pending::Subscribe { uri, req } => {
+                if (200..300).contains(&code) {
+                    let dialog = Dialog::from_uac(&req, resp).ok();
+                    let life = resp
+                        .expires()
+                        .ok()
+                        .flatten()
+                        .unwrap_or(self.cfg.expires)
+                        .max(2);
+                    let life = Duration::from_secs(u64::from(life));
+                    if let Some(w) = self.watches.get_mut(&uri) {
+                        w.dialog = dialog;
+                        w.refresh_at = Some(now + life - (life / 10).max(Duration::from_secs(1)));
+                    }
+                    // OCS piggy-backs the first notification in the 200 OK.
+                    let ct = resp
+                        .header(HeaderName::ContentType)
+                        .unwrap_or("")
+                        .to_owned();
+                    self.deliver(resp.body(), &ct);
+                } else {
+                    self.watches.remove(&uri);
+                    self.events.push_back(PresenceEvent::WatchEnded {
+                        uri,
+                        reason: format!("{code} {}", resp.reason().unwrap_or("")),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The (category, instance, container) of each publication in the order
+    /// `publish` writes them, for 409 fault indexes.
+    fn publication_order(&self) -> Vec<(String, u32, u32)> {
+        let mut v = vec![
+            ("state".to_owned(), USER_STATE_INSTANCE, 2),
+            ("state".to_owned(), USER_STATE_INSTANCE, 3),
+        ];
+        if self.status.as_ref().is_some_and(|s| s.note.is_some()) {
+            for c in [200, 300, 400] {
+                v.push(("note".to_owned(), 0, c));
+            }
+        }
+        v
+    }
+
+    fn on_notify(&mut self, ep: &mut Endpoint, id: IncomingId, req: &Message, now: Instant) {
+        let benotify = req.method() == Some(&Method::Benotify);
+        let ct = req.header(HeaderName::ContentType).unwrap_or("").to_owned();
+        let event = req
+            .event()
+            .ok()
+            .flatten()
+            .map(|e| e.value.to_ascii_lowercase())
+            .unwrap_or_default();
+        let in_roaming_self = self
+            .roaming_self
+            .as_ref()
+            .is_some_and(|d| d.matches_incoming(req));
+        let watch = self
+            .watches
+            .iter()
+            .find(|(_, w)| w.dialog.as_ref().is_some_and(|d| d.matches_incoming(req)))
+            .map(|(k, _)| k.clone());
+        let known = in_roaming_self || watch.is_some();
+        if !benotify {
+            let code = if known { 200 } else { 481 };
+            if let Ok(r) = builder::response(req, code, None, Some(&ep.new_tag())) {
+                ep.respond(id, r, now);
+            }
+        }
+        if !known {
+            return;
+        }
+        if in_roaming_self || event.starts_with("vnd-microsoft-roaming-self") {
+            self.learn_versions(req.body());
+            return;
+        }
+        self.deliver(req.body(), &ct);
+        let terminated = req
+            .subscription_state()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.value.eq_ignore_ascii_case("terminated"));
+        if terminated && let Some(uri) = watch {
+            self.watches.remove(&uri);
+            self.events.push_back(PresenceEvent::WatchEnded {
+                uri,
+                reason: "subscription terminated by the server".into(),
+            });
+        }
+    }
+
+    /// Refreshes publications and subscriptions that are due.
+    pub fn handle_timeout(&mut self, ep: &mut Endpoint, now: Instant) {
+        if self.publish_refresh_at.is_some_and(|t| t <= now) {
+            self.publish_refresh_at = None;
+            self.publish(ep, now, 0);
+        }
+        let due: Vec<String> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.refresh_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for uri in due {
+            let epid = ep.epid_param();
+            let contact = ep.contact();
+            let expires = self.cfg.expires;
+            let Some(w) = self.watches.get_mut(&uri) else {
+                continue;
+            };
+            w.refresh_at = None;
+            let Some(d) = w.dialog.as_mut() else { continue };
+            let mut req = d.request(Method::Subscribe, epid.as_deref());
+            req.push_header(HeaderName::Event, "presence");
+            req.push_header(HeaderName::Expires, expires.to_string());
+            if let Some(c) = contact {
+                req.push_header(HeaderName::Contact, c);
+            }
+            let copy = Box::new(req.clone());
+            self.submit(ep, req, Pending::Subscribe { uri, req: copy }, now);
+        }
+    }
+
+    /// When [`PresenceAgent::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.watches
+            .values()
+            .filter_map(|w| w.refresh_at)
+            .chain(self.publish_refresh_at)
+            .min()
+    }
+
+    /// The connection dropped: dialogs are gone; [`PresenceAgent::on_registered`]
+    /// restores everything after the next sign-in.
+    pub fn handle_connection_lost(&mut self) {
+        self.roaming_self = None;
+        self.pending.clear();
+        self.publish_refresh_at = None;
+        for w in self.watches.values_mut() {
+            w.dialog = None;
+            w.refresh_at = None;
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<PresenceEvent> {
+        self.events.pop_front()
+    }
+}
