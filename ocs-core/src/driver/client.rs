@@ -438,10 +438,7 @@ impl Task {
         let mut out = format!("{dir}\n");
         for line in text.split_inclusive('\n') {
             let lower = line.to_ascii_lowercase();
-            if std::env::var_os("OCS_TRACE_NO_REDACT").is_none()
-                && (lower.starts_with("authorization:")
-                    || lower.starts_with("proxy-authorization:"))
-            {
+            if lower.starts_with("authorization:") || lower.starts_with("proxy-authorization:") {
                 let name = line.split(':').next().unwrap_or("");
                 out.push_str(&format!("{name}: <redacted>\r\n"));
             } else {
