@@ -369,3 +369,94 @@ fn unknown_content_types_get_415_with_accept() {
     );
     let _ = EndpointEvent::NeedConnection;
 }
+
+#[test]
+fn first_message_is_resent_when_the_callee_did_not_take_it_from_the_invite() {
+    let mut w = World::new(Dialect::Ocs, Transport::Tcp);
+    let id = w.send("first");
+    let invite: Vec<Vec<u8>> = std::iter::from_fn(|| w.a.ep.poll_transmit()).collect();
+    for b in &invite {
+        w.b.ep.handle_bytes(b, w.now);
+    }
+    World::drain_side(&mut w.b, w.now);
+    // The callee's 200 OK, minus "Supported: ms-text-format": an older
+    // client that ignored the header.
+    let answers: Vec<Vec<u8>> = std::iter::from_fn(|| w.b.ep.poll_transmit()).collect();
+    for b in answers {
+        let text = String::from_utf8(b)
+            .expect("utf8")
+            .replace("Supported: ms-text-format\r\n", "");
+        w.a.ep.handle_bytes(text.as_bytes(), w.now);
+    }
+    World::drain_side(&mut w.a, w.now);
+    let next: Vec<Vec<u8>> = std::iter::from_fn(|| w.a.ep.poll_transmit()).collect();
+    let methods = sent_methods(&next);
+    assert_eq!(
+        methods,
+        vec!["ACK", "MESSAGE"],
+        "the first message goes again as a MESSAGE"
+    );
+    for b in &next {
+        w.b.ep.handle_bytes(b, w.now);
+    }
+    w.flush();
+    assert_eq!(outcomes(&w.a), vec![(id, None)]);
+    // Bob saw it twice (once from the INVITE, once as MESSAGE): that is the
+    // price of an old peer, and better than losing it.
+    assert_eq!(received(&w.b), vec!["first", "first"]);
+}
+
+#[test]
+fn bad_invites_and_bodies_get_clear_answers() {
+    let mut w = World::new(Dialect::Ocs, Transport::Tcp);
+    let answer = |w: &mut World, m: Message| -> Message {
+        w.a.ep.send_request(m, w.now).expect("sent");
+        let wire: Vec<Vec<u8>> = std::iter::from_fn(|| w.a.ep.poll_transmit()).collect();
+        for b in &wire {
+            w.b.ep.handle_bytes(b, w.now);
+        }
+        World::drain_side(&mut w.b, w.now);
+        std::iter::from_fn(|| w.b.ep.poll_transmit())
+            .filter_map(|b| Message::parse(&b).ok())
+            .find(|m| m.status().is_some_and(|c| c >= 200))
+            .expect("a final answer")
+    };
+    // Malformed SDP.
+    let mut m =
+        w.a.ep
+            .new_request(ocs_core::sip::Method::Invite, "sip:bob@contoso.com");
+    m.set_body("application/sdp", b"this is not sdp".to_vec());
+    assert_eq!(answer(&mut w, m).status(), Some(400));
+    // An SDP without m=message: not an IM session.
+    let mut m =
+        w.a.ep
+            .new_request(ocs_core::sip::Method::Invite, "sip:bob@contoso.com");
+    m.set_body("application/sdp", b"v=0\r\no=- 0 0 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec());
+    let r = answer(&mut w, m);
+    assert_eq!(r.status(), Some(488));
+    assert!(
+        r.header("ms-client-diagnostics")
+            .is_some_and(|d| d.starts_with("52063"))
+    );
+    // ms-text-format with bad base64.
+    let mut m =
+        w.a.ep
+            .new_request(ocs_core::sip::Method::Invite, "sip:bob@contoso.com");
+    m.push_header(
+        "ms-text-format",
+        "text/plain; charset=UTF-8;ms-body=***not base64***",
+    );
+    m.set_body(
+        "application/sdp",
+        ocs_core::im::sdp::build_offer("192.0.2.1".parse().expect("ip"), 5061).into_bytes(),
+    );
+    assert_eq!(answer(&mut w, m).status(), Some(400));
+    // A huge MESSAGE body.
+    let mut m =
+        w.a.ep
+            .new_request(ocs_core::sip::Method::Message, "sip:bob@contoso.com");
+    m.set_body("text/plain", vec![b'x'; 300 * 1024]);
+    let code = answer(&mut w, m).status();
+    assert!(matches!(code, Some(413 | 400)), "{code:?}");
+    assert!(received(&w.b).is_empty(), "nothing bad reached the app");
+}
