@@ -6,8 +6,10 @@
 //! the captured OC 2007 R2 traffic: its 200 OK to REGISTER reproduces T2
 //! byte for byte.
 
+pub mod presence;
 pub mod registrar;
 pub mod server;
 
+pub use presence::{Outgoing, PresenceError, PresenceReply, PresenceServer};
 pub use registrar::{AuthMode, Binding, Registrar, RegistrarConfig};
 pub use server::{Peer, SimServer};

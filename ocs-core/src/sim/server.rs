@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::presence::PresenceServer;
 use super::registrar::{Registrar, RegistrarOutcome};
 use crate::rng::Rng;
 use crate::sip::{
@@ -20,16 +21,18 @@ pub type Peer = SocketAddr;
 /// RFC 3261 transactions. Sans-IO: feed bytes per peer, poll transmits.
 #[derive(Debug)]
 pub struct SimServer {
-    registrar: Registrar,
-    tx: Transactions,
-    peers: HashMap<TxId, Peer>,
+    pub(super) registrar: Registrar,
+    pub(super) tx: Transactions,
+    pub(super) peers: HashMap<TxId, Peer>,
     framers: HashMap<Peer, StreamFramer>,
-    user_peer: HashMap<String, (Peer, Reliability)>,
-    rng: Rng,
-    out: VecDeque<(Peer, Vec<u8>)>,
+    pub(super) user_peer: HashMap<String, (Peer, Reliability)>,
+    pub(super) rng: Rng,
+    pub(super) out: VecDeque<(Peer, Vec<u8>)>,
     caps: Capabilities,
     /// Requests relayed between users: our branch → the sender's peer.
     relayed: HashMap<String, Peer>,
+    /// Publications and subscriptions (SERVICE, SUBSCRIBE).
+    pub(super) presence: PresenceServer,
 }
 
 impl SimServer {
@@ -42,6 +45,8 @@ impl SimServer {
                 Method::Ack,
                 Method::Cancel,
                 Method::Bye,
+                Method::Service,
+                Method::Subscribe,
             ],
             ..Capabilities::default()
         };
@@ -55,6 +60,7 @@ impl SimServer {
             out: VecDeque::new(),
             caps,
             relayed: HashMap::new(),
+            presence: PresenceServer::new(Rng::from_seed(0x7072_6573)),
         }
     }
 
@@ -115,6 +121,10 @@ impl SimServer {
                 let _ = self.tx.handle_message(m, rel, now);
             }
         } else {
+            if self.handle_presence(peer, &m, rel, now) {
+                self.drain();
+                return;
+            }
             if let Some(done) = self.relay_request(peer, &m, now) {
                 if let Some(out) = done {
                     self.out.push_back(out);
@@ -149,7 +159,11 @@ impl SimServer {
                     && let Ok(from) = req.from()
                 {
                     let user = from.uri_text.to_ascii_lowercase();
-                    self.user_peer.insert(user, (peer, rel));
+                    let gone = self.registrar.binding(&user, now).is_none();
+                    self.user_peer.insert(user.clone(), (peer, rel));
+                    if gone && req.method() == Some(&Method::Register) {
+                        self.presence_signed_out(&user, now);
+                    }
                 }
                 r
             }
@@ -357,6 +371,7 @@ impl SimServer {
             .to_ascii_lowercase();
         self.registrar.sign_for(&user, &mut n);
         self.registrar.restart_user(&user);
+        self.presence_signed_out(aor, now);
         let Ok(id) = self.tx.send_request(n, rel, now) else {
             return false;
         };

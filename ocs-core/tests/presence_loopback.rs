@@ -1,0 +1,143 @@
+//! OCS-dialect presence between two clients of the embedded server over
+//! loopback: roaming-self versions, SERVICE publications, a batched
+//! category subscription with its piggy-backed first notification and
+//! BENOTIFY updates, all MS-SIPAE signed.
+#![cfg(feature = "tokio")]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::driver::sim::serve;
+use ocs_core::driver::{Client, ClientConfig, ClientEvent};
+use ocs_core::endpoint::EndpointConfig;
+use ocs_core::error::{Error, Provenance};
+use ocs_core::presence::model::State;
+use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::rng::Rng;
+use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
+
+fn client(user: &str, epid: &str, port: u16, appear_offline: bool) -> Client {
+    let reg = RegisterConfig::new(&format!("sip:{user}@contoso.com"), Dialect::Ocs, epid);
+    let mut cfg = ClientConfig::new(EndpointConfig::new(
+        reg,
+        Some(Credentials::new(
+            &format!("CONTOSO\\{user}"),
+            &format!("{user}pw"),
+        )),
+    ));
+    cfg.server = Some(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        transport: Transport::Tcp,
+    });
+    if appear_offline {
+        cfg.presence.appear_offline = Ok(Provenance {
+            source: "HKCU".into(),
+            from: Some("test.reg:3".into()),
+        });
+    }
+    Client::start(cfg).expect("client")
+}
+
+async fn wait_for(
+    c: &mut Client,
+    what: &str,
+    pred: impl Fn(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let ok = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = c.next_event().await {
+            let hit = pred(&e);
+            seen.push(e);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(ok, Ok(true)), "no {what}; saw {seen:?}");
+    seen
+}
+
+fn alice_is(state: State) -> impl Fn(&ClientEvent) -> bool {
+    move |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
+            if uri == "sip:alice@contoso.com" && presence.state() == state)
+    }
+}
+
+#[tokio::test]
+async fn bob_sees_alice_publish_busy_with_a_note_and_appear_offline() {
+    let mut r = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(31),
+        [6; 32],
+    );
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    let server = serve(
+        SimServer::new(r, Rng::from_seed(32)),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        None,
+    )
+    .await
+    .expect("serve");
+    let mut alice = client("alice", "a1a1a1a1a1", server.tcp.port(), true);
+    let mut bob = client("bob", "b2b2b2b2b2", server.tcp.port(), false);
+    let registered = |e: &ClientEvent| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { .. })
+        )
+    };
+    wait_for(&mut alice, "alice registered", registered).await;
+    wait_for(&mut bob, "bob registered", registered).await;
+
+    alice
+        .set_status(State::Online, None)
+        .await
+        .expect("publish");
+    wait_for(&mut alice, "publication", |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Published { .. }))
+    })
+    .await;
+    // The first notification rides in the 200 OK of the batched SUBSCRIBE.
+    bob.watch("sip:alice@contoso.com");
+    wait_for(&mut bob, "alice online", alice_is(State::Online)).await;
+
+    alice
+        .set_status(State::Busy, Some("In the lab today"))
+        .await
+        .expect("publish");
+    let seen = wait_for(&mut bob, "alice busy (BENOTIFY)", alice_is(State::Busy)).await;
+    let note = seen.iter().rev().find_map(|e| match e {
+        ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) => {
+            presence.note.as_ref().map(|n| n.text.to_string())
+        }
+        _ => None,
+    });
+    assert_eq!(note.as_deref(), Some("In the lab today"));
+
+    // Appear offline: allowed for alice by policy, so bob sees her offline.
+    alice
+        .set_status(State::Offline, None)
+        .await
+        .expect("appear offline allowed");
+    wait_for(&mut bob, "alice offline", alice_is(State::Offline)).await;
+    // Bob's policy does not allow it.
+    match bob.set_status(State::Offline, None).await {
+        Err(Error::PolicyDenied { policy, provenance }) => {
+            assert_eq!(policy, "EnableAppearOffline");
+            assert_eq!(provenance.source, "default");
+        }
+        other => panic!("{other:?}"),
+    }
+    for mut c in [alice, bob] {
+        c.sign_out();
+        wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
+    }
+}
