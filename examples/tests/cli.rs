@@ -324,3 +324,88 @@ fn disable_im_policy_refuses_sending_and_names_its_source() {
     let _ = server.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn status_set_is_seen_by_watch() {
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    let mut bob = ocs()
+        .args([
+            "watch",
+            "--user",
+            "sip:bob@contoso.com",
+            "--auth-user",
+            "CONTOSO\\bob",
+        ])
+        .args([
+            "--server",
+            &addr,
+            "--transport",
+            "tcp",
+            "--for",
+            "4",
+            "sip:alice@contoso.com",
+        ])
+        .env("OCS_PASSWORD", "bobpw")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let mut out = BufReader::new(bob.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while out.read_line(&mut line).expect("read") > 0 {
+        if line.contains("\"uri\":\"sip:alice@contoso.com\"") {
+            break;
+        }
+        line.clear();
+    }
+    let set = ocs()
+        .args([
+            "status",
+            "set",
+            "busy",
+            "--note",
+            "In the lab",
+            "--for",
+            "1",
+        ])
+        .args([
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args(["--server", &addr, "--transport", "tcp"])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("status");
+    assert_eq!(
+        set.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+    let _ = bob.wait();
+    assert!(
+        rest.lines()
+            .any(|l| l.contains("\"state\":\"busy\"") && l.contains("\"note\":\"In the lab\"")),
+        "{rest}"
+    );
+    // Appear offline without the policy: exit 1 naming it.
+    let off = ocs()
+        .args(["status", "set", "offline", "--for", "1"])
+        .args([
+            "--user",
+            "sip:alice@contoso.com",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .args(["--server", &addr, "--transport", "tcp"])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("status");
+    assert_eq!(off.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("EnableAppearOffline"));
+    let _ = server.kill();
+}

@@ -10,6 +10,7 @@ mod presence;
 mod signin;
 mod simserver;
 mod sip;
+mod status;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,11 @@ enum Command {
     },
     /// Run the embedded OCS-dialect test server (NTLM or Digest registrar).
     SimServer(simserver::SimArgs),
+    /// Publish our presence (a state, custom:ID, a note) and hold it.
+    #[command(subcommand)]
+    Status(StatusCommand),
+    /// Print contacts' presence changes as JSON lines.
+    Watch(status::WatchArgs),
     /// Instant messages: send one, or listen for incoming ones.
     #[command(subcommand)]
     Im(im::ImCommand),
@@ -52,6 +58,12 @@ enum Command {
     CustomStates(customstates::CustomStatesCommand),
 }
 
+#[derive(Debug, Subcommand)]
+enum StatusCommand {
+    /// Sign in, publish STATE, hold it for --for seconds, sign out.
+    Set(status::StatusSet),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -59,6 +71,8 @@ fn main() -> ExitCode {
         Command::Register { sign_in, hold } => live(signin::register(sign_in, hold)),
         Command::SimServer(args) => live(simserver::run(args)),
         Command::Im(cmd) => live(im::run(cmd)),
+        Command::Status(StatusCommand::Set(a)) => live(status::set(a)),
+        Command::Watch(a) => live(status::watch(a)),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Presence(cmd) => presence::run(cmd),
         Command::CustomStates(cmd) => customstates::run(cmd),

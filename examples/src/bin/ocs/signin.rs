@@ -104,6 +104,12 @@ impl SignIn {
         if policy.disable_im().value {
             cfg.im.disable_im = Some(policy.disable_im().provenance);
         }
+        let appear = policy.enable_appear_offline();
+        cfg.presence.appear_offline = if appear.value {
+            Ok(appear.provenance)
+        } else {
+            Err(appear.provenance)
+        };
         // Manual configuration by policy (ConfigurationMode 1) when no
         // --server was given on the command line.
         if cfg.server.is_none()

@@ -1,0 +1,186 @@
+//! `ocs status set` and `ocs watch`: live presence.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use ocs_core::driver::{Client, ClientEvent};
+use ocs_core::presence::model::State;
+use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::register::RegistrationEvent;
+use ocs_examples::{CliError, emit};
+use serde_json::json;
+
+use crate::presence::presence_json;
+use crate::signin::{SignIn, event_json};
+
+/// Options of `ocs status set`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusSet {
+    #[command(flatten)]
+    sign_in: SignIn,
+    /// online, busy, do-not-disturb, be-right-back, away, offline (appear
+    /// offline, needs EnableAppearOffline), or custom:ID from --custom-states.
+    state: String,
+    /// A personal note.
+    #[arg(long)]
+    note: Option<String>,
+    /// The customStates XML for custom:ID (the CustomStateURL policy file).
+    #[arg(long)]
+    custom_states: Option<PathBuf>,
+    /// Language of the custom text.
+    #[arg(long, default_value_t = 1033)]
+    lcid: u32,
+    /// Hold the state this many seconds, then sign out.
+    #[arg(long = "for", default_value_t = 5)]
+    hold: u64,
+}
+
+/// Options of `ocs watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    sign_in: SignIn,
+    /// Contacts to watch.
+    #[arg(required = true)]
+    uris: Vec<String>,
+    /// Watch this many seconds, then sign out (default: until Ctrl-C).
+    #[arg(long = "for")]
+    hold: Option<u64>,
+}
+
+fn print(e: &ClientEvent, lcid: u32) -> Result<(), CliError> {
+    match e {
+        ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) => {
+            emit(presence_json(presence, lcid))
+        }
+        ClientEvent::Presence(PresenceEvent::Published { state }) => {
+            emit(json!({"event": "published", "state": state.as_str()}))
+        }
+        ClientEvent::Presence(PresenceEvent::PublishFailed(err)) => {
+            emit(json!({"event": "publish_failed", "error": err.to_string()}))
+        }
+        ClientEvent::Presence(PresenceEvent::WatchEnded { uri, reason }) => {
+            emit(json!({"event": "watch_ended", "uri": uri, "reason": reason}))
+        }
+        ClientEvent::Presence(_) | ClientEvent::Im(_) => Ok(()),
+        other => emit(event_json(other)),
+    }
+}
+
+async fn signed_in(c: &mut Client, lcid: u32) -> Result<(), CliError> {
+    while let Some(e) = c.next_event().await {
+        print(&e, lcid)?;
+        match e {
+            ClientEvent::Registration(RegistrationEvent::Registered { .. }) => return Ok(()),
+            ClientEvent::Registration(RegistrationEvent::Failed(err)) => {
+                return Err(CliError::Failed(format!("sign-in failed: {err}")));
+            }
+            ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { .. }) => {
+                return Err(CliError::Failed(
+                    "sign-in failed: credentials needed or rejected".into(),
+                ));
+            }
+            ClientEvent::Stopped => return Err(CliError::Failed("client stopped".into())),
+            _ => {}
+        }
+    }
+    Err(CliError::Failed("client ended".into()))
+}
+
+async fn run_for(c: &mut Client, hold: Option<u64>, lcid: u32) -> Result<(), CliError> {
+    let until = async {
+        match hold {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            e = c.next_event() => match e {
+                Some(e) => print(&e, lcid)?,
+                None => return Err(CliError::Failed("client ended".into())),
+            },
+            _ = &mut until => break,
+        }
+    }
+    c.sign_out();
+    while let Some(e) = c.next_event().await {
+        print(&e, lcid)?;
+        if e == ClientEvent::Stopped {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
+    let mut cfg = a.sign_in.client_config()?;
+    // Custom states resolve before signing in: a bad file is a usage error.
+    let custom = match a.state.strip_prefix("custom:") {
+        Some(id) => {
+            let id: u32 = id
+                .parse()
+                .map_err(|_| CliError::Failed(format!("{}: custom:ID needs a number", a.state)))?;
+            let path = a
+                .custom_states
+                .as_ref()
+                .ok_or_else(|| CliError::Failed("custom:ID needs --custom-states FILE".into()))?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?;
+            let loaded = ocs_core::customstates::load(&bytes);
+            let st = loaded
+                .states
+                .states
+                .iter()
+                .find(|s| s.id == id)
+                .ok_or_else(|| {
+                    CliError::Failed(format!("no custom state {id} in {}", path.display()))
+                })?;
+            Some((
+                st.availability.availability(),
+                st.text(a.lcid).map(str::to_owned),
+            ))
+        }
+        None => None,
+    };
+    let state = match &custom {
+        Some(_) => None,
+        None => Some(State::from_name(&a.state).ok_or_else(|| {
+            CliError::Failed(format!("unknown state {}: use online, busy, do-not-disturb, be-right-back, away, offline or custom:ID", a.state))
+        })?),
+    };
+    cfg.trace = None;
+    let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
+    signed_in(&mut c, a.lcid).await?;
+    match (state, custom) {
+        (Some(s), _) => {
+            if let Err(e) = c.set_status(s, a.note.as_deref()).await {
+                c.sign_out();
+                return Err(CliError::Failed(e.to_string()));
+            }
+        }
+        (None, Some((avail, text))) => match text {
+            // When the language isn't listed only the plain status shows (seed).
+            Some(t) => c.set_custom_state(avail, a.lcid, &t, a.note.as_deref()),
+            None => {
+                let _ = c.set_status(avail.state(), a.note.as_deref()).await;
+            }
+        },
+        (None, None) => {}
+    }
+    run_for(&mut c, Some(a.hold), a.lcid).await
+}
+
+pub(crate) async fn watch(a: WatchArgs) -> Result<(), CliError> {
+    let cfg = a.sign_in.client_config()?;
+    let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
+    signed_in(&mut c, 1033).await?;
+    for u in &a.uris {
+        c.watch(u);
+    }
+    run_for(&mut c, a.hold, 1033).await
+}
