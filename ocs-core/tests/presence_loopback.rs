@@ -141,3 +141,44 @@ async fn bob_sees_alice_publish_busy_with_a_note_and_appear_offline() {
         wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
     }
 }
+
+#[tokio::test]
+async fn a_publication_after_the_watch_is_notified() {
+    let mut r = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(41),
+        [8; 32],
+    );
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    let server = serve(
+        SimServer::new(r, Rng::from_seed(42)),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        None,
+    )
+    .await
+    .expect("serve");
+    let mut alice = client("alice", "a3a3a3a3a3", server.tcp.port(), false);
+    let mut bob = client("bob", "b4b4b4b4b4", server.tcp.port(), false);
+    let registered = |e: &ClientEvent| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { .. })
+        )
+    };
+    wait_for(&mut alice, "alice registered", registered).await;
+    wait_for(&mut bob, "bob registered", registered).await;
+    alice.watch("sip:bob@contoso.com");
+    bob.watch("sip:alice@contoso.com");
+    wait_for(&mut alice, "bob's first state", |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, .. }) if uri == "sip:bob@contoso.com")
+    })
+    .await;
+    bob.set_status(State::Online, None).await.expect("publish");
+    wait_for(&mut alice, "bob online", |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
+            if uri == "sip:bob@contoso.com" && presence.state() == State::Online)
+    })
+    .await;
+}

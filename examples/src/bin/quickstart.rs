@@ -1,7 +1,8 @@
 //! The quickstart: everything on loopback, no set-up.
 //!
 //! Starts the embedded OCS-dialect test server, signs two users in with
-//! NTLM (MS-SIPAE, signed messages), exchanges instant messages, applies a
+//! NTLM (MS-SIPAE, signed messages), has each watch the other while alice
+//! publishes a custom state and a note, exchanges instant messages, applies a
 //! sample DisableIM policy from a .reg file so the refusal shows, and signs
 //! both out. To sign in to a real server, use `ocs register`.
 
@@ -71,6 +72,40 @@ async fn until_registered(name: &str, c: &mut Client) -> Result<(), String> {
 const SAMPLE_POLICY: &str = "Windows Registry Editor Version 5.00\r\n\r\n\
 [HKEY_CURRENT_User\\Software\\Policies\\Microsoft\\Communicator]\r\n\
 \"DisableIM\"=dword:00000001\r\n";
+
+/// The sample custom presence states (the format CustomStateURL points at).
+const CUSTOM_STATES: &str = r#"<?xml version="1.0"?>
+<customStates xmlns="http://schemas.microsoft.com/09/2009/communicator/customStates">
+  <customState ID="1" availability="busy">
+    <activity LCID="1033">In a Customer Seminar</activity>
+    <activity LCID="1031">Im Kundenseminar</activity>
+  </customState>
+</customStates>"#;
+
+/// Waits (up to 5 s) for a presence change of `uri` that `f` accepts.
+async fn until_presence(
+    c: &mut Client,
+    uri: &str,
+    f: impl Fn(&ocs_core::presence::model::Presence) -> bool,
+) -> Result<ocs_core::presence::model::Presence, String> {
+    let fut = async {
+        while let Some(e) = c.next_event().await {
+            if let ClientEvent::Presence(ocs_core::presence_agent::PresenceEvent::Changed {
+                uri: u,
+                presence,
+            }) = e
+                && u == uri
+                && f(&presence)
+            {
+                return Ok(*presence);
+            }
+        }
+        Err("client ended".to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| format!("timed out waiting for {uri}'s presence"))?
+}
 
 /// Waits (up to 5 s) for an IM event `f` accepts.
 async fn until_im<T>(c: &mut Client, f: impl Fn(&ImEvent) -> Option<T>) -> Result<T, String> {
@@ -145,7 +180,46 @@ async fn run() -> Result<(), String> {
         println!("{b}");
     }
 
-    println!("4. Instant messages (OCS session: INVITE with ms-text-format, then MESSAGE)");
+    println!("4. Presence: each watches the other; alice publishes a custom state and a note");
+    let states = ocs_core::customstates::load(CUSTOM_STATES.as_bytes());
+    for w in &states.warnings {
+        println!("  custom states warning: {w}");
+    }
+    let seminar = states
+        .states
+        .states
+        .first()
+        .ok_or("the sample customStates file has no state")?;
+    let text = seminar.text(1033).unwrap_or_default().to_owned();
+    alice.set_custom_state(
+        seminar.availability.availability(),
+        1033,
+        &text,
+        Some("Back at 3 pm"),
+    );
+    bob.set_status(ocs_core::presence::model::State::Online, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    alice.watch("sip:bob@contoso.com");
+    bob.watch("sip:alice@contoso.com");
+    let seen = until_presence(&mut bob, "sip:alice@contoso.com", |p| {
+        p.any_custom_text(1033).is_some()
+    })
+    .await?;
+    println!(
+        "  bob sees alice:   {} ({}), \"{}\", note \"{}\"",
+        seen.state().as_str(),
+        seen.availability.map(|a| a.0).unwrap_or(0),
+        seen.any_custom_text(1033).unwrap_or(""),
+        seen.note.as_ref().map(|n| &*n.text).unwrap_or("")
+    );
+    let seen = until_presence(&mut alice, "sip:bob@contoso.com", |p| {
+        p.state() == ocs_core::presence::model::State::Online
+    })
+    .await?;
+    println!("  alice sees bob:   {}", seen.state().as_str());
+
+    println!("5. Instant messages (OCS session: INVITE with ms-text-format, then MESSAGE)");
     let id = alice
         .send_im("sip:bob@contoso.com", "Hello Bob, lunch at noon?")
         .await
@@ -176,7 +250,7 @@ async fn run() -> Result<(), String> {
     })
     .await?;
 
-    println!("5. Applying a sample policy to bob (quickstart-policy.reg)");
+    println!("6. Applying a sample policy to bob (quickstart-policy.reg)");
     let reg = ocs_core::policy::reg::parse(SAMPLE_POLICY.as_bytes()).map_err(|e| e.to_string())?;
     let policy = ocs_core::policy::eval::evaluate(
         &[("quickstart-policy.reg", reg)],
@@ -215,7 +289,7 @@ async fn run() -> Result<(), String> {
         Ok(_) => return Err("DisableIM did not stop bob from sending".into()),
     }
 
-    println!("6. Signing out");
+    println!("7. Signing out");
     until_signed_out("alice", &mut alice).await;
     until_signed_out("bob", &mut bob).await;
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
