@@ -583,6 +583,8 @@ impl Registration {
     /// and starts over with them.
     pub fn set_credentials(&mut self, creds: Credentials, now: Instant) -> Result<(), Error> {
         self.creds = Some(creds);
+        // New credentials get a fresh allowance of challenges.
+        self.challenges = 0;
         self.auth = AuthState::None;
         self.sa = None;
         if self.state == RegState::WaitingForCredentials {
