@@ -4,6 +4,7 @@
 #![cfg(feature = "tokio")]
 
 mod common;
+use common::client::{registered, wait_for};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -48,35 +49,6 @@ fn client(aor: &str, nameserver: SocketAddr, allowed: Vec<Transport>, tls: TlsSe
     cfg.tls = tls;
     cfg.connect_timeout = Duration::from_secs(2);
     Client::start(cfg).expect("client starts")
-}
-
-/// Collects events until one matches `pred`, failing after 15 s.
-async fn wait_for(
-    c: &mut Client,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let r = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(e) = c.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(r, Ok(true)), "no {what}; saw {seen:?}");
-    seen
-}
-
-fn registered(e: &ClientEvent) -> bool {
-    matches!(
-        e,
-        ClientEvent::Registration(RegistrationEvent::Registered { .. })
-    )
 }
 
 /// The connection-related events, in order, as short strings.

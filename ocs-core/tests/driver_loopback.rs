@@ -2,6 +2,9 @@
 //! sockets: UDP, TCP and TLS (rustls, with a test CA made by rcgen).
 #![cfg(feature = "tokio")]
 
+mod common;
+use common::client::{registered, wait_for};
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,35 +72,6 @@ fn client(host: &str, port: u16, transport: Transport, tls: TlsSettings) -> Clie
     cfg.tls = tls;
     cfg.connect_timeout = Duration::from_secs(2);
     Client::start(cfg).expect("client starts")
-}
-
-/// Waits for an event matching `pred`, failing after 10 s.
-async fn wait_for(
-    c: &mut Client,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(r, Ok(true)), "no {what}; saw {seen:?}");
-    seen
-}
-
-fn registered(e: &ClientEvent) -> bool {
-    matches!(
-        e,
-        ClientEvent::Registration(RegistrationEvent::Registered { .. })
-    )
 }
 
 async fn sign_in_and_out(server: &SimHandle, mut c: Client) {

@@ -3,8 +3,10 @@
 //! as an OCS front end does.
 #![cfg(feature = "tokio")]
 
+mod common;
+use common::client::{registered, wait_for};
+
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
 use ocs_core::driver::sim::serve;
@@ -13,7 +15,7 @@ use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Provenance;
 use ocs_core::im::outcome::FailureReason;
 use ocs_core::messaging::ImEvent;
-use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::register::{Credentials, RegisterConfig};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
 
@@ -32,34 +34,6 @@ fn client(user: &str, epid: &str, port: u16) -> Client {
         transport: Transport::Tcp,
     });
     Client::start(cfg).expect("client")
-}
-
-async fn wait_for(
-    c: &mut Client,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let ok = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(ok, Ok(true)), "no {what}; saw {seen:?}");
-    seen
-}
-
-fn registered(e: &ClientEvent) -> bool {
-    matches!(
-        e,
-        ClientEvent::Registration(RegistrationEvent::Registered { .. })
-    )
 }
 
 #[tokio::test]

@@ -15,6 +15,9 @@
 //! `kamcmd` uses to read the location table) are optional extras.
 #![cfg(feature = "tokio")]
 
+mod common;
+use common::client::wait_for;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -64,28 +67,6 @@ fn client(host: &str, port: u16, transport: Transport, password: &str, tls: TlsS
     cfg.tls = tls;
     cfg.connect_timeout = Duration::from_secs(2);
     Client::start(cfg).expect("client starts")
-}
-
-/// Waits for an event matching `pred`, failing after 10 s.
-async fn wait_for(
-    c: &mut Client,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(r, Ok(true)), "no {what}; saw {seen:?}");
-    seen
 }
 
 /// What Kamailio's location table holds for alice (`kamcmd ul.lookup`), or

@@ -3,14 +3,15 @@
 //! Run by scripts/test.sh with Kamailio started (OCS_KAMAILIO_PORT).
 #![cfg(feature = "tokio")]
 
-use std::time::Duration;
+mod common;
+use common::client::{registered, wait_for};
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
 use ocs_core::driver::{Client, ClientConfig, ClientEvent};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
-use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::register::{Credentials, RegisterConfig};
 
 fn port() -> u16 {
     std::env::var("OCS_KAMAILIO_PORT")
@@ -37,34 +38,6 @@ fn client(user: &str, transport: Transport) -> Client {
     cfg.trace = std::env::var_os("OCS_SIP_TRACE")
         .map(|d| std::path::PathBuf::from(d).join(format!("{user}.trace")));
     Client::start(cfg).expect("client")
-}
-
-async fn wait_for(
-    c: &mut Client,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let ok = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(ok, Ok(true)), "no {what}; saw {seen:?}");
-    seen
-}
-
-fn registered(e: &ClientEvent) -> bool {
-    matches!(
-        e,
-        ClientEvent::Registration(RegistrationEvent::Registered { .. })
-    )
 }
 
 async fn publish_and_watch(transport: Transport) {

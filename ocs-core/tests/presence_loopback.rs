@@ -4,8 +4,10 @@
 //! BENOTIFY updates, all MS-SIPAE signed.
 #![cfg(feature = "tokio")]
 
+mod common;
+use common::client::wait_for;
+
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
 use ocs_core::driver::sim::serve;
@@ -39,27 +41,6 @@ fn client(user: &str, epid: &str, port: u16, appear_offline: bool) -> Client {
         });
     }
     Client::start(cfg).expect("client")
-}
-
-async fn wait_for(
-    c: &mut Client,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let ok = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(ok, Ok(true)), "no {what}; saw {seen:?}");
-    seen
 }
 
 fn alice_is(state: State) -> impl Fn(&ClientEvent) -> bool {

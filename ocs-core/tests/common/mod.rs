@@ -3,4 +3,6 @@
 #![allow(dead_code)]
 
 #[cfg(feature = "tokio")]
+pub mod client;
+#[cfg(feature = "tokio")]
 pub mod dns;
