@@ -5,11 +5,10 @@ use std::time::Duration;
 use clap::Subcommand;
 use ocs_core::driver::{Client, ClientEvent};
 use ocs_core::messaging::ImEvent;
-use ocs_core::register::RegistrationEvent;
 use ocs_examples::{CliError, emit};
 use serde_json::json;
 
-use crate::signin::{SignIn, event_json};
+use crate::signin::{SignIn, event_json, sign_out, signed_in};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ImCommand {
@@ -64,48 +63,16 @@ fn print(e: &ClientEvent) -> Result<(), CliError> {
     }
 }
 
-/// Waits for sign-in; Err with the reason when it fails.
-async fn signed_in(client: &mut Client) -> Result<(), CliError> {
-    while let Some(e) = client.next_event().await {
-        print(&e)?;
-        match e {
-            ClientEvent::Registration(RegistrationEvent::Registered { .. }) => return Ok(()),
-            ClientEvent::Registration(RegistrationEvent::Failed(err)) => {
-                return Err(CliError::Failed(format!("sign-in failed: {err}")));
-            }
-            ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { .. }) => {
-                return Err(CliError::Failed(
-                    "sign-in failed: credentials needed or rejected".into(),
-                ));
-            }
-            ClientEvent::Stopped => return Err(CliError::Failed("client stopped".into())),
-            _ => {}
-        }
-    }
-    Err(CliError::Failed("client ended".into()))
-}
-
-async fn sign_out(client: &mut Client) -> Result<(), CliError> {
-    client.sign_out();
-    while let Some(e) = client.next_event().await {
-        print(&e)?;
-        if e == ClientEvent::Stopped {
-            break;
-        }
-    }
-    Ok(())
-}
-
 pub(crate) async fn run(cmd: ImCommand) -> Result<(), CliError> {
     match cmd {
         ImCommand::Send { sign_in, uri, text } => {
             let mut client = Client::start(sign_in.client_config()?)
                 .map_err(|e| CliError::Failed(e.to_string()))?;
-            signed_in(&mut client).await?;
+            signed_in(&mut client, print).await?;
             let id = match client.send_im(&uri, &text).await {
                 Ok(id) => id,
                 Err(e) => {
-                    sign_out(&mut client).await?;
+                    sign_out(&mut client, print).await?;
                     return Err(CliError::Failed(e.to_string()));
                 }
             };
@@ -139,13 +106,13 @@ pub(crate) async fn run(cmd: ImCommand) -> Result<(), CliError> {
             if wait.is_err() {
                 outcome = Err(CliError::Failed("no outcome within 90 s".into()));
             }
-            sign_out(&mut client).await?;
+            sign_out(&mut client, print).await?;
             outcome
         }
         ImCommand::Listen { sign_in, hold } => {
             let mut client = Client::start(sign_in.client_config()?)
                 .map_err(|e| CliError::Failed(e.to_string()))?;
-            signed_in(&mut client).await?;
+            signed_in(&mut client, print).await?;
             let until = async {
                 match hold {
                     Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -169,7 +136,7 @@ pub(crate) async fn run(cmd: ImCommand) -> Result<(), CliError> {
                     _ = &mut until => break,
                 }
             }
-            sign_out(&mut client).await
+            sign_out(&mut client, print).await
         }
     }
 }

@@ -304,3 +304,43 @@ pub(crate) async fn register(sign_in: SignIn, hold: Option<u64>) -> Result<(), C
         None => Err(CliError::Failed("not registered".into())),
     }
 }
+
+/// Reads events (printing each with `print`) until sign-in succeeds; an
+/// error with the reason when it fails.
+pub(crate) async fn signed_in(
+    client: &mut Client,
+    print: impl Fn(&ClientEvent) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    while let Some(e) = client.next_event().await {
+        print(&e)?;
+        match e {
+            ClientEvent::Registration(RegistrationEvent::Registered { .. }) => return Ok(()),
+            ClientEvent::Registration(RegistrationEvent::Failed(err)) => {
+                return Err(CliError::Failed(format!("sign-in failed: {err}")));
+            }
+            ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { .. }) => {
+                return Err(CliError::Failed(
+                    "sign-in failed: credentials needed or rejected".into(),
+                ));
+            }
+            ClientEvent::Stopped => return Err(CliError::Failed("client stopped".into())),
+            _ => {}
+        }
+    }
+    Err(CliError::Failed("client ended".into()))
+}
+
+/// Signs out and prints events until the client has stopped.
+pub(crate) async fn sign_out(
+    client: &mut Client,
+    print: impl Fn(&ClientEvent) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    client.sign_out();
+    while let Some(e) = client.next_event().await {
+        print(&e)?;
+        if e == ClientEvent::Stopped {
+            break;
+        }
+    }
+    Ok(())
+}

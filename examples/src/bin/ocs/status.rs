@@ -7,12 +7,11 @@ use clap::Args;
 use ocs_core::driver::{Client, ClientEvent};
 use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
-use ocs_core::register::RegistrationEvent;
 use ocs_examples::{CliError, emit};
 use serde_json::json;
 
 use crate::presence::presence_json;
-use crate::signin::{SignIn, event_json};
+use crate::signin::{SignIn, event_json, sign_out, signed_in};
 
 /// Options of `ocs status set`.
 #[derive(Debug, Args)]
@@ -68,26 +67,6 @@ fn print(e: &ClientEvent, lcid: u32) -> Result<(), CliError> {
     }
 }
 
-async fn signed_in(c: &mut Client, lcid: u32) -> Result<(), CliError> {
-    while let Some(e) = c.next_event().await {
-        print(&e, lcid)?;
-        match e {
-            ClientEvent::Registration(RegistrationEvent::Registered { .. }) => return Ok(()),
-            ClientEvent::Registration(RegistrationEvent::Failed(err)) => {
-                return Err(CliError::Failed(format!("sign-in failed: {err}")));
-            }
-            ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { .. }) => {
-                return Err(CliError::Failed(
-                    "sign-in failed: credentials needed or rejected".into(),
-                ));
-            }
-            ClientEvent::Stopped => return Err(CliError::Failed("client stopped".into())),
-            _ => {}
-        }
-    }
-    Err(CliError::Failed("client ended".into()))
-}
-
 async fn run_for(c: &mut Client, hold: Option<u64>, lcid: u32) -> Result<(), CliError> {
     let until = async {
         match hold {
@@ -107,14 +86,7 @@ async fn run_for(c: &mut Client, hold: Option<u64>, lcid: u32) -> Result<(), Cli
             _ = &mut until => break,
         }
     }
-    c.sign_out();
-    while let Some(e) = c.next_event().await {
-        print(&e, lcid)?;
-        if e == ClientEvent::Stopped {
-            break;
-        }
-    }
-    Ok(())
+    sign_out(c, |e| print(e, lcid)).await
 }
 
 pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
@@ -155,7 +127,7 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
     };
     cfg.trace = None;
     let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
-    signed_in(&mut c, a.lcid).await?;
+    signed_in(&mut c, |e| print(e, a.lcid)).await?;
     match (state, custom) {
         (Some(s), _) => {
             if let Err(e) = c.set_status(s, a.note.as_deref()).await {
@@ -178,7 +150,7 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
 pub(crate) async fn watch(a: WatchArgs) -> Result<(), CliError> {
     let cfg = a.sign_in.client_config()?;
     let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
-    signed_in(&mut c, 1033).await?;
+    signed_in(&mut c, |e| print(e, 1033)).await?;
     for u in &a.uris {
         c.watch(u);
     }
