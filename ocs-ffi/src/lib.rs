@@ -1,1 +1,61 @@
-//! ocs FFI facade (uniffi + C API); grows with the client API.
+//! # ocs-ffi
+//!
+//! The thin foreign-function facade over [`ocs_core`]: uniffi objects for
+//! Python, Kotlin and Swift, and a C API (cbindgen) for C, C# (Outlook
+//! add-ins) and anything else that speaks C. It holds no protocol logic:
+//! every function is a conversion plus a call into the core's driver, run on
+//! one static tokio runtime.
+//!
+//! Errors from the core are flattened into the few kinds a host branches on
+//! ([`FfiErrorKind`]).
+#![warn(missing_docs)]
+
+use std::sync::OnceLock;
+
+use ocs_core::error::Error;
+
+/// The one runtime every client of this library runs on. Hosts call in
+/// from any thread; the runtime owns the I/O.
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ocs")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the ocs runtime: {e}"))
+    })
+}
+
+/// What a host branches on when a call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub enum FfiErrorKind {
+    /// Bad input or a caller mistake (fix the call).
+    InvalidInput = 1,
+    /// The server or the peer refused (show the reason; maybe retry later).
+    Rejected = 2,
+    /// A policy forbids the action (show which one).
+    PolicyDenied = 3,
+    /// Network or transport trouble (retry later).
+    Network = 4,
+    /// Authentication failed (ask for credentials).
+    Authentication = 5,
+    /// Anything else.
+    Internal = 6,
+}
+
+impl FfiErrorKind {
+    /// Maps the core's taxonomy onto the host's few kinds.
+    pub fn of(e: &Error) -> FfiErrorKind {
+        match e {
+            Error::Parse(_) | Error::ApiMisuse(_) => FfiErrorKind::InvalidInput,
+            Error::Rejected { .. } => FfiErrorKind::Rejected,
+            Error::PolicyDenied { .. } => FfiErrorKind::PolicyDenied,
+            Error::Transport(_) => FfiErrorKind::Network,
+            Error::Auth(_) => FfiErrorKind::Authentication,
+            _ => FfiErrorKind::Internal,
+        }
+    }
+}
