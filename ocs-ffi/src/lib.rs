@@ -16,7 +16,7 @@ use ocs_core::error::Error;
 
 /// The one runtime every client of this library runs on. Hosts call in
 /// from any thread; the runtime owns the I/O.
-pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
