@@ -250,6 +250,16 @@ impl Endpoint {
         }
         self.next_request += 1;
         let id = RequestId(self.next_request);
+        let mut req = req;
+        // Out-of-dialog requests through a Digest proxy carry credentials up
+        // front once the proxy has challenged us (nonce count increasing).
+        let in_dialog = req.to().ok().and_then(|t| t.tag().map(|_| ())).is_some();
+        if !in_dialog
+            && !req.has_header(HeaderName::ProxyAuthorization)
+            && let Some((name, value)) = self.reg.preauthorize(&req)
+        {
+            req.set_header(name, value);
+        }
         self.sent.insert(id, (req.clone(), 0));
         self.transmit_request(id, req, local, now)?;
         self.pump(now);

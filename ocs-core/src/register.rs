@@ -405,6 +405,9 @@ pub struct Registration {
     requests: VecDeque<Message>,
     events: VecDeque<RegistrationEvent>,
     authenticator: Option<Box<dyn Authenticator>>,
+    /// The last Digest challenge to a non-REGISTER request, its header and
+    /// nonce count, for pre-emptive credentials.
+    request_digest: Option<(HeaderName, DigestChallenge, u32)>,
     /// Challenges since the last success: a server that never
     /// lets us in must not keep us sending REGISTERs forever.
     challenges: u32,
@@ -471,6 +474,7 @@ impl Registration {
             requests: VecDeque::new(),
             events: VecDeque::new(),
             authenticator: None,
+            request_digest: None,
             challenges: 0,
         }
     }
@@ -786,13 +790,31 @@ impl Registration {
         };
         let c = list.iter().find(|c| c.is_scheme("Digest"))?;
         let ch = DigestChallenge::from_header(&AuthHeader::from_typed(c)).ok()?;
+        let answer = self.digest_for(req, &ch, 1)?;
+        // Remember it: later requests carry credentials up front (with the
+        // nonce count going up) instead of costing a 407 round trip each.
+        self.request_digest = Some((header.clone(), ch, 1));
+        Some((header, answer))
+    }
+
+    /// Credentials for a new request from the last challenge a proxy sent,
+    /// with the next nonce count; `None` before any challenge.
+    pub fn preauthorize(&mut self, req: &Message) -> Option<(HeaderName, String)> {
+        let (header, ch, nc) = self.request_digest.take()?;
+        let nc = nc + 1;
+        let answer = self.digest_for(req, &ch, nc);
+        self.request_digest = Some((header.clone(), ch, nc));
+        answer.map(|a| (header, a))
+    }
+
+    fn digest_for(&mut self, req: &Message, ch: &DigestChallenge, nc: u32) -> Option<String> {
         let creds = self.creds.clone()?;
         let cnonce = self.rng.hex(16);
         let method = req.method()?.as_str().to_owned();
         let uri = req.request_uri()?.to_owned();
-        ch.respond(&creds.username, &creds.password, &method, &uri, &cnonce, 1)
+        ch.respond(&creds.username, &creds.password, &method, &uri, &cnonce, nc)
             .ok()
-            .map(|a| (header, a.to_header_value()))
+            .map(|a| a.to_header_value())
     }
 
     /// Signs an outgoing non-REGISTER message with the association, if any.
