@@ -56,12 +56,30 @@ async fn publish_and_watch(transport: Transport) {
         )
     })
     .await;
-    bob.watch("sip:alice@127.0.0.1");
-    let seen = wait_for(&mut bob, "alice busy", |e| {
-        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { presence, .. })
-            if presence.state() == State::Busy)
-    })
-    .await;
+    // Kamailio's SQLite back end sometimes answers a SUBSCRIBE with 500
+    // ("database is locked" while its presence timer writes): watch again,
+    // a few times at most. The client reports each failure as WatchEnded.
+    let mut seen = Vec::new();
+    for attempt in 1..=3 {
+        bob.watch("sip:alice@127.0.0.1");
+        seen = wait_for(&mut bob, "alice busy", |e| {
+            matches!(e, ClientEvent::Presence(PresenceEvent::Changed { presence, .. })
+                if presence.state() == State::Busy)
+                || matches!(e, ClientEvent::Presence(PresenceEvent::WatchEnded { reason, .. }) if reason.starts_with("500"))
+        })
+        .await;
+        if !matches!(
+            seen.last(),
+            Some(ClientEvent::Presence(PresenceEvent::WatchEnded { .. }))
+        ) {
+            break;
+        }
+        assert!(
+            attempt < 3,
+            "Kamailio refused the watch three times: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let note = seen.iter().find_map(|e| match e {
         ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) => {
             presence.note.as_ref().map(|n| n.text.to_string())
