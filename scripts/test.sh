@@ -35,6 +35,9 @@ step "interop with Kamailio on 127.0.0.1:$OCS_KAMAILIO_PORT"
 # The linphonec_ tests run in the next step.
 cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --test-threads=1 --skip linphonec_
 
+step "C API smoke test against Kamailio (bindings/c/run.sh: gcc, ocs.h, libocs_ffi.so)"
+bindings/c/run.sh
+
 step "interop with linphonec (Debian linphone-cli; OCS_SKIP_LINPHONEC=1 skips it)"
 if [ "${OCS_SKIP_LINPHONEC:-}" = 1 ]; then
   echo "skipped: OCS_SKIP_LINPHONEC=1"

@@ -1,5 +1,7 @@
 //! Shared helpers for the example programs (input reading, exit codes).
 
+pub mod custom_state_server;
+
 use std::io::Read;
 use std::process::ExitCode;
 

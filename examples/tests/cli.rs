@@ -162,7 +162,13 @@ fn register_against_the_embedded_server() {
     let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(
         names,
-        vec!["connected", "registered", "signed_out", "stopped"]
+        vec![
+            "connected",
+            "registered",
+            "provisioning",
+            "signed_out",
+            "stopped"
+        ]
     );
     assert_eq!(events[1]["auth"], "NTLM");
     assert_eq!(events[1]["auth_version"], 4);
@@ -408,4 +414,66 @@ fn status_set_is_seen_by_watch() {
     assert_eq!(off.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&off.stderr).contains("EnableAppearOffline"));
     let _ = server.kill();
+}
+
+#[test]
+fn diag_prints_the_snapshot_as_json_and_as_a_table() {
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    let diag = |extra: &[&str]| {
+        ocs()
+            .args([
+                "diag",
+                "--user",
+                "sip:alice@contoso.com",
+                "--auth-user",
+                "CONTOSO\\alice",
+                "--server",
+                &addr,
+                "--transport",
+                "tcp",
+            ])
+            .args(extra)
+            .env("OCS_PASSWORD", "alicepw")
+            .output()
+            .expect("runs")
+    };
+    let out = diag(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(v["sip_uri"], "sip:alice@contoso.com");
+    assert_eq!(v["dialect"], "ocs");
+    assert_eq!(v["server"]["transport"], "TCP");
+    assert_eq!(v["server"]["found_by"], "manual configuration");
+    assert_eq!(v["auth"]["scheme"], "NTLM");
+    assert_eq!(v["registration"]["state"], "registered");
+    assert!(v["registration"]["gruu"].is_string());
+    assert_eq!(v["provisioning"], "received");
+    assert_eq!(v["address_book"]["url"], "http://127.0.0.1/abs/int");
+    assert_eq!(v["address_book"]["download"], "not implemented");
+    assert_eq!(v["custom_states"]["status"], "not configured");
+    assert_eq!(v["policies"]["DisableIM"]["source"], "default");
+    assert_eq!(v["policies"]["EnableDelegation"]["source"], "in-band");
+
+    let out = diag(&["--table"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for want in [
+        "SIP URI",
+        "sip:alice@contoso.com",
+        "Address book URL",
+        "http://127.0.0.1/abs/int",
+        "Policy DisableIM",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -143,12 +143,15 @@ fn eval_errors_and_exit_codes() {
         err.starts_with("error: reading /nonexistent/x.reg"),
         "{err}"
     );
-    let (code, _, err) = run(&["policy", "eval", "--provisioning", "p.xml"]);
+    let (code, _, err) = run(&["policy", "eval", "--provisioning", "/nonexistent/p.xml"]);
     assert_eq!(code, 2);
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(
+        err.starts_with("error: reading /nonexistent/p.xml"),
+        "{err}"
+    );
     let (code, out, _) = run(&["policy", "eval", "--help"]);
     assert_eq!(code, 0);
-    assert!(out.contains("Not supported yet"), "{out}");
+    assert!(out.contains("provisionGroupList"), "{out}");
     // No files: all defaults.
     let (code, out, _) = run(&["policy", "eval"]);
     assert_eq!(code, 0);
@@ -239,4 +242,56 @@ fn top_level_help_lists_policy() {
     for sub in ["eval", "list", "explain"] {
         assert!(out.contains(sub), "{out}");
     }
+}
+
+#[test]
+fn eval_with_provisioning_is_the_in_band_source_below_group_policy() {
+    let d = scratch("provisioning");
+    let xml = write(
+        &d,
+        "F.xml",
+        br#"<provisionGroupList xmlns="http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification">
+  <provisionGroup name="ServerConfiguration">
+    <absInternalServerUrl>https://pool.contoso.com/abs/int</absInternalServerUrl>
+  </provisionGroup>
+  <provisionGroup name="ucPolicy"><instance>
+    <property name="DisableIM">true</property>
+    <property name="EnableAppearOffline">true</property>
+  </instance></provisionGroup>
+</provisionGroupList>"#,
+    );
+    let reg = write(
+        &d,
+        "gp.reg",
+        b"Windows Registry Editor Version 5.00\r\n\r\n[HKEY_CURRENT_USER\\Software\\Policies\\Microsoft\\Communicator]\r\n\"EnableAppearOffline\"=dword:00000000\r\n",
+    );
+    let (code, out, err) = run(&["policy", "eval", &reg, "--provisioning", &xml]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["DisableIM"]["value"], "true");
+    assert_eq!(v["DisableIM"]["source"], "in-band");
+    assert_eq!(v["DisableIM"]["from"], xml.as_str());
+    // Group policy beats in-band provisioning.
+    assert_eq!(v["EnableAppearOffline"]["value"], 0);
+    assert_eq!(v["EnableAppearOffline"]["source"], "HKCU");
+    // ServerConfiguration is not policy.
+    assert!(v.get("absInternalServerUrl").is_none());
+
+    let bad = write(
+        &d,
+        "bad.xml",
+        b"<provisionGroupList>\n  <provisionGroup/>\n</provisionGroupList>",
+    );
+    let (code, out, err) = run(&["policy", "eval", "--provisioning", &bad]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.starts_with(&format!("error: {bad}:2:")), "{err}");
+    let doctype = write(
+        &d,
+        "xxe.xml",
+        b"<!DOCTYPE p [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><provisionGroupList>&x;</provisionGroupList>",
+    );
+    let (code, _, err) = run(&["policy", "eval", "--provisioning", &doctype]);
+    assert_eq!(code, 1);
+    assert!(err.contains("DOCTYPE"), "{err}");
 }

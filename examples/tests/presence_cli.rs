@@ -180,9 +180,10 @@ fn custom_states_url_rules() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("https"), "{err}");
-    let (code, _, err) = run(&["custom-states", "check", "https://example.invalid/cs.xml"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("fetching URLs is not supported yet"), "{err}");
+    // Allowed URLs are fetched now; nobody listens on port 1 (exit 2, I/O).
+    let (code, _, err) = run(&["custom-states", "check", "https://127.0.0.1:1/cs.xml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("https://127.0.0.1:1/cs.xml"), "{err}");
     let (code, _, err) = run(&[
         "custom-states",
         "check",

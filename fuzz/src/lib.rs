@@ -607,3 +607,23 @@ pub fn check_custom_states(data: &[u8]) {
         );
     }
 }
+
+/// `provisioning`: the provisionGroupList parser never panics, and what it
+/// accepts feeds the policy engine and picks an address-book URL.
+pub fn check_provisioning(data: &[u8]) {
+    use ocs_core::provisioning::parse;
+    let Ok(p) = parse(data) else { return };
+    for remote in [false, true] {
+        if let Some(url) = p.abs_url(remote) {
+            assert!(!url.is_empty());
+        }
+    }
+    let in_band = p.to_in_band();
+    assert_eq!(in_band.is_empty(), p.uc_policy.is_empty());
+    let none: [(&str, ocs_core::policy::reg::RegFile); 0] = [];
+    let eff = ocs_core::policy::evaluate(&none, &in_band);
+    for name in p.uc_policy.keys() {
+        assert!(eff.raw(name).is_some(), "in-band {name} lost");
+    }
+    let _ = eff.settings();
+}

@@ -112,3 +112,8 @@ fn pidf_corpus() {
 fn custom_states_corpus() {
     replay("custom_states", ocs_fuzz::check_custom_states);
 }
+
+#[test]
+fn provisioning_corpus() {
+    replay("provisioning", ocs_fuzz::check_provisioning);
+}

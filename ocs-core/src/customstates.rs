@@ -491,6 +491,63 @@ pub fn check_url(url: &str, client: ClientVersion, high_security: bool) -> Resul
     }
 }
 
+/// The local path a `file:` URL names, or `None` when `url` is not a
+/// `file:` URL. Handles `file:///C:/dir/x.xml` (→ `C:/dir/x.xml`),
+/// `file:///tmp/x.xml` (→ `/tmp/x.xml`), `file://localhost/tmp/x.xml`,
+/// `file:/tmp/x.xml` and the UNC forms `file://server/share/x.xml` and
+/// `file://\\server\share\x.xml` (→ `//server/share/x.xml`,
+/// `\\server\share\x.xml`). `%XX` escapes are decoded.
+pub fn file_url_path(url: &str) -> Option<String> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once(':')?;
+    if !scheme.eq_ignore_ascii_case("file") {
+        return None;
+    }
+    let path = match rest.strip_prefix("//") {
+        None => rest.to_owned(),
+        Some(after) if after.starts_with('\\') => after.to_owned(),
+        Some(after) => {
+            let (host, p) = match after.find('/') {
+                Some(i) => after.split_at(i),
+                None => (after, ""),
+            };
+            if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+                p.to_owned()
+            } else {
+                format!("//{host}{p}")
+            }
+        }
+    };
+    let path = percent_decode(&path);
+    // `/C:/x` is a Windows drive path.
+    let b = path.as_bytes();
+    if b.len() >= 3 && b[0] == b'/' && b[1].is_ascii_alphabetic() && b[2] == b':' {
+        return Some(path[1..].to_owned());
+    }
+    Some(path)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                b.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,5 +753,45 @@ mod tests {
         assert!(!ok("presence.xml", Oc2007, false));
         let e = check_url("file:///x", Oc2007R2, false).expect_err("r2");
         assert!(e.to_string().contains("R2 needs http"), "{e}");
+    }
+
+    #[test]
+    fn file_urls() {
+        let p = |u| file_url_path(u);
+        assert_eq!(p("file:///tmp/x.xml").as_deref(), Some("/tmp/x.xml"));
+        assert_eq!(p("FILE:///c:/dir/x.xml").as_deref(), Some("c:/dir/x.xml"));
+        assert_eq!(
+            p("file:///C:/Program%20Files/p.xml").as_deref(),
+            Some("C:/Program Files/p.xml")
+        );
+        assert_eq!(p("file://localhost/tmp/x").as_deref(), Some("/tmp/x"));
+        assert_eq!(p("file:/tmp/x").as_deref(), Some("/tmp/x"));
+        assert_eq!(
+            p("file://srv/share/x.xml").as_deref(),
+            Some("//srv/share/x.xml")
+        );
+        assert_eq!(
+            p("file://\\\\srv\\share\\x.xml").as_deref(),
+            Some("\\\\srv\\share\\x.xml")
+        );
+        assert_eq!(p("file:///a%2"), Some("/a%2".into()), "bad escape kept");
+        assert_eq!(p("file:///%C3%A4").as_deref(), Some("/ä"));
+        assert_eq!(p("http://x/y"), None);
+        assert_eq!(p("x.xml"), None);
+    }
+
+    #[test]
+    fn url_policy_edge_cases() {
+        use ClientVersion::*;
+        // Whitespace around the policy string is ignored.
+        assert!(check_url("  https://x/y.xml ", Oc2007R2, true).is_ok());
+        assert!(
+            check_url("https:", Oc2007R2, false).is_err(),
+            "nothing after the scheme"
+        );
+        assert!(check_url("", Oc2007, false).is_err());
+        let e = check_url("http://x/y", Oc2007R2, true).expect_err("hs");
+        assert!(e.to_string().contains("high-security"), "{e}");
+        assert_eq!((e.line, e.column), (0, 0));
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod customstates;
+pub mod diag;
 pub mod dialog;
 pub mod discovery;
 pub mod endpoint;
@@ -27,6 +28,8 @@ pub mod messaging;
 pub mod policy;
 pub mod presence;
 pub mod presence_agent;
+pub mod provisioning;
+pub mod provisioning_agent;
 pub mod register;
 pub mod rng;
 #[cfg(feature = "sim")]

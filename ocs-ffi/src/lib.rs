@@ -12,6 +12,8 @@
 
 use std::sync::OnceLock;
 
+pub mod c;
+
 use ocs_core::error::Error;
 
 /// The one runtime every client of this library runs on. Hosts call in

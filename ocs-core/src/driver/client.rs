@@ -12,12 +12,16 @@ use tokio::task::JoinHandle;
 use super::conn::{Conn, TlsSettings};
 use super::dns::Resolver;
 use crate::auth::mechanism::Authenticator;
+use crate::customstates::{ClientVersion, CustomStates, Violation};
+use crate::diag::Snapshot;
 use crate::discovery::{Candidate, ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
 use crate::error::{Error, Provenance};
 use crate::messaging::{ImConfig, ImEvent, MessageId, Messaging};
+use crate::policy::EffectivePolicy;
 use crate::presence::model::{Availability, State};
 use crate::presence_agent::{PresenceAgent, PresenceConfig, PresenceEvent};
+use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, RegistrationEvent};
 use crate::rng::Rng;
 use crate::sip::SipUri;
@@ -48,6 +52,17 @@ pub struct ClientConfig {
     /// Append a SIP trace (every message sent and received, credentials
     /// redacted) to this file.
     pub trace: Option<std::path::PathBuf>,
+    /// The effective policy the app evaluated (shown by
+    /// [`Client::diagnostics`]; the settings above are what takes effect).
+    pub policy: EffectivePolicy,
+    /// The `CustomStateURL` policy: loaded once after sign-in (as
+    /// Communicator does) and again on [`Client::reload_custom_states`].
+    pub custom_state_url: Option<String>,
+    /// Whose `CustomStateURL` rules apply (default OC 2007 R2: http(s) only).
+    pub custom_state_client: ClientVersion,
+    /// SIP high-security mode (`EnableSIPHighSecurityMode` = 2): the
+    /// custom-states URL must be https.
+    pub high_security: bool,
 }
 
 /// Makes the host's [`Authenticator`] for a client (called once per
@@ -75,6 +90,10 @@ impl ClientConfig {
             im: ImConfig::new(endpoint.register.dialect),
             presence: PresenceConfig::new(endpoint.register.dialect, &endpoint.register.aor),
             trace: None,
+            policy: EffectivePolicy::default(),
+            custom_state_url: None,
+            custom_state_client: ClientVersion::Oc2007R2,
+            high_security: false,
             endpoint,
         }
     }
@@ -114,8 +133,28 @@ pub enum ClientEvent {
     Im(ImEvent),
     /// A presence event (a contact changed, our publication went out...).
     Presence(PresenceEvent),
+    /// The custom states from `CustomStateURL` (after sign-in or
+    /// [`Client::reload_custom_states`]); they replace any earlier set.
+    CustomStates {
+        /// The valid states (at most four).
+        states: CustomStates,
+        /// Problems in the file; the states with problems were dropped.
+        warnings: Vec<Violation>,
+    },
+    /// Loading `CustomStateURL` failed (refused URL, HTTP status, timeout,
+    /// too large, untrusted certificate...). Only the standard states
+    /// remain (or the previously loaded custom ones).
+    CustomStatesFailed {
+        /// The URL (empty when none is configured).
+        url: String,
+        /// Why.
+        error: String,
+    },
     /// The client task has ended (after sign-out or a fatal failure).
     Stopped,
+    /// In-band provisioning arrived (OCS dialect, after sign-in) or could
+    /// not be fetched.
+    Provisioning(ProvisioningEvent),
 }
 
 #[derive(Debug)]
@@ -147,6 +186,8 @@ enum Command {
     },
     Watch(String),
     Unwatch(String),
+    Diagnostics(oneshot::Sender<Snapshot>),
+    ReloadCustomStates,
 }
 
 /// A running client. Dropping it stops the task (without un-registering;
@@ -189,6 +230,8 @@ impl Client {
         ep.handle_methods(&PresenceAgent::METHODS);
         let im = Messaging::new(cfg.im.clone());
         let presence = PresenceAgent::new(cfg.presence.clone());
+        let provisioning =
+            ProvisioningAgent::new(cfg.endpoint.register.dialect, &cfg.endpoint.register.aor);
         if let Some(f) = &cfg.authenticator {
             ep.set_authenticator((f.0)());
         }
@@ -204,6 +247,10 @@ impl Client {
             redirect: None,
             events: ev_tx,
             sign_out_deadline: None,
+            custom_states_loaded: false,
+            custom_states_fetch: None,
+            provisioning,
+            diag: super::diag::DiagState::default(),
         };
         let handle = tokio::spawn(task.run(cmd_rx));
         Ok(Client {
@@ -304,6 +351,25 @@ impl Client {
         let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
     }
 
+    /// Loads `CustomStateURL` again (Communicator only loads it at
+    /// sign-in). The result arrives as [`ClientEvent::CustomStates`] or
+    /// [`ClientEvent::CustomStatesFailed`]; a load still running is
+    /// cancelled.
+    pub fn reload_custom_states(&self) {
+        let _ = self.cmds.send(Command::ReloadCustomStates);
+    }
+
+    /// The configuration snapshot (`ocs diag`): server, registration,
+    /// provisioning, address book, custom states and the effective policy.
+    pub async fn diagnostics(&self) -> Result<Snapshot, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::Diagnostics(reply))
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+    }
+
     /// Applies the effective DisableIM policy (`None` allows IM).
     pub fn set_disable_im(&self, provenance: Option<Provenance>) {
         let _ = self.cmds.send(Command::SetDisableIm(provenance));
@@ -322,6 +388,23 @@ struct Task {
     redirect: Option<ServerConfig>,
     events: mpsc::UnboundedSender<ClientEvent>,
     sign_out_deadline: Option<Instant>,
+    /// In-band provisioning (OCS).
+    provisioning: ProvisioningAgent,
+    /// What the diagnostics snapshot needs from past events.
+    diag: super::diag::DiagState,
+    /// The sign-in load of CustomStateURL has been started.
+    custom_states_loaded: bool,
+    /// The running CustomStateURL load (aborted when the task ends).
+    custom_states_fetch: Option<AbortOnDrop>,
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -331,7 +414,8 @@ fn now() -> Instant {
 }
 
 impl Task {
-    fn emit(&self, e: ClientEvent) {
+    fn emit(&mut self, e: ClientEvent) {
+        self.diag.note(&e);
         let _ = self.events.send(e);
     }
 
@@ -405,6 +489,10 @@ impl Task {
                     }
                     Some(Command::Watch(uri)) => self.presence.watch(&mut self.ep, &uri, now()),
                     Some(Command::Unwatch(uri)) => self.presence.unwatch(&mut self.ep, &uri, now()),
+                    Some(Command::Diagnostics(reply)) => {
+                        let _ = reply.send(self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning));
+                    }
+                    Some(Command::ReloadCustomStates) => self.load_custom_states(),
                 },
                 r = recv => match r {
                     Ok(0) => self.lost("server closed the connection".into()),
@@ -456,12 +544,41 @@ impl Task {
         }
     }
 
+    /// Starts loading CustomStateURL in the background; the result is
+    /// emitted as an event.
+    fn load_custom_states(&mut self) {
+        let Some(url) = self.cfg.custom_state_url.clone() else {
+            self.emit(ClientEvent::CustomStatesFailed {
+                url: String::new(),
+                error: "no CustomStateURL is configured".into(),
+            });
+            return;
+        };
+        let (client, high_security) = (self.cfg.custom_state_client, self.cfg.high_security);
+        let tls = self.cfg.tls.clone();
+        let events = self.events.clone();
+        self.custom_states_fetch = Some(AbortOnDrop(tokio::spawn(async move {
+            let e = match super::fetch_custom_states(&url, client, high_security, &tls).await {
+                Ok(l) => ClientEvent::CustomStates {
+                    states: l.states,
+                    warnings: l.warnings,
+                },
+                Err(e) => ClientEvent::CustomStatesFailed {
+                    url,
+                    error: e.to_string(),
+                },
+            };
+            let _ = events.send(e);
+        })));
+    }
+
     fn lost(&mut self, why: String) {
         self.conn = None;
         self.emit(ClientEvent::Disconnected(why));
         self.ep.handle_connection_lost(now());
         self.im.handle_connection_lost();
         self.presence.handle_connection_lost();
+        self.provisioning.handle_connection_lost();
     }
 
     /// Sends what the endpoint queued and acts on its events. Returns false
@@ -482,6 +599,7 @@ impl Task {
                 busy = true;
                 if self.im.handle_event(&mut self.ep, &e, now())
                     || self.presence.handle_event(&mut self.ep, &e, now())
+                    || self.provisioning.handle_event(&e)
                 {
                     continue;
                 }
@@ -491,6 +609,13 @@ impl Task {
                 }) = &e
                 {
                     self.presence.on_registered(&mut self.ep, now());
+                    self.provisioning.on_registered(&mut self.ep, now());
+                    if !self.custom_states_loaded {
+                        self.custom_states_loaded = true;
+                        if self.cfg.custom_state_url.is_some() {
+                            self.load_custom_states();
+                        }
+                    }
                 }
                 match e {
                     EndpointEvent::NeedConnection => self.connect().await,
@@ -535,6 +660,10 @@ impl Task {
             while let Some(e) = self.presence.poll_event() {
                 busy = true;
                 self.emit(ClientEvent::Presence(e));
+            }
+            while let Some(e) = self.provisioning.poll_event() {
+                busy = true;
+                self.emit(ClientEvent::Provisioning(e));
             }
             if !busy {
                 return true;

@@ -5,10 +5,16 @@
 
 mod client;
 mod conn;
+mod customstates;
+mod diag;
 pub mod dns;
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use client::{AuthenticatorFactory, Client, ClientConfig, ClientEvent};
 pub use conn::TlsSettings;
+pub use customstates::{
+    CUSTOM_STATES_TIMEOUT, CustomStatesError, FetchLimits, MAX_CUSTOM_STATES_BYTES,
+    fetch_custom_states, fetch_custom_states_bytes,
+};
 pub use dns::{DiscoveryError, Resolver};

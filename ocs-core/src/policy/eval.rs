@@ -216,17 +216,7 @@ pub fn evaluate<N: AsRef<str>>(files: &[(N, RegFile)], in_band: &InBand) -> Effe
     for (name, file) in files {
         eff.apply(name.as_ref(), file);
     }
-    for (name, value, from) in &in_band.entries {
-        eff.layers[2].insert(
-            name.to_ascii_lowercase(),
-            Setting {
-                name: name.clone(),
-                value: Some(value.clone()),
-                source: Source::InBand,
-                from: from.clone(),
-            },
-        );
-    }
+    eff.set_in_band(in_band);
     eff
 }
 
@@ -240,6 +230,23 @@ impl EffectivePolicy {
     /// Evaluates; same as [`evaluate`].
     pub fn evaluate<N: AsRef<str>>(files: &[(N, RegFile)], in_band: &InBand) -> Self {
         evaluate(files, in_band)
+    }
+
+    /// Replaces the in-band source (e.g. when provisioning arrives after
+    /// sign-in); the registry sources are kept.
+    pub fn set_in_band(&mut self, in_band: &InBand) {
+        self.layers[2].clear();
+        for (name, value, from) in &in_band.entries {
+            self.layers[2].insert(
+                name.to_ascii_lowercase(),
+                Setting {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    source: Source::InBand,
+                    from: from.clone(),
+                },
+            );
+        }
     }
 
     /// Applies one more file on top (it overrides what is there for the

@@ -1,7 +1,10 @@
 //! `ocs custom-states ...`: check a custom presence states file.
 
 use clap::{Subcommand, ValueEnum};
-use ocs_core::customstates::{ClientVersion, check_url, validate};
+use std::path::PathBuf;
+
+use ocs_core::customstates::{ClientVersion, check_url, file_url_path, validate};
+use ocs_core::driver::{CustomStatesError, FetchLimits, TlsSettings, fetch_custom_states_bytes};
 use ocs_examples::{CliError, emit};
 use serde_json::json;
 
@@ -30,6 +33,9 @@ pub(crate) enum CustomStatesCommand {
         /// SIP high-security mode: only https: URLs.
         #[arg(long)]
         high_security: bool,
+        /// Extra trusted CA certificate (PEM) for https: URLs.
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -40,7 +46,8 @@ pub(crate) fn run(cmd: CustomStatesCommand) -> Result<(), CliError> {
             lcid,
             client,
             high_security,
-        } => check(&source, lcid, client, high_security),
+            ca,
+        } => check(&source, lcid, client, high_security, ca),
     }
 }
 
@@ -55,16 +62,36 @@ fn url_scheme(s: &str) -> Option<String> {
     .then(|| scheme.to_ascii_lowercase())
 }
 
-/// The local path of a `file:` URL (`file:///C:/x`, `file:///tmp/x`,
-/// `file:/tmp/x`), percent-decoded for spaces.
-fn file_url_path(url: &str) -> String {
-    let rest = &url[5..];
-    let rest = rest.strip_prefix("//localhost").unwrap_or(rest);
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    rest.replace("%20", " ")
+/// Fetches an http(s) URL with the driver's loader (URL rules, size
+/// limit, timeout, the platform trust store plus --ca).
+fn fetch(
+    url: &str,
+    client: ClientVersion,
+    high_security: bool,
+    ca: Option<&PathBuf>,
+) -> Result<Vec<u8>, CliError> {
+    let mut tls = TlsSettings::default();
+    if let Some(ca) = ca {
+        tls.add_ca_file(ca)
+            .map_err(|e| CliError::Usage(format!("--ca {}: {e}", ca.display())))?;
+    }
+    crate::live(async {
+        fetch_custom_states_bytes(url, client, high_security, &tls, FetchLimits::default())
+            .await
+            .map_err(|e| match e {
+                CustomStatesError::UrlNotAllowed(v) => CliError::Failed(v.to_string()),
+                other => CliError::Usage(other.to_string()),
+            })
+    })
 }
 
-fn check(source: &str, lcid: u32, client: Client, high_security: bool) -> Result<(), CliError> {
+fn check(
+    source: &str,
+    lcid: u32,
+    client: Client,
+    high_security: bool,
+    ca: Option<PathBuf>,
+) -> Result<(), CliError> {
     let client = match client {
         Client::Oc2007 => ClientVersion::Oc2007,
         Client::Oc2007r2 => ClientVersion::Oc2007R2,
@@ -74,9 +101,10 @@ fn check(source: &str, lcid: u32, client: Client, high_security: bool) -> Result
             check_url(source, client, high_security)
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             if scheme != "file" {
-                return Err(CliError::Usage("fetching URLs is not supported yet".into()));
+                let bytes = fetch(source, client, high_security, ca.as_ref())?;
+                return report(&bytes, source, lcid);
             }
-            file_url_path(source)
+            file_url_path(source).unwrap_or_default()
         }
         Some(other) if !std::path::Path::new(source).exists() => {
             return Err(CliError::Usage(format!(
@@ -87,7 +115,13 @@ fn check(source: &str, lcid: u32, client: Client, high_security: bool) -> Result
     };
     let bytes =
         std::fs::read(&path).map_err(|e| CliError::Usage(format!("reading {path}: {e}")))?;
-    match validate(&bytes) {
+    report(&bytes, &path, lcid)
+}
+
+/// Strict validation of fetched or read bytes: JSON states or every
+/// violation.
+fn report(bytes: &[u8], path: &str, lcid: u32) -> Result<(), CliError> {
+    match validate(bytes) {
         Ok(states) => {
             let list: Vec<_> = states
                 .states

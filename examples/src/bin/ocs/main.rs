@@ -4,6 +4,7 @@
 //! one-line `error: ...` on stderr), 2 usage or I/O error.
 
 mod customstates;
+mod diag;
 mod im;
 mod policy;
 mod presence;
@@ -56,6 +57,10 @@ enum Command {
     /// Custom presence states: check a customStates XML file.
     #[command(subcommand)]
     CustomStates(customstates::CustomStatesCommand),
+    /// Sign in, print the configuration snapshot (server, registration,
+    /// provisioning, address book, custom states, effective policy) as JSON
+    /// or --table, sign out.
+    Diag(diag::DiagArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Presence(cmd) => presence::run(cmd),
         Command::CustomStates(cmd) => customstates::run(cmd),
+        Command::Diag(a) => live(diag::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,9 +90,9 @@ fn main() -> ExitCode {
 }
 
 /// Runs a live command on a single-threaded runtime.
-fn live(
-    fut: impl std::future::Future<Output = Result<(), ocs_examples::CliError>>,
-) -> Result<(), ocs_examples::CliError> {
+fn live<T>(
+    fut: impl std::future::Future<Output = Result<T, ocs_examples::CliError>>,
+) -> Result<T, ocs_examples::CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -20,7 +20,11 @@ pub(crate) enum PolicyCommand {
     Eval {
         /// `.reg` files (UTF-8 or UTF-16LE), applied in order; `-` is stdin.
         files: Vec<String>,
-        /// In-band provisioning XML. Not supported yet: exits with 2.
+        /// In-band provisioning: a provisionGroupList document (the body of
+        /// the server's answer to the vnd-microsoft-provisioning-v2
+        /// SUBSCRIBE). Its ucPolicy properties are the in-band source
+        /// (below HKLM and HKCU, above the user's options), each with
+        /// "from" naming this file. A malformed file: exit 1 with line:column.
         #[arg(long, value_name = "F.xml")]
         provisioning: Option<String>,
     },
@@ -48,12 +52,14 @@ pub(crate) fn run(cmd: PolicyCommand) -> Result<(), CliError> {
             files,
             provisioning,
         } => {
+            let mut policy = load(&files)?;
             if let Some(p) = provisioning {
-                return Err(CliError::Usage(format!(
-                    "--provisioning {p}: in-band provisioning files are not supported yet"
-                )));
+                let bytes = read_input(Some(&p))?;
+                let shown = if p == "-" { "stdin" } else { p.as_str() };
+                let doc = ocs_core::provisioning::parse(&bytes)
+                    .map_err(|e| CliError::Failed(format!("{shown}:{e}")))?;
+                policy.set_in_band(&doc.to_in_band_from(shown));
             }
-            let policy = load(&files)?;
             let mut out = Map::new();
             for s in policy.settings() {
                 out.insert(

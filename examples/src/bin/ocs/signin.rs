@@ -9,6 +9,7 @@ use ocs_core::discovery::{Dialect, ServerConfig, Transport};
 use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Error;
+use ocs_core::provisioning_agent::ProvisioningEvent;
 use ocs_core::register::{Credentials, CredentialsReason, RegisterConfig, RegistrationEvent};
 use ocs_examples::{CliError, emit};
 use serde_json::{Value, json};
@@ -57,7 +58,8 @@ pub(crate) struct SignIn {
     pub ca: Option<PathBuf>,
     /// Client policy as a .reg file (repeatable; later files override
     /// earlier ones for the same key). DisableIM, ServerAddressInternal,
-    /// Transport and ConfigurationMode take effect.
+    /// Transport, ConfigurationMode, CustomStateURL and
+    /// EnableSIPHighSecurityMode take effect.
     #[arg(long = "policy", value_name = "FILE.reg")]
     pub policy: Vec<PathBuf>,
 }
@@ -104,6 +106,10 @@ impl SignIn {
         if policy.disable_im().value {
             cfg.im.disable_im = Some(policy.disable_im().provenance);
         }
+        // CustomStateURL is loaded after sign-in; with
+        // EnableSIPHighSecurityMode = 2 only over https.
+        cfg.custom_state_url = policy.custom_state_url().value;
+        cfg.high_security = policy.enable_sip_high_security_mode().value == 2;
         let appear = policy.enable_appear_offline();
         cfg.presence.appear_offline = if appear.value {
             Ok(appear.provenance)
@@ -129,6 +135,7 @@ impl SignIn {
                 .map_err(|e| CliError::Usage(format!("--ca {}: {e}", ca.display())))?;
             cfg.tls = tls;
         }
+        cfg.policy = policy;
         Ok(cfg)
     }
 }
@@ -197,7 +204,26 @@ pub(crate) fn event_json(e: &ClientEvent) -> Value {
         ClientEvent::Disconnected(why) => json!({"event": "disconnected", "reason": why}),
         ClientEvent::SecurityViolation(d) => json!({"event": "security_violation", "detail": d}),
         ClientEvent::Stopped => json!({"event": "stopped"}),
+        ClientEvent::CustomStates { states, warnings } => json!({"event": "custom_states",
+            "states": states.states.iter().map(|s| json!({"id": s.id,
+                "availability": s.availability.as_str(),
+                "texts": s.texts.iter().map(|(l, t)| json!({"lcid": l, "text": t})).collect::<Vec<_>>()}))
+                .collect::<Vec<_>>(),
+            "warnings": warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>()}),
+        ClientEvent::CustomStatesFailed { url, error } => {
+            json!({"event": "custom_states_failed", "url": url, "error": error})
+        }
         ClientEvent::Registration(r) => registration_json(r),
+        ClientEvent::Provisioning(ProvisioningEvent::Received(p)) => {
+            json!({"event": "provisioning", "abs_internal": p.abs_url(false),
+                "abs_external": p.abs_url(true),
+                "server_configuration": p.server_configuration, "uc_policy": p.uc_policy,
+                "meeting_policy": p.meeting_policy,
+                "other_groups": p.other.iter().map(|g| g.name.as_str()).collect::<Vec<_>>()})
+        }
+        ClientEvent::Provisioning(ProvisioningEvent::Failed(e)) => {
+            json!({"event": "provisioning_failed", "error": error_json(e)})
+        }
         other => json!({"event": "other", "detail": format!("{other:?}")}),
     }
 }

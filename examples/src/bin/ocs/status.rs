@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use ocs_core::driver::{Client, ClientEvent};
+use ocs_core::driver::{
+    Client, ClientEvent, CustomStatesError, FetchLimits, fetch_custom_states_bytes,
+};
 use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
 use ocs_examples::{CliError, emit};
@@ -19,12 +21,15 @@ pub(crate) struct StatusSet {
     #[command(flatten)]
     sign_in: SignIn,
     /// online, busy, do-not-disturb, be-right-back, away, offline (appear
-    /// offline, needs EnableAppearOffline), or custom:ID from --custom-states.
+    /// offline, needs EnableAppearOffline), or custom:ID from --custom-states
+    /// or the CustomStateURL policy.
     state: String,
     /// A personal note.
     #[arg(long)]
     note: Option<String>,
-    /// The customStates XML for custom:ID (the CustomStateURL policy file).
+    /// The customStates XML file for custom:ID (default: the CustomStateURL
+    /// policy from --policy, fetched with the client's rules and TLS
+    /// settings).
     #[arg(long)]
     custom_states: Option<PathBuf>,
     /// Language of the custom text.
@@ -97,21 +102,45 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
             let id: u32 = id
                 .parse()
                 .map_err(|_| CliError::Failed(format!("{}: custom:ID needs a number", a.state)))?;
-            let path = a
-                .custom_states
-                .as_ref()
-                .ok_or_else(|| CliError::Failed("custom:ID needs --custom-states FILE".into()))?;
-            let bytes = std::fs::read(path)
-                .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?;
+            let (bytes, source) = match &a.custom_states {
+                Some(path) => (
+                    std::fs::read(path)
+                        .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?,
+                    path.display().to_string(),
+                ),
+                None => {
+                    let url = cfg.custom_state_url.take().ok_or_else(|| {
+                        CliError::Failed(
+                            "custom:ID needs --custom-states FILE or a CustomStateURL policy (--policy)"
+                                .into(),
+                        )
+                    })?;
+                    // Fetched here, so the client need not load it again.
+                    let bytes = fetch_custom_states_bytes(
+                        &url,
+                        cfg.custom_state_client,
+                        cfg.high_security,
+                        &cfg.tls,
+                        FetchLimits::default(),
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        CustomStatesError::UrlNotAllowed(v) => CliError::Failed(v.to_string()),
+                        other => CliError::Usage(other.to_string()),
+                    })?;
+                    (bytes, url)
+                }
+            };
             let loaded = ocs_core::customstates::load(&bytes);
+            for w in &loaded.warnings {
+                eprintln!("warning: {source}: {w}");
+            }
             let st = loaded
                 .states
                 .states
                 .iter()
                 .find(|s| s.id == id)
-                .ok_or_else(|| {
-                    CliError::Failed(format!("no custom state {id} in {}", path.display()))
-                })?;
+                .ok_or_else(|| CliError::Failed(format!("no custom state {id} in {source}")))?;
             Some((
                 st.availability.availability(),
                 st.text(a.lcid).map(str::to_owned),

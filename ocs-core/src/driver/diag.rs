@@ -1,0 +1,244 @@
+//! The driver's side of diagnostics: what the snapshot remembers from past
+//! events, filling a [`Snapshot`] from the task's state, and the stable
+//! event ids and severities of [`ClientEvent`] (table in [`crate::diag`]).
+
+use super::client::{ClientConfig, ClientEvent};
+use crate::customstates::check_url;
+use crate::diag::{
+    AddressBookInfo, CustomStatesInfo, RegistrationInfo, ServerInfo, Severity, Snapshot,
+};
+use crate::discovery::Dialect;
+use crate::endpoint::Endpoint;
+use crate::messaging::ImEvent;
+use crate::presence_agent::PresenceEvent;
+use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
+use crate::register::{RegState, RegistrationEvent};
+
+/// What the snapshot needs that the endpoint does not keep.
+#[derive(Debug, Default)]
+pub(super) struct DiagState {
+    server: Option<ServerInfo>,
+    auth: Option<(String, u32)>,
+    expires: Option<u32>,
+    provisioning: Option<String>,
+}
+
+impl DiagState {
+    /// Records what an event tells about the configuration.
+    pub(super) fn note(&mut self, e: &ClientEvent) {
+        match e {
+            ClientEvent::Connected {
+                host,
+                addr,
+                transport,
+                source,
+                local,
+            } => {
+                self.server = Some(ServerInfo {
+                    host: host.clone(),
+                    addr: addr.to_string(),
+                    transport: transport.as_str().to_owned(),
+                    found_by: source.clone(),
+                    local: local.to_string(),
+                });
+            }
+            ClientEvent::Disconnected(_) => self.server = None,
+            ClientEvent::Registration(RegistrationEvent::Registered {
+                expires,
+                auth_scheme,
+                auth_version,
+                ..
+            }) => {
+                self.expires = Some(*expires);
+                self.auth = Some((auth_scheme.clone(), *auth_version));
+            }
+            ClientEvent::Provisioning(ProvisioningEvent::Received(_)) => {
+                self.provisioning = Some("received".into());
+            }
+            ClientEvent::Provisioning(ProvisioningEvent::Failed(err)) => {
+                self.provisioning = Some(format!("failed: {err}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// The snapshot of the task's current state.
+    pub(super) fn snapshot(
+        &self,
+        cfg: &ClientConfig,
+        ep: &Endpoint,
+        prov: &ProvisioningAgent,
+    ) -> Snapshot {
+        let reg = ep.registration();
+        let dialect = cfg.endpoint.register.dialect;
+        let state = match reg.state() {
+            RegState::Idle => "idle",
+            RegState::Registering => "registering",
+            RegState::Registered => "registered",
+            RegState::WaitingForCredentials => "waiting-for-credentials",
+            RegState::WaitingToRetry => "waiting-to-retry",
+            RegState::Unregistering => "unregistering",
+            RegState::Done => "done",
+        };
+        let (auth_scheme, auth_version) = match (reg.security(), &self.auth) {
+            (Some(sa), _) => (Some(sa.scheme().to_owned()), Some(sa.version())),
+            (None, Some((s, v))) if !s.is_empty() => (Some(s.clone()), Some(*v)),
+            _ => (None, None),
+        };
+        let provisioning = if prov.is_pending() {
+            "pending".to_owned()
+        } else if let Some(p) = &self.provisioning {
+            p.clone()
+        } else if dialect == Dialect::Ocs {
+            "not requested".to_owned()
+        } else {
+            "not used (standard dialect)".to_owned()
+        };
+        let mut policy = cfg.policy.clone();
+        if let Some(p) = prov.last() {
+            policy.set_in_band(&p.to_in_band());
+        }
+        let mut custom_states = CustomStatesInfo::from_policy(&policy);
+        // The client's own setting is what it loads; say so when it differs.
+        if let Some(url) = &cfg.custom_state_url
+            && custom_states.url.as_ref() != Some(url)
+        {
+            custom_states = CustomStatesInfo {
+                url: Some(url.clone()),
+                from: Some("client configuration".into()),
+                status: match check_url(url, cfg.custom_state_client, cfg.high_security) {
+                    Ok(()) => "allowed".into(),
+                    Err(v) => format!("refused: {v}"),
+                },
+            };
+        }
+        Snapshot {
+            sip_uri: cfg.endpoint.register.aor.clone(),
+            dialect: match dialect {
+                Dialect::Ocs => "ocs",
+                Dialect::Standard => "standard",
+            }
+            .to_owned(),
+            server: self.server.clone(),
+            registration: RegistrationInfo {
+                state: state.to_owned(),
+                gruu: reg.gruu().map(str::to_owned),
+                expires: self.expires.filter(|_| reg.is_registered()),
+                keep_alive: reg.keep_alive(),
+                remote_user: reg.is_remote_user(),
+                auth_scheme,
+                auth_version,
+            },
+            provisioning,
+            address_book: AddressBookInfo::from_provisioning(prov.last(), reg.is_remote_user()),
+            custom_states,
+            policies: policy.settings(),
+        }
+    }
+}
+
+impl ClientEvent {
+    /// The stable numeric id of this kind of event, for an application's
+    /// event log (the table is in [`crate::diag`]).
+    pub fn id(&self) -> u32 {
+        match self {
+            ClientEvent::Connected { .. } => 1000,
+            ClientEvent::ConnectFailed { .. } => 1001,
+            ClientEvent::Disconnected(_) => 1002,
+            ClientEvent::Registration(r) => match r {
+                RegistrationEvent::Registered { refresh: false, .. } => 1100,
+                RegistrationEvent::Registered { refresh: true, .. } => 1101,
+                RegistrationEvent::CredentialsNeeded { .. } => 1102,
+                RegistrationEvent::Redirected(_) => 1103,
+                RegistrationEvent::RetryScheduled { .. } => 1104,
+                RegistrationEvent::Failed(_) => 1105,
+                RegistrationEvent::SignedOut {
+                    by_server: false, ..
+                } => 1106,
+                RegistrationEvent::SignedOut {
+                    by_server: true, ..
+                } => 1107,
+            },
+            ClientEvent::SecurityViolation(_) => 1200,
+            ClientEvent::Im(i) => match i {
+                ImEvent::Delivered { .. } => 1300,
+                ImEvent::Failed { .. } => 1301,
+                ImEvent::Received { .. } => 1302,
+                ImEvent::Typing { .. } => 1303,
+                ImEvent::RefusedByPolicy { .. } => 1304,
+                ImEvent::ContactCannotReceiveIm { .. } => 1305,
+                ImEvent::SessionEnded { .. } => 1306,
+            },
+            ClientEvent::Presence(p) => match p {
+                PresenceEvent::Changed { .. } => 1400,
+                PresenceEvent::Published { .. } => 1401,
+                PresenceEvent::PublishFailed(_) => 1402,
+                PresenceEvent::WatchEnded { .. } => 1403,
+            },
+            ClientEvent::Provisioning(p) => match p {
+                ProvisioningEvent::Received(_) => 1500,
+                ProvisioningEvent::Failed(_) => 1501,
+            },
+            ClientEvent::CustomStates { .. } => 1600,
+            ClientEvent::CustomStatesFailed { .. } => 1601,
+            ClientEvent::Stopped => 1900,
+        }
+    }
+
+    /// How serious this event is (the table is in [`crate::diag`]).
+    pub fn severity(&self) -> Severity {
+        match self.id() {
+            1101 | 1300 | 1303 | 1306 | 1400 => Severity::Verbose,
+            1105 | 1200 | 1402 => Severity::Error,
+            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1501 | 1601 => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn ids_and_severities_follow_the_table() {
+        let cases = [
+            (ClientEvent::Stopped, 1900, Severity::Info),
+            (
+                ClientEvent::Disconnected("x".into()),
+                1002,
+                Severity::Warning,
+            ),
+            (
+                ClientEvent::Registration(RegistrationEvent::Failed(Error::Transport("x".into()))),
+                1105,
+                Severity::Error,
+            ),
+            (
+                ClientEvent::Registration(RegistrationEvent::SignedOut {
+                    by_server: true,
+                    reason: None,
+                }),
+                1107,
+                Severity::Warning,
+            ),
+            (
+                ClientEvent::Provisioning(ProvisioningEvent::Received(Box::default())),
+                1500,
+                Severity::Info,
+            ),
+            (
+                ClientEvent::Presence(PresenceEvent::WatchEnded {
+                    uri: "u".into(),
+                    reason: "r".into(),
+                }),
+                1403,
+                Severity::Warning,
+            ),
+        ];
+        for (e, id, sev) in cases {
+            assert_eq!((e.id(), e.severity()), (id, sev), "{e:?}");
+        }
+    }
+}
