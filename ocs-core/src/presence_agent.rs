@@ -562,7 +562,13 @@ impl PresenceAgent {
             }
             Pending::Subscribe { uri, req } => {
                 if (200..300).contains(&code) {
-                    let dialog = Dialog::from_uac(&req, resp).ok();
+                    let dialog = Dialog::from_uac(&req, resp).ok().map(|mut d| {
+                        // Keep what an early NOTIFY already taught us.
+                        if let Some(old) = self.watches.get(&uri).and_then(|w| w.dialog.as_ref()) {
+                            d.remote_cseq = old.remote_cseq;
+                        }
+                        d
+                    });
                     let life = resp
                         .expires()
                         .ok()
@@ -619,11 +625,17 @@ impl PresenceAgent {
             .roaming_self
             .as_ref()
             .is_some_and(|d| d.matches_incoming(req));
-        let watch = self
+        let mut watch = self
             .watches
             .iter()
             .find(|(_, w)| w.dialog.as_ref().is_some_and(|d| d.matches_incoming(req)))
             .map(|(k, _)| k.clone());
+        // A NOTIFY may overtake the 200 OK to our SUBSCRIBE (RFC 6665 §4.1.2.4):
+        // it belongs to the subscription whose Call-ID and tag it carries,
+        // and creates the dialog.
+        if watch.is_none() && !in_roaming_self {
+            watch = self.adopt_early_notify(req);
+        }
         let known = in_roaming_self || watch.is_some();
         if !benotify {
             let code = if known { 200 } else { 481 };
@@ -651,6 +663,30 @@ impl PresenceAgent {
                 reason: "subscription terminated by the server".into(),
             });
         }
+    }
+
+    /// Matches a NOTIFY to a SUBSCRIBE still waiting for its answer and
+    /// creates the watch's dialog from it.
+    fn adopt_early_notify(&mut self, req: &Message) -> Option<String> {
+        let cid = req.call_id().ok()?;
+        let our_tag = req.to().ok()?.tag()?.to_owned();
+        let (uri, cseq) = self.pending.values().find_map(|p| match p {
+            Pending::Subscribe { uri, req: sub } => {
+                let same_call = sub.call_id().ok() == Some(cid);
+                let same_tag = sub.from().ok().and_then(|f| f.tag().map(str::to_owned))
+                    == Some(our_tag.clone());
+                (same_call && same_tag)
+                    .then(|| (uri.clone(), sub.cseq().map(|c| c.seq).unwrap_or(1)))
+            }
+            _ => None,
+        })?;
+        let mut dialog = Dialog::from_uas(req, &our_tag).ok()?;
+        dialog.local_cseq = cseq;
+        let w = self.watches.get_mut(&uri)?;
+        if w.dialog.is_none() {
+            w.dialog = Some(dialog);
+        }
+        Some(uri)
     }
 
     /// Refreshes publications and subscriptions that are due.
