@@ -16,6 +16,8 @@
 //! - everything else (`calendarData`, `userProperties`, `services`, unknown
 //!   names) is kept raw in [`Presence::raw_categories`].
 
+use std::borrow::Cow;
+
 use super::error::{DocumentError, DocumentErrorKind};
 use super::model::{
     Availability, CalendarState, CustomText, Note, NoteKind, Phone, PhoneState, Presence,
@@ -65,7 +67,7 @@ pub fn parse_categories_with(bytes: &[u8], opts: &ParseOptions) -> Result<Presen
     Ok(p)
 }
 
-pub(crate) fn presence_from_doc(doc: &Doc<'_>) -> Result<Presence, DocumentError> {
+pub(crate) fn presence_from_doc<'d>(doc: &Doc<'d>) -> Result<Presence, DocumentError> {
     let root = doc.root();
     let r = doc.node(root);
     if r.local() != "categories" {
@@ -100,15 +102,15 @@ pub(crate) fn presence_from_doc(doc: &Doc<'_>) -> Result<Presence, DocumentError
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'d> {
     p: Presence,
     state_rank: u8,
-    note_time: Option<String>,
+    note_time: Option<Cow<'d, str>>,
     note_seen: bool,
 }
 
-impl Builder {
-    fn category(&mut self, doc: &Doc<'_>, c: NodeId) -> Result<(), DocumentError> {
+impl<'d> Builder<'d> {
+    fn category(&mut self, doc: &Doc<'d>, c: NodeId) -> Result<(), DocumentError> {
         let n = doc.node(c);
         let name = n.attr("name").unwrap_or_default();
         match name.as_ref() {
@@ -142,7 +144,7 @@ impl Builder {
         Ok(())
     }
 
-    fn state(&mut self, doc: &Doc<'_>, s: NodeId) -> Result<(), DocumentError> {
+    fn state(&mut self, doc: &Doc<'d>, s: NodeId) -> Result<(), DocumentError> {
         let n = doc.node(s);
         let ty = n.attr("type").unwrap_or_default();
         let ty = ty.rsplit_once(':').map_or(ty.as_ref(), |(_, l)| l);
@@ -224,8 +226,8 @@ impl Builder {
         Ok(())
     }
 
-    fn note(&mut self, doc: &Doc<'_>, c: NodeId) {
-        let time = doc.node(c).attr("publishTime").map(|t| t.into_owned());
+    fn note(&mut self, doc: &Doc<'d>, c: NodeId) {
+        let time = doc.node(c).attr("publishTime");
         // Newest publishTime wins; ties and missing times: later wins.
         if self.note_seen
             && let (Some(best), Some(t)) = (&self.note_time, &time)
@@ -253,7 +255,7 @@ impl Builder {
         });
     }
 
-    fn card(&mut self, doc: &Doc<'_>, cc: NodeId) {
+    fn card(&mut self, doc: &Doc<'d>, cc: NodeId) {
         let card = self.p.card.get_or_insert_with(Default::default);
         let fill = |slot: &mut Option<Box<str>>, v: Option<&str>| {
             if let Some(v) = v.filter(|v| !v.is_empty()) {

@@ -10,7 +10,7 @@ use super::categories::{ParseOptions, presence_from_doc};
 use super::error::{DocumentError, DocumentErrorKind};
 use super::model::Presence;
 use super::pidf::presence_from_pidf_doc;
-use super::xml::{Doc, decode};
+use super::xml::{Doc, decode, decode_within};
 use crate::sip::{MediaType, multipart};
 
 /// The rlmi namespace.
@@ -126,13 +126,43 @@ pub fn parse_notify_body(
 fn parse_single(body: &[u8], opts: &ParseOptions) -> Result<ResourceUpdate, DocumentError> {
     let text = decode(body)?;
     let doc = Doc::parse(&text)?;
-    let mut p = presence_from_any(&doc)?;
-    if opts.keep_document {
-        p.document = Some(text.as_ref().into());
-    }
+    let p = presence_of(&doc, &text, opts)?;
     let mut u = ResourceUpdate::new(p.uri.clone());
     u.presence = Some(p);
     Ok(u)
+}
+
+fn presence_of(doc: &Doc<'_>, text: &str, opts: &ParseOptions) -> Result<Presence, DocumentError> {
+    let mut p = presence_from_any(doc)?;
+    if opts.keep_document {
+        p.document = Some(text.into());
+    }
+    Ok(p)
+}
+
+/// Parses the parts of one multipart body, sharing one UTF-8 check and one
+/// node buffer across them.
+struct PartParser<'a> {
+    body: &'a [u8],
+    whole: Option<&'a str>,
+    nodes: Vec<super::xml::Node<'a>>,
+}
+
+impl<'a> PartParser<'a> {
+    fn parse(&mut self, part: &'a [u8], opts: &ParseOptions) -> Result<Presence, DocumentError> {
+        match decode_within(self.whole, self.body, part)? {
+            Cow::Borrowed(text) => {
+                let doc = Doc::parse_reusing(text, std::mem::take(&mut self.nodes))?;
+                let r = presence_of(&doc, text, opts);
+                self.nodes = doc.into_buffer();
+                r
+            }
+            Cow::Owned(text) => {
+                let doc = Doc::parse(&text)?;
+                presence_of(&doc, &text, opts)
+            }
+        }
+    }
 }
 
 fn presence_from_any(doc: &Doc<'_>) -> Result<Presence, DocumentError> {
@@ -178,7 +208,8 @@ pub fn parse_rlmi_multipart(
             DocumentErrorKind::Multipart("no application/rlmi+xml part".into()),
         ));
     };
-    let list_text = decode(parts[list_at].body)?;
+    let whole = std::str::from_utf8(body).ok();
+    let list_text = decode_within(whole, body, parts[list_at].body)?;
     let list = Doc::parse(&list_text)?;
     let root = list.root();
     let rn = list.node(root);
@@ -212,6 +243,11 @@ pub fn parse_rlmi_multipart(
             by_cid.entry(strip_angle(cid)).or_insert(i);
         }
     }
+    let mut pp = PartParser {
+        body,
+        whole,
+        nodes: Vec::new(),
+    };
     let mut used = vec![false; parts.len()];
     used[list_at] = true;
     let mut out = Vec::with_capacity(parts.len().max(1) - 1);
@@ -223,11 +259,16 @@ pub fn parse_rlmi_multipart(
         let uri: Box<str> = n.attr("uri").map(|u| u.as_ref().into()).unwrap_or_default();
         let mut u = ResourceUpdate::new(uri);
         if let Some(inst) = list.child(r, "instance") {
-            let i = list.node(inst);
-            u.state = i.attr("state").map(|s| InstanceState::parse(&s));
-            u.pool_fqdn = i.attr("poolFqdn").map(|s| s.as_ref().into());
-            u.reason = i.attr("reason").map(|s| s.as_ref().into());
-            u.cid = i.attr("cid").map(|s| s.as_ref().into());
+            // One pass over the attributes; the first of each name wins.
+            for (k, v) in list.node(inst).attrs() {
+                match k {
+                    "state" if u.state.is_none() => u.state = Some(InstanceState::parse(&v)),
+                    "poolFqdn" if u.pool_fqdn.is_none() => u.pool_fqdn = Some(v.as_ref().into()),
+                    "reason" if u.reason.is_none() => u.reason = Some(v.as_ref().into()),
+                    "cid" if u.cid.is_none() => u.cid = Some(v.as_ref().into()),
+                    _ => {}
+                }
+            }
         }
         let part = u
             .cid
@@ -237,7 +278,13 @@ pub fn parse_rlmi_multipart(
             && !used[pi]
         {
             used[pi] = true;
-            fill(&mut u, parts[pi].content_type(), parts[pi].body, opts);
+            fill(
+                &mut u,
+                parts[pi].content_type(),
+                parts[pi].body,
+                opts,
+                &mut pp,
+            );
         }
         out.push(u);
     }
@@ -246,7 +293,7 @@ pub fn parse_rlmi_multipart(
             continue;
         }
         let mut u = ResourceUpdate::new(Box::from(""));
-        fill(&mut u, p.content_type(), p.body, opts);
+        fill(&mut u, p.content_type(), p.body, opts, &mut pp);
         if let Some(pr) = &u.presence {
             u.uri = pr.uri.clone();
         }
@@ -255,7 +302,13 @@ pub fn parse_rlmi_multipart(
     Ok(out)
 }
 
-fn fill(u: &mut ResourceUpdate, content_type: &str, body: &[u8], opts: &ParseOptions) {
+fn fill<'a>(
+    u: &mut ResourceUpdate,
+    content_type: &str,
+    body: &'a [u8],
+    opts: &ParseOptions,
+    pp: &mut PartParser<'a>,
+) {
     let known = media_is(content_type, "application/msrtc-event-categories+xml")
         || media_is(content_type, "application/pidf+xml");
     if !known {
@@ -268,14 +321,12 @@ fn fill(u: &mut ResourceUpdate, content_type: &str, body: &[u8], opts: &ParseOpt
         ));
         return;
     }
-    match parse_single(body, opts) {
-        Ok(mut one) => {
-            if let Some(p) = &mut one.presence
-                && p.uri.is_empty()
-            {
+    match pp.parse(body, opts) {
+        Ok(mut p) => {
+            if p.uri.is_empty() {
                 p.uri = u.uri.clone();
             }
-            u.presence = one.presence;
+            u.presence = Some(p);
         }
         Err(e) => u.error = Some(e),
     }

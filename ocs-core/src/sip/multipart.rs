@@ -65,7 +65,7 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, ParseE
             ParseErrorKind::BadMultipart("no boundary"),
         ));
     }
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(positions.len().saturating_sub(1));
     for w in 0..positions.len() {
         let at = positions[w];
         let after = at + delim.len();
@@ -106,7 +106,7 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, ParseE
 
 fn parse_part(p: &[u8], base: usize) -> Result<Part<'_>, ParseError> {
     // Headers end at the first empty line; a part may have none.
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(4);
     let mut pos = 0;
     loop {
         let nl = match memchr::memchr(b'\n', &p[pos..]) {
