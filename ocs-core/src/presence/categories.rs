@@ -278,6 +278,12 @@ impl<'d> Builder<'d> {
         {
             card.automaton = true;
         }
+        // Exact capacity up front: `finish` would otherwise reallocate.
+        let more = doc
+            .children(cc)
+            .filter(|&ph| doc.node(ph).local() == "phone")
+            .count();
+        card.phones.reserve_exact(more);
         for ph in doc.children(cc) {
             let pn = doc.node(ph);
             if pn.local() != "phone" {

@@ -159,13 +159,29 @@ impl<'a> Node<'a> {
     /// not attributes). Values are entity-resolved and normalized.
     pub fn attr(&self, local: &str) -> Option<Cow<'a, str>> {
         let lb = local.as_bytes();
-        self.attr_q(|k| {
+        if lb.contains(&b':') {
+            return None;
+        }
+        let n = lb.len();
+        for (k, raw) in (ValidAttrs {
+            s: &self.tag[self.name_len..],
+        }) {
+            // Lengths first: `local` or `prefix:local`.
             let kb = k.as_bytes();
-            kb.ends_with(lb)
-                && (kb.len() == lb.len() || kb[kb.len() - lb.len() - 1] == b':')
-                && !lb.contains(&b':')
-                && !kb.starts_with(b"xmlns")
-        })
+            let hit = match kb.len().checked_sub(n) {
+                Some(0) => eq_bytes(kb, lb),
+                Some(p) => kb[p - 1] == b':' && eq_bytes(&kb[p..], lb),
+                None => false,
+            };
+            if hit && !kb.starts_with(b"xmlns") {
+                return if self.plain_attrs {
+                    Some(Cow::Borrowed(raw))
+                } else {
+                    attr_value(raw).ok()
+                };
+            }
+        }
+        None
     }
 
     /// Every attribute except `xmlns` declarations, as (local name,
@@ -252,7 +268,12 @@ impl<'a> Doc<'a> {
         // `src` slices fall on char boundaries.
         while i < b.len() {
             // Fast path: text without references or carriage returns.
-            let stop = memchr::memchr3(b'<', b'&', b'\r', &b[i..]).map_or(b.len(), |k| i + k);
+            // Markup usually follows markup directly: skip the search then.
+            let stop = if b[i] == b'<' {
+                i
+            } else {
+                memchr::memchr3(b'<', b'&', b'\r', &b[i..]).map_or(b.len(), |k| i + k)
+            };
             let plain = stop == b.len() || b[stop] == b'<';
             let lt = if plain {
                 if stop > i {
@@ -358,24 +379,23 @@ impl<'a> Doc<'a> {
                 if stack.len() >= MAX_DEPTH {
                     return err(before, DocumentErrorKind::TooDeep(MAX_DEPTH));
                 }
-                let (tag_end, empty, plain_attrs) = match scan_start_tag(src, before + 1) {
+                let StartTag {
+                    end: tag_end,
+                    empty,
+                    plain: plain_attrs,
+                    name_end,
+                    local_at,
+                } = match scan_start_tag(src, before + 1) {
                     Ok(x) => x,
                     Err(kind) => return err(before, kind),
                 };
                 let tag = &src[before + 1..tag_end];
-                let name_len = tag
-                    .bytes()
-                    .position(|c| c.is_ascii_whitespace() || c == b'/')
-                    .unwrap_or(tag.len());
+                let name_len = name_end - (before + 1);
                 if name_len == 0 {
                     return syntax(before, "element without a name");
                 }
                 let after = tag_end + if empty { 2 } else { 1 };
-                let local_at = tag.as_bytes()[..name_len]
-                    .iter()
-                    .rposition(|&c| c == b':')
-                    .map_or(0, |i| i + 1);
-                let Ok(local_at) = u16::try_from(local_at) else {
+                let Ok(local_at) = u16::try_from(local_at - (before + 1)) else {
                     return syntax(before, "element name too long");
                 };
                 let id = nodes.len() as u32;
@@ -576,32 +596,64 @@ impl Iterator for Children<'_, '_> {
     }
 }
 
+/// What [`scan_start_tag`] found (all offsets into the source).
+struct StartTag {
+    /// Where the closing `>` or `/` is.
+    end: usize,
+    /// `/>`.
+    empty: bool,
+    /// No attribute value needs resolving or normalizing.
+    plain: bool,
+    /// Just past the element name.
+    name_end: usize,
+    /// Where the local name starts (after the last `:` of the name).
+    local_at: usize,
+}
+
 /// Scans a start tag from just after its `<`: the name, then well-formed
 /// `name="value"` attributes (no `<` in values, only predefined entities
-/// and character references), up to `>` or `/>`. Returns where that `>` or
-/// `/` is, whether the element is empty, and whether all attribute values
-/// are plain (nothing to resolve or normalize).
-fn scan_start_tag(src: &str, from: usize) -> Result<(usize, bool, bool), DocumentErrorKind> {
+/// and character references), up to `>` or `/>`.
+fn scan_start_tag(src: &str, from: usize) -> Result<StartTag, DocumentErrorKind> {
     let b = src.as_bytes();
     let bad = |m: String| Err(DocumentErrorKind::Syntax(format!("attribute: {m}")));
     let mut j = from;
     let mut plain = true;
+    let mut local_at = from;
     while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'/' && b[j] != b'>' {
-        if matches!(b[j], b'<' | b'"' | b'\'' | b'&' | b'=') {
-            return Err(DocumentErrorKind::Syntax("invalid element name".into()));
+        match b[j] {
+            b'<' | b'"' | b'\'' | b'&' | b'=' => {
+                return Err(DocumentErrorKind::Syntax("invalid element name".into()));
+            }
+            b':' => local_at = j + 1,
+            _ => {}
         }
         j += 1;
     }
+    let name_end = j;
     loop {
         while j < b.len() && b[j].is_ascii_whitespace() {
             j += 1;
         }
         match b.get(j) {
             None => return Err(DocumentErrorKind::Syntax("start tag is not closed".into())),
-            Some(b'>') => return Ok((j, false, plain)),
+            Some(b'>') => {
+                return Ok(StartTag {
+                    end: j,
+                    empty: false,
+                    plain,
+                    name_end,
+                    local_at,
+                });
+            }
             Some(b'/') => {
                 return if b.get(j + 1) == Some(&b'>') {
-                    Ok((j, true, plain))
+                    Ok(StartTag {
+                        end: j,
+                        empty: true,
+                        plain,
+                        name_end,
+                        local_at,
+                    })
                 } else {
                     Err(DocumentErrorKind::Syntax("expected '>' after '/'".into()))
                 };
@@ -636,13 +688,21 @@ fn scan_start_tag(src: &str, from: usize) -> Result<(usize, bool, bool), Documen
             _ => return bad(format!("value of {name} is not quoted")),
         };
         let vstart = j + 1;
-        let Some(len) = find_byte(&b[vstart..], q) else {
-            return bad(format!("value of {name} is not closed"));
+        // One pass for the closing quote or anything needing a closer look.
+        let (len, special) = match find_quote_or_special(&b[vstart..], q) {
+            Some(k) if b[vstart + k] == q => (k, false),
+            _ => {
+                let Some(len) = find_byte(&b[vstart..], q) else {
+                    return bad(format!("value of {name} is not closed"));
+                };
+                (len, true)
+            }
         };
         let value = &b[vstart..vstart + len];
-        if value
-            .iter()
-            .any(|c| matches!(c, b'<' | b'&' | b'\t' | b'\n' | b'\r'))
+        if special
+            && value
+                .iter()
+                .any(|c| matches!(c, b'<' | b'&' | b'\t' | b'\n' | b'\r'))
         {
             plain = false;
             // Validation only (slow path); the value lies between ASCII
@@ -681,6 +741,46 @@ fn find_byte(b: &[u8], c: u8) -> Option<usize> {
         .iter()
         .position(|&x| x == c)
         .map(|i| at + i)
+}
+
+/// The first byte of `b` that is `q`, `<`, `&` or below 0x0E (which covers
+/// tab, line feed and carriage return), eight bytes at a time.
+#[inline(always)]
+fn find_quote_or_special(b: &[u8], q: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Each term flags its lowest matching byte exactly (false flags only
+    // sit above a true one), so the lowest flag overall is exact.
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let (pq, plt, pamp) = (
+        LO * u64::from(q),
+        LO * u64::from(b'<'),
+        LO * u64::from(b'&'),
+    );
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for ch in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(ch);
+        let x = u64::from_le_bytes(w);
+        let hit =
+            zero(x ^ pq) | zero(x ^ plt) | zero(x ^ pamp) | (x.wrapping_sub(LO * 0x0E) & !x & HI);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x == q || x == b'<' || x == b'&' || x < 0x0E)
+        .map(|i| at + i)
+}
+
+/// Equality of equal-length short byte strings without a library call.
+#[inline]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Short-string equality without a library call.
@@ -1032,6 +1132,19 @@ mod tests {
             v.push(b'"');
             v.push(b'"');
             assert_eq!(find_byte(&v, b'"'), Some(n));
+        }
+        for n in 0..24 {
+            for c in [
+                b'"', b'\'', b'<', b'&', b'\t', b'\n', b'\r', 0, 0x0D, 0x0E, 0x80, 0xFF,
+            ] {
+                let mut v = vec![b'a'; n];
+                v.push(c);
+                v.extend_from_slice(b"x\"<&");
+                let naive = v
+                    .iter()
+                    .position(|&x| x == b'"' || x == b'<' || x == b'&' || x < 0x0E);
+                assert_eq!(find_quote_or_special(&v, b'"'), naive, "{n} {c}");
+            }
         }
         let d = Doc::parse(
             "<?xml version=\"1.0\"?><!-- c --><a\r\n x = 'a>b' y=\"&#x41;&lt;\"><![CDATA[<raw> ]]>t\r\nu &amp; v<b/></a>\n",
