@@ -30,7 +30,7 @@ use crate::presence::publish::{
     BatchResource, CustomActivity, PublishBody, ROAMING_SELF_BODY, batch_subscribe_body,
     parse_fault,
 };
-use crate::presence::rlmi::parse_notify_body;
+use crate::presence::rlmi::{InstanceState, parse_notify_body};
 use crate::presence::roaming::parse_roaming_self;
 use crate::sip::{HeaderName, Message, Method, builder};
 
@@ -112,7 +112,15 @@ enum Pending {
 struct Watch {
     dialog: Option<Dialog>,
     refresh_at: Option<Instant>,
+    /// Resubscriptions asked for since the last notification that carried
+    /// this contact's presence; bounded so a server that keeps saying
+    /// "resubscribe" cannot make us loop.
+    resubscribes: u8,
 }
+
+/// How many times in a row a server may move a contact's subscription
+/// (rlmi `state="resubscribe"`) before the watch ends with a reason.
+const MAX_RESUBSCRIBES: u8 = 3;
 
 /// The presence layer. Feed it every endpoint event with
 /// [`PresenceAgent::handle_event`]; it consumes its own.
@@ -202,7 +210,7 @@ impl PresenceAgent {
             .map(|(u, _)| u.clone())
             .collect();
         for u in uris {
-            self.subscribe(ep, &u, now);
+            self.subscribe(ep, &u, None, now);
         }
         if self.status.is_some() && self.cfg.dialect != Dialect::Ocs {
             self.etag = None;
@@ -266,9 +274,10 @@ impl PresenceAgent {
             Watch {
                 dialog: None,
                 refresh_at: None,
+                resubscribes: 0,
             },
         );
-        self.subscribe(ep, &k, now);
+        self.subscribe(ep, &k, None, now);
     }
 
     /// Stops watching `uri` (SUBSCRIBE with Expires: 0).
@@ -308,10 +317,13 @@ impl PresenceAgent {
         }
     }
 
-    fn subscribe(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+    /// Subscribes to `uri`'s presence. `target` is where an OCS batched
+    /// category subscription goes: our own URI normally, a pool or the
+    /// contact itself when the server asked us to resubscribe there.
+    fn subscribe(&mut self, ep: &mut Endpoint, uri: &str, target: Option<&str>, now: Instant) {
         let req = if self.cfg.dialect == Dialect::Ocs {
-            // A batched category subscription sent to our own URI.
-            let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
+            let target = target.unwrap_or(&self.cfg.aor).to_owned();
+            let mut req = ep.new_request(Method::Subscribe, &target);
             for (n, v) in [
                 ("Event", "presence"),
                 (
@@ -418,7 +430,7 @@ impl PresenceAgent {
         }
     }
 
-    fn deliver(&mut self, body: &[u8], content_type: &str) {
+    fn deliver(&mut self, ep: &mut Endpoint, body: &[u8], content_type: &str, now: Instant) {
         if body.is_empty() {
             return;
         }
@@ -434,14 +446,77 @@ impl PresenceAgent {
         }
         if let Ok(updates) = parse_notify_body(body, content_type, &ParseOptions::default()) {
             for u in updates {
+                let uri = key(&u.uri);
+                match u.state {
+                    Some(InstanceState::Resubscribe) => {
+                        self.resubscribe(ep, &uri, u.pool_fqdn.as_deref(), now);
+                        continue;
+                    }
+                    Some(InstanceState::Terminated) => {
+                        if self.watches.remove(&uri).is_some() {
+                            self.events.push_back(PresenceEvent::WatchEnded {
+                                uri,
+                                reason: format!(
+                                    "subscription terminated by the server{}",
+                                    u.reason
+                                        .as_deref()
+                                        .map(|r| format!(" ({r})"))
+                                        .unwrap_or_default()
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
                 if let Some(p) = u.presence {
+                    if let Some(w) = self.watches.get_mut(&uri) {
+                        w.resubscribes = 0;
+                    }
                     self.events.push_back(PresenceEvent::Changed {
-                        uri: key(&u.uri),
+                        uri,
                         presence: Box::new(p),
                     });
                 }
             }
         }
+    }
+
+    /// The server moved a contact's subscription (MS-PRES rlmi
+    /// `state="resubscribe"`): subscribe again, to the pool it names
+    /// (Request-URI and To = the pool) or, without one, to the contact
+    /// itself. Each watch keeps its own subscription, so the batch holds
+    /// that one contact.
+    fn resubscribe(&mut self, ep: &mut Endpoint, uri: &str, pool: Option<&str>, now: Instant) {
+        let Some(w) = self.watches.get_mut(uri) else {
+            return;
+        };
+        if w.resubscribes >= MAX_RESUBSCRIBES {
+            self.watches.remove(uri);
+            self.events.push_back(PresenceEvent::WatchEnded {
+                uri: uri.to_owned(),
+                reason: format!(
+                    "the server asked to resubscribe {} times in a row without a notification",
+                    MAX_RESUBSCRIBES + 1
+                ),
+            });
+            return;
+        }
+        w.resubscribes += 1;
+        w.dialog = None;
+        w.refresh_at = None;
+        let target = match pool {
+            Some(p) if !p.trim().is_empty() => {
+                let p = p.trim();
+                if p.starts_with("sip:") || p.starts_with("sips:") {
+                    p.to_owned()
+                } else {
+                    format!("sip:{p}")
+                }
+            }
+            _ => uri.to_owned(),
+        };
+        self.subscribe(ep, uri, Some(&target), now);
     }
 
     /// Feeds an endpoint event; returns true when it was the presence
@@ -585,7 +660,7 @@ impl PresenceAgent {
                         .header(HeaderName::ContentType)
                         .unwrap_or("")
                         .to_owned();
-                    self.deliver(resp.body(), &ct);
+                    self.deliver(ep, resp.body(), &ct, now);
                 } else {
                     self.watches.remove(&uri);
                     self.events.push_back(PresenceEvent::WatchEnded {
@@ -650,13 +725,24 @@ impl PresenceAgent {
             self.learn_versions(req.body());
             return;
         }
-        self.deliver(req.body(), &ct);
+        self.deliver(ep, req.body(), &ct, now);
         let terminated = req
             .subscription_state()
             .ok()
             .flatten()
             .is_some_and(|s| s.value.eq_ignore_ascii_case("terminated"));
-        if terminated && let Some(uri) = watch {
+        // Only if the watch still lives on this dialog: a server that moves
+        // a contact ("resubscribe") may end the old dialog at the same time.
+        let still_here = watch.as_ref().is_some_and(|u| {
+            self.watches
+                .get(u)
+                .and_then(|w| w.dialog.as_ref())
+                .is_some_and(|d| d.matches_incoming(req))
+        });
+        if terminated
+            && still_here
+            && let Some(uri) = watch
+        {
             self.watches.remove(&uri);
             self.events.push_back(PresenceEvent::WatchEnded {
                 uri,

@@ -1,0 +1,266 @@
+//! OCS presence when the server moves or ends a contact's subscription
+//! (MS-PRES rlmi `state="resubscribe"` / `"terminated"`). The test plays
+//! the server with raw SIP bytes on a simulated clock; the active
+//! notification is the captured T16 vector.
+
+use std::time::{Instant, SystemTime};
+
+use ocs_core::discovery::{Dialect, Transport};
+use ocs_core::endpoint::{Endpoint, EndpointConfig};
+use ocs_core::presence_agent::{PresenceAgent, PresenceConfig, PresenceEvent};
+use ocs_core::register::{LocalTransport, RegisterConfig};
+use ocs_core::sip::{HeaderName, Message, builder};
+
+const BOB: &str = "sip:bob@contoso.com";
+const ACTIVE_BODY: &str = include_str!("data/presence/t16d_notify_body.txt");
+const ACTIVE_BOUNDARY: &str = "50UBfW7LSCVLtggUPe5z";
+
+#[allow(clippy::disallowed_methods)]
+fn t0() -> Instant {
+    Instant::now()
+}
+
+struct Alice {
+    ep: Endpoint,
+    pa: PresenceAgent,
+    now: Instant,
+    events: Vec<PresenceEvent>,
+    notify_cseq: u32,
+}
+
+impl Alice {
+    fn new() -> Alice {
+        let now = t0();
+        let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "a1a1a1a1a1");
+        let mut ep = Endpoint::new(
+            EndpointConfig::new(reg, None),
+            7,
+            [7; 32],
+            now,
+            SystemTime::UNIX_EPOCH,
+        );
+        ep.connected(
+            LocalTransport {
+                transport: Transport::Tcp,
+                addr: "192.0.2.1:5061".parse().expect("addr"),
+            },
+            now,
+        );
+        ep.handle_methods(&PresenceAgent::METHODS);
+        let pa = PresenceAgent::new(PresenceConfig::new(Dialect::Ocs, "sip:alice@contoso.com"));
+        Alice {
+            ep,
+            pa,
+            now,
+            events: Vec::new(),
+            notify_cseq: 0,
+        }
+    }
+
+    /// Runs the agent until quiet and returns what it put on the wire.
+    fn sent(&mut self) -> Vec<Message> {
+        while let Some(e) = self.ep.poll_event() {
+            self.pa.handle_event(&mut self.ep, &e, self.now);
+        }
+        while let Some(e) = self.pa.poll_event() {
+            self.events.push(e);
+        }
+        let mut out = Vec::new();
+        while let Some(b) = self.ep.poll_transmit() {
+            out.push(Message::parse(&b).expect("we send parseable SIP"));
+        }
+        out
+    }
+
+    fn feed(&mut self, m: &Message) {
+        self.ep.handle_bytes(&m.to_bytes(), self.now);
+    }
+
+    /// Answers a SUBSCRIBE with 200 OK and returns it.
+    fn accept(&mut self, sub: &Message, tag: &str) -> Message {
+        let mut ok = builder::response(sub, 200, None, Some(tag)).expect("200");
+        ok.push_header(HeaderName::Expires, "3600");
+        ok.push_header(
+            HeaderName::Contact,
+            "<sip:pool1.contoso.com:5061;transport=tls>",
+        );
+        self.feed(&ok);
+        ok
+    }
+
+    /// Sends a NOTIFY in the dialog of `sub`/`ok`.
+    fn notify(&mut self, sub: &Message, ok: &Message, ct: &str, body: &str, state: &str) {
+        self.notify_cseq += 1;
+        let mut n = Message::request(
+            ocs_core::sip::Method::Notify,
+            "sip:alice@192.0.2.1:5061;transport=tcp",
+        );
+        n.push_header(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/TCP 192.0.2.9:5061;branch=z9hG4bKsrv{}",
+                self.notify_cseq
+            ),
+        );
+        n.push_header(HeaderName::From, ok.header(HeaderName::To).expect("to"));
+        n.push_header(HeaderName::To, sub.header(HeaderName::From).expect("from"));
+        n.push_header(HeaderName::CallId, sub.call_id().expect("call-id"));
+        n.push_header(HeaderName::CSeq, format!("{} NOTIFY", self.notify_cseq));
+        n.push_header(HeaderName::MaxForwards, "70");
+        n.push_header(HeaderName::Event, "presence");
+        n.push_header(HeaderName::SubscriptionState, state);
+        n.set_body(ct, body.as_bytes().to_vec());
+        self.feed(&n);
+    }
+}
+
+fn rlmi_only(resources: &str) -> (String, String) {
+    let b = "rsbnd0123456789";
+    (
+        format!(
+            "multipart/related; type=\"application/rlmi+xml\"; start=resourceList; boundary={b}"
+        ),
+        format!(
+            "--{b}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: resourceList\r\nContent-Type: application/rlmi+xml\r\n\r\n<list xmlns=\"urn:ietf:params:xml:ns:rlmi\" uri=\"sip:alice@contoso.com\" version=\"2\" fullState=\"false\">{resources}</list>\r\n--{b}--\r\n"
+        ),
+    )
+}
+
+fn subscribes(msgs: &[Message]) -> Vec<&Message> {
+    msgs.iter()
+        .filter(|m| m.method() == Some(&ocs_core::sip::Method::Subscribe))
+        .collect()
+}
+
+fn watching_bob() -> (Alice, Message, Message) {
+    let mut a = Alice::new();
+    a.pa.watch(&mut a.ep, BOB, a.now);
+    let sent = a.sent();
+    let subs = subscribes(&sent);
+    assert_eq!(subs.len(), 1);
+    let sub = subs[0].clone();
+    assert_eq!(sub.request_uri(), Some("sip:alice@contoso.com"));
+    let ok = a.accept(&sub, "srv1");
+    a.sent();
+    (a, sub, ok)
+}
+
+#[test]
+fn resubscribe_with_a_pool_goes_to_the_pool_and_the_watch_carries_on() {
+    let (mut a, sub, ok) = watching_bob();
+    let (ct, body) = rlmi_only(
+        r#"<resource uri="sip:bob@contoso.com"><instance id="1" state="resubscribe" poolFqdn="pool2.contoso.com"/></resource>"#,
+    );
+    a.notify(&sub, &ok, &ct, &body, "active;expires=3600");
+    let sent = a.sent();
+    // The NOTIFY is answered, and a new batch SUBSCRIBE goes to the pool.
+    assert!(
+        sent.iter().any(|m| m.status() == Some(200)),
+        "NOTIFY answered: {sent:?}"
+    );
+    let subs = subscribes(&sent);
+    assert_eq!(subs.len(), 1, "{sent:?}");
+    let again = subs[0].clone();
+    assert_eq!(again.request_uri(), Some("sip:pool2.contoso.com"));
+    assert_eq!(
+        again.header(HeaderName::To),
+        Some("<sip:pool2.contoso.com>")
+    );
+    assert_ne!(again.call_id().ok(), sub.call_id().ok(), "a new dialog");
+    let text = std::str::from_utf8(again.body()).expect("utf-8");
+    assert!(text.contains(r#"uri="sip:bob@contoso.com""#), "{text}");
+    assert!(a.events.is_empty(), "no event yet: {:?}", a.events);
+
+    // The pool answers and notifies; bob's presence arrives.
+    let ok2 = a.accept(&again, "srv2");
+    a.notify(
+        &again,
+        &ok2,
+        &format!(
+            "multipart/related; type=\"application/rlmi+xml\"; start=resourceList; boundary={ACTIVE_BOUNDARY}"
+        ),
+        ACTIVE_BODY,
+        "active;expires=3600",
+    );
+    a.sent();
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, PresenceEvent::Changed { uri, .. } if uri == BOB)),
+        "{:?}",
+        a.events
+    );
+    assert_eq!(a.pa.watched().collect::<Vec<_>>(), vec![BOB]);
+}
+
+#[test]
+fn resubscribe_without_a_pool_goes_to_the_contact_even_if_the_old_dialog_ends() {
+    let (mut a, sub, ok) = watching_bob();
+    let (ct, body) = rlmi_only(
+        r#"<resource uri="sip:bob@contoso.com"><instance id="1" state="resubscribe"/></resource>"#,
+    );
+    // The server ends the old dialog in the same NOTIFY.
+    a.notify(&sub, &ok, &ct, &body, "terminated;reason=deactivated");
+    let sent = a.sent();
+    let subs = subscribes(&sent);
+    assert_eq!(subs.len(), 1, "{sent:?}");
+    assert_eq!(subs[0].request_uri(), Some(BOB));
+    assert_eq!(
+        subs[0].header(HeaderName::To),
+        Some("<sip:bob@contoso.com>")
+    );
+    assert!(a.events.is_empty(), "the watch lives on: {:?}", a.events);
+    assert_eq!(a.pa.watched().count(), 1);
+}
+
+#[test]
+fn a_terminated_resource_ends_the_watch_with_the_reason() {
+    let (mut a, sub, ok) = watching_bob();
+    let (ct, body) = rlmi_only(
+        r#"<resource uri="sip:bob@contoso.com"><instance id="1" state="terminated" reason="noresource"/></resource>"#,
+    );
+    a.notify(&sub, &ok, &ct, &body, "active;expires=3600");
+    a.sent();
+    let ended: Vec<&str> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            PresenceEvent::WatchEnded { uri, reason } if uri == BOB => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 1, "{:?}", a.events);
+    assert!(ended[0].contains("noresource"), "{}", ended[0]);
+    assert_eq!(a.pa.watched().count(), 0);
+}
+
+#[test]
+fn a_server_that_keeps_moving_the_contact_ends_the_watch_instead_of_looping() {
+    let (mut a, mut sub, mut ok) = watching_bob();
+    let (ct, body) = rlmi_only(
+        r#"<resource uri="sip:bob@contoso.com"><instance id="1" state="resubscribe" poolFqdn="pool2.contoso.com"/></resource>"#,
+    );
+    let mut resubscribes = 0;
+    for round in 0..10 {
+        a.notify(&sub, &ok, &ct, &body, "active;expires=3600");
+        let sent = a.sent();
+        match subscribes(&sent).first() {
+            Some(s) => {
+                resubscribes += 1;
+                sub = (*s).clone();
+                ok = a.accept(&sub, &format!("srv{round}"));
+                a.sent();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(resubscribes, 3);
+    assert!(
+        a.events.iter().any(
+            |e| matches!(e, PresenceEvent::WatchEnded { uri, reason } if uri == BOB && reason.contains("resubscribe"))
+        ),
+        "{:?}",
+        a.events
+    );
+    assert_eq!(a.pa.watched().count(), 0);
+}
