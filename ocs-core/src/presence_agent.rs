@@ -28,7 +28,7 @@ use crate::presence::model::{Availability, NoteKind, Presence, State};
 use crate::presence::pidf::{PidfPublish, build_pidf, parse_pidf};
 use crate::presence::publish::{
     BatchResource, CustomActivity, PublishBody, ROAMING_SELF_BODY, batch_subscribe_body,
-    parse_fault,
+    epid_instance, machine_state_instance, parse_fault,
 };
 use crate::presence::rlmi::{InstanceState, parse_notify_body};
 use crate::presence::roaming::parse_roaming_self;
@@ -103,6 +103,7 @@ struct Status {
 #[derive(Debug)]
 enum Pending {
     Publish { attempt: u32 },
+    MachinePublish { attempt: u32 },
     Subscribe { uri: String, req: Box<Message> },
     RoamingSelf { req: Box<Message> },
     Other,
@@ -136,6 +137,26 @@ pub struct PresenceAgent {
     pending: HashMap<RequestId, Pending>,
     events: VecDeque<PresenceEvent>,
     tuple: String,
+    /// The machine's availability from the idle time the host reports
+    /// (active, inactive after 5 minutes, away after 20).
+    machine: Availability,
+}
+
+/// Communicator's idle thresholds (OCS R2 SDK "Machine States"): inactive
+/// after 5 idle minutes, away after a further 15.
+pub const INACTIVE_AFTER: Duration = Duration::from_secs(5 * 60);
+/// See [`INACTIVE_AFTER`].
+pub const AWAY_AFTER: Duration = Duration::from_secs(20 * 60);
+
+/// The machineState availability for `idle` time without user input.
+pub fn machine_availability(idle: Duration) -> Availability {
+    if idle >= AWAY_AFTER {
+        Availability::AWAY
+    } else if idle >= INACTIVE_AFTER {
+        Availability::INACTIVE
+    } else {
+        Availability::ONLINE
+    }
 }
 
 fn key(uri: &str) -> String {
@@ -166,6 +187,7 @@ impl PresenceAgent {
             pending: HashMap::new(),
             events: VecDeque::new(),
             tuple,
+            machine: Availability::ONLINE,
         }
     }
 
@@ -263,6 +285,27 @@ impl PresenceAgent {
         self.publish(ep, now, 0);
     }
 
+    /// The host reports how long the user has been idle (no keyboard or
+    /// mouse input). Crossing Communicator's thresholds publishes the
+    /// machine state: inactive after 5 minutes, away after 20, active again
+    /// on input. OCS publishes machineState (containers 2 and 3) and the
+    /// server aggregates it with the manual state; the standard dialect has
+    /// no machine state, so an "online" user is published as inactive or
+    /// away instead. Returns the machine availability now in effect.
+    pub fn set_idle(&mut self, ep: &mut Endpoint, idle: Duration, now: Instant) -> Availability {
+        let a = machine_availability(idle);
+        if a != self.machine {
+            let before = self.pidf_state();
+            self.machine = a;
+            if self.cfg.dialect == Dialect::Ocs {
+                self.publish_machine(ep, now, 0);
+            } else if self.pidf_state() != before {
+                self.publish(ep, now, 0);
+            }
+        }
+        a
+    }
+
     /// Starts watching `uri`.
     pub fn watch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
         let k = key(uri);
@@ -305,7 +348,9 @@ impl PresenceAgent {
                 self.pending.insert(id, p);
             }
             Err(e) => match p {
-                Pending::Publish { .. } => self.events.push_back(PresenceEvent::PublishFailed(e)),
+                Pending::Publish { .. } | Pending::MachinePublish { .. } => {
+                    self.events.push_back(PresenceEvent::PublishFailed(e))
+                }
                 Pending::Subscribe { uri, .. } => {
                     self.events.push_back(PresenceEvent::WatchEnded {
                         uri,
@@ -395,7 +440,9 @@ impl PresenceAgent {
             );
             req
         } else {
-            let state = st.availability.state();
+            // No machine state in PIDF: an idle "online" user shows as
+            // inactive or away, as the OCS server's aggregation would.
+            let state = self.pidf_state().unwrap_or(State::Online);
             let mut req = ep.new_request(Method::Publish, &self.cfg.aor);
             req.push_header(HeaderName::Event, "presence");
             req.push_header(HeaderName::Expires, self.cfg.expires.to_string());
@@ -412,6 +459,48 @@ impl PresenceAgent {
             req
         };
         self.submit(ep, req, Pending::Publish { attempt }, now);
+    }
+
+    /// What the standard dialect publishes: the manual state, except that
+    /// an idle "online" user shows the machine's inactive or away.
+    fn pidf_state(&self) -> Option<State> {
+        let s = self.status.as_ref()?.availability.state();
+        Some(
+            if s == State::Online && self.machine != Availability::ONLINE {
+                self.machine.state()
+            } else {
+                s
+            },
+        )
+    }
+
+    /// The machineState instance for our epid (c.3), or none when the epid
+    /// has no hex head to derive it from.
+    fn machine_instance(ep: &Endpoint) -> Option<u32> {
+        let p = ep.epid_param()?;
+        epid_instance(p.strip_prefix("epid=")?).map(machine_state_instance)
+    }
+
+    /// Publishes machineState in containers 2 and 3 (OCS).
+    fn publish_machine(&mut self, ep: &mut Endpoint, now: Instant, attempt: u32) {
+        let Some(mi) = Self::machine_instance(ep) else {
+            self.events
+                .push_back(PresenceEvent::PublishFailed(Error::Transport(
+                    "the epid has no hex head to derive the machineState instance from".into(),
+                )));
+            return;
+        };
+        let mut body = PublishBody::new(&self.cfg.aor);
+        for container in [2, 3] {
+            let v = self.version("state", mi, container);
+            body.machine_state(mi, container, v, self.machine);
+        }
+        let mut req = ep.new_request(Method::Service, &self.cfg.aor);
+        req.set_body(
+            "application/msrtc-category-publish+xml",
+            body.finish().into_bytes(),
+        );
+        self.submit(ep, req, Pending::MachinePublish { attempt }, now);
     }
 
     fn version(&self, cat: &str, instance: u32, container: u32) -> u32 {
@@ -538,12 +627,11 @@ impl PresenceAgent {
                     return false;
                 };
                 match p {
-                    Pending::Publish { .. } => {
-                        self.events
-                            .push_back(PresenceEvent::PublishFailed(Error::Transport(format!(
-                                "publication failed: {failure:?}"
-                            ))))
-                    }
+                    Pending::Publish { .. } | Pending::MachinePublish { .. } => self
+                        .events
+                        .push_back(PresenceEvent::PublishFailed(Error::Transport(format!(
+                            "publication failed: {failure:?}"
+                        )))),
                     Pending::Subscribe { uri, .. } => {
                         self.watches.remove(&uri);
                         self.events.push_back(PresenceEvent::WatchEnded {
@@ -570,10 +658,40 @@ impl PresenceAgent {
         let code = resp.status().unwrap_or(0);
         match p {
             Pending::Other => {}
+            Pending::MachinePublish { attempt } => {
+                let Some(mi) = Self::machine_instance(ep) else {
+                    return;
+                };
+                if (200..300).contains(&code) {
+                    self.learn_versions(resp.body());
+                    for c in [2, 3] {
+                        *self
+                            .versions
+                            .entry(("state".to_owned(), mi, c))
+                            .or_insert(0) += 1;
+                    }
+                } else if code == 409 && attempt < 3 {
+                    if let Ok(f) = parse_fault(resp.body()) {
+                        for op in f.operations {
+                            let c = if op.index <= 1 { 2 } else { 3 };
+                            if let Some(v) = op.cur_version {
+                                self.versions.insert(("state".to_owned(), mi, c), v);
+                            }
+                        }
+                    }
+                    self.publish_machine(ep, now, attempt + 1);
+                } else {
+                    self.events
+                        .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
+                }
+            }
             Pending::RoamingSelf { req } => {
                 if (200..300).contains(&code) {
                     self.roaming_self = Dialog::from_uac(&req, resp).ok();
                     self.learn_versions(resp.body());
+                    // Like OC, this endpoint's machine state goes out at
+                    // sign-in (it expires with the endpoint).
+                    self.publish_machine(ep, now, 0);
                     // Anything published before the versions were known goes
                     // out again with the right ones.
                     if self.status.is_some() {

@@ -8,6 +8,7 @@ mod common;
 use common::client::wait_for;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
 use ocs_core::driver::sim::serve;
@@ -162,4 +163,46 @@ async fn a_publication_after_the_watch_is_notified() {
             if uri == "sip:bob@contoso.com" && presence.state() == State::Online)
     })
     .await;
+}
+
+#[tokio::test]
+async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
+    let mut r = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(51),
+        [9; 32],
+    );
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    let server = serve(
+        SimServer::new(r, Rng::from_seed(52)),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        None,
+    )
+    .await
+    .expect("serve");
+    let mut alice = client("alice", "a5a5a5a5a5", server.tcp.port(), false);
+    let mut bob = client("bob", "b6b6b6b6b6", server.tcp.port(), false);
+    let registered = |e: &ClientEvent| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { .. })
+        )
+    };
+    wait_for(&mut alice, "alice registered", registered).await;
+    wait_for(&mut bob, "bob registered", registered).await;
+    // No manual state: what bob sees is alice's machine state, published
+    // at sign-in as active.
+    bob.watch("sip:alice@contoso.com");
+    wait_for(&mut bob, "alice active", alice_is(State::Online)).await;
+    alice.set_idle(Duration::from_secs(6 * 60));
+    wait_for(&mut bob, "alice inactive", alice_is(State::Inactive)).await;
+    alice.set_idle(Duration::from_secs(25 * 60));
+    wait_for(&mut bob, "alice away", alice_is(State::Away)).await;
+    alice.set_idle(Duration::ZERO);
+    wait_for(&mut bob, "alice back", alice_is(State::Online)).await;
+    // A manual busy overrides the machine state.
+    alice.set_status(State::Busy, None).await.expect("publish");
+    wait_for(&mut bob, "alice busy", alice_is(State::Busy)).await;
 }

@@ -173,6 +173,7 @@ enum Command {
     },
     EndSession(String),
     SetDisableIm(Option<Provenance>),
+    SetIdle(std::time::Duration),
     SetStatus {
         state: State,
         note: Option<String>,
@@ -346,6 +347,14 @@ impl Client {
         let _ = self.cmds.send(Command::Watch(uri.to_owned()));
     }
 
+    /// Reports how long the user has been idle (no keyboard or mouse
+    /// input); call it whenever the host's idle time changes, and with zero
+    /// on input. Crossing Communicator's thresholds (inactive after 5
+    /// minutes, away after 20) publishes the machine state.
+    pub fn set_idle(&self, idle: std::time::Duration) {
+        let _ = self.cmds.send(Command::SetIdle(idle));
+    }
+
     /// Stops watching a contact.
     pub fn unwatch(&self, uri: &str) {
         let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
@@ -480,6 +489,9 @@ impl Task {
                     }
                     Some(Command::EndSession(to)) => self.im.end_session(&mut self.ep, &to, now()),
                     Some(Command::SetDisableIm(p)) => self.im.set_disable_im(p),
+                    Some(Command::SetIdle(idle)) => {
+                        self.presence.set_idle(&mut self.ep, idle, now());
+                    }
                     Some(Command::SetStatus { state, note, reply }) => {
                         let r = self.presence.set_status(&mut self.ep, state, note.as_deref(), now());
                         let _ = reply.send(r);

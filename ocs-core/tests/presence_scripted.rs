@@ -1,12 +1,14 @@
-//! OCS presence when the server moves or ends a contact's subscription
-//! (MS-PRES rlmi `state="resubscribe"` / `"terminated"`). The test plays
-//! the server with raw SIP bytes on a simulated clock; the active
-//! notification is the captured T16 vector.
+//! Presence against a server the test plays with raw SIP bytes on a
+//! simulated clock: OCS subscriptions the server moves or ends (MS-PRES
+//! rlmi `state="resubscribe"` / `"terminated"`; the active notification is
+//! the captured T16 vector), and idle times in the standard dialect.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ocs_core::discovery::{Dialect, Transport};
 use ocs_core::endpoint::{Endpoint, EndpointConfig};
+use ocs_core::presence::model::State;
+use ocs_core::presence::pidf::parse_pidf;
 use ocs_core::presence_agent::{PresenceAgent, PresenceConfig, PresenceEvent};
 use ocs_core::register::{LocalTransport, RegisterConfig};
 use ocs_core::sip::{HeaderName, Message, builder};
@@ -30,8 +32,12 @@ struct Alice {
 
 impl Alice {
     fn new() -> Alice {
+        Alice::with(Dialect::Ocs)
+    }
+
+    fn with(dialect: Dialect) -> Alice {
         let now = t0();
-        let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "a1a1a1a1a1");
+        let reg = RegisterConfig::new("sip:alice@contoso.com", dialect, "a1a1a1a1a1");
         let mut ep = Endpoint::new(
             EndpointConfig::new(reg, None),
             7,
@@ -47,7 +53,7 @@ impl Alice {
             now,
         );
         ep.handle_methods(&PresenceAgent::METHODS);
-        let pa = PresenceAgent::new(PresenceConfig::new(Dialect::Ocs, "sip:alice@contoso.com"));
+        let pa = PresenceAgent::new(PresenceConfig::new(dialect, "sip:alice@contoso.com"));
         Alice {
             ep,
             pa,
@@ -263,4 +269,53 @@ fn a_server_that_keeps_moving_the_contact_ends_the_watch_instead_of_looping() {
         a.events
     );
     assert_eq!(a.pa.watched().count(), 0);
+}
+
+fn publishes(msgs: &[Message]) -> Vec<State> {
+    msgs.iter()
+        .filter(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
+        .map(|m| parse_pidf(m.body()).expect("our PIDF parses").state())
+        .collect()
+}
+
+#[test]
+fn standard_dialect_shows_an_idle_online_user_as_away_but_leaves_busy_alone() {
+    let mut a = Alice::with(Dialect::Standard);
+    a.pa.set_status(&mut a.ep, State::Online, None, a.now)
+        .expect("publish");
+    let first = a.sent();
+    assert_eq!(publishes(&first), vec![State::Online]);
+    let pubreq = first
+        .iter()
+        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
+        .expect("publish")
+        .clone();
+    let mut ok = builder::response(&pubreq, 200, None, None).expect("200");
+    ok.push_header("SIP-ETag", "e1");
+    ok.push_header(HeaderName::Expires, "3600");
+    a.feed(&ok);
+    a.sent();
+
+    // Under 5 minutes: nothing changes, nothing is sent.
+    a.pa.set_idle(&mut a.ep, Duration::from_secs(60), a.now);
+    assert!(publishes(&a.sent()).is_empty());
+    // 25 minutes: away, as a modify of the same publication.
+    a.pa.set_idle(&mut a.ep, Duration::from_secs(25 * 60), a.now);
+    let sent = a.sent();
+    assert_eq!(publishes(&sent), vec![State::Away]);
+    let modify = sent
+        .iter()
+        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
+        .expect("publish");
+    assert_eq!(modify.header(HeaderName::SipIfMatch), Some("e1"));
+    // Input again: online.
+    a.pa.set_idle(&mut a.ep, Duration::ZERO, a.now);
+    assert_eq!(publishes(&a.sent()), vec![State::Online]);
+
+    // A manual busy is not overridden by idleness.
+    a.pa.set_status(&mut a.ep, State::Busy, None, a.now)
+        .expect("publish");
+    assert_eq!(publishes(&a.sent()), vec![State::Busy]);
+    a.pa.set_idle(&mut a.ep, Duration::from_secs(25 * 60), a.now);
+    assert!(publishes(&a.sent()).is_empty());
 }
