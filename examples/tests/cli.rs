@@ -332,6 +332,62 @@ fn disable_im_policy_refuses_sending_and_names_its_source() {
 }
 
 #[test]
+fn provisioning_file_is_the_in_band_source_on_live_commands() {
+    let dir = std::env::temp_dir().join(format!("ocs-cli-prov-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let xml = dir.join("prov.xml");
+    std::fs::write(
+        &xml,
+        r#"<provisionGroupList xmlns="http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification"><provisionGroup name="ucPolicy"><instance><property name="DisableIM">true</property></instance></provisionGroup></provisionGroupList>"#,
+    )
+    .expect("write");
+    let bad = dir.join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<provisionGroupList>\n<provisionGroup/>\n</provisionGroupList>",
+    )
+    .expect("write");
+    let (mut server, port) = sim_server();
+    let send = |file: &std::path::Path| {
+        ocs()
+            .args([
+                "im",
+                "send",
+                "--user",
+                "sip:alice@contoso.com",
+                "--auth-user",
+                "CONTOSO\\alice",
+                "--server",
+                &format!("127.0.0.1:{port}"),
+                "--transport",
+                "tcp",
+                "--provisioning",
+                file.to_str().expect("path"),
+                "sip:bob@contoso.com",
+                "hi",
+            ])
+            .env("OCS_PASSWORD", "alicepw")
+            .output()
+            .expect("runs")
+    };
+    let out = send(&xml);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("DisableIM") && err.contains("in-band"),
+        "{err}"
+    );
+    // A malformed document is refused with its position, before sign-in.
+    let out = send(&bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}:2:", bad.display())), "{err}");
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn status_set_is_seen_by_watch() {
     let (mut server, port) = sim_server();
     let addr = format!("127.0.0.1:{port}");

@@ -62,6 +62,12 @@ pub(crate) struct SignIn {
     /// EnableSIPHighSecurityMode take effect.
     #[arg(long = "policy", value_name = "FILE.reg")]
     pub policy: Vec<PathBuf>,
+    /// In-band provisioning to start from: a provisionGroupList document
+    /// (what the server sends for vnd-microsoft-provisioning-v2). Its
+    /// ucPolicy values are the in-band source, below group policy, until
+    /// the server's own provisioning replaces them.
+    #[arg(long = "provisioning", value_name = "FILE.xml")]
+    pub provisioning: Option<PathBuf>,
 }
 
 impl SignIn {
@@ -141,7 +147,7 @@ impl SignIn {
 }
 
 impl SignIn {
-    /// Reads and evaluates the --policy files.
+    /// Reads and evaluates the --policy files and --provisioning.
     pub(crate) fn effective_policy(
         &self,
     ) -> Result<ocs_core::policy::eval::EffectivePolicy, CliError> {
@@ -154,10 +160,18 @@ impl SignIn {
                 .map_err(|e| CliError::Failed(format!("{name}:{e}")))?;
             files.push((name, parsed));
         }
-        Ok(ocs_core::policy::eval::evaluate(
-            &files,
-            &ocs_core::policy::eval::InBand::default(),
-        ))
+        let in_band = match &self.provisioning {
+            Some(path) => {
+                let name = path.display().to_string();
+                let bytes = std::fs::read(path)
+                    .map_err(|e| CliError::Usage(format!("reading {name}: {e}")))?;
+                ocs_core::provisioning::parse(&bytes)
+                    .map_err(|e| CliError::Failed(format!("{name}:{e}")))?
+                    .to_in_band_from(&name)
+            }
+            None => ocs_core::policy::eval::InBand::default(),
+        };
+        Ok(ocs_core::policy::eval::evaluate(&files, &in_band))
     }
 }
 
