@@ -35,6 +35,7 @@ pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sip;
+pub mod trace;
 pub mod transaction;
 
 /// The tokio driver: sockets, DNS discovery, timers.
