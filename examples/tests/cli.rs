@@ -388,6 +388,58 @@ fn provisioning_file_is_the_in_band_source_on_live_commands() {
 }
 
 #[test]
+fn trace_files_redact_credentials_in_text_and_pcap() {
+    let dir = std::env::temp_dir().join(format!("ocs-cli-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    for (file, extra) in [("sip.log", None), ("sip.pcap", Some("--trace-pcap"))] {
+        let path = dir.join(file);
+        let out = ocs()
+            .args([
+                "diag",
+                "--user",
+                "sip:alice@contoso.com",
+                "--auth-user",
+                "CONTOSO\\alice",
+                "--server",
+                &addr,
+                "--transport",
+                "tcp",
+                "--trace",
+                path.to_str().expect("path"),
+            ])
+            .args(extra)
+            .env("OCS_PASSWORD", "alicepw")
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(&path).expect("trace written");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("REGISTER sip:contoso.com SIP/2.0"), "{text}");
+        assert!(text.contains("SIP/2.0 407"), "{text}");
+        assert!(text.contains("SIP/2.0 200"), "{text}");
+        // The NTLM tokens both ways are gone; the scheme is still shown.
+        assert!(text.contains("gssapi-data=\"<redacted>\""), "{text}");
+        assert!(text.contains("Authorization: NTLM <redacted>"), "{text}");
+        assert!(!text.contains("TlRMTVNT"), "an NTLM token leaked:\n{text}");
+        if extra.is_some() {
+            assert_eq!(bytes[..4], 0xa1b2_c3d4u32.to_le_bytes());
+        } else {
+            assert!(text.contains("TCP 127.0.0.1:"), "{text}");
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn status_set_is_seen_by_watch() {
     let (mut server, port) = sim_server();
     let addr = format!("127.0.0.1:{port}");

@@ -92,8 +92,11 @@ fn client(user: &str, port: u16) -> Client {
         transport: Transport::Udp,
     });
     cfg.allowed = vec![Transport::Udp];
-    cfg.trace = std::env::var_os("OCS_SIP_TRACE")
-        .map(|d| std::path::PathBuf::from(d).join(format!("{user}.trace")));
+    cfg.trace = std::env::var_os("OCS_SIP_TRACE").map(|d| {
+        ocs_core::driver::TraceConfig::text(
+            std::path::PathBuf::from(d).join(format!("{user}.trace")),
+        )
+    });
     Client::start(cfg).expect("client starts")
 }
 

@@ -415,6 +415,27 @@ mod tests {
         assert_eq!(segs.len(), 150_000 + 3 * (16 + 20 + 20));
     }
 
+    proptest::proptest! {
+        /// Any bytes: no panic, the body after the first blank line is
+        /// untouched, and no gssapi-data value survives in the head.
+        #[test]
+        fn redaction_is_total_and_keeps_the_body(
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            token in "[A-Za-z0-9+/]{8,40}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+        ) {
+            let head: Vec<u8> = head.into_iter().filter(|&b| b != b'\n').collect();
+            let mut msg = head.clone();
+            msg.extend_from_slice(format!("\r\nX: NTLM gssapi-data=\"{token}\"\r\n\r\n").as_bytes());
+            msg.extend_from_slice(&body);
+            let r = redact(&msg);
+            let cut = find_blank_line(&r).expect("blank line kept");
+            proptest::prop_assert!(r[cut..].ends_with(&body));
+            let h = String::from_utf8_lossy(&r[..cut]).to_string();
+            proptest::prop_assert!(!h.contains(&format!("\"{token}\"")), "{}", h);
+        }
+    }
+
     #[test]
     fn ipv6_flows_use_ipv6_headers() {
         let mut w = PcapWriter::new();

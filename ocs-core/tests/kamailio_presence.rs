@@ -7,7 +7,7 @@ mod common;
 use common::client::{registered, wait_for};
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
-use ocs_core::driver::{Client, ClientConfig, ClientEvent};
+use ocs_core::driver::{Client, ClientConfig, ClientEvent, TraceConfig};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
@@ -36,7 +36,7 @@ fn client(user: &str, transport: Transport) -> Client {
         transport,
     });
     cfg.trace = std::env::var_os("OCS_SIP_TRACE")
-        .map(|d| std::path::PathBuf::from(d).join(format!("{user}.trace")));
+        .map(|d| TraceConfig::text(std::path::PathBuf::from(d).join(format!("{user}.trace"))));
     Client::start(cfg).expect("client")
 }
 

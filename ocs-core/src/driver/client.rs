@@ -49,9 +49,9 @@ pub struct ClientConfig {
     pub im: ImConfig,
     /// Presence settings (dialect, EnableAppearOffline, lifetimes).
     pub presence: PresenceConfig,
-    /// Append a SIP trace (every message sent and received, credentials
-    /// redacted) to this file.
-    pub trace: Option<std::path::PathBuf>,
+    /// Write a SIP trace (every message sent and received, credentials
+    /// redacted): text or pcap, rotated by size.
+    pub trace: Option<super::trace::TraceConfig>,
     /// The effective policy the app evaluated (shown by
     /// [`Client::diagnostics`]; the settings above are what takes effect).
     pub policy: EffectivePolicy,
@@ -152,6 +152,8 @@ pub enum ClientEvent {
     },
     /// The client task has ended (after sign-out or a fatal failure).
     Stopped,
+    /// Writing the SIP trace failed; tracing stops, the client goes on.
+    TraceFailed(String),
     /// In-band provisioning arrived (OCS dialect, after sign-in) or could
     /// not be fetched.
     Provisioning(ProvisioningEvent),
@@ -236,6 +238,7 @@ impl Client {
         if let Some(f) = &cfg.authenticator {
             ep.set_authenticator((f.0)());
         }
+        let trace = cfg.trace.clone().map(super::trace::TraceFile::new);
         let task = Task {
             ep,
             im,
@@ -252,6 +255,7 @@ impl Client {
             custom_states_fetch: None,
             provisioning,
             diag: super::diag::DiagState::default(),
+            trace,
         };
         let handle = tokio::spawn(task.run(cmd_rx));
         Ok(Client {
@@ -405,6 +409,8 @@ struct Task {
     custom_states_loaded: bool,
     /// The running CustomStateURL load (aborted when the task ends).
     custom_states_fetch: Option<AbortOnDrop>,
+    /// The SIP trace, when configured.
+    trace: Option<super::trace::TraceFile>,
 }
 
 /// Aborts a spawned task when dropped.
@@ -510,7 +516,11 @@ impl Task {
                     Ok(0) => self.lost("server closed the connection".into()),
                     Ok(n) => {
                         let data = buf[..n].to_vec();
-                        self.trace("<<< received", &data);
+                        if let Some(t) = &mut self.trace
+                            && let Err(e) = t.received(&data)
+                        {
+                            self.emit(ClientEvent::TraceFailed(e.to_string()));
+                        }
                         self.ep.handle_bytes(&data, now());
                     }
                     Err(e) => self.lost(e.to_string()),
@@ -525,34 +535,6 @@ impl Task {
                     self.presence.handle_timeout(&mut self.ep, now());
                 }
             }
-        }
-    }
-
-    /// Appends one message to the trace file, with credentials redacted.
-    fn trace(&self, dir: &str, bytes: &[u8]) {
-        let Some(path) = &self.cfg.trace else { return };
-        if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
-            return;
-        }
-        let text = String::from_utf8_lossy(bytes);
-        let mut out = format!("{dir}\n");
-        for line in text.split_inclusive('\n') {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("authorization:") || lower.starts_with("proxy-authorization:") {
-                let name = line.split(':').next().unwrap_or("");
-                out.push_str(&format!("{name}: <redacted>\r\n"));
-            } else {
-                out.push_str(line);
-            }
-        }
-        out.push('\n');
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = f.write_all(out.as_bytes());
         }
     }
 
@@ -600,7 +582,11 @@ impl Task {
             let mut busy = false;
             while let Some(bytes) = self.ep.poll_transmit() {
                 busy = true;
-                self.trace(">>> sent", &bytes);
+                if let Some(t) = &mut self.trace
+                    && let Err(e) = t.sent(&bytes)
+                {
+                    self.emit(ClientEvent::TraceFailed(e.to_string()));
+                }
                 if let Some(c) = &mut self.conn
                     && let Err(e) = c.send(&bytes).await
                 {
@@ -718,6 +704,13 @@ impl Task {
             match Conn::connect(&c, &self.cfg.tls, &mut self.tls, self.cfg.connect_timeout).await {
                 Ok((conn, local)) => {
                     self.conn = Some(conn);
+                    if let Some(t) = &mut self.trace {
+                        t.connected(crate::trace::Flow {
+                            transport: c.transport,
+                            local,
+                            remote: c.addr,
+                        });
+                    }
                     self.emit(ClientEvent::Connected {
                         host: c.host.clone(),
                         addr: c.addr,

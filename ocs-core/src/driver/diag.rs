@@ -181,6 +181,7 @@ impl ClientEvent {
             },
             ClientEvent::CustomStates { .. } => 1600,
             ClientEvent::CustomStatesFailed { .. } => 1601,
+            ClientEvent::TraceFailed(_) => 1700,
             ClientEvent::Stopped => 1900,
         }
     }
@@ -190,7 +191,9 @@ impl ClientEvent {
         match self.id() {
             1101 | 1300 | 1303 | 1306 | 1400 => Severity::Verbose,
             1105 | 1200 | 1402 => Severity::Error,
-            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1501 | 1601 => Severity::Warning,
+            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1501 | 1601 | 1700 => {
+                Severity::Warning
+            }
             _ => Severity::Info,
         }
     }

@@ -10,6 +10,7 @@ mod diag;
 pub mod dns;
 #[cfg(feature = "sim")]
 pub mod sim;
+mod trace;
 
 pub use client::{AuthenticatorFactory, Client, ClientConfig, ClientEvent};
 pub use conn::TlsSettings;
@@ -18,3 +19,4 @@ pub use customstates::{
     fetch_custom_states, fetch_custom_states_bytes,
 };
 pub use dns::{DiscoveryError, Resolver};
+pub use trace::{TraceConfig, TraceFormat};

@@ -68,6 +68,13 @@ pub(crate) struct SignIn {
     /// the server's own provisioning replaces them.
     #[arg(long = "provisioning", value_name = "FILE.xml")]
     pub provisioning: Option<PathBuf>,
+    /// Write a SIP trace to this file, credentials redacted; rotated at
+    /// 10 MB with three old files kept (FILE.1 … FILE.3).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write the trace as pcap (for Wireshark or sngrep) instead of text.
+    #[arg(long, requires = "trace")]
+    pub trace_pcap: bool,
 }
 
 impl SignIn {
@@ -142,6 +149,13 @@ impl SignIn {
             cfg.tls = tls;
         }
         cfg.policy = policy;
+        cfg.trace = self.trace.as_ref().map(|p| {
+            if self.trace_pcap {
+                ocs_core::driver::TraceConfig::pcap(p)
+            } else {
+                ocs_core::driver::TraceConfig::text(p)
+            }
+        });
         Ok(cfg)
     }
 }

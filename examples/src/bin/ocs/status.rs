@@ -154,7 +154,6 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
             CliError::Failed(format!("unknown state {}: use online, busy, do-not-disturb, be-right-back, away, offline or custom:ID", a.state))
         })?),
     };
-    cfg.trace = None;
     let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
     signed_in(&mut c, |e| print(e, a.lcid)).await?;
     match (state, custom) {
