@@ -403,6 +403,16 @@ enum OcsResult ocs_config_set_server(struct OcsConfig *config,
 enum OcsResult ocs_config_set_epid(struct OcsConfig *config, const char *epid);
 
 /**
+ * Writes a SIP trace to `path` (credentials redacted), as text or, with
+ * `pcap` non-zero, as pcap for Wireshark and sngrep; rotated at 10 MB with
+ * three old files kept.
+ *
+ * # Safety
+ * As [`ocs_config_set_server`].
+ */
+enum OcsResult ocs_config_set_trace(struct OcsConfig *config, const char *path, int32_t pcap);
+
+/**
  * Frees a configuration (NULL is ignored). Clients started from it are
  * not affected.
  *
@@ -454,6 +464,17 @@ enum OcsResult ocs_client_watch(const struct OcsClient *client, const char *uri)
  * As [`ocs_client_watch`].
  */
 enum OcsResult ocs_client_unwatch(const struct OcsClient *client, const char *uri);
+
+/**
+ * Reports how many seconds the user has been idle (no keyboard or mouse
+ * input); call it when the host's idle time changes and with 0 on input.
+ * Crossing 5 and 20 minutes publishes inactive and away, as Communicator
+ * does. Does not block; fine in a callback.
+ *
+ * # Safety
+ * `client` is NULL or a live client.
+ */
+enum OcsResult ocs_client_set_idle(const struct OcsClient *client, uint32_t seconds);
 
 /**
  * Answers `OCS_EVENT_KIND_CREDENTIALS_NEEDED`. Does not block; fine in a

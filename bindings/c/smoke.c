@@ -165,8 +165,12 @@ static int start(Peer *p, const char *user, const char *password, uint16_t port)
     if (!check(ocs_config_new(uri, user, password, OCS_DIALECT_STANDARD, &cfg), "ocs_config_new")) {
         return 0;
     }
+    char trace[160];
+    snprintf(trace, sizeof trace, "target/c-smoke/%s.trace", user);
+    remove(trace);
     int ok = check(ocs_config_set_server(cfg, "127.0.0.1", port, OCS_TRANSPORT_TCP),
                    "ocs_config_set_server") &&
+             check(ocs_config_set_trace(cfg, trace, 0), "ocs_config_set_trace") &&
              check(ocs_client_start(cfg, on_event, p, &p->client), "ocs_client_start");
     ocs_config_free(cfg);
     return ok;
@@ -261,6 +265,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("ok: bob: alice's note is \"%s\"\n", bob.note);
+    if (!check(ocs_client_set_idle(alice.client, 25 * 60), "ocs_client_set_idle(25 min)") ||
+        !check(ocs_client_set_idle(alice.client, 0), "ocs_client_set_idle(0)")) {
+        return 1;
+    }
 
     uint64_t id = 0;
     if (!check(ocs_client_send_im(alice.client, "sip:bob@127.0.0.1", "hello from C", &id),
@@ -304,6 +312,22 @@ int main(int argc, char **argv) {
     }
     ocs_client_free(alice.client);
     ocs_client_free(bob.client);
+
+    /* alice's trace holds her REGISTER and MESSAGE, with the Digest
+       response redacted. */
+    FILE *f = fopen("target/c-smoke/alice.trace", "rb");
+    static char buf[1 << 20];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) {
+        fclose(f);
+    }
+    buf[n] = 0;
+    if (!strstr(buf, "REGISTER sip:") || !strstr(buf, "MESSAGE sip:bob@127.0.0.1") ||
+        strstr(buf, "response=\"")) {
+        fprintf(stderr, "FAIL: alice's trace (%zu bytes) lacks REGISTER/MESSAGE or leaks a Digest response\n", n);
+        return 1;
+    }
+    printf("ok: alice's SIP trace: %zu bytes, credentials redacted\n", n);
     printf("PASS: C API smoke test\n");
     return 0;
 }

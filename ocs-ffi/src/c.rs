@@ -289,6 +289,7 @@ enum Command {
     SignOut,
     Watch(String),
     Unwatch(String),
+    SetIdle(u32),
     SetCredentials(Credentials),
     SendIm {
         to: String,
@@ -573,6 +574,32 @@ pub unsafe extern "C" fn ocs_config_set_epid(
     })
 }
 
+/// Writes a SIP trace to `path` (credentials redacted), as text or, with
+/// `pcap` non-zero, as pcap for Wireshark and sngrep; rotated at 10 MB with
+/// three old files kept.
+///
+/// # Safety
+/// As [`ocs_config_set_server`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_config_set_trace(
+    config: *mut OcsConfig,
+    path: *const c_char,
+    pcap: i32,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live, unshared configuration.
+        let config = unsafe { handle_mut(config, "config")? };
+        // SAFETY: the caller passes a NUL-terminated string (or NULL).
+        let path = unsafe { str_arg(path, "path")? };
+        config.inner.trace = Some(if pcap != 0 {
+            ocs_core::driver::TraceConfig::pcap(path)
+        } else {
+            ocs_core::driver::TraceConfig::text(path)
+        });
+        Ok(())
+    })
+}
+
 /// Frees a configuration (NULL is ignored). Clients started from it are
 /// not affected.
 ///
@@ -807,6 +834,9 @@ async fn pump(mut client: Client, mut cmds: mpsc::UnboundedReceiver<Command>, si
                 Command::SignOut => client.sign_out(),
                 Command::Watch(uri) => client.watch(&uri),
                 Command::Unwatch(uri) => client.unwatch(&uri),
+                Command::SetIdle(secs) => {
+                    client.set_idle(std::time::Duration::from_secs(u64::from(secs)))
+                }
                 Command::SetCredentials(creds) => client.set_credentials(creds),
                 Command::SendIm { to, text, reply } => {
                     let _ = reply.try_send(client.send_im(&to, &text).await);
@@ -925,6 +955,22 @@ pub unsafe extern "C" fn ocs_client_unwatch(
         // SAFETY: the caller passes a live client and a C string.
         let (client, uri) = unsafe { (handle(client, "client")?, str_arg(uri, "uri")?) };
         send(client, Command::Unwatch(uri.to_owned()))
+    })
+}
+
+/// Reports how many seconds the user has been idle (no keyboard or mouse
+/// input); call it when the host's idle time changes and with 0 on input.
+/// Crossing 5 and 20 minutes publishes inactive and away, as Communicator
+/// does. Does not block; fine in a callback.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_client_set_idle(client: *const OcsClient, seconds: u32) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { handle(client, "client")? };
+        send(client, Command::SetIdle(seconds))
     })
 }
 
