@@ -27,8 +27,8 @@ use crate::presence::categories::ParseOptions;
 use crate::presence::model::{Availability, NoteKind, Presence, State};
 use crate::presence::pidf::{PidfPublish, build_pidf, parse_pidf};
 use crate::presence::publish::{
-    BatchResource, CustomActivity, PublishBody, ROAMING_SELF_BODY, batch_subscribe_body,
-    epid_instance, machine_state_instance, parse_fault,
+    BatchResource, CustomActivity, ExpireType, PublishBody, ROAMING_SELF_BODY,
+    batch_subscribe_body, epid_instance, machine_state_instance, parse_fault, phone_voip_instance,
 };
 use crate::presence::rlmi::{InstanceState, parse_notify_body};
 use crate::presence::roaming::parse_roaming_self;
@@ -102,11 +102,34 @@ struct Status {
 
 #[derive(Debug)]
 enum Pending {
-    Publish { attempt: u32 },
-    MachinePublish { attempt: u32 },
-    Subscribe { uri: String, req: Box<Message> },
-    RoamingSelf { req: Box<Message> },
+    Publish {
+        attempt: u32,
+    },
+    Extra {
+        kind: Extra,
+        attempt: u32,
+    },
+    /// The standard dialect's PUBLISH with Expires: 0.
+    Removed,
+    Subscribe {
+        uri: String,
+        req: Box<Message>,
+    },
+    RoamingSelf {
+        req: Box<Message>,
+    },
     Other,
+}
+
+/// Publications other than the manual state (OCS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    /// machineState from idle times.
+    Machine,
+    /// phoneState while a call is up, deleted after.
+    Phone,
+    /// "Reset status": the manual userState deleted.
+    Reset,
 }
 
 #[derive(Debug)]
@@ -140,6 +163,8 @@ pub struct PresenceAgent {
     /// The machine's availability from the idle time the host reports
     /// (active, inactive after 5 minutes, away after 20).
     machine: Availability,
+    /// The host reported a call in progress.
+    in_call: bool,
 }
 
 /// Communicator's idle thresholds (OCS R2 SDK "Machine States"): inactive
@@ -188,6 +213,7 @@ impl PresenceAgent {
             events: VecDeque::new(),
             tuple,
             machine: Availability::ONLINE,
+            in_call: false,
         }
     }
 
@@ -298,12 +324,55 @@ impl PresenceAgent {
             let before = self.pidf_state();
             self.machine = a;
             if self.cfg.dialect == Dialect::Ocs {
-                self.publish_machine(ep, now, 0);
+                self.publish_extra(ep, Extra::Machine, now, 0);
             } else if self.pidf_state() != before {
                 self.publish(ep, now, 0);
             }
         }
         a
+    }
+
+    /// The host reports that a call started or ended ("picking up the
+    /// phone changes the status when a PBX is coupled"). OCS publishes a
+    /// phoneState (on-the-phone) while the call is up and deletes it after;
+    /// the standard dialect shows an online or idle user as busy meanwhile.
+    pub fn set_in_call(&mut self, ep: &mut Endpoint, in_call: bool, now: Instant) {
+        if in_call == self.in_call {
+            return;
+        }
+        let before = self.pidf_state();
+        self.in_call = in_call;
+        if self.cfg.dialect == Dialect::Ocs {
+            self.publish_extra(ep, Extra::Phone, now, 0);
+        } else if self.pidf_state() != before {
+            self.publish(ep, now, 0);
+        }
+    }
+
+    /// "Reset status": drops the manual state so the automatic one (from
+    /// idle times, calls and the calendar) shows again. OCS deletes the
+    /// userState publications (expires="0"); the standard dialect removes
+    /// its PUBLISH (Expires: 0). Ends in [`PresenceEvent::Published`] with
+    /// the state now shown, or [`PresenceEvent::PublishFailed`].
+    pub fn reset_status(&mut self, ep: &mut Endpoint, now: Instant) {
+        self.status = None;
+        if self.cfg.dialect == Dialect::Ocs {
+            self.publish_extra(ep, Extra::Reset, now, 0);
+            return;
+        }
+        self.publish_refresh_at = None;
+        let Some(tag) = self.etag.take() else {
+            // Nothing is published: already reset.
+            self.events.push_back(PresenceEvent::Published {
+                state: State::Offline,
+            });
+            return;
+        };
+        let mut req = ep.new_request(Method::Publish, &self.cfg.aor);
+        req.push_header(HeaderName::Event, "presence");
+        req.push_header(HeaderName::Expires, "0");
+        req.push_header(HeaderName::SipIfMatch, tag);
+        self.submit(ep, req, Pending::Removed, now);
     }
 
     /// Starts watching `uri`.
@@ -348,7 +417,7 @@ impl PresenceAgent {
                 self.pending.insert(id, p);
             }
             Err(e) => match p {
-                Pending::Publish { .. } | Pending::MachinePublish { .. } => {
+                Pending::Publish { .. } | Pending::Extra { .. } | Pending::Removed => {
                     self.events.push_back(PresenceEvent::PublishFailed(e))
                 }
                 Pending::Subscribe { uri, .. } => {
@@ -465,42 +534,78 @@ impl PresenceAgent {
     /// an idle "online" user shows the machine's inactive or away.
     fn pidf_state(&self) -> Option<State> {
         let s = self.status.as_ref()?.availability.state();
-        Some(
-            if s == State::Online && self.machine != Availability::ONLINE {
-                self.machine.state()
-            } else {
-                s
-            },
-        )
+        Some(if s != State::Online {
+            s
+        } else if self.in_call {
+            State::Busy
+        } else if self.machine != Availability::ONLINE {
+            self.machine.state()
+        } else {
+            s
+        })
     }
 
-    /// The machineState instance for our epid (c.3), or none when the epid
-    /// has no hex head to derive it from.
-    fn machine_instance(ep: &Endpoint) -> Option<u32> {
+    /// The instance seed E from our epid (c.3), or none when the epid has
+    /// no hex head to derive it from.
+    fn epid_e(ep: &Endpoint) -> Option<u32> {
         let p = ep.epid_param()?;
-        epid_instance(p.strip_prefix("epid=")?).map(machine_state_instance)
+        epid_instance(p.strip_prefix("epid=")?)
     }
 
-    /// Publishes machineState in containers 2 and 3 (OCS).
-    fn publish_machine(&mut self, ep: &mut Endpoint, now: Instant, attempt: u32) {
-        let Some(mi) = Self::machine_instance(ep) else {
+    /// The (category, instance, container) of each publication of `kind`,
+    /// in body order (for 409 fault indexes and version bookkeeping).
+    fn extra_keys(kind: Extra, e: u32) -> [(String, u32, u32); 2] {
+        let instance = match kind {
+            Extra::Machine => machine_state_instance(e),
+            Extra::Phone => phone_voip_instance(e),
+            Extra::Reset => USER_STATE_INSTANCE,
+        };
+        [2, 3].map(|c| ("state".to_owned(), instance, c))
+    }
+
+    /// Publishes (or deletes) one of the [`Extra`] publications in
+    /// containers 2 and 3 (OCS).
+    fn publish_extra(&mut self, ep: &mut Endpoint, kind: Extra, now: Instant, attempt: u32) {
+        let Some(e) = Self::epid_e(ep) else {
             self.events
                 .push_back(PresenceEvent::PublishFailed(Error::Transport(
-                    "the epid has no hex head to derive the machineState instance from".into(),
+                    "the epid has no hex head to derive publication instances from".into(),
                 )));
             return;
         };
         let mut body = PublishBody::new(&self.cfg.aor);
-        for container in [2, 3] {
-            let v = self.version("state", mi, container);
-            body.machine_state(mi, container, v, self.machine);
+        for (cat, instance, container) in Self::extra_keys(kind, e) {
+            let v = self.version(&cat, instance, container);
+            match kind {
+                Extra::Machine => {
+                    body.machine_state(instance, container, v, self.machine);
+                }
+                // SIPE's values for a call: 6500, between 6500 and 8999.
+                Extra::Phone if self.in_call => {
+                    body.phone_state(
+                        instance,
+                        container,
+                        v,
+                        Availability::BUSY,
+                        "on-the-phone",
+                        6500,
+                        8999,
+                    );
+                }
+                Extra::Phone => {
+                    body.clear(&cat, instance, container, v, ExpireType::Endpoint);
+                }
+                Extra::Reset => {
+                    body.clear(&cat, instance, container, v, ExpireType::Static);
+                }
+            }
         }
         let mut req = ep.new_request(Method::Service, &self.cfg.aor);
         req.set_body(
             "application/msrtc-category-publish+xml",
             body.finish().into_bytes(),
         );
-        self.submit(ep, req, Pending::MachinePublish { attempt }, now);
+        self.submit(ep, req, Pending::Extra { kind, attempt }, now);
     }
 
     fn version(&self, cat: &str, instance: u32, container: u32) -> u32 {
@@ -627,7 +732,7 @@ impl PresenceAgent {
                     return false;
                 };
                 match p {
-                    Pending::Publish { .. } | Pending::MachinePublish { .. } => self
+                    Pending::Publish { .. } | Pending::Extra { .. } | Pending::Removed => self
                         .events
                         .push_back(PresenceEvent::PublishFailed(Error::Transport(format!(
                             "publication failed: {failure:?}"
@@ -658,28 +763,45 @@ impl PresenceAgent {
         let code = resp.status().unwrap_or(0);
         match p {
             Pending::Other => {}
-            Pending::MachinePublish { attempt } => {
-                let Some(mi) = Self::machine_instance(ep) else {
+            Pending::Removed => {
+                // 412: the server had already forgotten it; same outcome.
+                if (200..300).contains(&code) || code == 412 {
+                    self.events.push_back(PresenceEvent::Published {
+                        state: State::Offline,
+                    });
+                } else {
+                    self.events
+                        .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
+                }
+            }
+            Pending::Extra { kind, attempt } => {
+                let Some(e) = Self::epid_e(ep) else {
                     return;
                 };
+                let keys = Self::extra_keys(kind, e);
                 if (200..300).contains(&code) {
                     self.learn_versions(resp.body());
-                    for c in [2, 3] {
-                        *self
-                            .versions
-                            .entry(("state".to_owned(), mi, c))
-                            .or_insert(0) += 1;
+                    for k in keys {
+                        *self.versions.entry(k).or_insert(0) += 1;
+                    }
+                    if kind == Extra::Reset {
+                        // What others see now: the machine state.
+                        self.events.push_back(PresenceEvent::Published {
+                            state: self.machine.state(),
+                        });
                     }
                 } else if code == 409 && attempt < 3 {
                     if let Ok(f) = parse_fault(resp.body()) {
                         for op in f.operations {
-                            let c = if op.index <= 1 { 2 } else { 3 };
-                            if let Some(v) = op.cur_version {
-                                self.versions.insert(("state".to_owned(), mi, c), v);
+                            if let (Some(k), Some(v)) = (
+                                keys.get(op.index.saturating_sub(1) as usize),
+                                op.cur_version,
+                            ) {
+                                self.versions.insert(k.clone(), v);
                             }
                         }
                     }
-                    self.publish_machine(ep, now, attempt + 1);
+                    self.publish_extra(ep, kind, now, attempt + 1);
                 } else {
                     self.events
                         .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
@@ -691,7 +813,7 @@ impl PresenceAgent {
                     self.learn_versions(resp.body());
                     // Like OC, this endpoint's machine state goes out at
                     // sign-in (it expires with the endpoint).
-                    self.publish_machine(ep, now, 0);
+                    self.publish_extra(ep, Extra::Machine, now, 0);
                     // Anything published before the versions were known goes
                     // out again with the right ones.
                     if self.status.is_some() {

@@ -205,4 +205,21 @@ async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
     // A manual busy overrides the machine state.
     alice.set_status(State::Busy, None).await.expect("publish");
     wait_for(&mut bob, "alice busy", alice_is(State::Busy)).await;
+    // Reset status: the manual state is deleted and the machine state shows.
+    alice.reset_status();
+    wait_for(&mut alice, "reset accepted", |e| {
+        matches!(
+            e,
+            ClientEvent::Presence(PresenceEvent::Published {
+                state: State::Online
+            })
+        )
+    })
+    .await;
+    wait_for(
+        &mut bob,
+        "alice back to her machine state",
+        alice_is(State::Online),
+    )
+    .await;
 }

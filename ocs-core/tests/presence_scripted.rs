@@ -319,3 +319,117 @@ fn standard_dialect_shows_an_idle_online_user_as_away_but_leaves_busy_alone() {
     a.pa.set_idle(&mut a.ep, Duration::from_secs(25 * 60), a.now);
     assert!(publishes(&a.sent()).is_empty());
 }
+
+fn services(msgs: &[Message]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.method() == Some(&ocs_core::sip::Method::Service))
+        .map(|m| String::from_utf8(m.body().to_vec()).expect("utf-8"))
+        .collect()
+}
+
+#[test]
+fn ocs_calls_publish_a_phone_state_and_delete_it_afterwards() {
+    let mut a = Alice::new();
+    let e = ocs_core::presence::publish::epid_instance("a1a1a1a1a1").expect("hex epid");
+    let instance = format!(
+        "instance=\"{}\"",
+        ocs_core::presence::publish::phone_voip_instance(e)
+    );
+    a.pa.set_in_call(&mut a.ep, true, a.now);
+    let sent = a.sent();
+    let bodies = services(&sent);
+    assert_eq!(bodies.len(), 1, "{sent:?}");
+    assert!(
+        bodies[0].contains("xsi:type=\"phoneState\""),
+        "{}",
+        bodies[0]
+    );
+    assert!(
+        bodies[0].contains("token=\"on-the-phone\""),
+        "{}",
+        bodies[0]
+    );
+    assert_eq!(bodies[0].matches(&instance).count(), 2, "{}", bodies[0]);
+    let svc = sent
+        .iter()
+        .find(|m| m.method() == Some(&ocs_core::sip::Method::Service))
+        .expect("service")
+        .clone();
+    a.feed(&builder::response(&svc, 200, None, Some("s1")).expect("200"));
+    a.sent();
+    // The same report again changes nothing.
+    a.pa.set_in_call(&mut a.ep, true, a.now);
+    assert!(services(&a.sent()).is_empty());
+    // Hanging up deletes both publications, at the version after the first.
+    a.pa.set_in_call(&mut a.ep, false, a.now);
+    let bodies = services(&a.sent());
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(
+        bodies[0].matches("expires=\"0\"").count(),
+        2,
+        "{}",
+        bodies[0]
+    );
+    assert_eq!(
+        bodies[0].matches("version=\"1\"").count(),
+        2,
+        "{}",
+        bodies[0]
+    );
+    assert!(!bodies[0].contains("phoneState"), "{}", bodies[0]);
+}
+
+#[test]
+fn standard_dialect_calls_show_busy_and_reset_removes_the_publication() {
+    let mut a = Alice::with(Dialect::Standard);
+    a.pa.set_status(&mut a.ep, State::Online, None, a.now)
+        .expect("publish");
+    let first = a.sent();
+    let pubreq = first
+        .iter()
+        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
+        .expect("publish")
+        .clone();
+    let mut ok = builder::response(&pubreq, 200, None, None).expect("200");
+    ok.push_header("SIP-ETag", "e1");
+    ok.push_header(HeaderName::Expires, "3600");
+    a.feed(&ok);
+    a.sent();
+    a.pa.set_in_call(&mut a.ep, true, a.now);
+    assert_eq!(publishes(&a.sent()), vec![State::Busy]);
+    a.pa.set_in_call(&mut a.ep, false, a.now);
+    let sent = a.sent();
+    assert_eq!(publishes(&sent), vec![State::Online]);
+    let p = sent
+        .iter()
+        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
+        .expect("publish")
+        .clone();
+    let mut ok = builder::response(&p, 200, None, None).expect("200");
+    ok.push_header("SIP-ETag", "e2");
+    a.feed(&ok);
+    a.sent();
+
+    a.pa.reset_status(&mut a.ep, a.now);
+    let sent = a.sent();
+    let rm = sent
+        .iter()
+        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
+        .expect("remove")
+        .clone();
+    assert_eq!(rm.header(HeaderName::Expires), Some("0"));
+    assert_eq!(rm.header(HeaderName::SipIfMatch), Some("e2"));
+    assert!(rm.body().is_empty());
+    a.feed(&builder::response(&rm, 200, None, None).expect("200"));
+    a.sent();
+    assert!(
+        a.events.iter().any(|e| matches!(
+            e,
+            PresenceEvent::Published {
+                state: State::Offline
+            }
+        )),
+        "{:?}",
+        a.events
+    );
+}

@@ -176,6 +176,8 @@ enum Command {
     EndSession(String),
     SetDisableIm(Option<Provenance>),
     SetIdle(std::time::Duration),
+    SetInCall(bool),
+    ResetStatus,
     SetStatus {
         state: State,
         note: Option<String>,
@@ -359,6 +361,18 @@ impl Client {
         let _ = self.cmds.send(Command::SetIdle(idle));
     }
 
+    /// Reports that a call started (`true`) or ended: "on the phone" is
+    /// shown while it lasts.
+    pub fn set_in_call(&self, in_call: bool) {
+        let _ = self.cmds.send(Command::SetInCall(in_call));
+    }
+
+    /// "Reset status": drops the manual state so the automatic one shows
+    /// again; ends in a `Published` or `PublishFailed` presence event.
+    pub fn reset_status(&self) {
+        let _ = self.cmds.send(Command::ResetStatus);
+    }
+
     /// Stops watching a contact.
     pub fn unwatch(&self, uri: &str) {
         let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
@@ -498,6 +512,8 @@ impl Task {
                     Some(Command::SetIdle(idle)) => {
                         self.presence.set_idle(&mut self.ep, idle, now());
                     }
+                    Some(Command::SetInCall(c)) => self.presence.set_in_call(&mut self.ep, c, now()),
+                    Some(Command::ResetStatus) => self.presence.reset_status(&mut self.ep, now()),
                     Some(Command::SetStatus { state, note, reply }) => {
                         let r = self.presence.set_status(&mut self.ep, state, note.as_deref(), now());
                         let _ = reply.send(r);
