@@ -477,6 +477,25 @@ enum OcsResult ocs_client_unwatch(const struct OcsClient *client, const char *ur
 enum OcsResult ocs_client_set_idle(const struct OcsClient *client, uint32_t seconds);
 
 /**
+ * Reports that a call started (`in_call` non-zero) or ended: "on the
+ * phone" shows while it lasts. Does not block; fine in a callback.
+ *
+ * # Safety
+ * `client` is NULL or a live client.
+ */
+enum OcsResult ocs_client_set_in_call(const struct OcsClient *client, int32_t in_call);
+
+/**
+ * "Reset status": drops the manual state so the automatic one shows
+ * again (a publication event follows). Does not block; fine in a
+ * callback.
+ *
+ * # Safety
+ * `client` is NULL or a live client.
+ */
+enum OcsResult ocs_client_reset_status(const struct OcsClient *client);
+
+/**
  * Answers `OCS_EVENT_KIND_CREDENTIALS_NEEDED`. Does not block; fine in a
  * callback.
  *

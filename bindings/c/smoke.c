@@ -266,7 +266,9 @@ int main(int argc, char **argv) {
     }
     printf("ok: bob: alice's note is \"%s\"\n", bob.note);
     if (!check(ocs_client_set_idle(alice.client, 25 * 60), "ocs_client_set_idle(25 min)") ||
-        !check(ocs_client_set_idle(alice.client, 0), "ocs_client_set_idle(0)")) {
+        !check(ocs_client_set_idle(alice.client, 0), "ocs_client_set_idle(0)") ||
+        !check(ocs_client_set_in_call(alice.client, 1), "ocs_client_set_in_call(1)") ||
+        !check(ocs_client_set_in_call(alice.client, 0), "ocs_client_set_in_call(0)")) {
         return 1;
     }
 

@@ -290,6 +290,8 @@ enum Command {
     Watch(String),
     Unwatch(String),
     SetIdle(u32),
+    SetInCall(bool),
+    ResetStatus,
     SetCredentials(Credentials),
     SendIm {
         to: String,
@@ -834,6 +836,8 @@ async fn pump(mut client: Client, mut cmds: mpsc::UnboundedReceiver<Command>, si
                 Command::SignOut => client.sign_out(),
                 Command::Watch(uri) => client.watch(&uri),
                 Command::Unwatch(uri) => client.unwatch(&uri),
+                Command::SetInCall(c) => client.set_in_call(c),
+                Command::ResetStatus => client.reset_status(),
                 Command::SetIdle(secs) => {
                     client.set_idle(std::time::Duration::from_secs(u64::from(secs)))
                 }
@@ -971,6 +975,38 @@ pub unsafe extern "C" fn ocs_client_set_idle(client: *const OcsClient, seconds: 
         // SAFETY: the caller passes a live client.
         let client = unsafe { handle(client, "client")? };
         send(client, Command::SetIdle(seconds))
+    })
+}
+
+/// Reports that a call started (`in_call` non-zero) or ended: "on the
+/// phone" shows while it lasts. Does not block; fine in a callback.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_client_set_in_call(
+    client: *const OcsClient,
+    in_call: i32,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { handle(client, "client")? };
+        send(client, Command::SetInCall(in_call != 0))
+    })
+}
+
+/// "Reset status": drops the manual state so the automatic one shows
+/// again (a publication event follows). Does not block; fine in a
+/// callback.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_client_reset_status(client: *const OcsClient) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { handle(client, "client")? };
+        send(client, Command::ResetStatus)
     })
 }
 
