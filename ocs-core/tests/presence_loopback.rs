@@ -44,6 +44,47 @@ fn client(user: &str, epid: &str, port: u16, appear_offline: bool) -> Client {
     Client::start(cfg).expect("client")
 }
 
+/// The embedded server with alice and bob, both signed in (NTLM over TCP).
+/// `seed` varies the server's randomness between tests.
+async fn signed_in_pair(
+    seed: u64,
+    alice_epid: &str,
+    bob_epid: &str,
+    alice_may_appear_offline: bool,
+) -> (ocs_core::driver::sim::SimHandle, Client, Client) {
+    let mut r = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(seed),
+        [seed as u8; 32],
+    );
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    let server = serve(
+        SimServer::new(r, Rng::from_seed(seed + 1)),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        None,
+    )
+    .await
+    .expect("serve");
+    let mut alice = client(
+        "alice",
+        alice_epid,
+        server.tcp.port(),
+        alice_may_appear_offline,
+    );
+    let mut bob = client("bob", bob_epid, server.tcp.port(), false);
+    let registered = |e: &ClientEvent| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { .. })
+        )
+    };
+    wait_for(&mut alice, "alice registered", registered).await;
+    wait_for(&mut bob, "bob registered", registered).await;
+    (server, alice, bob)
+}
+
 fn alice_is(state: State) -> impl Fn(&ClientEvent) -> bool {
     move |e| {
         matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
@@ -53,31 +94,7 @@ fn alice_is(state: State) -> impl Fn(&ClientEvent) -> bool {
 
 #[tokio::test]
 async fn bob_sees_alice_publish_busy_with_a_note_and_appear_offline() {
-    let mut r = Registrar::new(
-        RegistrarConfig::ocs("contoso.com"),
-        Rng::from_seed(31),
-        [6; 32],
-    );
-    r.add_user("alice", "CONTOSO", "alicepw");
-    r.add_user("bob", "CONTOSO", "bobpw");
-    let server = serve(
-        SimServer::new(r, Rng::from_seed(32)),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        0,
-        None,
-    )
-    .await
-    .expect("serve");
-    let mut alice = client("alice", "a1a1a1a1a1", server.tcp.port(), true);
-    let mut bob = client("bob", "b2b2b2b2b2", server.tcp.port(), false);
-    let registered = |e: &ClientEvent| {
-        matches!(
-            e,
-            ClientEvent::Registration(RegistrationEvent::Registered { .. })
-        )
-    };
-    wait_for(&mut alice, "alice registered", registered).await;
-    wait_for(&mut bob, "bob registered", registered).await;
+    let (_server, mut alice, mut bob) = signed_in_pair(31, "a1a1a1a1a1", "b2b2b2b2b2", true).await;
 
     alice
         .set_status(State::Online, None)
@@ -126,31 +143,7 @@ async fn bob_sees_alice_publish_busy_with_a_note_and_appear_offline() {
 
 #[tokio::test]
 async fn a_publication_after_the_watch_is_notified() {
-    let mut r = Registrar::new(
-        RegistrarConfig::ocs("contoso.com"),
-        Rng::from_seed(41),
-        [8; 32],
-    );
-    r.add_user("alice", "CONTOSO", "alicepw");
-    r.add_user("bob", "CONTOSO", "bobpw");
-    let server = serve(
-        SimServer::new(r, Rng::from_seed(42)),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        0,
-        None,
-    )
-    .await
-    .expect("serve");
-    let mut alice = client("alice", "a3a3a3a3a3", server.tcp.port(), false);
-    let mut bob = client("bob", "b4b4b4b4b4", server.tcp.port(), false);
-    let registered = |e: &ClientEvent| {
-        matches!(
-            e,
-            ClientEvent::Registration(RegistrationEvent::Registered { .. })
-        )
-    };
-    wait_for(&mut alice, "alice registered", registered).await;
-    wait_for(&mut bob, "bob registered", registered).await;
+    let (_server, mut alice, bob) = signed_in_pair(41, "a3a3a3a3a3", "b4b4b4b4b4", false).await;
     alice.watch("sip:bob@contoso.com");
     bob.watch("sip:alice@contoso.com");
     wait_for(&mut alice, "bob's first state", |e| {
@@ -167,31 +160,7 @@ async fn a_publication_after_the_watch_is_notified() {
 
 #[tokio::test]
 async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
-    let mut r = Registrar::new(
-        RegistrarConfig::ocs("contoso.com"),
-        Rng::from_seed(51),
-        [9; 32],
-    );
-    r.add_user("alice", "CONTOSO", "alicepw");
-    r.add_user("bob", "CONTOSO", "bobpw");
-    let server = serve(
-        SimServer::new(r, Rng::from_seed(52)),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        0,
-        None,
-    )
-    .await
-    .expect("serve");
-    let mut alice = client("alice", "a5a5a5a5a5", server.tcp.port(), false);
-    let mut bob = client("bob", "b6b6b6b6b6", server.tcp.port(), false);
-    let registered = |e: &ClientEvent| {
-        matches!(
-            e,
-            ClientEvent::Registration(RegistrationEvent::Registered { .. })
-        )
-    };
-    wait_for(&mut alice, "alice registered", registered).await;
-    wait_for(&mut bob, "bob registered", registered).await;
+    let (_server, mut alice, mut bob) = signed_in_pair(51, "a5a5a5a5a5", "b6b6b6b6b6", false).await;
     // No manual state: what bob sees is alice's machine state, published
     // at sign-in as active.
     bob.watch("sip:alice@contoso.com");

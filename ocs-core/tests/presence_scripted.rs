@@ -271,6 +271,36 @@ fn a_server_that_keeps_moving_the_contact_ends_the_watch_instead_of_looping() {
     assert_eq!(a.pa.watched().count(), 0);
 }
 
+fn find(msgs: &[Message], method: ocs_core::sip::Method) -> Message {
+    msgs.iter()
+        .find(|m| m.method() == Some(&method))
+        .unwrap_or_else(|| panic!("no {method} in {msgs:?}"))
+        .clone()
+}
+
+impl Alice {
+    /// Answers `req` with 200 OK, carrying `etag` when given.
+    fn ok(&mut self, req: &Message, etag: Option<&str>) {
+        let mut ok = builder::response(req, 200, None, Some("s1")).expect("200");
+        if let Some(t) = etag {
+            ok.push_header("SIP-ETag", t);
+            ok.push_header(HeaderName::Expires, "3600");
+        }
+        self.feed(&ok);
+        self.sent();
+    }
+
+    /// A standard-dialect Alice whose online PUBLISH was accepted as `e1`.
+    fn published_online() -> (Alice, Vec<Message>) {
+        let mut a = Alice::with(Dialect::Standard);
+        a.pa.set_status(&mut a.ep, State::Online, None, a.now)
+            .expect("publish");
+        let first = a.sent();
+        a.ok(&find(&first, ocs_core::sip::Method::Publish), Some("e1"));
+        (a, first)
+    }
+}
+
 fn publishes(msgs: &[Message]) -> Vec<State> {
     msgs.iter()
         .filter(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
@@ -280,21 +310,8 @@ fn publishes(msgs: &[Message]) -> Vec<State> {
 
 #[test]
 fn standard_dialect_shows_an_idle_online_user_as_away_but_leaves_busy_alone() {
-    let mut a = Alice::with(Dialect::Standard);
-    a.pa.set_status(&mut a.ep, State::Online, None, a.now)
-        .expect("publish");
-    let first = a.sent();
+    let (mut a, first) = Alice::published_online();
     assert_eq!(publishes(&first), vec![State::Online]);
-    let pubreq = first
-        .iter()
-        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
-        .expect("publish")
-        .clone();
-    let mut ok = builder::response(&pubreq, 200, None, None).expect("200");
-    ok.push_header("SIP-ETag", "e1");
-    ok.push_header(HeaderName::Expires, "3600");
-    a.feed(&ok);
-    a.sent();
 
     // Under 5 minutes: nothing changes, nothing is sent.
     a.pa.set_idle(&mut a.ep, Duration::from_secs(60), a.now);
@@ -350,13 +367,7 @@ fn ocs_calls_publish_a_phone_state_and_delete_it_afterwards() {
         bodies[0]
     );
     assert_eq!(bodies[0].matches(&instance).count(), 2, "{}", bodies[0]);
-    let svc = sent
-        .iter()
-        .find(|m| m.method() == Some(&ocs_core::sip::Method::Service))
-        .expect("service")
-        .clone();
-    a.feed(&builder::response(&svc, 200, None, Some("s1")).expect("200"));
-    a.sent();
+    a.ok(&find(&sent, ocs_core::sip::Method::Service), None);
     // The same report again changes nothing.
     a.pa.set_in_call(&mut a.ep, true, a.now);
     assert!(services(&a.sent()).is_empty());
@@ -381,47 +392,21 @@ fn ocs_calls_publish_a_phone_state_and_delete_it_afterwards() {
 
 #[test]
 fn standard_dialect_calls_show_busy_and_reset_removes_the_publication() {
-    let mut a = Alice::with(Dialect::Standard);
-    a.pa.set_status(&mut a.ep, State::Online, None, a.now)
-        .expect("publish");
-    let first = a.sent();
-    let pubreq = first
-        .iter()
-        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
-        .expect("publish")
-        .clone();
-    let mut ok = builder::response(&pubreq, 200, None, None).expect("200");
-    ok.push_header("SIP-ETag", "e1");
-    ok.push_header(HeaderName::Expires, "3600");
-    a.feed(&ok);
-    a.sent();
+    let (mut a, _) = Alice::published_online();
     a.pa.set_in_call(&mut a.ep, true, a.now);
     assert_eq!(publishes(&a.sent()), vec![State::Busy]);
     a.pa.set_in_call(&mut a.ep, false, a.now);
     let sent = a.sent();
     assert_eq!(publishes(&sent), vec![State::Online]);
-    let p = sent
-        .iter()
-        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
-        .expect("publish")
-        .clone();
-    let mut ok = builder::response(&p, 200, None, None).expect("200");
-    ok.push_header("SIP-ETag", "e2");
-    a.feed(&ok);
-    a.sent();
+    a.ok(&find(&sent, ocs_core::sip::Method::Publish), Some("e2"));
 
     a.pa.reset_status(&mut a.ep, a.now);
     let sent = a.sent();
-    let rm = sent
-        .iter()
-        .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
-        .expect("remove")
-        .clone();
+    let rm = find(&sent, ocs_core::sip::Method::Publish);
     assert_eq!(rm.header(HeaderName::Expires), Some("0"));
     assert_eq!(rm.header(HeaderName::SipIfMatch), Some("e2"));
     assert!(rm.body().is_empty());
-    a.feed(&builder::response(&rm, 200, None, None).expect("200"));
-    a.sent();
+    a.ok(&rm, None);
     assert!(
         a.events.iter().any(|e| matches!(
             e,
