@@ -43,6 +43,10 @@ use ocs_core::endpoint::{Endpoint, EndpointConfig};
 use ocs_core::messaging::{ImConfig, ImEvent, MessageId, Messaging};
 use ocs_core::register::{Credentials, LocalTransport, RegisterConfig, RegistrationEvent};
 
+#[path = "common/kamailio.rs"]
+mod kamailio;
+use kamailio::Kamailio;
+
 // ----- counting allocator ----------------------------------------------------
 
 struct Counting;
@@ -95,63 +99,8 @@ fn heap() -> isize {
 
 // ----- Kamailio --------------------------------------------------------------
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("ocs-core sits in the workspace")
-        .to_owned()
-}
-
 fn sipp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kamailio/sipp")
-}
-
-/// The Kamailio to measure against; stops it on drop when we started it.
-struct Kamailio {
-    port: u16,
-    started_here: bool,
-}
-
-impl Kamailio {
-    fn get() -> Kamailio {
-        if let Ok(p) = std::env::var("OCS_KAMAILIO_PORT") {
-            let port = p
-                .parse()
-                .unwrap_or_else(|_| panic!("OCS_KAMAILIO_PORT={p:?} is not a port"));
-            return Kamailio {
-                port,
-                started_here: false,
-            };
-        }
-        let script = root().join("scripts/kamailio.sh");
-        let ok = Command::new(&script)
-            .arg("start")
-            .stdin(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(ok.success(), "{} start failed", script.display());
-        let env = std::fs::read_to_string(root().join("target/kamailio.env"))
-            .expect("scripts/kamailio.sh wrote target/kamailio.env");
-        let port = env
-            .lines()
-            .find_map(|l| l.strip_prefix("OCS_KAMAILIO_PORT="))
-            .and_then(|p| p.trim().parse().ok())
-            .expect("OCS_KAMAILIO_PORT in target/kamailio.env");
-        Kamailio {
-            port,
-            started_here: true,
-        }
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        if self.started_here {
-            let _ = Command::new(root().join("scripts/kamailio.sh"))
-                .arg("stop")
-                .status();
-        }
-    }
 }
 
 // ----- ocs through Kamailio --------------------------------------------------

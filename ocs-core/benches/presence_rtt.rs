@@ -8,8 +8,6 @@
 //! one started with `scripts/kamailio.sh start` and stopped at the end.
 #![allow(missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
@@ -20,60 +18,9 @@ use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
 use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The Kamailio to measure against; stops it on drop when we started it.
-struct Kamailio {
-    port: u16,
-    started_here: bool,
-}
-
-impl Kamailio {
-    fn get() -> Kamailio {
-        if let Ok(p) = std::env::var("OCS_KAMAILIO_PORT") {
-            let port = p
-                .parse()
-                .unwrap_or_else(|_| panic!("OCS_KAMAILIO_PORT={p:?} is not a port"));
-            return Kamailio {
-                port,
-                started_here: false,
-            };
-        }
-        let script = root().join("scripts/kamailio.sh");
-        let ok = Command::new(&script)
-            .arg("start")
-            .stdin(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(ok.success(), "{} start failed", script.display());
-        let env = std::fs::read_to_string(root().join("target/kamailio.env"))
-            .expect("scripts/kamailio.sh wrote target/kamailio.env");
-        let port = env
-            .lines()
-            .find_map(|l| l.strip_prefix("OCS_KAMAILIO_PORT="))
-            .and_then(|p| p.trim().parse().ok())
-            .expect("OCS_KAMAILIO_PORT in target/kamailio.env");
-        Kamailio {
-            port,
-            started_here: true,
-        }
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        if self.started_here {
-            let _ = Command::new(root().join("scripts/kamailio.sh"))
-                .arg("stop")
-                .status();
-        }
-    }
-}
+#[path = "common/kamailio.rs"]
+mod kamailio;
+use kamailio::Kamailio;
 
 /// A standard-dialect client for `user` (password `<user>pw`) over UDP.
 fn client(user: &str, port: u16) -> Client {
