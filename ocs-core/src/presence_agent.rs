@@ -321,11 +321,11 @@ impl PresenceAgent {
     pub fn set_idle(&mut self, ep: &mut Endpoint, idle: Duration, now: Instant) -> Availability {
         let a = machine_availability(idle);
         if a != self.machine {
-            let before = self.pidf_state();
+            let before = self.pidf_doc();
             self.machine = a;
             if self.cfg.dialect == Dialect::Ocs {
                 self.publish_extra(ep, Extra::Machine, now, 0);
-            } else if self.pidf_state() != before {
+            } else if self.pidf_doc() != before {
                 self.publish(ep, now, 0);
             }
         }
@@ -340,11 +340,11 @@ impl PresenceAgent {
         if in_call == self.in_call {
             return;
         }
-        let before = self.pidf_state();
+        let before = self.pidf_doc();
         self.in_call = in_call;
         if self.cfg.dialect == Dialect::Ocs {
             self.publish_extra(ep, Extra::Phone, now, 0);
-        } else if self.pidf_state() != before {
+        } else if self.pidf_doc() != before {
             self.publish(ep, now, 0);
         }
     }
@@ -511,19 +511,13 @@ impl PresenceAgent {
         } else {
             // No machine state in PIDF: an idle "online" user shows as
             // inactive or away, as the OCS server's aggregation would.
-            let state = self.pidf_state().unwrap_or(State::Online);
+            let doc = self.pidf_doc().unwrap_or_default();
             let mut req = ep.new_request(Method::Publish, &self.cfg.aor);
             req.push_header(HeaderName::Event, "presence");
             req.push_header(HeaderName::Expires, self.cfg.expires.to_string());
             if let Some(tag) = &self.etag {
                 req.push_header(HeaderName::SipIfMatch, tag.clone());
             }
-            let doc = build_pidf(&PidfPublish::for_state(
-                &self.cfg.aor,
-                &self.tuple,
-                state,
-                st.note.as_deref(),
-            ));
             req.set_body("application/pidf+xml", doc.into_bytes());
             req
         };
@@ -543,6 +537,20 @@ impl PresenceAgent {
         } else {
             s
         })
+    }
+
+    /// The PIDF document the standard dialect publishes now. Idle and call
+    /// changes compare documents, not states: inactive and online print the
+    /// same PIDF, and publishing it again would be wasted.
+    fn pidf_doc(&self) -> Option<String> {
+        let state = self.pidf_state()?;
+        let note = self.status.as_ref()?.note.as_deref();
+        Some(build_pidf(&PidfPublish::for_state(
+            &self.cfg.aor,
+            &self.tuple,
+            state,
+            note,
+        )))
     }
 
     /// The instance seed E from our epid (c.3), or none when the epid has

@@ -316,6 +316,9 @@ fn standard_dialect_shows_an_idle_online_user_as_away_but_leaves_busy_alone() {
     // Under 5 minutes: nothing changes, nothing is sent.
     a.pa.set_idle(&mut a.ep, Duration::from_secs(60), a.now);
     assert!(publishes(&a.sent()).is_empty());
+    // Inactive prints the same PIDF as online: nothing is sent either.
+    a.pa.set_idle(&mut a.ep, Duration::from_secs(6 * 60), a.now);
+    assert!(publishes(&a.sent()).is_empty());
     // 25 minutes: away, as a modify of the same publication.
     a.pa.set_idle(&mut a.ep, Duration::from_secs(25 * 60), a.now);
     let sent = a.sent();
