@@ -55,6 +55,15 @@ fi
 step "sans-IO core builds without tokio"
 cargo check -p ocs-core --no-default-features
 
+step "Windows build of the live-registry policy source (policy::live, winreg)"
+# Type-checks the cfg(windows) code without a Windows linker.
+if rustup target list --installed 2>/dev/null | grep -q '^x86_64-pc-windows-gnu$' \
+  || rustup target add x86_64-pc-windows-gnu; then
+  cargo check -p ocs-core --no-default-features --target x86_64-pc-windows-gnu
+else
+  echo "skipped: rustup could not install the x86_64-pc-windows-gnu target" >&2
+fi
+
 step "fuzz corpus replay (stable toolchain)"
 (cd fuzz && cargo test)
 

@@ -21,6 +21,9 @@ use thiserror::Error;
 pub mod adm;
 pub mod eval;
 pub mod known;
+/// The live Windows registry (Windows builds only).
+#[cfg(windows)]
+pub mod live;
 pub mod reg;
 
 pub use eval::{Effective, EffectivePolicy, InBand, Setting, Source, Transport, evaluate};

@@ -173,6 +173,31 @@ pub enum RegValue {
 }
 
 impl RegValue {
+    /// A value as the registry API returns it: the type number (`REG_SZ`
+    /// = 1, `REG_EXPAND_SZ` = 2, `REG_BINARY` = 3, `REG_DWORD` = 4,
+    /// `REG_MULTI_SZ` = 7, `REG_QWORD` = 11) and the data bytes
+    /// (UTF-16LE strings, little-endian numbers). Numbers of the wrong
+    /// size and other types stay [`RegValue::Raw`].
+    pub fn from_raw(kind: u32, bytes: &[u8]) -> RegValue {
+        let first = |b: &[u8]| utf16_strings(b).into_iter().next().unwrap_or_default();
+        match (kind, bytes.len()) {
+            (1, _) => RegValue::Sz(first(bytes)),
+            (2, _) => RegValue::ExpandSz(first(bytes)),
+            (3, _) => RegValue::Binary(bytes.to_vec()),
+            (4, 4) => RegValue::Dword(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            (7, _) => RegValue::MultiSz(utf16_strings(bytes)),
+            (11, 8) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(bytes);
+                RegValue::Qword(u64::from_le_bytes(b))
+            }
+            _ => RegValue::Raw {
+                kind,
+                bytes: bytes.to_vec(),
+            },
+        }
+    }
+
     /// The registry type name, e.g. `REG_DWORD`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -784,6 +809,23 @@ fn print_hex(out: &mut String, mut col: usize, prefix: &str, bytes: &[u8]) {
     }
 }
 
+/// The NUL-separated UTF-16LE strings of registry data (trailing empty
+/// strings, the terminators, are dropped; an odd last byte is ignored).
+fn utf16_strings(bytes: &[u8]) -> Vec<String> {
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let mut out: Vec<String> = units
+        .split(|&u| u == 0)
+        .map(String::from_utf16_lossy)
+        .collect();
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::encode_utf16le_with_bom;
@@ -1220,5 +1262,39 @@ mod tests {
             let _ = parse_str(&format!("REGEDIT4\n[HKCU\\x]\n{s}"));
             let _ = parse_str(&format!("Windows Registry Editor Version 5.00\n[HKCU\\x]\n\"a\"=hex(7):{s}"));
         }
+    }
+
+    #[test]
+    fn values_from_the_registry_api() {
+        let w = |t: &str| -> Vec<u8> { t.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        assert_eq!(
+            RegValue::from_raw(1, &w("https://x/cs.xml\0")),
+            RegValue::Sz("https://x/cs.xml".into())
+        );
+        assert_eq!(
+            RegValue::from_raw(2, &w("%TEMP%\0")),
+            RegValue::ExpandSz("%TEMP%".into())
+        );
+        assert_eq!(
+            RegValue::from_raw(7, &w("a\0bc\0\0")),
+            RegValue::MultiSz(vec!["a".into(), "bc".into()])
+        );
+        assert_eq!(RegValue::from_raw(4, &[1, 0, 0, 0]), RegValue::Dword(1));
+        assert_eq!(
+            RegValue::from_raw(11, &[0, 0, 0, 0, 1, 0, 0, 0]),
+            RegValue::Qword(1 << 32)
+        );
+        assert_eq!(RegValue::from_raw(3, &[0xab]), RegValue::Binary(vec![0xab]));
+        assert_eq!(
+            RegValue::from_raw(4, &[1, 0]),
+            RegValue::Raw {
+                kind: 4,
+                bytes: vec![1, 0]
+            }
+        );
+        assert_eq!(
+            RegValue::from_raw(1, &[0x41, 0, 0x42]),
+            RegValue::Sz("A".into())
+        );
     }
 }
