@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod addressbook;
 pub mod auth;
 pub mod customstates;
 pub mod diag;

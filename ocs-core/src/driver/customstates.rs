@@ -159,7 +159,7 @@ async fn read_file(path: String, url: &str, limit: usize) -> Result<Vec<u8>, Cus
 
 /// The error and its causes, joined (reqwest's own message hides the TLS
 /// or connection reason in the source chain).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

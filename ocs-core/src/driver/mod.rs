@@ -3,6 +3,8 @@
 //! connection (UDP, TCP or TLS via rustls) and its timers; commands go in
 //! over a channel and events come out over another.
 
+mod abstore;
+mod addressbook;
 mod client;
 mod conn;
 mod customstates;
@@ -12,6 +14,10 @@ pub mod dns;
 pub mod sim;
 mod trace;
 
+pub use abstore::{AbsStore, STATE_FILE};
+pub use addressbook::{
+    AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, load_stored,
+};
 pub use client::{AuthenticatorFactory, Client, ClientConfig, ClientEvent};
 pub use conn::TlsSettings;
 pub use customstates::{
