@@ -21,6 +21,7 @@
 //! [`MAX_ELEMENTS`] elements; errors carry line and column.
 
 pub mod categories;
+pub mod contacts;
 pub mod error;
 pub mod model;
 pub mod pidf;
@@ -30,6 +31,10 @@ pub mod roaming;
 pub(crate) mod xml;
 
 pub use categories::{CATEGORIES_NS, ParseOptions, parse_categories, parse_categories_with};
+pub use contacts::{
+    Contact, ContactDelta, ContactList, ContactOp, Group, RoamingContacts, parse_contact_list,
+    parse_roaming_contacts,
+};
 pub use error::{DocumentError, DocumentErrorKind};
 pub use model::{
     Availability, CalendarState, ContactCard, CustomText, Note, NoteKind, Phone, PhoneState,
@@ -48,10 +53,7 @@ pub use rlmi::{
     InstanceState, MAX_MULTIPART_BYTES, ResourceUpdate, build_rlmi_multipart, parse_notify_body,
     parse_rlmi_multipart,
 };
-pub use roaming::{
-    Contact, ContactList, Container, Group, Member, OwnPublication, RoamingSelf, Subscriber,
-    parse_contact_list, parse_roaming_self,
-};
+pub use roaming::{Container, Member, OwnPublication, RoamingSelf, Subscriber, parse_roaming_self};
 pub use xml::{MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_ELEMENTS};
 
 /// What kind of presence document a body is, from its root element (for

@@ -1,6 +1,6 @@
 //! Self-subscription documents: roaming-self `roamingData` (our own
 //! publications with their versions, containers with members, watchers)
-//! and roaming-contacts `contactList` (groups and contacts).
+//! (the contact list is in [`super::contacts`]).
 
 use std::collections::BTreeMap;
 
@@ -106,7 +106,7 @@ impl RoamingSelf {
     }
 }
 
-fn num(doc: &Doc<'_>, id: NodeId, attr: &'static str) -> Result<u32, DocumentError> {
+pub(super) fn num(doc: &Doc<'_>, id: NodeId, attr: &'static str) -> Result<u32, DocumentError> {
     let v = doc
         .node(id)
         .attr(attr)
@@ -122,7 +122,7 @@ fn num(doc: &Doc<'_>, id: NodeId, attr: &'static str) -> Result<u32, DocumentErr
     })
 }
 
-fn expect_root(doc: &Doc<'_>, local: &'static str) -> Result<NodeId, DocumentError> {
+pub(super) fn expect_root(doc: &Doc<'_>, local: &'static str) -> Result<NodeId, DocumentError> {
     let root = doc.root();
     if doc.node(root).local() != local {
         return Err(doc.error_at(
@@ -217,93 +217,6 @@ pub fn parse_roaming_self(bytes: &[u8]) -> Result<RoamingSelf, DocumentError> {
     Ok(r)
 }
 
-/// A contact-list group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Group id.
-    pub id: u32,
-    /// Name (`~` is the default group).
-    pub name: Box<str>,
-}
-
-/// A contact in the list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
-    /// The URI as written (OCS writes it without `sip:`).
-    pub uri: Box<str>,
-    /// The name the user gave.
-    pub name: Option<Box<str>>,
-    /// Ids of the groups it is in.
-    pub groups: Vec<u32>,
-    /// `subscribed` (true unless the server says false).
-    pub subscribed: bool,
-}
-
-/// A roaming-contacts `contactList`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ContactList {
-    /// `deltaNum` (the list version), if present.
-    pub delta_num: Option<u32>,
-    /// Groups.
-    pub groups: Vec<Group>,
-    /// Contacts.
-    pub contacts: Vec<Contact>,
-}
-
-/// Parses a roaming-contacts `contactList` document.
-pub fn parse_contact_list(bytes: &[u8]) -> Result<ContactList, DocumentError> {
-    let text = decode(bytes)?;
-    let doc = Doc::parse(&text)?;
-    let root = expect_root(&doc, "contactList")?;
-    let mut l = ContactList {
-        delta_num: match doc.node(root).attr("deltaNum") {
-            Some(_) => Some(num(&doc, root, "deltaNum")?),
-            None => None,
-        },
-        ..ContactList::default()
-    };
-    for c in doc.children(root) {
-        let n = doc.node(c);
-        match n.local() {
-            "group" => l.groups.push(Group {
-                id: num(&doc, c, "id")?,
-                name: n.attr("name").unwrap_or_default().as_ref().into(),
-            }),
-            "contact" => {
-                let mut groups = Vec::new();
-                for g in n.attr("groups").unwrap_or_default().split_whitespace() {
-                    groups.push(g.parse::<u32>().map_err(|_| {
-                        doc.error_at(
-                            c,
-                            DocumentErrorKind::InvalidValue {
-                                what: "groups",
-                                value: short(g),
-                            },
-                        )
-                    })?);
-                }
-                l.contacts.push(Contact {
-                    uri: n
-                        .attr("uri")
-                        .ok_or_else(|| doc.error_at(c, DocumentErrorKind::Missing("uri")))?
-                        .as_ref()
-                        .into(),
-                    name: n
-                        .attr("name")
-                        .filter(|v| !v.is_empty())
-                        .map(|v| v.as_ref().into()),
-                    groups,
-                    subscribed: !n
-                        .attr("subscribed")
-                        .is_some_and(|v| v.eq_ignore_ascii_case("false")),
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(l)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,20 +252,5 @@ mod tests {
         assert!(r.has_categories && r.has_containers && r.has_subscribers);
         let e = parse_roaming_self(b"<roamingData><categories><category name=\"x\" instance=\"a\" container=\"1\" version=\"1\"/></categories></roamingData>").expect_err("bad instance");
         assert!(e.to_string().contains("instance"), "{e}");
-    }
-
-    #[test]
-    fn contact_list() {
-        let xml = r#"<contactList deltaNum="12"><group id="1" name="~" externalURI=""/><group id="2" name="Team"/><contact uri="bob@contoso.com" name="" groups="1 2 " subscribed="true" externalURI=""/><contact uri="carol@contoso.com" name="Carol" groups="2" subscribed="false"/></contactList>"#;
-        let l = parse_contact_list(xml.as_bytes()).expect("parses");
-        assert_eq!(l.delta_num, Some(12));
-        assert_eq!(l.groups[1].name.as_ref(), "Team");
-        assert_eq!(l.contacts[0].groups, [1, 2]);
-        assert_eq!(l.contacts[0].name, None);
-        assert!(!l.contacts[1].subscribed);
-        assert!(
-            parse_contact_list(b"<contactList><contact uri=\"x\" groups=\"a\"/></contactList>")
-                .is_err()
-        );
     }
 }

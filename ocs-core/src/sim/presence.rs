@@ -2046,7 +2046,7 @@ mod tests {
         let l = parse_contact_list(ok.body()).expect("contactList parses");
         assert_eq!(l.groups.len(), 2);
         assert_eq!(&*l.groups[0].name, "General");
-        assert_eq!(&*l.contacts[1].uri, "carol@contoso.com");
+        assert_eq!(&*l.contacts[1].uri, "sip:carol@contoso.com");
         assert_eq!(l.contacts[1].groups, [2]);
 
         let (ok, _, _) = w.subscribe(
