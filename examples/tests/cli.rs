@@ -565,7 +565,10 @@ fn diag_prints_the_snapshot_as_json_and_as_a_table() {
     assert!(v["registration"]["gruu"].is_string());
     assert_eq!(v["provisioning"], "received");
     assert_eq!(v["address_book"]["url"], "http://127.0.0.1/abs/int");
-    assert_eq!(v["address_book"]["download"], "not implemented");
+    assert_eq!(
+        v["address_book"]["download"],
+        "not configured (no address-book folder)"
+    );
     assert_eq!(v["custom_states"]["status"], "not configured");
     assert_eq!(v["policies"]["DisableIM"]["source"], "default");
     assert_eq!(v["policies"]["EnableDelegation"]["source"], "in-band");

@@ -35,8 +35,17 @@
 //! | 1401 | Presence: Published | info |
 //! | 1402 | Presence: PublishFailed | error |
 //! | 1403 | Presence: WatchEnded | warning |
+//! | 1404 | Presence: ContactList | info |
+//! | 1405 | Presence: ContactListChanged | info |
+//! | 1406 | Presence: ContactListChangeFailed | warning |
 //! | 1500 | Provisioning: Received | info |
 //! | 1501 | Provisioning: Failed | warning |
+//! | 1600 | CustomStates | info |
+//! | 1601 | CustomStatesFailed | warning |
+//! | 1700 | TraceFailed | warning |
+//! | 1800 | AddressBook: Ready | info |
+//! | 1801 | AddressBook: Failed | warning |
+//! | 1802 | AddressBook: FailingForADay | error |
 //! | 1900 | Stopped | info |
 
 use std::fmt::{self, Write as _};
@@ -123,11 +132,13 @@ pub struct AddressBookInfo {
     /// Where the URL came from, e.g.
     /// `in-band ServerConfiguration absInternalServerUrl`.
     pub url_from: Option<String>,
-    /// The last successful download. The download itself is not
-    /// implemented yet, so this is always `None`.
+    /// The last successful download (UTC, `2026-11-25T21:30:00Z`).
     pub last_download: Option<String>,
-    /// The next scheduled download (always `None` for now, see above).
+    /// The next scheduled download (UTC).
     pub next_download: Option<String>,
+    /// `not configured …`, `waiting for sign-in`, `downloading`,
+    /// `N entries, current to day XXXX` or `failing: …`.
+    pub status: String,
 }
 
 impl AddressBookInfo {
@@ -147,6 +158,7 @@ impl AddressBookInfo {
             url,
             last_download: None,
             next_download: None,
+            status: "not configured".into(),
         }
     }
 }
@@ -316,7 +328,31 @@ impl<'a> Obj<'a> {
     }
 }
 
-const NOT_IMPLEMENTED: &str = "not implemented";
+/// `t` as an ISO 8601 UTC timestamp to the second
+/// (`2026-11-25T21:30:00Z`).
+pub fn utc_timestamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
 
 impl Snapshot {
     /// The snapshot as one JSON object:
@@ -332,8 +368,7 @@ impl Snapshot {
     ///  "policies":{"NAME":{"value","source","from"},...}}
     /// ```
     ///
-    /// `keep_alive` is in seconds; `download` is `"not implemented"` until
-    /// the address-book download exists.
+    /// `keep_alive` is in seconds; `download` is the download's status.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(2048);
         let mut o = Obj::new(&mut out);
@@ -379,7 +414,7 @@ impl Snapshot {
             ao.opt_str("from", ab.url_from.as_deref());
             ao.opt_str("last_download", ab.last_download.as_deref());
             ao.opt_str("next_download", ab.next_download.as_deref());
-            ao.str("download", NOT_IMPLEMENTED);
+            ao.str("download", &ab.status);
             ao.end();
         }
         {
@@ -461,17 +496,14 @@ impl Snapshot {
                 _ => "-".into(),
             },
         );
+        row("Address book", ab.status.clone());
         row(
             "Last download",
-            ab.last_download
-                .clone()
-                .unwrap_or_else(|| NOT_IMPLEMENTED.into()),
+            ab.last_download.clone().unwrap_or_else(|| "-".into()),
         );
         row(
             "Next download",
-            ab.next_download
-                .clone()
-                .unwrap_or_else(|| NOT_IMPLEMENTED.into()),
+            ab.next_download.clone().unwrap_or_else(|| "-".into()),
         );
         let cs = &self.custom_states;
         row(
@@ -554,6 +586,21 @@ mod tests {
     }
 
     #[test]
+    fn utc_timestamps() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        // 2008-05-24 00:00 UTC (vector T19) and a leap day.
+        assert_eq!(
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(1_211_587_200)),
+            "2008-05-24T00:00:00Z"
+        );
+        assert_eq!(
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(1_709_208_000 + 3661)),
+            "2024-02-29T13:01:01Z"
+        );
+    }
+
+    #[test]
     fn json_is_valid_and_complete() {
         let s = sample();
         let j: serde_json::Value = serde_json::from_str(&s.to_json()).expect("valid JSON");
@@ -568,7 +615,7 @@ mod tests {
             j["address_book"]["from"],
             "in-band ServerConfiguration absExternalServerUrl"
         );
-        assert_eq!(j["address_book"]["download"], "not implemented");
+        assert_eq!(j["address_book"]["download"], "not configured");
         assert!(j["address_book"]["last_download"].is_null());
         assert_eq!(j["custom_states"]["url"], "file:///C:/a \"q\".xml");
         assert_eq!(j["custom_states"]["from"], "HKCU F.reg:3");
@@ -624,7 +671,8 @@ mod tests {
             "300 s",
             "https://edge/abs/ext (in-band ServerConfiguration absExternalServerUrl)",
             "Last download",
-            "not implemented",
+            "Address book",
+            "not configured",
             "Custom states",
             "Policy DisableIM",
             "\"true\" [in-band provisionGroup ucPolicy]",

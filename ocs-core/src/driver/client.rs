@@ -9,8 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::addressbook::{AddressBookConfig, DownloadError, Downloaded};
 use super::conn::{Conn, TlsSettings};
 use super::dns::Resolver;
+use crate::addressbook::{AbsDay, AddressBook, Entry, Schedule};
 use crate::auth::mechanism::Authenticator;
 use crate::customstates::{ClientVersion, CustomStates, Violation};
 use crate::diag::Snapshot;
@@ -63,6 +65,9 @@ pub struct ClientConfig {
     /// SIP high-security mode (`EnableSIPHighSecurityMode` = 2): the
     /// custom-states URL must be https.
     pub high_security: bool,
+    /// Address-book download (`None`: no download). The first one runs at
+    /// a random time within `initial_delay` after sign-in.
+    pub address_book: Option<AddressBookConfig>,
 }
 
 /// Makes the host's [`Authenticator`] for a client (called once per
@@ -94,6 +99,7 @@ impl ClientConfig {
             custom_state_url: None,
             custom_state_client: ClientVersion::Oc2007R2,
             high_security: false,
+            address_book: None,
             endpoint,
         }
     }
@@ -157,6 +163,41 @@ pub enum ClientEvent {
     /// In-band provisioning arrived (OCS dialect, after sign-in) or could
     /// not be fetched.
     Provisioning(ProvisioningEvent),
+    /// The address-book download's progress.
+    AddressBook(AddressBookEvent),
+}
+
+/// What the address-book download reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddressBookEvent {
+    /// The book is ready to search: read from the folder at start, or
+    /// downloaded (`fetched` names the file; `None`: already current).
+    Ready {
+        /// Number of entries.
+        entries: usize,
+        /// The day it is current to (`F-XXXX`/`D-…-XXXX`).
+        day: String,
+        /// The file downloaded, if any.
+        fetched: Option<String>,
+    },
+    /// A download failed; it is retried after `retry_in`.
+    Failed {
+        /// Why.
+        error: String,
+        /// Failures in a row.
+        failures: u32,
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+    /// Downloads have failed for 24 hours (raised once per streak, as
+    /// Communicator tells the user).
+    FailingForADay {
+        /// How long downloads have failed.
+        failing_for: Duration,
+        /// The last error.
+        error: String,
+    },
 }
 
 #[derive(Debug)]
@@ -193,6 +234,20 @@ enum Command {
     Unwatch(String),
     Diagnostics(oneshot::Sender<Snapshot>),
     ReloadCustomStates,
+    SearchAddressBook {
+        query: String,
+        limit: usize,
+        reply: oneshot::Sender<Vec<Entry>>,
+    },
+    DownloadAddressBook,
+}
+
+/// A download run's result, back to the client task.
+enum AbsMsg {
+    /// What the folder held at start.
+    Stored(Option<(Arc<AddressBook>, AbsDay)>),
+    /// A download run finished.
+    Done(Result<Downloaded, DownloadError>),
 }
 
 /// A running client. Dropping it stops the task (without un-registering;
@@ -258,6 +313,20 @@ impl Client {
             provisioning,
             diag: super::diag::DiagState::default(),
             trace,
+            abs: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                AbsState {
+                    schedule: Schedule::new(),
+                    book: None,
+                    day: None,
+                    run: None,
+                    tx,
+                    rx: Some(rx),
+                    last_success: None,
+                    last_error: None,
+                    scheduled: false,
+                }
+            },
         };
         let handle = tokio::spawn(task.run(cmd_rx));
         Ok(Client {
@@ -386,6 +455,33 @@ impl Client {
         let _ = self.cmds.send(Command::ReloadCustomStates);
     }
 
+    /// Up to `limit` address-book entries whose name, a word of it, e-mail
+    /// address, SIP URI or phone number starts with `query` (empty until
+    /// the book is read from the folder or downloaded).
+    pub async fn search_address_book(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::SearchAddressBook {
+                query: query.to_owned(),
+                limit,
+                reply,
+            })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+    }
+
+    /// Downloads the address book now instead of at the scheduled time
+    /// (Communicator has no such button; the seed's workaround is
+    /// `GalDownloadInitialDelay` = 0).
+    pub fn download_address_book(&self) {
+        let _ = self.cmds.send(Command::DownloadAddressBook);
+    }
+
     /// The configuration snapshot (`ocs diag`): server, registration,
     /// provisioning, address book, custom states and the effective policy.
     pub async fn diagnostics(&self) -> Result<Snapshot, Error> {
@@ -425,6 +521,21 @@ struct Task {
     custom_states_fetch: Option<AbortOnDrop>,
     /// The SIP trace, when configured.
     trace: Option<super::trace::TraceFile>,
+    /// The address-book download.
+    abs: AbsState,
+}
+
+/// The address-book side of the task.
+struct AbsState {
+    schedule: Schedule,
+    book: Option<Arc<AddressBook>>,
+    day: Option<AbsDay>,
+    run: Option<AbortOnDrop>,
+    tx: mpsc::UnboundedSender<AbsMsg>,
+    rx: Option<mpsc::UnboundedReceiver<AbsMsg>>,
+    last_success: Option<SystemTime>,
+    last_error: Option<String>,
+    scheduled: bool,
 }
 
 /// Aborts a spawned task when dropped.
@@ -442,6 +553,11 @@ fn now() -> Instant {
     Instant::now()
 }
 
+#[allow(clippy::disallowed_methods)]
+fn wall() -> SystemTime {
+    SystemTime::now()
+}
+
 impl Task {
     fn emit(&mut self, e: ClientEvent) {
         self.diag.note(&e);
@@ -455,6 +571,8 @@ impl Task {
             return;
         }
         let mut buf = vec![0u8; 65536];
+        let mut abs_rx = self.abs.rx.take();
+        self.load_stored_address_book();
         loop {
             if !self.flush().await {
                 return;
@@ -463,6 +581,7 @@ impl Task {
                 self.ep.poll_timeout(),
                 self.im.poll_timeout(),
                 self.sign_out_deadline,
+                self.abs.schedule.next_download(),
             ]
             .into_iter()
             .flatten()
@@ -480,7 +599,18 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
+            let abs_msg = async {
+                match abs_rx.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                msg = abs_msg => {
+                    if let Some(m) = msg {
+                        self.address_book_message(m);
+                    }
+                }
                 cmd = cmds.recv() => match cmd {
                     Some(Command::SignOut) | None => {
                         self.sign_out_deadline = Some(now() + self.cfg.sign_out_timeout);
@@ -524,9 +654,25 @@ impl Task {
                     Some(Command::Watch(uri)) => self.presence.watch(&mut self.ep, &uri, now()),
                     Some(Command::Unwatch(uri)) => self.presence.unwatch(&mut self.ep, &uri, now()),
                     Some(Command::Diagnostics(reply)) => {
-                        let _ = reply.send(self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning));
+                        let mut snap = self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning);
+                        self.fill_address_book_info(&mut snap);
+                        let _ = reply.send(snap);
                     }
                     Some(Command::ReloadCustomStates) => self.load_custom_states(),
+                    Some(Command::SearchAddressBook { query, limit, reply }) => {
+                        let found = self
+                            .abs
+                            .book
+                            .as_ref()
+                            .map(|b| b.search(&query, limit).into_iter().cloned().collect())
+                            .unwrap_or_default();
+                        let _ = reply.send(found);
+                    }
+                    Some(Command::DownloadAddressBook) => {
+                        if self.cfg.address_book.is_some() {
+                            self.abs.schedule.download_now(now());
+                        }
+                    }
                 },
                 r = recv => match r {
                     Ok(0) => self.lost("server closed the connection".into()),
@@ -549,6 +695,9 @@ impl Task {
                     self.ep.handle_timeout(now());
                     self.im.handle_timeout(&mut self.ep, now());
                     self.presence.handle_timeout(&mut self.ep, now());
+                    if self.abs.schedule.start_if_due(now()) {
+                        self.start_address_book_download();
+                    }
                 }
             }
         }
@@ -580,6 +729,130 @@ impl Task {
             };
             let _ = events.send(e);
         })));
+    }
+
+    /// Reads what the address-book folder holds, in the background, so
+    /// search works before the first download.
+    fn load_stored_address_book(&mut self) {
+        let Some(ab) = &self.cfg.address_book else {
+            return;
+        };
+        let dir = ab.dir.clone();
+        let tx = self.abs.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let stored = super::abstore::AbsStore::open(&dir)
+                .ok()
+                .and_then(|s| super::addressbook::load_stored(&s))
+                .map(|(st, entries)| (Arc::new(AddressBook::new(entries)), st.day()));
+            let _ = tx.send(AbsMsg::Stored(stored));
+        });
+    }
+
+    /// Starts one download run; its result comes back as [`AbsMsg::Done`].
+    fn start_address_book_download(&mut self) {
+        let Some(cfg) = self.cfg.address_book.clone() else {
+            return;
+        };
+        let url = cfg.url.clone().or_else(|| {
+            self.provisioning
+                .last()
+                .and_then(|p| p.abs_url(self.ep.registration().is_remote_user()))
+                .map(str::to_owned)
+        });
+        let tx = self.abs.tx.clone();
+        let Some(url) = url else {
+            let _ = tx.send(AbsMsg::Done(Err(DownloadError::NoUrl)));
+            return;
+        };
+        let tls = self.cfg.tls.clone();
+        let unix = wall()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.abs.run = Some(AbortOnDrop(tokio::spawn(async move {
+            let today = AbsDay::from_unix_secs(unix);
+            let r = super::addressbook::download(&url, &cfg, &tls, today, unix).await;
+            let _ = tx.send(AbsMsg::Done(r));
+        })));
+    }
+
+    fn address_book_message(&mut self, m: AbsMsg) {
+        match m {
+            AbsMsg::Stored(Some((book, day))) => {
+                // A download that finished first wins.
+                if self.abs.book.is_none() {
+                    let entries = book.len();
+                    self.abs.book = Some(book);
+                    self.abs.day = Some(day);
+                    self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
+                        entries,
+                        day: day.to_string(),
+                        fetched: None,
+                    }));
+                }
+            }
+            AbsMsg::Stored(None) => {}
+            AbsMsg::Done(Ok(d)) => {
+                self.abs.run = None;
+                self.abs.schedule.succeeded(now());
+                self.abs.last_success = Some(wall());
+                self.abs.last_error = None;
+                let entries = d.book.len();
+                self.abs.book = Some(d.book);
+                self.abs.day = Some(d.day);
+                self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
+                    entries,
+                    day: d.day.to_string(),
+                    fetched: d.fetched.map(|f| f.to_string()),
+                }));
+            }
+            AbsMsg::Done(Err(e)) => {
+                self.abs.run = None;
+                let t = now();
+                let out = self.abs.schedule.failed(t);
+                let error = e.to_string();
+                self.abs.last_error = Some(error.clone());
+                self.emit(ClientEvent::AddressBook(AddressBookEvent::Failed {
+                    error: error.clone(),
+                    failures: out.failures,
+                    retry_in: out.retry_at.saturating_duration_since(t),
+                }));
+                if let Some(failing_for) = out.warn {
+                    self.emit(ClientEvent::AddressBook(AddressBookEvent::FailingForADay {
+                        failing_for,
+                        error,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Adds the download's state to a snapshot.
+    fn fill_address_book_info(&self, snap: &mut Snapshot) {
+        let ab = &mut snap.address_book;
+        let Some(cfg) = &self.cfg.address_book else {
+            ab.status = "not configured (no address-book folder)".into();
+            return;
+        };
+        if let Some(u) = &cfg.url {
+            ab.url = Some(u.clone());
+            ab.url_from = Some("client configuration".into());
+        }
+        ab.last_download = self.abs.last_success.map(crate::diag::utc_timestamp);
+        ab.next_download = self.abs.schedule.next_download().map(|at| {
+            let wait = at.saturating_duration_since(now());
+            crate::diag::utc_timestamp(wall() + wait)
+        });
+        ab.status = match (&self.abs.book, &self.abs.last_error) {
+            _ if self.abs.run.is_some() => "downloading".into(),
+            (_, Some(e)) => format!("failing: {e}"),
+            (Some(b), None) => format!(
+                "{} entries, current to day {}",
+                b.len(),
+                self.abs.day.map(|d| d.to_string()).unwrap_or_default()
+            ),
+            (None, None) if self.abs.scheduled => "waiting for the first download".into(),
+            (None, None) => "waiting for sign-in".into(),
+        };
     }
 
     fn lost(&mut self, why: String) {
@@ -624,6 +897,13 @@ impl Task {
                 {
                     self.presence.on_registered(&mut self.ep, now());
                     self.provisioning.on_registered(&mut self.ep, now());
+                    if !self.abs.scheduled
+                        && let Some(ab) = &self.cfg.address_book
+                    {
+                        self.abs.scheduled = true;
+                        let delay = ab.initial_delay;
+                        self.abs.schedule.signed_in(now(), delay, &mut self.rng);
+                    }
                     if !self.custom_states_loaded {
                         self.custom_states_loaded = true;
                         if self.cfg.custom_state_url.is_some() {

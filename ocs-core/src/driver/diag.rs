@@ -2,7 +2,7 @@
 //! events, filling a [`Snapshot`] from the task's state, and the stable
 //! event ids and severities of [`ClientEvent`] (table in [`crate::diag`]).
 
-use super::client::{ClientConfig, ClientEvent};
+use super::client::{AddressBookEvent, ClientConfig, ClientEvent};
 use crate::customstates::check_url;
 use crate::diag::{
     AddressBookInfo, CustomStatesInfo, RegistrationInfo, ServerInfo, Severity, Snapshot,
@@ -182,6 +182,11 @@ impl ClientEvent {
             ClientEvent::CustomStates { .. } => 1600,
             ClientEvent::CustomStatesFailed { .. } => 1601,
             ClientEvent::TraceFailed(_) => 1700,
+            ClientEvent::AddressBook(a) => match a {
+                AddressBookEvent::Ready { .. } => 1800,
+                AddressBookEvent::Failed { .. } => 1801,
+                AddressBookEvent::FailingForADay { .. } => 1802,
+            },
             ClientEvent::Stopped => 1900,
         }
     }
@@ -190,8 +195,8 @@ impl ClientEvent {
     pub fn severity(&self) -> Severity {
         match self.id() {
             1101 | 1300 | 1303 | 1306 | 1400 => Severity::Verbose,
-            1105 | 1200 | 1402 => Severity::Error,
-            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1501 | 1601 | 1700 => {
+            1105 | 1200 | 1402 | 1802 => Severity::Error,
+            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1406 | 1501 | 1601 | 1700 | 1801 => {
                 Severity::Warning
             }
             _ => Severity::Info,

@@ -182,6 +182,8 @@ pub struct PresenceServer {
     subs: Vec<Subscription>,
     /// The first instant seen: synthetic publishTimes count from it.
     epoch: Option<Instant>,
+    /// The address-book URL handed out by in-band provisioning.
+    abs_url: String,
 }
 
 /// `sip:user@host`, lower case, from a URI text.
@@ -414,6 +416,7 @@ impl PresenceServer {
             users: HashMap::new(),
             subs: Vec::new(),
             epoch: None,
+            abs_url: "http://127.0.0.1/abs".into(),
         }
     }
 
@@ -425,6 +428,13 @@ impl PresenceServer {
             .iter()
             .map(|(u, n, g)| ((*u).to_owned(), (*n).to_owned(), (*g).to_owned()))
             .collect();
+    }
+
+    /// The address-book base URL provisioning hands out (internal and
+    /// external alike; default `http://127.0.0.1/abs`, where nothing
+    /// listens).
+    pub fn set_address_book_url(&mut self, url: &str) {
+        self.abs_url = url.to_owned();
     }
 
     /// The current version of one publication of `aor` (0 when absent).
@@ -773,7 +783,7 @@ impl PresenceServer {
                     HeaderName::Supported,
                     "ms-benotify, ms-piggyback-first-notify",
                 );
-                r.set_body(PROVISIONING_CT, provisioning_doc());
+                r.set_body(PROVISIONING_CT, provisioning_doc(&self.abs_url));
                 Ok(PresenceReply {
                     response: r,
                     notify: Vec::new(),
@@ -1406,12 +1416,13 @@ fn parse_batch(body: &[u8]) -> Result<(Vec<String>, Vec<String>), PresenceError>
     Ok((targets, cats))
 }
 
-fn provisioning_doc() -> String {
-    concat!(
+fn provisioning_doc(abs_url: &str) -> String {
+    let abs = esc(abs_url);
+    [
         "<provisionGroupList xmlns=\"http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification\">",
         "<provisionGroup name=\"ServerConfiguration\">",
-        "<absInternalServerUrl>http://127.0.0.1/abs/int</absInternalServerUrl>",
-        "<absExternalServerUrl>http://127.0.0.1/abs/ext</absExternalServerUrl>",
+        &format!("<absInternalServerUrl>{abs}/int</absInternalServerUrl>"),
+        &format!("<absExternalServerUrl>{abs}/ext</absExternalServerUrl>"),
         "<focusFactoryUri>sip:focus@ocs-sim.invalid</focusFactoryUri>",
         "</provisionGroup>",
         "<provisionGroup name=\"meetingPolicy\"><instance>",
@@ -1422,9 +1433,9 @@ fn provisioning_doc() -> String {
         "<property name=\"EnableCallTransfer\">true</property>",
         "<property name=\"EnableDelegation\">true</property>",
         "</instance></provisionGroup>",
-        "</provisionGroupList>"
-    )
-    .to_owned()
+        "</provisionGroupList>",
+    ]
+    .concat()
 }
 
 // ----- the server's side -------------------------------------------------
@@ -1435,6 +1446,12 @@ impl SimServer {
     /// `""` means the default group "General".
     pub fn set_contacts(&mut self, aor: &str, contacts: &[(&str, &str, &str)]) {
         self.presence.set_contacts(aor, contacts);
+    }
+
+    /// The address-book base URL in-band provisioning hands out
+    /// (`{url}/int` and `{url}/ext`).
+    pub fn set_address_book_url(&mut self, url: &str) {
+        self.presence.set_address_book_url(url);
     }
 
     /// The presence service, for inspection.

@@ -6,3 +6,5 @@
 pub mod client;
 #[cfg(feature = "tokio")]
 pub mod dns;
+#[cfg(feature = "tokio")]
+pub mod http;
