@@ -588,3 +588,61 @@ fn diag_prints_the_snapshot_as_json_and_as_a_table() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn address_book_sample_show_and_search() {
+    let dir = std::env::temp_dir().join(format!("ocs-cli-abs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("F-0A8C.lsabs");
+    let f = file.to_str().expect("utf-8 path");
+    let (code, out, err) = run(&[
+        "address-book",
+        "sample",
+        f,
+        "--count",
+        "64",
+        "--day",
+        "0A8C",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"count\":64"), "{out}");
+
+    let (code, out, err) = run(&["address-book", "show", f, "--limit", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["kind"], "full");
+    assert_eq!(v["day"], "0A8C");
+    assert_eq!(v["count"], 64);
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["items"][0]["display_name"], "Anna Meyer");
+    assert_eq!(v["items"][0]["phones"][0]["normalized"], "tel:+49891000000");
+
+    // The folder layout a download leaves: the file and the state file.
+    std::fs::write(
+        dir.join("ocs-address-book.state"),
+        "ocs-address-book 1\nfull F-0A8C.lsabs\ndownloaded 0\n",
+    )
+    .expect("state");
+    let d = dir.to_str().expect("utf-8 path");
+    let (code, out, err) = run(&["address-book", "search", d, "weber"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["entries"], 64);
+    // Surnames cycle every 8 people in blocks of 8: Weber is people 16..24.
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(8), "{v}");
+    let (code, out, _) = run(&["address-book", "search", d, "+49 89 100 0042"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("clara.becker42@"), "{out}");
+
+    // Damage is reported with its byte offset, exit 1.
+    let mut bytes = std::fs::read(&file).expect("read");
+    bytes[300] ^= 0x20;
+    std::fs::write(&file, &bytes).expect("write");
+    let (code, _, err) = run(&["address-book", "show", f]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(": byte "), "{err}");
+    let (code, _, err) = run(&["address-book", "search", d, "x"]);
+    assert_eq!(code, 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

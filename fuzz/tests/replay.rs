@@ -117,3 +117,13 @@ fn custom_states_corpus() {
 fn provisioning_corpus() {
     replay("provisioning", ocs_fuzz::check_provisioning);
 }
+
+#[test]
+fn abs_file_corpus() {
+    replay("abs_file", ocs_fuzz::check_abs_file);
+}
+
+#[test]
+fn roaming_contacts_corpus() {
+    replay("roaming_contacts", ocs_fuzz::check_roaming_contacts);
+}

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 invalid input or failed operation (with a
 //! one-line `error: ...` on stderr), 2 usage or I/O error.
 
+mod addressbook;
 mod customstates;
 mod diag;
 mod im;
@@ -61,6 +62,10 @@ enum Command {
     /// provisioning, address book, custom states, effective policy) as JSON
     /// or --table, sign out.
     Diag(diag::DiagArgs),
+    /// Address book (GAL) files: show one, search a downloaded folder,
+    /// write a sample. Live commands download with --address-book DIR.
+    #[command(subcommand)]
+    AddressBook(addressbook::AddressBookCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Command::Presence(cmd) => presence::run(cmd),
         Command::CustomStates(cmd) => customstates::run(cmd),
         Command::Diag(a) => live(diag::run(a)),
+        Command::AddressBook(cmd) => addressbook::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

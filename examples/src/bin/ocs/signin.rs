@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
-use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings};
+use ocs_core::driver::{AddressBookEvent, Client, ClientConfig, ClientEvent, TlsSettings};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Error;
 use ocs_core::provisioning_agent::ProvisioningEvent;
@@ -75,6 +75,11 @@ pub(crate) struct SignIn {
     /// Write the trace as pcap (for Wireshark or sngrep) instead of text.
     #[arg(long, requires = "trace")]
     pub trace_pcap: bool,
+    /// Download the address book into this folder: first at a random time
+    /// within GalDownloadInitialDelay minutes after sign-in (policy;
+    /// 0 = at once), then daily.
+    #[arg(long, value_name = "DIR")]
+    pub address_book: Option<PathBuf>,
 }
 
 impl SignIn {
@@ -147,6 +152,11 @@ impl SignIn {
             tls.add_ca_file(ca)
                 .map_err(|e| CliError::Usage(format!("--ca {}: {e}", ca.display())))?;
             cfg.tls = tls;
+        }
+        if let Some(dir) = &self.address_book {
+            let mut ab = ocs_core::driver::AddressBookConfig::new(dir);
+            ab.initial_delay = policy.gal_download_initial_delay().value;
+            cfg.address_book = Some(ab);
         }
         cfg.policy = policy;
         cfg.trace = self.trace.as_ref().map(|p| {
@@ -251,6 +261,21 @@ pub(crate) fn event_json(e: &ClientEvent) -> Value {
         }
         ClientEvent::Provisioning(ProvisioningEvent::Failed(e)) => {
             json!({"event": "provisioning_failed", "error": error_json(e)})
+        }
+        ClientEvent::AddressBook(AddressBookEvent::Ready {
+            entries,
+            day,
+            fetched,
+        }) => json!({"event": "address_book", "entries": entries, "day": day, "fetched": fetched}),
+        ClientEvent::AddressBook(AddressBookEvent::Failed {
+            error,
+            failures,
+            retry_in,
+        }) => json!({"event": "address_book_failed", "error": error, "failures": failures,
+            "retry_in": retry_in.as_secs()}),
+        ClientEvent::AddressBook(AddressBookEvent::FailingForADay { failing_for, error }) => {
+            json!({"event": "address_book_failing", "error": error,
+                "failing_for": failing_for.as_secs()})
         }
         other => json!({"event": "other", "detail": format!("{other:?}")}),
     }
