@@ -38,6 +38,15 @@ cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --t
 step "C API smoke test against Kamailio (bindings/c/run.sh: gcc, ocs.h, libocs_ffi.so)"
 bindings/c/run.sh
 
+step "C# wrapper test against Kamailio (bindings/csharp/run.sh: Debian mono-mcs; OCS_SKIP_CSHARP=1 skips it)"
+if [ "${OCS_SKIP_CSHARP:-}" = 1 ]; then
+  echo "skipped: OCS_SKIP_CSHARP=1"
+else
+  # Installs mono-mcs and mono-runtime when missing.
+  bindings/csharp/run.sh \
+    || { echo "the C# wrapper test failed; OCS_SKIP_CSHARP=1 skips this step" >&2; exit 1; }
+fi
+
 step "interop with linphonec (Debian linphone-cli; OCS_SKIP_LINPHONEC=1 skips it)"
 if [ "${OCS_SKIP_LINPHONEC:-}" = 1 ]; then
   echo "skipped: OCS_SKIP_LINPHONEC=1"
