@@ -15,6 +15,12 @@
 //!
 //! Appear offline publishes availability 18500 and is refused unless the
 //! effective EnableAppearOffline policy allows it.
+//!
+//! The server-stored contact list (OCS, MS-SIP 3.7): the
+//! roaming-contacts subscription brings the list (`contactList`) and its
+//! changes (`contactDelta`); changes go out one at a time as SOAP in a
+//! SERVICE carrying the list's `deltaNum`, and a refused version makes us
+//! fetch the list again and retry once.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -24,6 +30,10 @@ use crate::discovery::Dialect;
 use crate::endpoint::{Endpoint, EndpointEvent, IncomingId, RequestId};
 use crate::error::{Error, Provenance};
 use crate::presence::categories::ParseOptions;
+use crate::presence::contacts::{
+    ContactList, ContactOp, DEFAULT_GROUP, ROAMING_CONTACTS_CT, RoamingContacts, SOAP_CT,
+    parse_add_group_response, parse_roaming_contacts, with_sip,
+};
 use crate::presence::model::{Availability, NoteKind, Presence, State};
 use crate::presence::pidf::{PidfPublish, build_pidf, parse_pidf};
 use crate::presence::publish::{
@@ -91,6 +101,81 @@ pub enum PresenceEvent {
         /// Why.
         reason: String,
     },
+    /// The contact list as it now stands (after sign-in, a change of ours
+    /// or one made elsewhere).
+    ContactList(Box<ContactList>),
+    /// A change we asked for is done.
+    ContactListChanged {
+        /// Which request.
+        id: ContactOpId,
+        /// What was sent.
+        op: ContactOp,
+        /// The new group's id, for [`ContactOp::AddGroup`].
+        group_id: Option<u32>,
+    },
+    /// A change we asked for failed.
+    ContactListChangeFailed {
+        /// Which request.
+        id: ContactOpId,
+        /// Why.
+        error: Error,
+    },
+}
+
+/// Identifies a contact-list change request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContactOpId(pub u64);
+
+/// A change to the contact list in the user's terms (by URI and group
+/// name); turned into a [`ContactOp`] against the list when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContactRequest {
+    /// Adds a contact to a group (`None`: the default group) and watches
+    /// it; a contact already listed is added to that group too.
+    Add {
+        /// The contact.
+        uri: String,
+        /// The group's name.
+        group: Option<String>,
+    },
+    /// Removes a contact from the list and stops watching it.
+    Remove {
+        /// The contact.
+        uri: String,
+    },
+    /// Moves a contact into one group, out of all others.
+    Move {
+        /// The contact.
+        uri: String,
+        /// The group's name.
+        to_group: String,
+    },
+    /// Creates a group.
+    AddGroup {
+        /// Its name.
+        name: String,
+    },
+    /// Renames a group.
+    RenameGroup {
+        /// The current name.
+        name: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// Deletes a group (its contacts stay in their other groups).
+    RemoveGroup {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct QueuedChange {
+    id: ContactOpId,
+    request: ContactRequest,
+    /// Already retried once after a refused list version.
+    retried: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +202,15 @@ enum Pending {
     },
     RoamingSelf {
         req: Box<Message>,
+    },
+    RoamingContacts {
+        req: Box<Message>,
+    },
+    ContactChange {
+        change: QueuedChange,
+        op: ContactOp,
+        /// The list version the change was sent against.
+        sent: u32,
     },
     Other,
 }
@@ -165,6 +259,19 @@ pub struct PresenceAgent {
     machine: Availability,
     /// The host reported a call in progress.
     in_call: bool,
+    /// The roaming-contacts subscription (OCS).
+    roaming_contacts: Option<Dialog>,
+    /// The contact list, once the server sent it.
+    contacts: Option<ContactList>,
+    /// The list must be fetched again before the next change (a version
+    /// was refused or a change was missed).
+    contacts_stale: bool,
+    /// Changes waiting to be sent, oldest first.
+    contact_queue: VecDeque<QueuedChange>,
+    /// A change is on the wire (one at a time: each needs the version the
+    /// previous one produced).
+    contact_in_flight: bool,
+    next_contact_op: u64,
 }
 
 /// Communicator's idle thresholds (OCS R2 SDK "Machine States"): inactive
@@ -214,6 +321,12 @@ impl PresenceAgent {
             tuple,
             machine: Availability::ONLINE,
             in_call: false,
+            roaming_contacts: None,
+            contacts: None,
+            contacts_stale: false,
+            contact_queue: VecDeque::new(),
+            contact_in_flight: false,
+            next_contact_op: 0,
         }
     }
 
@@ -251,6 +364,9 @@ impl PresenceAgent {
             let copy = Box::new(req.clone());
             self.submit(ep, req, Pending::RoamingSelf { req: copy }, now);
         }
+        if self.cfg.dialect == Dialect::Ocs && self.roaming_contacts.is_none() {
+            self.subscribe_roaming_contacts(ep, now);
+        }
         let uris: Vec<String> = self
             .watches
             .iter()
@@ -264,6 +380,215 @@ impl PresenceAgent {
             self.etag = None;
             self.publish(ep, now, 0);
         }
+    }
+
+    /// The contact list, once the server sent it (OCS).
+    pub fn contact_list(&self) -> Option<&ContactList> {
+        self.contacts.as_ref()
+    }
+
+    /// Asks for a change to the server-stored contact list (OCS only). It
+    /// is sent when the list is known and earlier changes are done, and
+    /// ends in exactly one [`PresenceEvent::ContactListChanged`] or
+    /// [`PresenceEvent::ContactListChangeFailed`] with the returned id.
+    pub fn change_contacts(
+        &mut self,
+        ep: &mut Endpoint,
+        request: ContactRequest,
+        now: Instant,
+    ) -> Result<ContactOpId, Error> {
+        if self.cfg.dialect != Dialect::Ocs {
+            return Err(Error::ApiMisuse(
+                "the standard dialect has no server-stored contact list".into(),
+            ));
+        }
+        let empty = |s: &str| s.trim().is_empty();
+        let bad = match &request {
+            ContactRequest::Add { uri, .. }
+            | ContactRequest::Remove { uri }
+            | ContactRequest::Move { uri, .. } => empty(uri),
+            ContactRequest::AddGroup { name } | ContactRequest::RemoveGroup { name } => empty(name),
+            ContactRequest::RenameGroup { name, new_name } => empty(name) || empty(new_name),
+        };
+        if bad {
+            return Err(Error::ApiMisuse(format!(
+                "empty URI or group name in {request:?}"
+            )));
+        }
+        self.next_contact_op += 1;
+        let id = ContactOpId(self.next_contact_op);
+        self.contact_queue.push_back(QueuedChange {
+            id,
+            request,
+            retried: false,
+        });
+        self.pump_contacts(ep, now);
+        Ok(id)
+    }
+
+    fn subscribe_roaming_contacts(&mut self, ep: &mut Endpoint, now: Instant) {
+        let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
+        for (n, v) in [
+            ("Event", "vnd-microsoft-roaming-contacts"),
+            ("Accept", ROAMING_CONTACTS_CT),
+            ("Supported", "com.microsoft.autoextend"),
+            ("Supported", "ms-benotify"),
+            ("Proxy-Require", "ms-benotify"),
+            ("Supported", "ms-piggyback-first-notify"),
+        ] {
+            req.push_header(n, v);
+        }
+        let copy = Box::new(req.clone());
+        self.submit(ep, req, Pending::RoamingContacts { req: copy }, now);
+    }
+
+    /// Turns a request into the SOAP operation against the current list.
+    fn resolve(list: &ContactList, r: &ContactRequest) -> Result<ContactOp, Error> {
+        let group = |name: &str| {
+            list.group_named(name).map(|g| g.id).ok_or_else(|| {
+                Error::ApiMisuse(format!("no group named {name:?} in the contact list"))
+            })
+        };
+        let not_default = |name: &str| {
+            if name == DEFAULT_GROUP {
+                Err(Error::ApiMisuse(
+                    "the default group \"~\" cannot be renamed or deleted".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match r {
+            ContactRequest::Add { uri, group: g } => {
+                let gid = match g {
+                    Some(name) => group(name)?,
+                    None => list.default_group().map(|g| g.id).ok_or_else(|| {
+                        Error::ApiMisuse("the contact list has no group to add to".into())
+                    })?,
+                };
+                let (name, mut groups) = match list.contact(uri) {
+                    Some(c) => (c.name.as_deref().map(str::to_owned), c.groups.clone()),
+                    None => (None, Vec::new()),
+                };
+                if !groups.contains(&gid) {
+                    groups.push(gid);
+                }
+                ContactOp::SetContact {
+                    uri: with_sip(uri).into(),
+                    name,
+                    groups,
+                    subscribed: true,
+                }
+            }
+            ContactRequest::Remove { uri } => {
+                let c = list
+                    .contact(uri)
+                    .ok_or_else(|| Error::ApiMisuse(format!("{uri} is not in the contact list")))?;
+                ContactOp::DeleteContact {
+                    uri: c.uri.to_string(),
+                }
+            }
+            ContactRequest::Move { uri, to_group } => {
+                let c = list
+                    .contact(uri)
+                    .ok_or_else(|| Error::ApiMisuse(format!("{uri} is not in the contact list")))?;
+                ContactOp::SetContact {
+                    uri: c.uri.to_string(),
+                    name: c.name.as_deref().map(str::to_owned),
+                    groups: vec![group(to_group)?],
+                    subscribed: c.subscribed,
+                }
+            }
+            ContactRequest::AddGroup { name } => {
+                if list.group_named(name).is_some() {
+                    return Err(Error::ApiMisuse(format!(
+                        "a group named {name:?} exists already"
+                    )));
+                }
+                ContactOp::AddGroup { name: name.clone() }
+            }
+            ContactRequest::RenameGroup { name, new_name } => {
+                not_default(name)?;
+                ContactOp::ModifyGroup {
+                    id: group(name)?,
+                    name: new_name.clone(),
+                }
+            }
+            ContactRequest::RemoveGroup { name } => {
+                not_default(name)?;
+                ContactOp::DeleteGroup { id: group(name)? }
+            }
+        })
+    }
+
+    /// Sends the next queued change when the list is known and nothing is
+    /// on the wire.
+    fn pump_contacts(&mut self, ep: &mut Endpoint, now: Instant) {
+        while !self.contact_in_flight && !self.contacts_stale {
+            let Some(list) = &self.contacts else { return };
+            let Some(change) = self.contact_queue.pop_front() else {
+                return;
+            };
+            let op = match Self::resolve(list, &change.request) {
+                Ok(op) => op,
+                Err(error) => {
+                    self.events
+                        .push_back(PresenceEvent::ContactListChangeFailed {
+                            id: change.id,
+                            error,
+                        });
+                    continue;
+                }
+            };
+            let delta = list.delta_num.unwrap_or(0);
+            let mut req = ep.new_request(Method::Service, &self.cfg.aor);
+            req.set_body(SOAP_CT, op.soap(delta).into_bytes());
+            self.contact_in_flight = true;
+            self.submit(
+                ep,
+                req,
+                Pending::ContactChange {
+                    change,
+                    op,
+                    sent: delta,
+                },
+                now,
+            );
+        }
+    }
+
+    /// A roaming-contacts document arrived (200 OK or NOTIFY).
+    fn on_contacts_doc(&mut self, ep: &mut Endpoint, body: &[u8], now: Instant) {
+        if body.is_empty() {
+            return;
+        }
+        match parse_roaming_contacts(body) {
+            Ok(RoamingContacts::Full(l)) => {
+                self.contacts = Some(l);
+                self.contacts_stale = false;
+            }
+            Ok(RoamingContacts::Delta(d)) => {
+                let Some(list) = &mut self.contacts else {
+                    return;
+                };
+                if list.delta_num.is_some_and(|n| d.delta_num <= n) {
+                    // Our own change, already applied when it was accepted.
+                    return;
+                }
+                if !list.apply(&d) && !self.contacts_stale {
+                    // A change was missed: fetch the whole list again.
+                    self.contacts_stale = true;
+                    self.roaming_contacts = None;
+                    self.subscribe_roaming_contacts(ep, now);
+                }
+            }
+            Err(_) => return,
+        }
+        if let Some(l) = &self.contacts {
+            self.events
+                .push_back(PresenceEvent::ContactList(Box::new(l.clone())));
+        }
+        self.pump_contacts(ep, now);
     }
 
     /// Publishes a standard state with an optional note. Appear offline
@@ -752,6 +1077,16 @@ impl PresenceAgent {
                             reason: format!("{failure:?}"),
                         });
                     }
+                    Pending::ContactChange { change, .. } => {
+                        self.contact_in_flight = false;
+                        self.events.push_back(PresenceEvent::ContactListChangeFailed {
+                            id: change.id,
+                            error: Error::Transport(format!(
+                                "no answer to the contact-list change ({failure:?}); it may or may not have been made"
+                            )),
+                        });
+                        self.pump_contacts(ep, now);
+                    }
                     _ => {}
                 }
                 true
@@ -814,6 +1149,71 @@ impl PresenceAgent {
                     self.events
                         .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
                 }
+            }
+            Pending::RoamingContacts { req } => {
+                if (200..300).contains(&code) {
+                    self.roaming_contacts = Dialog::from_uac(&req, resp).ok();
+                    self.on_contacts_doc(ep, resp.body(), now);
+                } else {
+                    // No list: queued changes cannot be resolved.
+                    self.contacts_stale = false;
+                    let error = Error::rejected(resp);
+                    for c in std::mem::take(&mut self.contact_queue) {
+                        self.events
+                            .push_back(PresenceEvent::ContactListChangeFailed {
+                                id: c.id,
+                                error: error.clone(),
+                            });
+                    }
+                }
+            }
+            Pending::ContactChange { change, op, sent } => {
+                self.contact_in_flight = false;
+                if (200..300).contains(&code) {
+                    let group_id = match op {
+                        ContactOp::AddGroup { .. } => parse_add_group_response(resp.body()).ok(),
+                        _ => None,
+                    };
+                    if let Some(l) = &mut self.contacts
+                        && l.delta_num.unwrap_or(0) <= sent
+                    {
+                        // The server's contactDelta has not arrived yet (it
+                        // may come before or after this answer): apply the
+                        // change as the server did; the delta is then
+                        // skipped as already known.
+                        op.apply_to(l, group_id);
+                        l.delta_num = Some(sent + 1);
+                        self.events
+                            .push_back(PresenceEvent::ContactList(Box::new(l.clone())));
+                    }
+                    match &change.request {
+                        ContactRequest::Add { uri, .. } => self.watch(ep, &with_sip(uri), now),
+                        ContactRequest::Remove { uri } => self.unwatch(ep, &with_sip(uri), now),
+                        _ => {}
+                    }
+                    self.events.push_back(PresenceEvent::ContactListChanged {
+                        id: change.id,
+                        op,
+                        group_id,
+                    });
+                } else if code == 409 && !change.retried {
+                    // The list changed under us (another endpoint): fetch it
+                    // again, then retry against the new version.
+                    self.contact_queue.push_front(QueuedChange {
+                        retried: true,
+                        ..change
+                    });
+                    self.contacts_stale = true;
+                    self.roaming_contacts = None;
+                    self.subscribe_roaming_contacts(ep, now);
+                } else {
+                    self.events
+                        .push_back(PresenceEvent::ContactListChangeFailed {
+                            id: change.id,
+                            error: Error::rejected(resp),
+                        });
+                }
+                self.pump_contacts(ep, now);
             }
             Pending::RoamingSelf { req } => {
                 if (200..300).contains(&code) {
@@ -948,6 +1348,17 @@ impl PresenceAgent {
             .roaming_self
             .as_ref()
             .is_some_and(|d| d.matches_incoming(req));
+        let in_contacts = self
+            .roaming_contacts
+            .as_ref()
+            .is_some_and(|d| d.matches_incoming(req));
+        if in_contacts {
+            if !benotify && let Ok(r) = builder::response(req, 200, None, Some(&ep.new_tag())) {
+                ep.respond(id, r, now);
+            }
+            self.on_contacts_doc(ep, req.body(), now);
+            return;
+        }
         let mut watch = self
             .watches
             .iter()
@@ -1068,6 +1479,21 @@ impl PresenceAgent {
     /// restores everything after the next sign-in.
     pub fn handle_connection_lost(&mut self) {
         self.roaming_self = None;
+        self.roaming_contacts = None;
+        // A change on the wire may or may not have been made; the queued
+        // ones go out after the next sign-in, against the list fetched then.
+        for p in self.pending.values() {
+            if let Pending::ContactChange { change, .. } = p {
+                self.events.push_back(PresenceEvent::ContactListChangeFailed {
+                    id: change.id,
+                    error: Error::Transport(
+                        "the connection dropped before the server answered the contact-list change; it may or may not have been made".into(),
+                    ),
+                });
+            }
+        }
+        self.contact_in_flight = false;
+        self.contacts = None;
         self.pending.clear();
         self.publish_refresh_at = None;
         for w in self.watches.values_mut() {

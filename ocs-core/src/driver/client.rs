@@ -21,8 +21,11 @@ use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
 use crate::error::{Error, Provenance};
 use crate::messaging::{ImConfig, ImEvent, MessageId, Messaging};
 use crate::policy::EffectivePolicy;
+use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
-use crate::presence_agent::{PresenceAgent, PresenceConfig, PresenceEvent};
+use crate::presence_agent::{
+    ContactOpId, ContactRequest, PresenceAgent, PresenceConfig, PresenceEvent,
+};
 use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, RegistrationEvent};
 use crate::rng::Rng;
@@ -240,6 +243,11 @@ enum Command {
         reply: oneshot::Sender<Vec<Entry>>,
     },
     DownloadAddressBook,
+    ContactList(oneshot::Sender<Option<ContactList>>),
+    ChangeContacts {
+        request: ContactRequest,
+        reply: oneshot::Sender<Result<Option<u32>, Error>>,
+    },
 }
 
 /// A download run's result, back to the client task.
@@ -327,6 +335,7 @@ impl Client {
                     scheduled: false,
                 }
             },
+            contact_replies: std::collections::HashMap::new(),
         };
         let handle = tokio::spawn(task.run(cmd_rx));
         Ok(Client {
@@ -475,6 +484,85 @@ impl Client {
             .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
     }
 
+    /// The server-stored contact list (OCS), once the server sent it after
+    /// sign-in (`None` before, and in the standard dialect).
+    pub async fn contact_list(&self) -> Result<Option<ContactList>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::ContactList(reply))
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+    }
+
+    /// Changes the contact list and waits for the server's answer.
+    async fn change_contacts(&self, request: ContactRequest) -> Result<Option<u32>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::ChangeContacts { request, reply })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client stopped before the server answered".into()))?
+    }
+
+    /// Adds a contact to a group (`None`: the default group) and watches
+    /// it. A contact already in the list is added to that group as well.
+    pub async fn add_contact(&self, uri: &str, group: Option<&str>) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::Add {
+            uri: uri.to_owned(),
+            group: group.map(str::to_owned),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Removes a contact from the list and stops watching it.
+    pub async fn remove_contact(&self, uri: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::Remove {
+            uri: uri.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Moves a contact into `to_group`, out of every other group.
+    pub async fn move_contact(&self, uri: &str, to_group: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::Move {
+            uri: uri.to_owned(),
+            to_group: to_group.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Creates a group; returns the id the server gave it.
+    pub async fn add_group(&self, name: &str) -> Result<u32, Error> {
+        self.change_contacts(ContactRequest::AddGroup {
+            name: name.to_owned(),
+        })
+        .await?
+        .ok_or_else(|| Error::PeerMisbehaved("addGroup answered without a group id".into()))
+    }
+
+    /// Renames a group.
+    pub async fn rename_group(&self, name: &str, new_name: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::RenameGroup {
+            name: name.to_owned(),
+            new_name: new_name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Deletes a group; its contacts stay in their other groups.
+    pub async fn remove_group(&self, name: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::RemoveGroup {
+            name: name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
     /// Downloads the address book now instead of at the scheduled time
     /// (Communicator has no such button; the seed's workaround is
     /// `GalDownloadInitialDelay` = 0).
@@ -523,6 +611,9 @@ struct Task {
     trace: Option<super::trace::TraceFile>,
     /// The address-book download.
     abs: AbsState,
+    /// Callers waiting for their contact-list change.
+    contact_replies:
+        std::collections::HashMap<ContactOpId, oneshot::Sender<Result<Option<u32>, Error>>>,
 }
 
 /// The address-book side of the task.
@@ -667,6 +758,19 @@ impl Task {
                             .map(|b| b.search(&query, limit).into_iter().cloned().collect())
                             .unwrap_or_default();
                         let _ = reply.send(found);
+                    }
+                    Some(Command::ContactList(reply)) => {
+                        let _ = reply.send(self.presence.contact_list().cloned());
+                    }
+                    Some(Command::ChangeContacts { request, reply }) => {
+                        match self.presence.change_contacts(&mut self.ep, request, now()) {
+                            Ok(id) => {
+                                self.contact_replies.insert(id, reply);
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
                     }
                     Some(Command::DownloadAddressBook) => {
                         if self.cfg.address_book.is_some() {
@@ -953,6 +1057,19 @@ impl Task {
             }
             while let Some(e) = self.presence.poll_event() {
                 busy = true;
+                match &e {
+                    PresenceEvent::ContactListChanged { id, group_id, .. } => {
+                        if let Some(r) = self.contact_replies.remove(id) {
+                            let _ = r.send(Ok(*group_id));
+                        }
+                    }
+                    PresenceEvent::ContactListChangeFailed { id, error } => {
+                        if let Some(r) = self.contact_replies.remove(id) {
+                            let _ = r.send(Err(error.clone()));
+                        }
+                    }
+                    _ => {}
+                }
                 self.emit(ClientEvent::Presence(e));
             }
             while let Some(e) = self.provisioning.poll_event() {

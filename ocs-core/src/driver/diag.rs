@@ -174,6 +174,9 @@ impl ClientEvent {
                 PresenceEvent::Published { .. } => 1401,
                 PresenceEvent::PublishFailed(_) => 1402,
                 PresenceEvent::WatchEnded { .. } => 1403,
+                PresenceEvent::ContactList(_) => 1404,
+                PresenceEvent::ContactListChanged { .. } => 1405,
+                PresenceEvent::ContactListChangeFailed { .. } => 1406,
             },
             ClientEvent::Provisioning(p) => match p {
                 ProvisioningEvent::Received(_) => 1500,

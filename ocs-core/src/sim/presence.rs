@@ -26,6 +26,10 @@ use super::registrar::{AuthMode, RegistrarOutcome};
 use super::server::{Peer, SimServer};
 use crate::dialog::Dialog;
 use crate::presence::build_rlmi_multipart;
+use crate::presence::contacts::{
+    Contact, ContactDelta, ContactList, ContactOp, DEFAULT_GROUP, Group, SOAP_CT,
+    add_group_response, parse_contact_soap, with_sip,
+};
 use crate::presence::xml::{Doc, NodeId, decode, escape_into};
 use crate::rng::Rng;
 use crate::sip::{HeaderName, Message, Method, SipUri, builder};
@@ -143,8 +147,9 @@ struct UserData {
     containers: BTreeMap<u32, ContainerData>,
     /// Watchers acknowledged through `setSubscribers` (without `sip:`).
     acknowledged: BTreeSet<String>,
-    /// (uri, name, group) as configured by the test.
-    contacts: Vec<(String, String, String)>,
+    /// The roaming contact list (MS-SIP 3.7): group `~` (id 1) and what
+    /// tests or SOAP changes put there.
+    contacts: ContactList,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,6 +409,18 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A new user's contact list: the default group `~` (id 1), version 1.
+fn default_contact_list() -> ContactList {
+    ContactList {
+        delta_num: Some(1),
+        groups: vec![Group {
+            id: 1,
+            name: DEFAULT_GROUP.into(),
+        }],
+        contacts: Vec::new(),
+    }
+}
+
 /// 2009-06-01T00:00:00Z as days since 1970-01-01.
 const EPOCH_DAYS: i64 = 14_396;
 
@@ -421,13 +438,39 @@ impl PresenceServer {
     }
 
     /// Sets the roaming contact list of `aor`: (uri, display name, group)
-    /// triples. Group `""` or `"General"` is the default group.
+    /// triples. Group `""` is the default group `~` (id 1); other groups
+    /// get ids 2, 3, … in order of first use.
     pub fn set_contacts(&mut self, aor: &str, contacts: &[(&str, &str, &str)]) {
         let Some(aor) = normalize(aor) else { return };
-        self.users.entry(aor).or_default().contacts = contacts
-            .iter()
-            .map(|(u, n, g)| ((*u).to_owned(), (*n).to_owned(), (*g).to_owned()))
-            .collect();
+        let mut l = default_contact_list();
+        for (u, n, g) in contacts {
+            let g = if g.is_empty() { DEFAULT_GROUP } else { g };
+            let id = match l.group_named(g) {
+                Some(x) => x.id,
+                None => {
+                    let id = l.groups.iter().map(|x| x.id).max().unwrap_or(0) + 1;
+                    l.groups.push(Group {
+                        id,
+                        name: (*g).into(),
+                    });
+                    id
+                }
+            };
+            l.contacts.push(Contact {
+                uri: with_sip(u),
+                name: (!n.is_empty()).then(|| (*n).into()),
+                groups: vec![id],
+                subscribed: true,
+            });
+        }
+        self.users.entry(aor).or_default().contacts = l;
+    }
+
+    /// The contact list the server holds for `aor`.
+    pub fn contact_list(&self, aor: &str) -> Option<&ContactList> {
+        normalize(aor)
+            .and_then(|a| self.users.get(&a))
+            .map(|u| &u.contacts)
     }
 
     /// The address-book base URL provisioning hands out (internal and
@@ -560,6 +603,7 @@ impl PresenceServer {
             PUBLISH_CT => self.publish(req, sender, registered, now),
             CONTAINERS_CT => self.set_containers(req, sender, registered, now),
             SUBSCRIBERS_CT => self.set_subscribers(req, sender, now),
+            ct if ct.eq_ignore_ascii_case(SOAP_CT) => self.contact_change(req, sender, now),
             other => Err(PresenceError::UnsupportedType(if other.is_empty() {
                 "(none)".into()
             } else {
@@ -1227,33 +1271,142 @@ impl PresenceServer {
         out
     }
 
-    fn contact_list_doc(&self, aor: &str) -> String {
-        let empty = UserData::default();
-        let user = self.users.get(aor).unwrap_or(&empty);
-        let mut groups: Vec<String> = vec!["General".into()];
-        for (_, _, g) in &user.contacts {
-            if !g.is_empty() && !groups.iter().any(|x| x == g) {
-                groups.push(g.clone());
+    fn contact_list_doc(&mut self, aor: &str) -> String {
+        self.contacts_mut(aor).to_xml()
+    }
+
+    /// `aor`'s contact list, created with the default group on first use.
+    fn contacts_mut(&mut self, aor: &str) -> &mut ContactList {
+        let l = &mut self.users.entry(aor.to_owned()).or_default().contacts;
+        if l.delta_num.is_none() {
+            *l = default_contact_list();
+        }
+        l
+    }
+
+    /// A contact-management SOAP request (MS-SIP 3.7.4): checked against
+    /// the list's `deltaNum` (409 with a `WrongDelta` fault when stale),
+    /// applied, answered (`addGroup` with the new id), and sent as a
+    /// `contactDelta` to every roaming-contacts subscription of the user.
+    fn contact_change(
+        &mut self,
+        req: &Message,
+        sender: &str,
+        now: Instant,
+    ) -> Result<PresenceReply, PresenceError> {
+        let (op, delta) =
+            parse_contact_soap(req.body()).map_err(|e| PresenceError::BadBody(e.to_string()))?;
+        let list = self.contacts_mut(sender);
+        let cur = list.delta_num.unwrap_or(0);
+        if delta != cur {
+            let tag = self.rng.tag();
+            let mut r = builder::response(req, 409, None, Some(&tag))
+                .unwrap_or_else(|_| Message::response(409, "Conflict"));
+            add(
+                &mut r,
+                HeaderName::MsDiagnostics,
+                "2141;reason=\"Contact list version is out of date\";source=\"ocs-sim\"",
+            );
+            r.set_body(
+                FAULT_CT,
+                format!("<Fault><Faultcode>Client.BadCall.WrongDelta</Faultcode><details><operation index=\"1\" version=\"{delta}\" curVersion=\"{cur}\"/></details></Fault>"),
+            );
+            return Ok(PresenceReply {
+                response: r,
+                notify: Vec::new(),
+            });
+        }
+        let mut d = ContactDelta {
+            delta_num: cur + 1,
+            prev_delta_num: Some(cur),
+            ..ContactDelta::default()
+        };
+        let mut new_group = None;
+        if let ContactOp::ModifyGroup { id, .. } | ContactOp::DeleteGroup { id } = &op
+            && list.group(*id).is_some_and(|g| &*g.name == DEFAULT_GROUP)
+        {
+            return Err(PresenceError::Forbidden(format!(
+                "group {id} is the default group"
+            )));
+        }
+        match &op {
+            ContactOp::SetContact { uri, groups, .. } => {
+                if !groups.iter().all(|g| list.group(*g).is_some()) {
+                    return Err(PresenceError::BadBody(
+                        "setContact names an unknown group".into(),
+                    ));
+                }
+                op.apply_to(list, None);
+                if let Some(c) = list.contact(uri) {
+                    d.contacts.push(c.clone());
+                }
+            }
+            ContactOp::DeleteContact { uri } => {
+                if list.contact(uri).is_none() {
+                    return Err(PresenceError::BadBody(format!("{uri} is not in the list")));
+                }
+                d.deleted_contacts.push(with_sip(uri));
+                op.apply_to(list, None);
+            }
+            ContactOp::AddGroup { name } => {
+                if list.group_named(name).is_some() {
+                    return Err(PresenceError::BadBody(format!("group {name:?} exists")));
+                }
+                let id = list.groups.iter().map(|g| g.id).max().unwrap_or(0) + 1;
+                new_group = Some(id);
+                op.apply_to(list, Some(id));
+                d.groups.push(Group {
+                    id,
+                    name: name.as_str().into(),
+                });
+            }
+            ContactOp::ModifyGroup { id, name } => {
+                if list.group(*id).is_none() {
+                    return Err(PresenceError::BadBody(format!("no group {id}")));
+                }
+                op.apply_to(list, None);
+                d.groups.push(Group {
+                    id: *id,
+                    name: name.as_str().into(),
+                });
+            }
+            ContactOp::DeleteGroup { id } => {
+                if list.group(*id).is_none() {
+                    return Err(PresenceError::BadBody(format!("no group {id}")));
+                }
+                // Members leave the group first, as OCS reports it.
+                for c in &list.contacts {
+                    if c.groups.contains(id) {
+                        let mut c = c.clone();
+                        c.groups.retain(|g| g != id);
+                        d.contacts.push(c);
+                    }
+                }
+                op.apply_to(list, None);
+                d.deleted_groups.push(*id);
             }
         }
-        let mut out = String::from("<contactList deltaNum=\"1\">");
-        for (i, g) in groups.iter().enumerate() {
-            out.push_str(&format!(
-                "<group id=\"{}\" name=\"{}\" externalURI=\"\"/>",
-                i + 1,
-                esc(g)
-            ));
+        list.delta_num = Some(cur + 1);
+        let mut r = self.ok(req);
+        if let Some(id) = new_group {
+            r.set_body(SOAP_CT, add_group_response(id));
         }
-        for (uri, name, g) in &user.contacts {
-            let gid = groups.iter().position(|x| x == g).unwrap_or(0) + 1;
-            out.push_str(&format!(
-                "<contact uri=\"{}\" name=\"{}\" groups=\"{gid}\" subscribed=\"true\" externalURI=\"\"/>",
-                esc(bare(uri)),
-                esc(name)
-            ));
-        }
-        out.push_str("</contactList>");
-        out
+        let idx: Vec<usize> = (0..self.subs.len())
+            .filter(|&i| {
+                self.subs[i].kind == SubKind::RoamingContacts
+                    && self.subs[i].owner == sender
+                    && self.subs[i].expires_at > now
+            })
+            .collect();
+        let body = d.to_xml();
+        let notify = idx
+            .into_iter()
+            .map(|i| self.dialog_request(i, ROAMING_CONTACTS_CT, body.clone().into_bytes(), now))
+            .collect();
+        Ok(PresenceReply {
+            response: r,
+            notify,
+        })
     }
 
     // ----- notifications -----------------------------------------------
@@ -2062,7 +2215,7 @@ mod tests {
         );
         let l = parse_contact_list(ok.body()).expect("contactList parses");
         assert_eq!(l.groups.len(), 2);
-        assert_eq!(&*l.groups[0].name, "General");
+        assert_eq!(&*l.groups[0].name, "~");
         assert_eq!(&*l.contacts[1].uri, "sip:carol@contoso.com");
         assert_eq!(l.contacts[1].groups, [2]);
 
