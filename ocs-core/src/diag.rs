@@ -700,9 +700,7 @@ mod tests {
         let c = CustomStatesInfo::from_policy(&p);
         assert_eq!(c.status, "allowed");
         assert_eq!(c.from.as_deref(), Some("in-band"));
-        assert_eq!(
-            AddressBookInfo::from_provisioning(None, false),
-            AddressBookInfo::default()
-        );
+        let ab = AddressBookInfo::from_provisioning(None, false);
+        assert_eq!((ab.url, ab.url_from), (None, None));
     }
 }
