@@ -646,3 +646,49 @@ fn address_book_sample_show_and_search() {
     assert_eq!(code, 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn contacts_commands_change_the_server_list() {
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    let contacts = |args: &[&str]| {
+        let out = ocs()
+            .args(["contacts", "--user", "sip:alice@contoso.com"])
+            .args(["--auth-user", "CONTOSO\\alice", "--server", &addr])
+            .args(["--transport", "tcp"])
+            .args(args)
+            .env("OCS_PASSWORD", "alicepw")
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = contacts(&["list"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["groups"][0]["name"], "~");
+    let (code, out, err) = contacts(&["group-add", "Team"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["new_group_id"], 2);
+    let (code, out, err) = contacts(&["add", "sip:bob@contoso.com", "--group", "Team"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["contacts"][0]["uri"], "sip:bob@contoso.com");
+    assert_eq!(v["contacts"][0]["groups"][0], "Team");
+    // The list lives on the server: a later sign-in sees it.
+    let (code, out, err) = contacts(&["move", "bob@contoso.com", "--to", "~"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"groups\":[\"~\"]"), "{out}");
+    let (code, _, err) = contacts(&["group-remove", "~"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("default group"), "{err}");
+    let (code, out, err) = contacts(&["remove", "sip:bob@contoso.com"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["contacts"].as_array().map(Vec::len), Some(0));
+    let _ = server.kill();
+}

@@ -4,6 +4,7 @@
 //! one-line `error: ...` on stderr), 2 usage or I/O error.
 
 mod addressbook;
+mod contacts;
 mod customstates;
 mod diag;
 mod im;
@@ -62,6 +63,9 @@ enum Command {
     /// provisioning, address book, custom states, effective policy) as JSON
     /// or --table, sign out.
     Diag(diag::DiagArgs),
+    /// The server-stored contact list (OCS): list, add, remove, move,
+    /// group-add, group-rename, group-remove.
+    Contacts(contacts::ContactsArgs),
     /// Address book (GAL) files: show one, search a downloaded folder,
     /// write a sample. Live commands download with --address-book DIR.
     #[command(subcommand)]
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::CustomStates(cmd) => customstates::run(cmd),
         Command::Diag(a) => live(diag::run(a)),
         Command::AddressBook(cmd) => addressbook::run(cmd),
+        Command::Contacts(a) => live(contacts::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
