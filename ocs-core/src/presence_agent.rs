@@ -25,6 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::auth::epid::sip_instance_uuid;
 use crate::dialog::Dialog;
 use crate::discovery::Dialect;
 use crate::endpoint::{Endpoint, EndpointEvent, IncomingId, RequestId};
@@ -37,8 +38,9 @@ use crate::presence::contacts::{
 use crate::presence::model::{Availability, NoteKind, Presence, State};
 use crate::presence::pidf::{PidfPublish, build_pidf, parse_pidf};
 use crate::presence::publish::{
-    BatchResource, CustomActivity, ExpireType, PublishBody, ROAMING_SELF_BODY,
-    batch_subscribe_body, epid_instance, machine_state_instance, parse_fault, phone_voip_instance,
+    BatchResource, CustomActivity, DeviceInfo, ExpireType, PublishBody, ROAMING_SELF_BODY,
+    batch_subscribe_body, calendar_state_instance, device_instance, epid_instance,
+    machine_state_instance, parse_fault, phone_voip_instance,
 };
 use crate::presence::rlmi::{InstanceState, parse_notify_body};
 use crate::presence::roaming::parse_roaming_self;
@@ -59,6 +61,11 @@ pub struct PresenceConfig {
     pub appear_offline: Result<Provenance, Provenance>,
     /// Lifetime asked for publications and subscriptions.
     pub expires: u32,
+    /// The UTC offset the device publication shows (`00:00:00+01:00`);
+    /// the host knows it, the sans-IO core does not read clocks.
+    pub timezone: String,
+    /// The machine name the device publication shows.
+    pub machine_name: String,
 }
 
 impl PresenceConfig {
@@ -72,8 +79,22 @@ impl PresenceConfig {
                 from: None,
             }),
             expires: 3600,
+            timezone: "00:00:00+00:00".into(),
+            machine_name: "ocs".into(),
         }
     }
+}
+
+/// A meeting the host's calendar reports (e.g. an Outlook add-in reading
+/// free/busy data): shown to watchers as "in a meeting".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meeting {
+    /// When it started, as xs:dateTime (`2026-11-25T14:00:00Z`).
+    pub start: String,
+    /// Its subject (may be empty).
+    pub subject: String,
+    /// Its location (may be empty).
+    pub location: String,
 }
 
 /// What the presence layer reports.
@@ -224,6 +245,12 @@ enum Extra {
     Phone,
     /// "Reset status": the manual userState deleted.
     Reset,
+    /// calendarState "in a meeting" while the host reports one, deleted
+    /// after.
+    Calendar,
+    /// The device category (this endpoint's capabilities, time zone and
+    /// machine name), published at sign-in.
+    Device,
 }
 
 #[derive(Debug)]
@@ -259,6 +286,8 @@ pub struct PresenceAgent {
     machine: Availability,
     /// The host reported a call in progress.
     in_call: bool,
+    /// The host reported a meeting in progress.
+    meeting: Option<Meeting>,
     /// The roaming-contacts subscription (OCS).
     roaming_contacts: Option<Dialog>,
     /// The contact list, once the server sent it.
@@ -321,6 +350,7 @@ impl PresenceAgent {
             tuple,
             machine: Availability::ONLINE,
             in_call: false,
+            meeting: None,
             roaming_contacts: None,
             contacts: None,
             contacts_stale: false,
@@ -674,6 +704,24 @@ impl PresenceAgent {
         }
     }
 
+    /// The host reports a meeting from its calendar (`None`: the meeting
+    /// is over). OCS publishes calendarState "in-a-meeting" (busy, in
+    /// containers 2 and 3) and deletes it afterwards; the standard dialect
+    /// publishes busy with the RPID activity `meeting` while the manual
+    /// state is online.
+    pub fn set_in_meeting(&mut self, ep: &mut Endpoint, meeting: Option<Meeting>, now: Instant) {
+        if meeting == self.meeting {
+            return;
+        }
+        let before = self.pidf_doc();
+        self.meeting = meeting;
+        if self.cfg.dialect == Dialect::Ocs {
+            self.publish_extra(ep, Extra::Calendar, now, 0);
+        } else if self.pidf_doc() != before {
+            self.publish(ep, now, 0);
+        }
+    }
+
     /// "Reset status": drops the manual state so the automatic one (from
     /// idle times, calls and the calendar) shows again. OCS deletes the
     /// userState publications (expires="0"); the standard dialect removes
@@ -855,7 +903,7 @@ impl PresenceAgent {
         let s = self.status.as_ref()?.availability.state();
         Some(if s != State::Online {
             s
-        } else if self.in_call {
+        } else if self.in_call || self.meeting.is_some() {
             State::Busy
         } else if self.machine != Availability::ONLINE {
             self.machine.state()
@@ -870,12 +918,16 @@ impl PresenceAgent {
     fn pidf_doc(&self) -> Option<String> {
         let state = self.pidf_state()?;
         let note = self.status.as_ref()?.note.as_deref();
-        Some(build_pidf(&PidfPublish::for_state(
-            &self.cfg.aor,
-            &self.tuple,
-            state,
-            note,
-        )))
+        let mut doc = PidfPublish::for_state(&self.cfg.aor, &self.tuple, state, note);
+        // A meeting that made an online user busy says so.
+        let manual_online = self
+            .status
+            .as_ref()
+            .is_some_and(|s| s.availability.state() == State::Online);
+        if manual_online && !self.in_call && self.meeting.is_some() {
+            doc.activities = &["busy", "meeting"];
+        }
+        Some(build_pidf(&doc))
     }
 
     /// The instance seed E from our epid (c.3), or none when the epid has
@@ -887,13 +939,18 @@ impl PresenceAgent {
 
     /// The (category, instance, container) of each publication of `kind`,
     /// in body order (for 409 fault indexes and version bookkeeping).
-    fn extra_keys(kind: Extra, e: u32) -> [(String, u32, u32); 2] {
+    fn extra_keys(kind: Extra, e: u32) -> Vec<(String, u32, u32)> {
         let instance = match kind {
             Extra::Machine => machine_state_instance(e),
             Extra::Phone => phone_voip_instance(e),
             Extra::Reset => USER_STATE_INSTANCE,
+            Extra::Calendar => calendar_state_instance(e),
+            Extra::Device => return vec![("device".to_owned(), device_instance(e), 2)],
         };
-        [2, 3].map(|c| ("state".to_owned(), instance, c))
+        [2, 3]
+            .into_iter()
+            .map(|c| ("state".to_owned(), instance, c))
+            .collect()
     }
 
     /// Publishes (or deletes) one of the [`Extra`] publications in
@@ -930,6 +987,41 @@ impl PresenceAgent {
                 }
                 Extra::Reset => {
                     body.clear(&cat, instance, container, v, ExpireType::Static);
+                }
+                Extra::Calendar => match &self.meeting {
+                    Some(m) => {
+                        body.calendar_state(
+                            instance,
+                            container,
+                            v,
+                            &self.cfg.aor,
+                            &m.start,
+                            Some(Availability::BUSY),
+                            "in-a-meeting",
+                            &m.subject,
+                            &m.location,
+                        );
+                    }
+                    None => {
+                        body.clear(&cat, instance, container, v, ExpireType::Endpoint);
+                    }
+                },
+                Extra::Device => {
+                    let endpoint_id = ep
+                        .epid_param()
+                        .and_then(|p| p.strip_prefix("epid=").map(sip_instance_uuid))
+                        .unwrap_or_default()
+                        .to_ascii_lowercase();
+                    body.device(
+                        instance,
+                        v,
+                        &DeviceInfo {
+                            endpoint_id: &endpoint_id,
+                            uri: &self.cfg.aor,
+                            timezone: &self.cfg.timezone,
+                            machine_name: &self.cfg.machine_name,
+                        },
+                    );
                 }
             }
         }
@@ -1219,8 +1311,9 @@ impl PresenceAgent {
                 if (200..300).contains(&code) {
                     self.roaming_self = Dialog::from_uac(&req, resp).ok();
                     self.learn_versions(resp.body());
-                    // Like OC, this endpoint's machine state goes out at
-                    // sign-in (it expires with the endpoint).
+                    // Like OC, this endpoint's device and machine state go
+                    // out at sign-in (they expire with the endpoint).
+                    self.publish_extra(ep, Extra::Device, now, 0);
                     self.publish_extra(ep, Extra::Machine, now, 0);
                     // Anything published before the versions were known goes
                     // out again with the right ones.

@@ -192,3 +192,28 @@ async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn sign_in_publishes_this_endpoints_device() {
+    use ocs_core::presence::publish::{device_instance, epid_instance};
+    let (srv, a, b) = signed_in_pair(93, "a1a1a1a1a1", "b2b2b2b2b2", false).await;
+    let instance = device_instance(epid_instance("a1a1a1a1a1").expect("hex epid"));
+    let mut version = 0;
+    // It goes out once roaming-self has told us the versions.
+    for _ in 0..200 {
+        version = srv
+            .with(move |s, _| {
+                s.presence()
+                    .version("sip:alice@contoso.com", "device", instance, 2)
+            })
+            .await
+            .expect("server");
+        if version > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(version, 1, "the device publication reached the server");
+    a.sign_out();
+    b.sign_out();
+}

@@ -421,3 +421,68 @@ fn standard_dialect_calls_show_busy_and_reset_removes_the_publication() {
         a.events
     );
 }
+
+fn meeting() -> ocs_core::presence_agent::Meeting {
+    ocs_core::presence_agent::Meeting {
+        start: "2026-11-25T14:00:00Z".into(),
+        subject: "Budget & <plans>".into(),
+        location: "Room 1".into(),
+    }
+}
+
+#[test]
+fn ocs_meetings_publish_a_calendar_state_and_delete_it_afterwards() {
+    let mut a = Alice::new();
+    let e = ocs_core::presence::publish::epid_instance("a1a1a1a1a1").expect("hex epid");
+    let instance = format!(
+        "instance=\"{}\"",
+        ocs_core::presence::publish::calendar_state_instance(e)
+    );
+    a.pa.set_in_meeting(&mut a.ep, Some(meeting()), a.now);
+    let sent = a.sent();
+    let bodies = services(&sent);
+    assert_eq!(bodies.len(), 1, "{sent:?}");
+    let b = &bodies[0];
+    assert!(b.contains("xsi:type=\"calendarState\""), "{b}");
+    assert!(b.contains("token=\"in-a-meeting\""), "{b}");
+    assert!(b.contains("startTime=\"2026-11-25T14:00:00Z\""), "{b}");
+    assert!(
+        b.contains("<meetingSubject>Budget &amp; &lt;plans&gt;</meetingSubject>"),
+        "{b}"
+    );
+    assert_eq!(b.matches(&instance).count(), 2, "{b}");
+    // Our own document parses as busy, in a meeting.
+    let doc = b
+        .split("<state ")
+        .nth(1)
+        .map(|s| format!("<state {}", s.split("</state>").next().unwrap_or("")))
+        .expect("state element");
+    assert!(doc.contains("<availability>6500</availability>"), "{doc}");
+    a.ok(&find(&sent, ocs_core::sip::Method::Service), None);
+    a.pa.set_in_meeting(&mut a.ep, Some(meeting()), a.now);
+    assert!(services(&a.sent()).is_empty(), "the same meeting again");
+    a.pa.set_in_meeting(&mut a.ep, None, a.now);
+    let bodies = services(&a.sent());
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(
+        bodies[0].matches("expires=\"0\"").count(),
+        2,
+        "{}",
+        bodies[0]
+    );
+    assert!(!bodies[0].contains("calendarState"), "{}", bodies[0]);
+}
+
+#[test]
+fn standard_dialect_meetings_show_busy_with_the_meeting_activity() {
+    let (mut a, _) = Alice::published_online();
+    a.pa.set_in_meeting(&mut a.ep, Some(meeting()), a.now);
+    let sent = a.sent();
+    assert_eq!(publishes(&sent), vec![State::Busy]);
+    let p = find(&sent, ocs_core::sip::Method::Publish);
+    let body = String::from_utf8_lossy(p.body());
+    assert!(body.contains("meeting"), "{body}");
+    a.ok(&p, Some("e2"));
+    a.pa.set_in_meeting(&mut a.ep, None, a.now);
+    assert_eq!(publishes(&a.sent()), vec![State::Online]);
+}

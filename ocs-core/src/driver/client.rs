@@ -24,7 +24,7 @@ use crate::policy::EffectivePolicy;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
 use crate::presence_agent::{
-    ContactOpId, ContactRequest, PresenceAgent, PresenceConfig, PresenceEvent,
+    ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig, PresenceEvent,
 };
 use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, RegistrationEvent};
@@ -221,6 +221,7 @@ enum Command {
     SetDisableIm(Option<Provenance>),
     SetIdle(std::time::Duration),
     SetInCall(bool),
+    SetInMeeting(Option<Meeting>),
     ResetStatus,
     SetStatus {
         state: State,
@@ -437,6 +438,13 @@ impl Client {
     /// minutes, away after 20) publishes the machine state.
     pub fn set_idle(&self, idle: std::time::Duration) {
         let _ = self.cmds.send(Command::SetIdle(idle));
+    }
+
+    /// Reports a meeting from the host's calendar (free/busy data, e.g.
+    /// from an Outlook add-in); `None` when it is over. Watchers see "in a
+    /// meeting" (busy) while it lasts.
+    pub fn set_in_meeting(&self, meeting: Option<Meeting>) {
+        let _ = self.cmds.send(Command::SetInMeeting(meeting));
     }
 
     /// Reports that a call started (`true`) or ended: "on the phone" is
@@ -734,6 +742,7 @@ impl Task {
                         self.presence.set_idle(&mut self.ep, idle, now());
                     }
                     Some(Command::SetInCall(c)) => self.presence.set_in_call(&mut self.ep, c, now()),
+                    Some(Command::SetInMeeting(m)) => self.presence.set_in_meeting(&mut self.ep, m, now()),
                     Some(Command::ResetStatus) => self.presence.reset_status(&mut self.ep, now()),
                     Some(Command::SetStatus { state, note, reply }) => {
                         let r = self.presence.set_status(&mut self.ep, state, note.as_deref(), now());

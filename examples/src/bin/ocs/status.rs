@@ -38,6 +38,13 @@ pub(crate) struct StatusSet {
     /// Hold the state this many seconds, then sign out.
     #[arg(long = "for", default_value_t = 5)]
     hold: u64,
+    /// Also report a call in progress ("on the phone" while signed in).
+    #[arg(long)]
+    in_call: bool,
+    /// Also report a meeting with this subject, started now ("in a
+    /// meeting" while signed in), as a calendar add-in would.
+    #[arg(long, value_name = "SUBJECT")]
+    in_meeting: Option<String>,
 }
 
 /// Options of `ocs watch`.
@@ -172,7 +179,23 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
         },
         (None, None) => {}
     }
+    if a.in_call {
+        c.set_in_call(true);
+    }
+    if let Some(subject) = a.in_meeting {
+        c.set_in_meeting(Some(ocs_core::presence_agent::Meeting {
+            start: ocs_core::diag::utc_timestamp(wall_now()),
+            subject,
+            location: String::new(),
+        }));
+    }
     run_for(&mut c, Some(a.hold), a.lcid).await
+}
+
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> std::time::SystemTime {
+    // The CLI is a host: it knows the time of day.
+    std::time::SystemTime::now()
 }
 
 pub(crate) async fn watch(a: WatchArgs) -> Result<(), CliError> {
