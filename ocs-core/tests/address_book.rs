@@ -185,6 +185,16 @@ async fn failures_are_clear_and_leave_the_store_alone() {
     assert!(e.to_string().starts_with("F-2000.lsabs: byte "), "{e}");
     assert!(AbsStore::open(&dir).expect("store").state().is_none());
 
+    // Another day's file under this name: refused.
+    srv.put(
+        "/abs/F-2000.lsabs",
+        write_full(AbsDay(0x1FFF), &[person(1)]),
+    );
+    let e = download(&srv.url("/abs"), &c, &tls, t, 1)
+        .await
+        .expect_err("wrong day");
+    assert!(e.to_string().contains("not the file asked for"), "{e}");
+
     // Windows authentication asked for: said plainly.
     srv.files.lock().unwrap().fail = Some((
         401,

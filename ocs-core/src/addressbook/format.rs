@@ -199,11 +199,19 @@ pub enum AbsErrorKind {
     /// A delta arrived with no full file to apply it to.
     #[error("a delta file needs a full file to apply to, and there is none")]
     DeltaWithoutBase,
+    /// The file is not the one its name promises.
+    #[error("not the file asked for: {0}")]
+    WrongFile(String),
 }
 
 impl AbsError {
     fn at(offset: usize, kind: AbsErrorKind) -> AbsError {
         AbsError { offset, kind }
+    }
+
+    /// The error for a file whose header does not match its name.
+    pub fn wrong_file(what: String) -> AbsError {
+        AbsError::at(0, AbsErrorKind::WrongFile(what))
     }
 
     /// The error for a delta with no full file under it.

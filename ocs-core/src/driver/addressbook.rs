@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use super::abstore::AbsStore;
 use super::conn::TlsSettings;
+use crate::addressbook::format::parse_with_header;
 use crate::addressbook::{
     AbsDay, AbsError, AbsFile, AddressBook, Entry, FileName, Stored, UpdatePlan, apply_delta,
     parse_file,
@@ -176,10 +177,30 @@ pub async fn download(
             plan.not_found();
             continue;
         };
-        let file = parse_file(&bytes).map_err(|error| DownloadError::Format {
+        let (header, file) = parse_with_header(&bytes).map_err(|error| DownloadError::Format {
             file: name.to_string(),
             error,
         })?;
+        // The file must be the one asked for: a server (or proxy) handing
+        // out another day's file would otherwise corrupt the book.
+        let expected_base = match name {
+            FileName::Delta { from, .. } | FileName::Compact { from, .. } => Some(from),
+            FileName::Full { .. } => None,
+        };
+        if header.day != name.day() || header.base != expected_base {
+            return Err(DownloadError::Format {
+                file: name.to_string(),
+                error: AbsError::wrong_file(format!(
+                    "its header says {} day {}{}",
+                    header.kind,
+                    header.day,
+                    header
+                        .base
+                        .map(|b| format!(" from day {b}"))
+                        .unwrap_or_default()
+                )),
+            });
+        }
         let (state, entries) = match (file, local) {
             (AbsFile::Full(entries), _) => (
                 Stored {
