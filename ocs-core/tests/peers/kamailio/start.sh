@@ -32,6 +32,6 @@ for f in standard auth_db presence; do
 done
 sqlite3 "$WORKDIR/kamailio.sqlite" "INSERT INTO subscriber (username, domain, password) VALUES ('alice','127.0.0.1','alicepw'),('bob','127.0.0.1','bobpw');"
 # shellcheck disable=SC2086 # DEFS is empty or two words
-kamailio -f "$WORKDIR/kamailio.cfg" $DEFS -DD -E -m 64 -M 8 -w "$WORKDIR" > "$WORKDIR/kamailio.log" 2>&1 &
+kamailio -f "$WORKDIR/kamailio.cfg" $DEFS -DD -E -m 512 -M 8 -w "$WORKDIR" > "$WORKDIR/kamailio.log" 2>&1 &
 echo $! > "$WORKDIR/kamailio.pid"
 python3 "$HERE/wait_ready.py" "$PORT" || { tail -n 20 "$WORKDIR/kamailio.log"; exit 1; }
