@@ -28,6 +28,13 @@ set -a
 . target/kamailio.env
 set +a
 
+step "tshark, to check that pcap traces open in Wireshark (Debian tshark)"
+if ! command -v tshark >/dev/null; then
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends tshark >/dev/null \
+    || echo "installing tshark failed: the pcap trace test falls back to our own reader" >&2
+fi
+
 step "tests"
 cargo test --workspace
 
@@ -46,6 +53,18 @@ else
   bindings/csharp/run.sh \
     || { echo "the C# wrapper test failed; OCS_SKIP_CSHARP=1 skips this step" >&2; exit 1; }
 fi
+
+step "Python bindings against the embedded server and Kamailio (bindings/python/run.sh: maturin, pytest; OCS_SKIP_PYTHON=1 skips it)"
+if [ "${OCS_SKIP_PYTHON:-}" = 1 ]; then
+  echo "skipped: OCS_SKIP_PYTHON=1"
+else
+  # Makes a venv under target/ and pip-installs the pinned maturin and pytest.
+  bindings/python/run.sh \
+    || { echo "the Python bindings test failed; OCS_SKIP_PYTHON=1 skips this step" >&2; exit 1; }
+fi
+
+step "Kotlin and Swift bindings are generated (bindings/generate.sh; not compiled: no toolchains here)"
+bindings/generate.sh
 
 step "interop with linphonec (Debian linphone-cli; OCS_SKIP_LINPHONEC=1 skips it)"
 if [ "${OCS_SKIP_LINPHONEC:-}" = 1 ]; then

@@ -387,6 +387,39 @@ fn provisioning_file_is_the_in_band_source_on_live_commands() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// When Wireshark's tshark is installed (scripts/test.sh installs it), it
+/// must read the pcap trace and dissect the SIP exchange in it.
+fn check_with_tshark(path: &std::path::Path) {
+    let Ok(out) = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(path)
+        .args([
+            "-Y",
+            "sip",
+            "-T",
+            "fields",
+            "-e",
+            "sip.Method",
+            "-e",
+            "sip.Status-Code",
+        ])
+        .output()
+    else {
+        eprintln!("tshark not installed: pcap checked by our own reader only");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.iter().any(|l| l.starts_with("REGISTER")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("407")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("200")), "{text}");
+}
+
 #[test]
 fn trace_files_redact_credentials_in_text_and_pcap() {
     let dir = std::env::temp_dir().join(format!("ocs-cli-trace-{}", std::process::id()));
@@ -430,6 +463,7 @@ fn trace_files_redact_credentials_in_text_and_pcap() {
         assert!(!text.contains("TlRMTVNT"), "an NTLM token leaked:\n{text}");
         if extra.is_some() {
             assert_eq!(bytes[..4], 0xa1b2_c3d4u32.to_le_bytes());
+            check_with_tshark(&path);
         } else {
             assert!(text.contains("TCP 127.0.0.1:"), "{text}");
         }
