@@ -247,31 +247,8 @@ pub enum AbsFile {
 }
 
 /// The CRC-32 of MS-ABS 5.1 (reflected, polynomial 0xEDB88320, the zlib
-/// one).
-pub fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    };
-    !bytes.iter().fold(!0u32, |c, &b| {
-        TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8)
-    })
-}
+/// one): the same function NTLM's legacy checksum uses.
+pub use crate::auth::ntlm::crc32;
 
 struct Reader<'a> {
     b: &'a [u8],

@@ -81,6 +81,42 @@ pub mod flags {
         | NEGOTIATE_KEY_EXCH;
 }
 
+/// Flags for connection-oriented NTLM over HTTP (the address-book
+/// download against IIS): no datagram mode, no signing or sealing of the
+/// HTTP traffic, NTLMv2 with extended session security.
+pub const HTTP_CLIENT_FLAGS: u32 = flags::NEGOTIATE_UNICODE
+    | flags::NEGOTIATE_OEM
+    | flags::REQUEST_TARGET
+    | flags::NEGOTIATE_NTLM
+    | flags::NEGOTIATE_ALWAYS_SIGN
+    | flags::NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | flags::NEGOTIATE_128
+    | flags::NEGOTIATE_56;
+
+/// A NEGOTIATE_MESSAGE (type 1, MS-NLMP 2.2.1.1) without domain,
+/// workstation or version: the first token of connection-oriented NTLM
+/// (HTTP). The connectionless mode SIP uses has no such message.
+pub fn negotiate_message(flags: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(SIGNATURE);
+    out.extend_from_slice(&NEGOTIATE_TYPE.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    // DomainNameFields and WorkstationFields: empty, offset 32.
+    for _ in 0..2 {
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&32u32.to_le_bytes());
+    }
+    out
+}
+
+/// The message type of an NTLM token (1 negotiate, 2 challenge, 3
+/// authenticate), or `None` when it is not one.
+pub fn message_type(token: &[u8]) -> Option<u32> {
+    (token.len() >= 12 && &token[..8] == SIGNATURE)
+        .then(|| u32::from_le_bytes([token[8], token[9], token[10], token[11]]))
+}
+
 /// The VERSION field carried by the T1 capture: Windows 5.2 build 3790, NTLM revision 15.
 pub const VERSION_5_2_3790: [u8; 8] = [0x05, 0x02, 0xce, 0x0e, 0x00, 0x00, 0x00, 0x0f];
 
@@ -109,6 +145,7 @@ pub mod av_id {
 }
 
 const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+const NEGOTIATE_TYPE: u32 = 1;
 const CHALLENGE_TYPE: u32 = 2;
 const AUTHENTICATE_TYPE: u32 = 3;
 /// Fixed part of a CHALLENGE message before the optional VERSION field.
@@ -1566,5 +1603,16 @@ mod tests {
             let _ = AuthenticateMessage::from_base64(&s);
             let _ = ChallengeMessage::from_base64(&s);
         }
+    }
+
+    #[test]
+    fn negotiate_message_layout() {
+        let m = negotiate_message(HTTP_CLIENT_FLAGS);
+        assert_eq!(m.len(), 32);
+        assert_eq!(message_type(&m), Some(1));
+        assert_eq!(&m[12..16], &HTTP_CLIENT_FLAGS.to_le_bytes());
+        assert_eq!(message_type(b"NTLMSSP\0\x03\0\0\0"), Some(3));
+        assert_eq!(message_type(b"NTLMSSP"), None);
+        assert_eq!(message_type(b"XXXXXXXX\x01\0\0\0"), None);
     }
 }

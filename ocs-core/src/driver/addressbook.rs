@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use thiserror::Error;
 
 use super::abstore::AbsStore;
@@ -16,6 +17,7 @@ use crate::addressbook::{
     AbsDay, AbsError, AbsFile, AddressBook, Entry, FileName, Stored, UpdatePlan, apply_delta,
     parse_file,
 };
+use crate::register::Credentials;
 
 /// The largest address-book file accepted (256 MiB; a full file of
 /// 100,000 people is a few tens of megabytes).
@@ -145,10 +147,13 @@ pub fn load_stored(store: &AbsStore) -> Option<(Stored, Vec<Entry>)> {
 /// One download run: loads the local book, asks the server for the
 /// files [`UpdatePlan`] names, newest first, applies the first one found
 /// and stores it. `today` and `now_unix` come from the caller's clock.
+/// `creds` answer a 401: NTLM (connection-oriented, also under the
+/// Negotiate scheme, as IIS accepts), or Basic over https only.
 pub async fn download(
     base_url: &str,
     cfg: &AddressBookConfig,
     tls: &TlsSettings,
+    creds: Option<&Credentials>,
     today: AbsDay,
     now_unix: u64,
 ) -> Result<Downloaded, DownloadError> {
@@ -173,7 +178,7 @@ pub async fn download(
     while let Some(name) = plan.next() {
         let url = format!("{}/{name}", base_url.trim_end_matches('/'));
         asked.push(name.to_string());
-        let Some(bytes) = get(&http, &url, cfg.max_bytes).await? else {
+        let Some(bytes) = get(&http, &url, cfg.max_bytes, creds).await? else {
             plan.not_found();
             continue;
         };
@@ -264,16 +269,24 @@ fn http_client(tls: &TlsSettings, timeout: Duration) -> Result<reqwest::Client, 
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config)
         .timeout(timeout)
+        // NTLM authenticates a connection: its three legs must share one.
+        .pool_max_idle_per_host(1)
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .map_err(|e| super::customstates::chain(&e))
 }
 
-/// GETs `url`: `Ok(None)` on 404, the body on 200.
+/// The largest 401 body read (and thrown away) so the connection can
+/// carry the next leg of the handshake.
+const MAX_CHALLENGE_BODY: usize = 64 << 10;
+
+/// GETs `url`: `Ok(None)` on 404, the body on 200. A 401 is answered
+/// with `creds` when the server offers a scheme we do.
 async fn get(
     http: &reqwest::Client,
     url: &str,
     max_bytes: usize,
+    creds: Option<&Credentials>,
 ) -> Result<Option<Vec<u8>>, DownloadError> {
     let map_err = |e: reqwest::Error| DownloadError::Http {
         url: url.to_owned(),
@@ -284,27 +297,60 @@ async fn get(
         },
     };
     let mut resp = http.get(url).send().await.map_err(map_err)?;
+    let mut refused: Option<String> = None;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+        && let Some(c) = creds
+    {
+        let offers = challenges(&resp);
+        let has = |scheme: &str| offers.iter().any(|(s, _)| s.eq_ignore_ascii_case(scheme));
+        if has("NTLM") || has("Negotiate") {
+            let scheme = if has("NTLM") { "NTLM" } else { "Negotiate" };
+            resp = ntlm_handshake(http, url, scheme, c, resp).await?;
+        } else if has("Basic") {
+            if url.starts_with("https:") {
+                drain(resp).await;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    if c.domain.is_empty() {
+                        c.username.clone()
+                    } else {
+                        format!("{}\\{}", c.domain, c.username)
+                    },
+                    c.password
+                ));
+                resp = http
+                    .get(url)
+                    .header(reqwest::header::AUTHORIZATION, format!("Basic {token}"))
+                    .send()
+                    .await
+                    .map_err(map_err)?;
+            } else {
+                refused =
+                    Some("Basic over plain http, which would expose the password; not sent".into());
+            }
+        }
+    }
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if !status.is_success() {
-        let schemes: Vec<String> = resp
-            .headers()
-            .get_all(reqwest::header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split_whitespace().next().map(str::to_owned))
-            .collect();
         let detail = if status == reqwest::StatusCode::UNAUTHORIZED {
-            format!(
-                " (the server asks for {}; HTTP authentication is not supported yet)",
-                if schemes.is_empty() {
-                    "authentication".to_owned()
-                } else {
-                    schemes.join(", ")
+            let schemes: Vec<String> = challenges(&resp).into_iter().map(|(s, _)| s).collect();
+            let wants = if schemes.is_empty() {
+                "authentication".to_owned()
+            } else {
+                schemes.join(", ")
+            };
+            match (&refused, creds) {
+                (Some(why), _) => format!(" (the server asks for {wants}: {why})"),
+                (None, None) => {
+                    format!(" (the server asks for {wants} and no credentials are configured)")
                 }
-            )
+                (None, Some(_)) => format!(
+                    " (the server asks for {wants}; our credentials were refused or no scheme we speak was offered)"
+                ),
+            }
         } else {
             String::new()
         };
@@ -329,4 +375,118 @@ async fn get(
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+/// The `WWW-Authenticate` offers of a response: (scheme, token or params).
+fn challenges(resp: &reqwest::Response) -> Vec<(String, String)> {
+    resp.headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            match v.split_once(char::is_whitespace) {
+                Some((s, rest)) => (s.to_owned(), rest.trim().to_owned()),
+                None => (v.to_owned(), String::new()),
+            }
+        })
+        .collect()
+}
+
+/// Reads and drops a (small) body so the connection returns to the pool.
+async fn drain(mut resp: reqwest::Response) {
+    let mut seen = 0;
+    while let Ok(Some(c)) = resp.chunk().await {
+        seen += c.len();
+        if seen > MAX_CHALLENGE_BODY {
+            break;
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods)]
+fn filetime_now() -> u64 {
+    // Windows FILETIME: 100 ns ticks since 1601-01-01.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (unix.as_secs() + 11_644_473_600) * 10_000_000 + u64::from(unix.subsec_nanos() / 100)
+}
+
+/// Connection-oriented NTLM (MS-NLMP): NEGOTIATE, the server's CHALLENGE
+/// in a 401, then AUTHENTICATE, all on one kept-alive connection.
+async fn ntlm_handshake(
+    http: &reqwest::Client,
+    url: &str,
+    scheme: &str,
+    c: &Credentials,
+    first: reqwest::Response,
+) -> Result<reqwest::Response, DownloadError> {
+    use crate::auth::ntlm::{
+        AuthenticateParams, ChallengeMessage, HTTP_CLIENT_FLAGS, build_authenticate,
+        negotiate_message,
+    };
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let fail = |message: String| DownloadError::Http {
+        url: url.to_owned(),
+        message,
+    };
+    let send_err = |e: reqwest::Error| fail(super::customstates::chain(&e.without_url()));
+    drain(first).await;
+    let resp = http
+        .get(url)
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!(
+                "{scheme} {}",
+                b64.encode(negotiate_message(HTTP_CLIENT_FLAGS))
+            ),
+        )
+        .send()
+        .await
+        .map_err(send_err)?;
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(resp);
+    }
+    let token = challenges(&resp)
+        .into_iter()
+        .find(|(s, t)| s.eq_ignore_ascii_case(scheme) && !t.is_empty())
+        .map(|(_, t)| t);
+    let Some(token) = token else {
+        return Ok(resp);
+    };
+    let challenge = ChallengeMessage::from_base64(&token)
+        .map_err(|e| fail(format!("the server's NTLM challenge is malformed: {e}")))?;
+    drain(resp).await;
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(|e| fail(format!("no OS randomness: {e}")))?;
+    let mut client_challenge = [0u8; 8];
+    client_challenge.copy_from_slice(&random[..8]);
+    let mut random_session_key = [0u8; 16];
+    random_session_key.copy_from_slice(&random[8..]);
+    let auth = build_authenticate(
+        &challenge,
+        &AuthenticateParams {
+            user: &c.username,
+            domain: &c.domain,
+            password: &c.password,
+            workstation: "",
+            flags: challenge.flags & HTTP_CLIENT_FLAGS
+                | crate::auth::ntlm::flags::NEGOTIATE_UNICODE,
+            version: [0; 8],
+            client_challenge,
+            timestamp: filetime_now(),
+            random_session_key,
+        },
+    )
+    .map_err(|e| fail(format!("building the NTLM answer: {e}")))?;
+    http.get(url)
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("{scheme} {}", auth.to_base64()),
+        )
+        .send()
+        .await
+        .map_err(send_err)
 }

@@ -878,12 +878,14 @@ impl Task {
             return;
         };
         let tls = self.cfg.tls.clone();
+        let creds = self.cfg.endpoint.credentials.clone();
         let unix = wall()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         self.abs.run = Some(AbortOnDrop(tokio::spawn(async move {
             let today = AbsDay::from_unix_secs(unix);
-            let r = super::addressbook::download(&url, &cfg, &tls, today, unix).await;
+            let r =
+                super::addressbook::download(&url, &cfg, &tls, creds.as_ref(), today, unix).await;
             let _ = tx.send(AbsMsg::Done(r));
         })));
     }
