@@ -9,18 +9,16 @@
 #![cfg(feature = "tokio")]
 
 mod common;
-use common::client::{registered, wait_for};
+use common::client::{registered, sim_client_config, wait_for};
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::discovery::Dialect;
 use ocs_core::driver::sim::{SimHandle, serve};
-use ocs_core::driver::{Client, ClientConfig, ClientEvent};
-use ocs_core::endpoint::EndpointConfig;
+use ocs_core::driver::{Client, ClientEvent};
 use ocs_core::error::Error;
 use ocs_core::presence::ContactList;
 use ocs_core::presence_agent::PresenceEvent;
-use ocs_core::register::{Credentials, RegisterConfig};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
 
@@ -44,20 +42,7 @@ async fn server(seed: u64) -> SimHandle {
 }
 
 fn client(user: &str, epid: &str, port: u16, dialect: Dialect) -> Client {
-    let reg = RegisterConfig::new(&format!("sip:{user}@contoso.com"), dialect, epid);
-    let mut cfg = ClientConfig::new(EndpointConfig::new(
-        reg,
-        Some(Credentials::new(
-            &format!("CONTOSO\\{user}"),
-            &format!("{user}pw"),
-        )),
-    ));
-    cfg.server = Some(ServerConfig {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        transport: Transport::Tcp,
-    });
-    Client::start(cfg).expect("client")
+    Client::start(sim_client_config(user, epid, port, dialect)).expect("client")
 }
 
 fn list_event(e: &ClientEvent) -> bool {

@@ -5,36 +5,23 @@
 #![cfg(feature = "tokio")]
 
 mod common;
-use common::client::wait_for;
+use common::client::{sim_client_config, wait_for};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::discovery::Dialect;
 use ocs_core::driver::sim::serve;
-use ocs_core::driver::{Client, ClientConfig, ClientEvent};
-use ocs_core::endpoint::EndpointConfig;
+use ocs_core::driver::{Client, ClientEvent};
 use ocs_core::error::{Error, Provenance};
 use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
-use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::register::RegistrationEvent;
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
 
 fn client(user: &str, epid: &str, port: u16, appear_offline: bool) -> Client {
-    let reg = RegisterConfig::new(&format!("sip:{user}@contoso.com"), Dialect::Ocs, epid);
-    let mut cfg = ClientConfig::new(EndpointConfig::new(
-        reg,
-        Some(Credentials::new(
-            &format!("CONTOSO\\{user}"),
-            &format!("{user}pw"),
-        )),
-    ));
-    cfg.server = Some(ServerConfig {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        transport: Transport::Tcp,
-    });
+    let mut cfg = sim_client_config(user, epid, port, Dialect::Ocs);
     if appear_offline {
         cfg.presence.appear_offline = Ok(Provenance {
             source: "HKCU".into(),

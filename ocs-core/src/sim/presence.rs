@@ -585,6 +585,38 @@ impl PresenceServer {
             .unwrap_or_else(|_| Message::response(200, "OK"))
     }
 
+    /// `409 Conflict` with the `Client.BadCall.WrongDelta` fault (MS-PRES
+    /// 2.2.2.10.4): one `operation` per (index, version sent, current
+    /// version).
+    fn wrong_delta(
+        &mut self,
+        req: &Message,
+        what: &str,
+        ops: &[(usize, u32, u32)],
+    ) -> PresenceReply {
+        let mut body =
+            String::from("<Fault><Faultcode>Client.BadCall.WrongDelta</Faultcode><details>");
+        for (i, v, cur) in ops {
+            body.push_str(&format!(
+                "<operation index=\"{i}\" version=\"{v}\" curVersion=\"{cur}\"/>"
+            ));
+        }
+        body.push_str("</details></Fault>");
+        let tag = self.rng.tag();
+        let mut r = builder::response(req, 409, None, Some(&tag))
+            .unwrap_or_else(|_| Message::response(409, "Conflict"));
+        add(
+            &mut r,
+            HeaderName::MsDiagnostics,
+            format!("2141;reason=\"{what} version is out of date\";source=\"ocs-sim\""),
+        );
+        r.set_body(FAULT_CT, body);
+        PresenceReply {
+            response: r,
+            notify: Vec::new(),
+        }
+    }
+
     // ----- SERVICE -----------------------------------------------------
 
     fn service(
@@ -635,27 +667,7 @@ impl PresenceServer {
             })
             .collect();
         if !conflicts.is_empty() {
-            let mut body =
-                String::from("<Fault><Faultcode>Client.BadCall.WrongDelta</Faultcode><details>");
-            for (i, v, cur) in conflicts {
-                body.push_str(&format!(
-                    "<operation index=\"{i}\" version=\"{v}\" curVersion=\"{cur}\"/>"
-                ));
-            }
-            body.push_str("</details></Fault>");
-            let tag = self.rng.tag();
-            let mut r = builder::response(req, 409, None, Some(&tag))
-                .unwrap_or_else(|_| Message::response(409, "Conflict"));
-            add(
-                &mut r,
-                HeaderName::MsDiagnostics,
-                "2141;reason=\"Publication version is out of date\";source=\"ocs-sim\"",
-            );
-            r.set_body(FAULT_CT, body);
-            return Ok(PresenceReply {
-                response: r,
-                notify: Vec::new(),
-            });
+            return Ok(self.wrong_delta(req, "Publication", &conflicts));
         }
         let time = self.publish_time(now);
         let user = self.users.entry(sender.to_owned()).or_default();
@@ -1299,22 +1311,7 @@ impl PresenceServer {
         let list = self.contacts_mut(sender);
         let cur = list.delta_num.unwrap_or(0);
         if delta != cur {
-            let tag = self.rng.tag();
-            let mut r = builder::response(req, 409, None, Some(&tag))
-                .unwrap_or_else(|_| Message::response(409, "Conflict"));
-            add(
-                &mut r,
-                HeaderName::MsDiagnostics,
-                "2141;reason=\"Contact list version is out of date\";source=\"ocs-sim\"",
-            );
-            r.set_body(
-                FAULT_CT,
-                format!("<Fault><Faultcode>Client.BadCall.WrongDelta</Faultcode><details><operation index=\"1\" version=\"{delta}\" curVersion=\"{cur}\"/></details></Fault>"),
-            );
-            return Ok(PresenceReply {
-                response: r,
-                notify: Vec::new(),
-            });
+            return Ok(self.wrong_delta(req, "Contact list", &[(1, delta, cur)]));
         }
         let mut d = ContactDelta {
             delta_num: cur + 1,

@@ -35,3 +35,31 @@ pub fn registered(e: &ClientEvent) -> bool {
         ClientEvent::Registration(RegistrationEvent::Registered { .. })
     )
 }
+
+/// The configuration of a client for `user` of the embedded server on
+/// 127.0.0.1:`port` over TCP: `sip:user@contoso.com`, NTLM as
+/// `CONTOSO\user` with the password `{user}pw` (as the tests create them).
+pub fn sim_client_config(
+    user: &str,
+    epid: &str,
+    port: u16,
+    dialect: ocs_core::discovery::Dialect,
+) -> ocs_core::driver::ClientConfig {
+    use ocs_core::discovery::{ServerConfig, Transport};
+    use ocs_core::endpoint::EndpointConfig;
+    use ocs_core::register::{Credentials, RegisterConfig};
+    let reg = RegisterConfig::new(&format!("sip:{user}@contoso.com"), dialect, epid);
+    let mut cfg = ocs_core::driver::ClientConfig::new(EndpointConfig::new(
+        reg,
+        Some(Credentials::new(
+            &format!("CONTOSO\\{user}"),
+            &format!("{user}pw"),
+        )),
+    ));
+    cfg.server = Some(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        transport: Transport::Tcp,
+    });
+    cfg
+}
