@@ -1,302 +1,694 @@
-//! The quickstart: everything on loopback, no set-up.
+//! The quickstart: an Office Communicator 2007 R2 client in nine steps, on
+//! loopback, with no set-up.
 //!
-//! Starts the embedded OCS-dialect test server, signs two users in with
-//! NTLM (MS-SIPAE, signed messages), has each watch the other while alice
-//! publishes a custom state and a note, exchanges instant messages, applies a
-//! sample DisableIM policy from a .reg file so the refusal shows, and signs
-//! both out. To sign in to a real server, use `ocs register`.
+//! 1. starts the embedded OCS-dialect test server;
+//! 2. signs alice and bob in with NTLM (MS-SIPAE, signed messages);
+//! 3. loads alice's custom states from her CustomStateURL, served over HTTP
+//!    by this process;
+//! 4. evaluates a sample client policy (.reg) that sets DisableIM for bob;
+//! 5. publishes alice's custom state with a note, and bob's status;
+//! 6. has each watch the other;
+//! 7. exchanges instant messages, then gives bob the policy so the next
+//!    message is refused;
+//! 8. prints alice's diagnostics snapshot;
+//! 9. signs both out.
+//!
+//! ```text
+//! cargo run -p ocs-examples --bin quickstart
+//! ```
+//!
+//! With `--server HOST[:PORT]` it signs in to a real server instead (the
+//! flags are those of `ocs register`; `--user`, `--auth-user` and
+//! `--password-env` may be given twice, for a second user):
+//!
+//! ```text
+//! OCS_PASSWORD=... OCS_PASSWORD2=... cargo run -p ocs-examples --bin quickstart -- \
+//!     --server ocs.contoso.com --user sip:alice@contoso.com --auth-user 'CONTOSO\alice' \
+//!     --user sip:bob@contoso.com --auth-user 'CONTOSO\bob'
+//! ```
+//!
+//! Step 1 is then skipped (and the server's view of the registrations in
+//! step 2, which only the embedded server can show); with one user, steps
+//! 6 and 7 are skipped too.
 
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
-use ocs_core::driver::sim::serve;
-use ocs_core::driver::{Client, ClientConfig, ClientEvent};
+use ocs_core::driver::sim::{SimHandle, serve};
+use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings};
 use ocs_core::endpoint::EndpointConfig;
+use ocs_core::error::Provenance;
 use ocs_core::messaging::ImEvent;
-use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::presence::model::{Presence, State};
+use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::register::{Credentials, CredentialsReason, RegisterConfig, RegistrationEvent};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
+use ocs_examples::custom_state_server;
 
-fn client(user: &str, password: &str, epid: &str, port: u16) -> Result<Client, String> {
-    let reg = RegisterConfig::new(&format!("sip:{user}@contoso.com"), Dialect::Ocs, epid);
-    let creds = Credentials::new(&format!("CONTOSO\\{user}"), password);
-    let mut cfg = ClientConfig::new(EndpointConfig::new(reg, Some(creds)));
-    cfg.server = Some(ServerConfig {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        transport: Transport::Tcp,
-    });
-    Client::start(cfg).map_err(|e| e.to_string())
+/// Runs the quickstart against the embedded test server, or against a real
+/// one with --server.
+#[derive(Debug, Parser)]
+#[command(name = "quickstart")]
+struct Args {
+    /// Sign in to this server (HOST[:PORT]) instead of starting the
+    /// embedded test server.
+    #[arg(long, requires = "user")]
+    server: Option<String>,
+    /// SIP address to sign in, e.g. sip:alice@contoso.com; give it twice
+    /// for the steps between two users (watch, IM).
+    #[arg(long, requires = "server")]
+    user: Vec<String>,
+    /// Account for authentication, e.g. CONTOSO\alice, in --user order
+    /// (default: the user part of --user).
+    #[arg(long, requires = "server")]
+    auth_user: Vec<String>,
+    /// Environment variable holding the password, in --user order
+    /// (default: OCS_PASSWORD, and OCS_PASSWORD2 for the second user).
+    #[arg(long, requires = "server")]
+    password_env: Vec<String>,
+    /// Transport (default: tls for ocs, udp for standard).
+    #[arg(long, value_enum, requires = "server")]
+    transport: Option<TransportArg>,
+    /// Protocol dialect.
+    #[arg(long, value_enum, default_value = "ocs", requires = "server")]
+    dialect: DialectArg,
+    /// Extra trusted CA certificate (PEM), e.g. an enterprise CA.
+    #[arg(long, requires = "server")]
+    ca: Option<PathBuf>,
 }
 
-async fn until_registered(name: &str, c: &mut Client) -> Result<(), String> {
-    while let Some(e) = c.next_event().await {
-        match e {
-            ClientEvent::Connected {
-                addr,
-                transport,
-                source,
-                ..
-            } => {
-                println!("  {name}: connected to {addr} over {transport} ({source})");
-            }
-            ClientEvent::Registration(RegistrationEvent::Registered {
-                gruu,
-                expires,
-                keep_alive,
-                auth_scheme,
-                auth_version,
-                ..
-            }) => {
-                println!(
-                    "  {name}: signed in with {auth_scheme} (MS-SIPAE version {auth_version}), \
-                     registration valid {expires} s, keep-alive every {} s",
-                    keep_alive.map(|d| d.as_secs()).unwrap_or(0)
-                );
-                println!("  {name}: GRUU {}", gruu.unwrap_or_default());
-                return Ok(());
-            }
-            ClientEvent::Registration(RegistrationEvent::Failed(e)) => {
-                return Err(format!("{name}: sign-in failed: {e}"));
-            }
-            ClientEvent::Stopped => return Err(format!("{name}: stopped")),
-            _ => {}
-        }
-    }
-    Err(format!("{name}: client ended"))
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    Tls,
+    Tcp,
+    Udp,
 }
 
-/// The quickstart's sample policy: a user-policy key as an admin would
-/// export it with regedit (the seed's spelling of the hive).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DialectArg {
+    /// Office Communicator 2007 R2 (NTLM, epid, GRUU).
+    Ocs,
+    /// Plain RFC 3261 (Digest), e.g. Kamailio.
+    Standard,
+}
+
+/// How long to wait for any one thing to happen (a real server's presence
+/// notifications can take a few seconds; the embedded server answers in
+/// milliseconds).
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The embedded server's users (domain contoso.com, NTLM domain CONTOSO)
+/// and their passwords.
+const SIM_USERS: [(&str, &str); 2] = [("alice", "alicepw"), ("bob", "bobpw")];
+
+/// The custom states behind alice's CustomStateURL, in the
+/// custom-state-server example's format (`ID AVAILABILITY LCID TEXT`); that
+/// server renders them as the customStates XML Communicator reads.
+const CUSTOM_STATES: &str = "\
+[default]
+1 busy 1033 In a Customer Seminar
+1 busy 1031 Im Kundenseminar
+2 do-not-disturb 1033 Presenting
+";
+
+/// The sample policy: a user-policy key as an admin would export it with
+/// regedit (Communicator's own spelling of the hive).
 const SAMPLE_POLICY: &str = "Windows Registry Editor Version 5.00\r\n\r\n\
 [HKEY_CURRENT_User\\Software\\Policies\\Microsoft\\Communicator]\r\n\
 \"DisableIM\"=dword:00000001\r\n";
 
-/// The sample custom presence states (the format CustomStateURL points at).
-const CUSTOM_STATES: &str = r#"<?xml version="1.0"?>
-<customStates xmlns="http://schemas.microsoft.com/09/2009/communicator/customStates">
-  <customState ID="1" availability="busy">
-    <activity LCID="1033">In a Customer Seminar</activity>
-    <activity LCID="1031">Im Kundenseminar</activity>
-  </customState>
-</customStates>"#;
-
-/// Waits (up to 5 s) for a presence change of `uri` that `f` accepts.
-async fn until_presence(
-    c: &mut Client,
-    uri: &str,
-    f: impl Fn(&ocs_core::presence::model::Presence) -> bool,
-) -> Result<ocs_core::presence::model::Presence, String> {
-    let fut = async {
-        while let Some(e) = c.next_event().await {
-            if let ClientEvent::Presence(ocs_core::presence_agent::PresenceEvent::Changed {
-                uri: u,
-                presence,
-            }) = e
-                && u == uri
-                && f(&presence)
-            {
-                return Ok(*presence);
-            }
-        }
-        Err("client ended".to_owned())
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .map_err(|_| format!("timed out waiting for {uri}'s presence"))?
+/// One signed-in user.
+struct User {
+    /// Short name for the output (the user part of the SIP address).
+    name: String,
+    uri: String,
+    client: Client,
 }
 
-/// Waits (up to 5 s) for an IM event `f` accepts.
-async fn until_im<T>(c: &mut Client, f: impl Fn(&ImEvent) -> Option<T>) -> Result<T, String> {
-    let fut = async {
-        while let Some(e) = c.next_event().await {
-            if let ClientEvent::Im(im) = &e
-                && let Some(t) = f(im)
-            {
-                return Ok(t);
-            }
-        }
-        Err("client ended".to_owned())
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .map_err(|_| "timed out waiting for an IM event".to_owned())?
+/// Who signs in.
+struct Account {
+    /// SIP address, e.g. sip:alice@contoso.com.
+    uri: String,
+    /// Account for authentication, e.g. CONTOSO\alice.
+    auth_user: String,
+    password: String,
 }
 
-async fn until_signed_out(name: &str, c: &mut Client) {
-    c.sign_out();
-    while let Some(e) = c.next_event().await {
-        if let ClientEvent::Registration(RegistrationEvent::SignedOut { .. }) = e {
-            println!("  {name}: signed out");
+/// Where and how to sign in.
+struct SignInSettings {
+    server: ServerConfig,
+    dialect: Dialect,
+    tls: TlsSettings,
+    accounts: Vec<Account>,
+}
+
+impl SignInSettings {
+    /// The embedded server's users over TCP on loopback (no certificate
+    /// needed, NTLM still signs every message).
+    fn embedded(sim: &SimHandle) -> SignInSettings {
+        SignInSettings {
+            server: ServerConfig {
+                host: sim.tcp.ip().to_string(),
+                port: Some(sim.tcp.port()),
+                transport: Transport::Tcp,
+            },
+            dialect: Dialect::Ocs,
+            tls: TlsSettings::default(),
+            accounts: SIM_USERS
+                .iter()
+                .map(|&(name, password)| Account {
+                    uri: format!("sip:{name}@contoso.com"),
+                    auth_user: format!("CONTOSO\\{name}"),
+                    password: password.to_owned(),
+                })
+                .collect(),
         }
-        if e == ClientEvent::Stopped {
-            break;
+    }
+
+    /// From --server and the sign-in flags.
+    fn from_args(a: &Args, server: &str) -> Result<SignInSettings, String> {
+        if a.user.len() > 2 {
+            return Err("at most two --user".into());
         }
+        let dialect = match a.dialect {
+            DialectArg::Ocs => Dialect::Ocs,
+            DialectArg::Standard => Dialect::Standard,
+        };
+        // The same defaults as `ocs register`.
+        let transport = match (a.transport, dialect) {
+            (Some(TransportArg::Tls), _) | (None, Dialect::Ocs) => Transport::Tls,
+            (Some(TransportArg::Tcp), _) => Transport::Tcp,
+            (Some(TransportArg::Udp), _) | (None, Dialect::Standard) => Transport::Udp,
+        };
+        let (host, port) = split_host_port(server)?;
+        let mut tls = TlsSettings::default();
+        if let Some(ca) = &a.ca {
+            tls.add_ca_file(ca)
+                .map_err(|e| format!("--ca {}: {e}", ca.display()))?;
+        }
+        let mut accounts = Vec::new();
+        for (i, uri) in a.user.iter().enumerate() {
+            let parsed =
+                ocs_core::sip::SipUri::parse(uri).map_err(|e| format!("--user {uri}: {e}"))?;
+            let auth_user = match a.auth_user.get(i) {
+                Some(u) => u.clone(),
+                None => parsed.user.unwrap_or_default().to_owned(),
+            };
+            let var = match a.password_env.get(i) {
+                Some(v) => v.clone(),
+                None if i == 0 => "OCS_PASSWORD".to_owned(),
+                None => "OCS_PASSWORD2".to_owned(),
+            };
+            let password =
+                std::env::var(&var).map_err(|_| format!("set ${var} to {uri}'s password"))?;
+            accounts.push(Account {
+                uri: uri.clone(),
+                auth_user,
+                password,
+            });
+        }
+        Ok(SignInSettings {
+            server: ServerConfig {
+                host,
+                port,
+                transport,
+            },
+            dialect,
+            tls,
+            accounts,
+        })
+    }
+
+    /// The client configuration for one account.
+    fn config(&self, a: &Account) -> ClientConfig {
+        let reg = RegisterConfig::new(&a.uri, self.dialect, &epid_for(&a.uri));
+        let creds = Credentials::new(&a.auth_user, &a.password);
+        let mut cfg = ClientConfig::new(EndpointConfig::new(reg, Some(creds)));
+        cfg.server = Some(self.server.clone());
+        cfg.tls = self.tls.clone();
+        cfg
     }
 }
 
-async fn run() -> Result<(), String> {
+/// `sip:alice@contoso.com` → `alice`, for the output.
+fn user_name(uri: &str) -> &str {
+    let s = uri.strip_prefix("sip:").unwrap_or(uri);
+    s.split('@').next().unwrap_or(s)
+}
+
+/// A stable endpoint id per user, as Communicator keeps one per install.
+fn epid_for(uri: &str) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uri.hash(&mut h);
+    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+}
+
+/// `host`, `host:port` or `[v6]:port`.
+fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+    let bad = || format!("--server {s}: expected HOST[:PORT]");
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (s, None),
+        },
+    };
+    let port = port.map(|p| p.parse().map_err(|_| bad())).transpose()?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Reads `c`'s events until `f` picks one out (other events are not needed
+/// here and are dropped), for at most [`WAIT`].
+async fn until<T>(
+    c: &mut Client,
+    what: &str,
+    mut f: impl FnMut(ClientEvent) -> Option<Result<T, String>>,
+) -> Result<T, String> {
+    let wait = async {
+        while let Some(e) = c.next_event().await {
+            if let Some(r) = f(e) {
+                return r;
+            }
+        }
+        Err(format!("the client ended while waiting for {what}"))
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .map_err(|_| format!("timed out waiting for {what}"))?
+}
+
+/// Starts a client and prints its progress until it is signed in.
+async fn sign_in(cfg: ClientConfig) -> Result<User, String> {
+    let uri = cfg.endpoint.register.aor.clone();
+    let name = user_name(&uri).to_owned();
+    let mut client = Client::start(cfg).map_err(|e| format!("{uri}: {e}"))?;
+    let what = format!("{name} to sign in");
+    until(&mut client, &what, |e| match e {
+        ClientEvent::Connected {
+            addr, transport, ..
+        } => {
+            println!("  {name}: connected to {addr} over {transport}");
+            None
+        }
+        // The client tries again (or the next server); say why meanwhile.
+        ClientEvent::ConnectFailed { target, error } => {
+            println!("  {name}: cannot connect to {target}: {error}");
+            None
+        }
+        ClientEvent::Registration(RegistrationEvent::Registered {
+            gruu,
+            expires,
+            auth_scheme,
+            auth_version,
+            ..
+        }) => {
+            // Version 0 means no MS-SIPAE (Digest).
+            let version = match auth_version {
+                0 => String::new(),
+                v => format!(" (MS-SIPAE version {v})"),
+            };
+            println!(
+                "  {name}: signed in with {auth_scheme}{version}, registration valid {expires} s"
+            );
+            if let Some(g) = gruu {
+                println!("  {name}: GRUU {g}");
+            }
+            Some(Ok(()))
+        }
+        ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { reason, .. }) => {
+            Some(Err(match reason {
+                CredentialsReason::Missing => format!("{name}: the server wants credentials"),
+                CredentialsReason::Rejected => format!("{name}: the server rejected the password"),
+            }))
+        }
+        ClientEvent::Registration(RegistrationEvent::Failed(e)) => {
+            Some(Err(format!("{name}: sign-in failed: {e}")))
+        }
+        _ => None,
+    })
+    .await?;
+    Ok(User { name, uri, client })
+}
+
+/// Has `watcher` watch `of` and waits until it sees a presence `f`
+/// accepts.
+async fn watch(
+    watcher: &mut User,
+    of: &User,
+    f: impl Fn(&Presence) -> bool,
+) -> Result<Presence, String> {
+    watcher.client.watch(&of.uri);
+    let what = format!("{}'s watch of {}", watcher.name, of.name);
+    until(&mut watcher.client, &what, |e| match e {
+        ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
+            if uri == of.uri && f(&presence) =>
+        {
+            Some(Ok(*presence))
+        }
+        ClientEvent::Presence(PresenceEvent::WatchEnded { uri, reason }) if uri == of.uri => {
+            Some(Err(format!("the server ended {what}: {reason}")))
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Waits until the server has accepted `u`'s presence publication.
+async fn until_published(u: &mut User) -> Result<State, String> {
+    let what = format!("{}'s publication", u.name);
+    until(&mut u.client, &what, |e| match e {
+        ClientEvent::Presence(PresenceEvent::Published { state }) => Some(Ok(state)),
+        ClientEvent::Presence(PresenceEvent::PublishFailed(e)) => Some(Err(e.to_string())),
+        _ => None,
+    })
+    .await
+}
+
+/// Sends an IM from `from` to `to` and waits until it is received and
+/// delivered.
+async fn send_im(from: &mut User, to: &mut User, text: &str) -> Result<(), String> {
+    let id = from
+        .client
+        .send_im(&to.uri, text)
+        .await
+        .map_err(|e| e.to_string())?;
+    let what = format!("{} to receive an IM", to.name);
+    let received = until(&mut to.client, &what, |e| match e {
+        ClientEvent::Im(ImEvent::Received { content, .. }) => Some(Ok(content.plain_text)),
+        _ => None,
+    })
+    .await?;
+    println!("  {} -> {}: \"{received}\"", from.name, to.name);
+    let what = format!("{}'s IM to be delivered", from.name);
+    until(&mut from.client, &what, |e| match e {
+        ClientEvent::Im(ImEvent::Delivered { id: d }) if d == id => Some(Ok(())),
+        ClientEvent::Im(ImEvent::Failed { id: d, detail, .. }) if d == id => Some(Err(detail)),
+        _ => None,
+    })
+    .await
+}
+
+/// Step 7: a message each way, then bob's client gets the DisableIM policy
+/// (`disable_im`: its provenance) and the next messages are refused.
+async fn exchange_messages(
+    alice: &mut User,
+    bob: &mut User,
+    disable_im: Option<Provenance>,
+) -> Result<(), String> {
+    send_im(alice, bob, "Hello Bob, lunch at noon?").await?;
+    send_im(bob, alice, "Sure, see you there").await?;
+    let Some(disable_im) = disable_im else {
+        return Ok(());
+    };
+    bob.client.set_disable_im(Some(disable_im));
+    println!(
+        "  {}'s client applies quickstart-policy.reg: IM off",
+        bob.name
+    );
+    // A new session, so bob's client is asked again (and refuses).
+    alice.client.end_im_session(&bob.uri);
+    let refused = alice
+        .client
+        .send_im(&bob.uri, "Are you still there?")
+        .await
+        .map_err(|e| e.to_string())?;
+    let what = format!("{}'s IM to be refused", alice.name);
+    let why = until(&mut alice.client, &what, |e| match e {
+        ClientEvent::Im(ImEvent::Failed { id, reason, detail }) if id == refused => {
+            Some(Ok(format!("{}: {detail}", reason.description())))
+        }
+        ClientEvent::Im(ImEvent::Delivered { id }) if id == refused => {
+            Some(Err("DisableIM did not stop the message".into()))
+        }
+        _ => None,
+    })
+    .await?;
+    println!("  {} -> {}: refused, {why}", alice.name, bob.name);
+    // Bob's own client refuses to send, without asking the server.
+    match bob.client.send_im(&alice.uri, "Still there?").await {
+        Err(e) => println!("  {} -> {}: refused, {e}", bob.name, alice.name),
+        Ok(_) => return Err("DisableIM did not stop bob from sending".into()),
+    }
+    Ok(())
+}
+
+/// Signs out and waits until the client has stopped.
+async fn sign_out(u: &mut User) {
+    u.client.sign_out();
+    let _ = until(&mut u.client, "sign-out", |e| match e {
+        ClientEvent::Registration(RegistrationEvent::SignedOut { .. }) => {
+            println!("  {}: signed out", u.name);
+            None
+        }
+        ClientEvent::Stopped => Some(Ok(())),
+        _ => None,
+    })
+    .await;
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // clippy.toml keeps the sans-IO core off the clock; the quickstart's
+    // own run time is what the last line reports.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
-    println!("1. Starting the embedded OCS 2007 R2-dialect test server on loopback");
-    let mut registrar = Registrar::new(
-        RegistrarConfig::ocs("contoso.com"),
-        Rng::from_seed(1),
-        [3; 32],
-    );
-    registrar.add_user("alice", "CONTOSO", "alicepw");
-    registrar.add_user("bob", "CONTOSO", "bobpw");
-    let server = serve(
-        SimServer::new(registrar, Rng::from_seed(2)),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        0,
-        None,
-    )
-    .await
-    .map_err(|e| format!("cannot listen on loopback: {e}"))?;
-    println!("  listening on udp {} and tcp {}", server.udp, server.tcp);
 
-    println!("2. Signing in alice and bob with NTLM (connectionless, signed messages)");
-    let mut alice = client("alice", "alicepw", "a1b2c3d4e5", server.tcp.port())?;
-    let mut bob = client("bob", "bobpw", "0f1e2d3c4b", server.tcp.port())?;
-    until_registered("alice", &mut alice).await?;
-    until_registered("bob", &mut bob).await?;
+    // `sim` (the embedded server) runs until the end of `run`.
+    let (sim, sign_in_cfg) = match &args.server {
+        None => {
+            println!("1. Starting the embedded OCS 2007 R2-dialect test server on loopback");
+            let sim = start_embedded_server().await?;
+            println!("  listening on udp {} and tcp {}", sim.udp, sim.tcp);
+            let cfg = SignInSettings::embedded(&sim);
+            (Some(sim), cfg)
+        }
+        Some(server) => {
+            let cfg = SignInSettings::from_args(&args, server)?;
+            println!(
+                "1. Using the server {server} over {} (skipped: starting the embedded test server)",
+                cfg.server.transport
+            );
+            (None, cfg)
+        }
+    };
 
-    println!("3. What the server sees");
-    let bindings = server
-        .with(|s, _| {
-            let mut v: Vec<String> = s
-                .registrar()
-                .bindings()
-                .map(|b| format!("  {} at {} (epid {})", b.aor, b.contact, b.epid))
-                .collect();
-            v.sort();
-            v
-        })
-        .await
-        .unwrap_or_default();
-    for b in bindings {
-        println!("{b}");
-    }
-
-    println!("4. Presence: each watches the other; alice publishes a custom state and a note");
-    let states = ocs_core::customstates::load(CUSTOM_STATES.as_bytes());
-    for w in &states.warnings {
-        println!("  custom states warning: {w}");
-    }
-    let seminar = states
-        .states
-        .states
-        .first()
-        .ok_or("the sample customStates file has no state")?;
-    let text = seminar.text(1033).unwrap_or_default().to_owned();
-    alice.set_custom_state(
-        seminar.availability.availability(),
-        1033,
-        &text,
-        Some("Back at 3 pm"),
-    );
-    bob.set_status(ocs_core::presence::model::State::Online, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    alice.watch("sip:bob@contoso.com");
-    bob.watch("sip:alice@contoso.com");
-    let seen = until_presence(&mut bob, "sip:alice@contoso.com", |p| {
-        p.any_custom_text(1033).is_some()
-    })
-    .await?;
+    let names: Vec<&str> = sign_in_cfg
+        .accounts
+        .iter()
+        .map(|a| user_name(&a.uri))
+        .collect();
     println!(
-        "  bob sees alice:   {} ({}), \"{}\", note \"{}\"",
-        seen.state().as_str(),
-        seen.availability.map(|a| a.0).unwrap_or(0),
-        seen.any_custom_text(1033).unwrap_or(""),
-        seen.note.as_ref().map(|n| &*n.text).unwrap_or("")
+        "2. Signing in {} with {}",
+        names.join(" and "),
+        match sign_in_cfg.dialect {
+            Dialect::Ocs => "NTLM (connectionless, signed messages)",
+            Dialect::Standard => "Digest",
+        }
     );
-    let seen = until_presence(&mut alice, "sip:bob@contoso.com", |p| {
-        p.state() == ocs_core::presence::model::State::Online
-    })
-    .await?;
-    println!("  alice sees bob:   {}", seen.state().as_str());
+    // Alice's client loads her CustomStateURL right after sign-in (step 3),
+    // so the HTTP server that serves it starts first.
+    let states_url = serve_custom_states().await?;
+    let mut users = Vec::new();
+    for (i, account) in sign_in_cfg.accounts.iter().enumerate() {
+        let mut cfg = sign_in_cfg.config(account);
+        if i == 0 {
+            cfg.custom_state_url = Some(states_url.clone());
+        }
+        users.push(sign_in(cfg).await?);
+    }
+    match &sim {
+        Some(sim) => {
+            let mut bindings = sim
+                .with(|s, _| {
+                    s.registrar()
+                        .bindings()
+                        .map(|b| format!("  server: {} at {} (epid {})", b.aor, b.contact, b.epid))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+            bindings.sort();
+            for b in bindings {
+                println!("{b}");
+            }
+        }
+        None => println!("  (skipped: the server's list of registrations, embedded server only)"),
+    }
+    let (alice, others) = users.split_first_mut().ok_or("no user to sign in")?;
+    let mut bob = others.first_mut();
 
-    println!("5. Instant messages (OCS session: INVITE with ms-text-format, then MESSAGE)");
-    let id = alice
-        .send_im("sip:bob@contoso.com", "Hello Bob, lunch at noon?")
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = until_im(&mut bob, |e| match e {
-        ImEvent::Received { from, content } => Some(format!("{from}: {}", content.plain_text)),
+    println!(
+        "3. Loading {}'s custom states from {states_url}",
+        alice.name
+    );
+    let states = until(&mut alice.client, "the custom states", |e| match e {
+        ClientEvent::CustomStates { states, warnings } => {
+            for w in warnings {
+                println!("  warning: {w}");
+            }
+            Some(Ok(states))
+        }
+        ClientEvent::CustomStatesFailed { error, .. } => Some(Err(error)),
         _ => None,
     })
     .await?;
-    println!("  bob received  {text}");
-    until_im(&mut alice, |e| {
-        matches!(e, ImEvent::Delivered { id: d } if *d == id).then_some(())
-    })
-    .await?;
-    println!("  alice: message {} delivered", id.0);
-    let reply = bob
-        .send_im("sip:alice@contoso.com", "Sure, see you there")
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = until_im(&mut alice, |e| match e {
-        ImEvent::Received { from, content } => Some(format!("{from}: {}", content.plain_text)),
-        _ => None,
-    })
-    .await?;
-    println!("  alice received {text}");
-    until_im(&mut bob, |e| {
-        matches!(e, ImEvent::Delivered { id: d } if *d == reply).then_some(())
-    })
-    .await?;
+    for s in &states.states {
+        let texts: Vec<String> = s
+            .texts
+            .iter()
+            .map(|(l, t)| format!("{l} \"{t}\""))
+            .collect();
+        println!(
+            "  state {}: {}, {}",
+            s.id,
+            s.availability.as_str(),
+            texts.join(", ")
+        );
+    }
 
-    println!("6. Applying a sample policy to bob (quickstart-policy.reg)");
+    println!("4. Applying a sample policy (quickstart-policy.reg)");
     let reg = ocs_core::policy::reg::parse(SAMPLE_POLICY.as_bytes()).map_err(|e| e.to_string())?;
     let policy = ocs_core::policy::eval::evaluate(
         &[("quickstart-policy.reg", reg)],
         &ocs_core::policy::eval::InBand::default(),
     );
-    let disable = policy.disable_im();
+    let disable_im = policy.disable_im();
     println!(
-        "  DisableIM = {} (from {}{})",
-        disable.value,
-        disable.provenance.source,
-        disable
-            .provenance
-            .from
-            .as_deref()
-            .map(|f| format!(", {f}"))
-            .unwrap_or_default()
+        "  DisableIM = {} (from {} {})",
+        disable_im.value,
+        disable_im.provenance.source,
+        disable_im.provenance.from.as_deref().unwrap_or("")
     );
-    if disable.value {
-        bob.set_disable_im(Some(disable.provenance.clone()));
-    }
-    alice.end_im_session("sip:bob@contoso.com");
-    let refused = alice
-        .send_im("sip:bob@contoso.com", "Are you still there?")
-        .await
-        .map_err(|e| e.to_string())?;
-    let why = until_im(&mut alice, |e| match e {
-        ImEvent::Failed { id, reason, detail } if *id == refused => {
-            Some(format!("{} ({detail})", reason.description()))
-        }
-        _ => None,
-    })
-    .await?;
-    println!("  alice's message was refused: {why}");
-    match bob.send_im("sip:alice@contoso.com", "x").await {
-        Err(e) => println!("  bob cannot send either: {e}"),
-        Ok(_) => return Err("DisableIM did not stop bob from sending".into()),
+    // What `Client::set_disable_im` takes: where the setting came from, or
+    // None when IM is allowed.
+    let bob_disable_im = disable_im.value.then_some(disable_im.provenance);
+    // A policy refresh can reach a signed-in client; bob's gets this one in
+    // step 7, once he and alice have exchanged a first message.
+    match &bob {
+        Some(b) => println!("  for {}; his client gets it in step 7", b.name),
+        None => println!("  (no second user to apply it to: step 7 is skipped)"),
     }
 
-    println!("7. Signing out");
-    until_signed_out("alice", &mut alice).await;
-    until_signed_out("bob", &mut bob).await;
+    println!("5. Publishing a custom state and a note");
+    let seminar = states
+        .states
+        .first()
+        .ok_or("the custom states file has no state")?;
+    let text = seminar.text(1033).unwrap_or_default();
+    let note = "Back at 3 pm";
+    alice
+        .client
+        .set_custom_state(seminar.availability.availability(), 1033, text, Some(note));
+    let alice_state = until_published(alice).await?;
+    println!(
+        "  {}: {} (\"{text}\"), note \"{note}\"",
+        alice.name,
+        alice_state.as_str()
+    );
+    if let Some(b) = &mut bob {
+        b.client
+            .set_status(State::Online, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let published = until_published(b).await?;
+        println!("  {}: {}", b.name, published.as_str());
+    }
+
+    match &mut bob {
+        Some(bob) => {
+            println!("6. Watching each other");
+            // The state is enough to wait for: the standard dialect (PIDF) has
+            // no place for the custom text, OCS shows it too.
+            let seen = watch(bob, alice, |p| p.state() == alice_state).await?;
+            let custom = seen
+                .any_custom_text(1033)
+                .map(|t| format!(" (\"{t}\")"))
+                .unwrap_or_default();
+            println!(
+                "  {} sees {}: {}{custom}, note \"{}\"",
+                bob.name,
+                alice.name,
+                seen.state().as_str(),
+                seen.note.as_ref().map(|n| &*n.text).unwrap_or("")
+            );
+            let seen = watch(alice, bob, |p| p.state() == State::Online).await?;
+            println!(
+                "  {} sees {}: {}",
+                alice.name,
+                bob.name,
+                seen.state().as_str()
+            );
+
+            println!("7. Exchanging instant messages");
+            exchange_messages(alice, bob, bob_disable_im).await?;
+        }
+        None => {
+            println!("6. Watching each other (skipped: needs a second --user)");
+            println!("7. Exchanging instant messages (skipped: needs a second --user)");
+        }
+    }
+
+    println!("8. Diagnostics snapshot of {}", alice.name);
+    let snapshot = alice
+        .client
+        .diagnostics()
+        .await
+        .map_err(|e| e.to_string())?;
+    for line in snapshot.to_table().lines() {
+        println!("  {line}");
+    }
+
+    println!("9. Signing out");
+    for u in &mut users {
+        sign_out(u).await;
+    }
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
     Ok(())
 }
 
+/// The embedded OCS-dialect server with [`SIM_USERS`], on free loopback
+/// ports.
+async fn start_embedded_server() -> Result<SimHandle, String> {
+    let mut registrar = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(1),
+        [3; 32],
+    );
+    for (name, password) in SIM_USERS {
+        registrar.add_user(name, "CONTOSO", password);
+    }
+    let server = SimServer::new(registrar, Rng::from_seed(2));
+    serve(server, IpAddr::V4(Ipv4Addr::LOCALHOST), 0, None)
+        .await
+        .map_err(|e| format!("cannot listen on loopback: {e}"))
+}
+
+/// Serves [`CUSTOM_STATES`] on a free loopback port with the
+/// custom-state-server example's server, for as long as the process runs;
+/// returns the URL.
+async fn serve_custom_states() -> Result<String, String> {
+    let cfg = custom_state_server::parse_config(CUSTOM_STATES).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(custom_state_server::serve(listener, Arc::new(cfg)));
+    Ok(format!("http://{addr}/states.xml"))
+}
+
 fn main() -> std::process::ExitCode {
+    let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -307,14 +699,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), run()).await }) {
+    // Each step waits at most WAIT; this bounds the whole run.
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), run(args)).await }) {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e}");
             std::process::ExitCode::from(1)
         }
         Err(_) => {
-            eprintln!("error: the quickstart did not finish within 30 s");
+            eprintln!("error: the quickstart did not finish within 60 s");
             std::process::ExitCode::from(1)
         }
     }

@@ -277,6 +277,11 @@ pub(crate) fn event_json(e: &ClientEvent) -> Value {
             json!({"event": "address_book_failing", "error": error,
                 "failing_for": failing_for.as_secs()})
         }
+        ClientEvent::Presence(ocs_core::presence_agent::PresenceEvent::ContactList(l)) => {
+            let mut v = crate::contacts::list_json(l);
+            v["event"] = json!("contact_list");
+            v
+        }
         other => json!({"event": "other", "detail": format!("{other:?}")}),
     }
 }
