@@ -227,6 +227,10 @@ enum Pending {
     RoamingContacts {
         req: Box<Message>,
     },
+    /// An in-dialog refresh of roaming-self (0) or roaming-contacts (1).
+    RoamingRefresh {
+        which: usize,
+    },
     ContactChange {
         change: QueuedChange,
         op: ContactOp,
@@ -277,6 +281,8 @@ pub struct PresenceAgent {
     publish_refresh_at: Option<Instant>,
     versions: HashMap<(String, u32, u32), u32>,
     roaming_self: Option<Dialog>,
+    /// When to refresh the roaming-self and roaming-contacts subscriptions.
+    roaming_refresh: [Option<Instant>; 2],
     watches: HashMap<String, Watch>,
     pending: HashMap<RequestId, Pending>,
     events: VecDeque<PresenceEvent>,
@@ -344,6 +350,7 @@ impl PresenceAgent {
             publish_refresh_at: None,
             versions: HashMap::new(),
             roaming_self: None,
+            roaming_refresh: [None, None],
             watches: HashMap::new(),
             pending: HashMap::new(),
             events: VecDeque::new(),
@@ -1242,9 +1249,25 @@ impl PresenceAgent {
                         .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
                 }
             }
+            Pending::RoamingRefresh { which } => {
+                if (200..300).contains(&code) {
+                    self.roaming_refresh[which] = self.refresh_time(resp, now);
+                } else {
+                    // The server forgot the dialog (481) or refused: start
+                    // the subscription afresh.
+                    self.roaming_refresh[which] = None;
+                    if which == 0 {
+                        self.roaming_self = None;
+                    } else {
+                        self.roaming_contacts = None;
+                    }
+                    self.on_registered(ep, now);
+                }
+            }
             Pending::RoamingContacts { req } => {
                 if (200..300).contains(&code) {
                     self.roaming_contacts = Dialog::from_uac(&req, resp).ok();
+                    self.roaming_refresh[1] = self.refresh_time(resp, now);
                     self.on_contacts_doc(ep, resp.body(), now);
                 } else {
                     // No list: queued changes cannot be resolved.
@@ -1310,6 +1333,7 @@ impl PresenceAgent {
             Pending::RoamingSelf { req } => {
                 if (200..300).contains(&code) {
                     self.roaming_self = Dialog::from_uac(&req, resp).ok();
+                    self.roaming_refresh[0] = self.refresh_time(resp, now);
                     self.learn_versions(resp.body());
                     // Like OC, this endpoint's device and machine state go
                     // out at sign-in (they expire with the endpoint).
@@ -1529,6 +1553,7 @@ impl PresenceAgent {
 
     /// Refreshes publications and subscriptions that are due.
     pub fn handle_timeout(&mut self, ep: &mut Endpoint, now: Instant) {
+        self.refresh_roaming(ep, now);
         if self.publish_refresh_at.is_some_and(|t| t <= now) {
             self.publish_refresh_at = None;
             self.publish(ep, now, 0);
@@ -1559,12 +1584,64 @@ impl PresenceAgent {
         }
     }
 
+    /// When to refresh a self-subscription the server granted in `resp`:
+    /// 120 s before it expires (as SIPE does), or at nine tenths of a
+    /// lifetime of 240 s or less.
+    fn refresh_time(&self, resp: &Message, now: Instant) -> Option<Instant> {
+        let life = resp.expires().ok().flatten().unwrap_or(self.cfg.expires);
+        if life == 0 {
+            return None;
+        }
+        let life = Duration::from_secs(u64::from(life));
+        let early = if life > Duration::from_secs(240) {
+            Duration::from_secs(120)
+        } else {
+            life / 10
+        };
+        Some(now + life - early)
+    }
+
+    /// Sends the in-dialog refresh of roaming-self (0) or roaming-contacts
+    /// (1) when it is due.
+    fn refresh_roaming(&mut self, ep: &mut Endpoint, now: Instant) {
+        for which in 0..2 {
+            if self.roaming_refresh[which].is_none_or(|t| t > now) {
+                continue;
+            }
+            self.roaming_refresh[which] = None;
+            let epid = ep.epid_param();
+            let contact = ep.contact();
+            let (event, accept) = if which == 0 {
+                (
+                    "vnd-microsoft-roaming-self",
+                    "application/vnd-microsoft-roaming-self+xml",
+                )
+            } else {
+                ("vnd-microsoft-roaming-contacts", ROAMING_CONTACTS_CT)
+            };
+            let dialog = if which == 0 {
+                self.roaming_self.as_mut()
+            } else {
+                self.roaming_contacts.as_mut()
+            };
+            let Some(d) = dialog else { continue };
+            let mut req = d.request(Method::Subscribe, epid.as_deref());
+            req.push_header(HeaderName::Event, event);
+            req.push_header(HeaderName::Accept, accept);
+            if let Some(c) = contact {
+                req.push_header(HeaderName::Contact, c);
+            }
+            self.submit(ep, req, Pending::RoamingRefresh { which }, now);
+        }
+    }
+
     /// When [`PresenceAgent::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.watches
             .values()
             .filter_map(|w| w.refresh_at)
             .chain(self.publish_refresh_at)
+            .chain(self.roaming_refresh.iter().flatten().copied())
             .min()
     }
 
@@ -1573,6 +1650,7 @@ impl PresenceAgent {
     pub fn handle_connection_lost(&mut self) {
         self.roaming_self = None;
         self.roaming_contacts = None;
+        self.roaming_refresh = [None, None];
         // A change on the wire may or may not have been made; the queued
         // ones go out after the next sign-in, against the list fetched then.
         for p in self.pending.values() {

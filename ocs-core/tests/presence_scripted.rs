@@ -486,3 +486,58 @@ fn standard_dialect_meetings_show_busy_with_the_meeting_activity() {
     a.pa.set_in_meeting(&mut a.ep, None, a.now);
     assert_eq!(publishes(&a.sent()), vec![State::Online]);
 }
+
+#[test]
+fn roaming_subscriptions_are_refreshed_in_their_dialogs_and_restarted_after_481() {
+    let mut a = Alice::new();
+    a.pa.on_registered(&mut a.ep, a.now);
+    let sent = a.sent();
+    let subs = subscribes(&sent);
+    let event = |m: &Message| m.header(HeaderName::Event).unwrap_or("").to_owned();
+    let roaming_self = subs
+        .iter()
+        .find(|m| event(m) == "vnd-microsoft-roaming-self")
+        .map(|m| (*m).clone())
+        .expect("roaming-self");
+    let roaming_contacts = subs
+        .iter()
+        .find(|m| event(m) == "vnd-microsoft-roaming-contacts")
+        .map(|m| (*m).clone())
+        .expect("roaming-contacts");
+    // Both granted for an hour (accept() says 3600).
+    a.accept(&roaming_self, "rs");
+    a.accept(&roaming_contacts, "rc");
+    a.sent();
+    // Nothing before 3600 - 120 s; then one in-dialog SUBSCRIBE each.
+    a.now += Duration::from_secs(3470);
+    a.pa.handle_timeout(&mut a.ep, a.now);
+    assert!(subscribes(&a.sent()).is_empty());
+    assert!(
+        a.pa.poll_timeout()
+            .is_some_and(|t| t <= a.now + Duration::from_secs(10))
+    );
+    a.now += Duration::from_secs(10);
+    a.pa.handle_timeout(&mut a.ep, a.now);
+    let sent = a.sent();
+    let refreshes = subscribes(&sent);
+    assert_eq!(refreshes.len(), 2, "{sent:?}");
+    for (r, tag, ev) in [
+        (refreshes[0], "rs", "vnd-microsoft-roaming-self"),
+        (refreshes[1], "rc", "vnd-microsoft-roaming-contacts"),
+    ] {
+        assert_eq!(event(r), ev);
+        assert_eq!(r.to().expect("To").tag(), Some(tag), "in the dialog");
+    }
+    // The server forgot roaming-contacts: a fresh, out-of-dialog SUBSCRIBE.
+    let gone = builder::response(refreshes[1], 481, None, Some("x")).expect("481");
+    a.feed(&gone);
+    let sent = a.sent();
+    let again = subscribes(&sent);
+    assert!(
+        again
+            .iter()
+            .any(|m| event(m) == "vnd-microsoft-roaming-contacts"
+                && m.to().expect("To").tag().is_none()),
+        "{sent:?}"
+    );
+}
