@@ -1,8 +1,8 @@
 //! # ocs-ffi
 //!
 //! The thin foreign-function facade over [`ocs_core`]: uniffi objects for
-//! Python, Kotlin and Swift, and a C API (cbindgen) for C, C# (Outlook
-//! add-ins) and anything else that speaks C. It holds no protocol logic:
+//! Python, Kotlin and Swift ([`uniffi_api`]), and a C API (cbindgen,
+//! [`c`]) for C, C# (Outlook add-ins) and anything else that speaks C. It holds no protocol logic:
 //! every function is a conversion plus a call into the core's driver, run on
 //! one static tokio runtime.
 //!
@@ -13,6 +13,11 @@
 use std::sync::OnceLock;
 
 pub mod c;
+pub mod uniffi_api;
+
+// The uniffi scaffolding for the Python, Kotlin and Swift bindings
+// (namespace `ocs`); the exported items are in `uniffi_api`.
+uniffi::setup_scaffolding!("ocs");
 
 use ocs_core::error::Error;
 
