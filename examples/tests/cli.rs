@@ -161,7 +161,11 @@ fn register_against_the_embedded_server() {
         .collect();
     let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(names[..2], ["connected", "registered"], "{names:?}");
-    assert_eq!(names[names.len() - 2..], ["signed_out", "stopped"], "{names:?}");
+    assert_eq!(
+        names[names.len() - 2..],
+        ["signed_out", "stopped"],
+        "{names:?}"
+    );
     // Provisioning and the contact list come from two subscriptions, in
     // either order.
     let mut middle = names[2..names.len() - 2].to_vec();
