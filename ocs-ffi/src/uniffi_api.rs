@@ -303,17 +303,6 @@ fn server_config(host: &str, port: Option<u16>, transport: discovery::Transport)
     }
 }
 
-/// Splits `host[:port]` as the ServerAddressInternal policy writes it.
-fn split_host_port(s: &str) -> (String, Option<u16>) {
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => match p.parse() {
-            Ok(p) => (h.trim_matches(['[', ']']).to_owned(), Some(p)),
-            Err(_) => (s.to_owned(), None),
-        },
-        _ => (s.to_owned(), None),
-    }
-}
-
 /// The core's configuration from the host's, with the policy applied as the
 /// `ocs` command line applies it.
 fn client_config(c: &OcsConfig) -> Result<(ClientConfig, EffectivePolicy), OcsError> {
@@ -346,31 +335,8 @@ fn client_config(c: &OcsConfig) -> Result<(ClientConfig, EffectivePolicy), OcsEr
             (s.port != 0).then_some(s.port),
             transport,
         ));
-    } else if policy.configuration_mode().value == 1
-        && let Some(addr) = policy.server_address_internal().value
-    {
-        let (host, port) = split_host_port(&addr);
-        let transport = policy
-            .transport()
-            .value
-            .unwrap_or(discovery::Transport::Tls);
-        cfg.server = Some(server_config(&host, port, transport));
     }
-    let disable_im = policy.disable_im();
-    if disable_im.value {
-        cfg.im.disable_im = Some(disable_im.provenance);
-    }
-    let appear = policy.enable_appear_offline();
-    cfg.presence.appear_offline = if appear.value {
-        Ok(appear.provenance)
-    } else {
-        Err(appear.provenance)
-    };
-    cfg.custom_state_url = c
-        .custom_state_url
-        .clone()
-        .or_else(|| policy.custom_state_url().value);
-    cfg.high_security = policy.enable_sip_high_security_mode().value == 2;
+    cfg.custom_state_url = c.custom_state_url.clone();
     if let Some(ca) = &c.ca_file {
         let mut tls = TlsSettings::default();
         tls.add_ca_file(std::path::Path::new(ca))
@@ -384,7 +350,7 @@ fn client_config(c: &OcsConfig) -> Result<(ClientConfig, EffectivePolicy), OcsEr
             TraceConfig::text(p)
         }
     });
-    cfg.policy = policy.clone();
+    cfg.apply_policy(policy.clone());
     Ok((cfg, policy))
 }
 
@@ -1917,18 +1883,6 @@ mod tests {
     #[test]
     fn subscriptions_match_the_cores_watch_keys() {
         assert_eq!(watch_key(" <sip:Bob@Contoso.com> "), "sip:bob@contoso.com");
-        assert_eq!(
-            split_host_port("pool.contoso.com:5061"),
-            ("pool.contoso.com".to_owned(), Some(5061))
-        );
-        assert_eq!(
-            split_host_port("pool.contoso.com"),
-            ("pool.contoso.com".to_owned(), None)
-        );
-        assert_eq!(
-            split_host_port("[::1]:5061"),
-            ("::1".to_owned(), Some(5061))
-        );
     }
 
     #[test]

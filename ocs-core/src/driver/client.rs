@@ -108,6 +108,59 @@ impl ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// Applies the effective client policy the way OC 2007 R2 does:
+    /// DisableIM to IM, EnableAppearOffline to presence, CustomStateURL
+    /// (unless a URL is configured already) and EnableSIPHighSecurityMode
+    /// (2 = https only) to custom states, ServerAddressInternal with
+    /// Transport when ConfigurationMode is 1 and no server is configured,
+    /// GalDownloadInitialDelay to the address-book download; the policy is
+    /// kept for diagnostics. Every front end (the CLI, the FFI facade)
+    /// calls this rather than repeating the rules.
+    pub fn apply_policy(&mut self, policy: EffectivePolicy) {
+        let disable_im = policy.disable_im();
+        self.im.disable_im = disable_im.value.then_some(disable_im.provenance);
+        let appear = policy.enable_appear_offline();
+        self.presence.appear_offline = if appear.value {
+            Ok(appear.provenance)
+        } else {
+            Err(appear.provenance)
+        };
+        if self.custom_state_url.is_none() {
+            self.custom_state_url = policy.custom_state_url().value;
+        }
+        self.high_security = policy.enable_sip_high_security_mode().value == 2;
+        if self.server.is_none()
+            && policy.configuration_mode().value == 1
+            && let Some(addr) = policy.server_address_internal().value
+        {
+            let (host, port) = split_host_port(&addr);
+            self.server = Some(ServerConfig {
+                host,
+                port,
+                transport: policy.transport().value.unwrap_or(Transport::Tls),
+            });
+        }
+        if let Some(ab) = &mut self.address_book {
+            ab.initial_delay = policy.gal_download_initial_delay().value;
+        }
+        self.policy = policy;
+    }
+}
+
+/// Splits `host[:port]` as ServerAddressInternal writes it (`[v6]:port`
+/// too); a part after `:` that is not a port stays in the host.
+pub fn split_host_port(s: &str) -> (String, Option<u16>) {
+    let s = s.trim();
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => match p.parse() {
+            Ok(p) => (h.trim_matches(['[', ']']).to_owned(), Some(p)),
+            Err(_) => (s.to_owned(), None),
+        },
+        _ => (s.trim_matches(['[', ']']).to_owned(), None),
+    }
+}
+
 /// What the client reports.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1158,5 +1211,85 @@ impl Task {
             }
         }
         self.ep.handle_connection_lost(now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::InBand;
+    use crate::policy::reg::parse_str;
+    use crate::register::RegisterConfig;
+
+    #[test]
+    fn host_and_port_as_policies_write_them() {
+        for (text, host, port) in [
+            ("pool.contoso.com:5061", "pool.contoso.com", Some(5061)),
+            ("pool.contoso.com", "pool.contoso.com", None),
+            ("[::1]:5061", "::1", Some(5061)),
+            ("[::1]", "::1", None),
+            ("::1", "::1", None),
+            (" pool:x ", "pool:x", None),
+        ] {
+            assert_eq!(split_host_port(text), (host.to_owned(), port), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn policy_reaches_every_setting_it_governs() {
+        let reg = parse_str(
+            "Windows Registry Editor Version 5.00\n\n\
+             [HKEY_CURRENT_USER\\Software\\Policies\\Microsoft\\Communicator]\n\
+             \"DisableIM\"=dword:00000001\n\
+             \"EnableAppearOffline\"=dword:00000001\n\
+             \"CustomStateURL\"=\"https://intranet/cs.xml\"\n\
+             \"EnableSIPHighSecurityMode\"=dword:00000002\n\
+             \"ConfigurationMode\"=dword:00000001\n\
+             \"ServerAddressInternal\"=\"pool.contoso.com:5061\"\n\
+             \"Transport\"=\"TCP\"\n\
+             \"GalDownloadInitialDelay\"=dword:00000000\n",
+        )
+        .expect("reg");
+        let policy = crate::policy::evaluate(&[("gp.reg", reg)], &InBand::new());
+        let ep = EndpointConfig::new(
+            RegisterConfig::new(
+                "sip:alice@contoso.com",
+                crate::discovery::Dialect::Ocs,
+                "a1a1a1a1a1",
+            ),
+            None,
+        );
+        let mut cfg = ClientConfig::new(ep.clone());
+        cfg.address_book = Some(super::super::AddressBookConfig::new("/tmp/abs"));
+        cfg.apply_policy(policy.clone());
+        assert_eq!(
+            cfg.im.disable_im.map(|p| p.from),
+            Some(Some("gp.reg:4".into()))
+        );
+        assert!(cfg.presence.appear_offline.is_ok());
+        assert_eq!(
+            cfg.custom_state_url.as_deref(),
+            Some("https://intranet/cs.xml")
+        );
+        assert!(cfg.high_security);
+        let s = cfg.server.expect("manual server");
+        assert_eq!(
+            (s.host.as_str(), s.port, s.transport),
+            ("pool.contoso.com", Some(5061), Transport::Tcp)
+        );
+        assert_eq!(cfg.address_book.expect("abs").initial_delay, Duration::ZERO);
+        assert!(cfg.policy.disable_im().value);
+
+        // What the host configured itself wins over the policy's defaults.
+        let mut cfg = ClientConfig::new(ep);
+        cfg.custom_state_url = Some("https://mine/cs.xml".into());
+        cfg.server = Some(ServerConfig {
+            host: "other".into(),
+            port: None,
+            transport: Transport::Tls,
+        });
+        cfg.apply_policy(policy);
+        assert_eq!(cfg.custom_state_url.as_deref(), Some("https://mine/cs.xml"));
+        assert_eq!(cfg.server.map(|s| s.host), Some("other".into()));
     }
 }

@@ -18,7 +18,9 @@ pub use abstore::{AbsStore, STATE_FILE};
 pub use addressbook::{
     AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, load_stored,
 };
-pub use client::{AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent};
+pub use client::{
+    AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent, split_host_port,
+};
 pub use conn::TlsSettings;
 pub use customstates::{
     CUSTOM_STATES_TIMEOUT, CustomStatesError, FetchLimits, MAX_CUSTOM_STATES_BYTES,

@@ -120,33 +120,6 @@ impl SignIn {
                 TransportArg::Udp => Transport::Udp,
             }];
         }
-        let policy = self.effective_policy()?;
-        if policy.disable_im().value {
-            cfg.im.disable_im = Some(policy.disable_im().provenance);
-        }
-        // CustomStateURL is loaded after sign-in; with
-        // EnableSIPHighSecurityMode = 2 only over https.
-        cfg.custom_state_url = policy.custom_state_url().value;
-        cfg.high_security = policy.enable_sip_high_security_mode().value == 2;
-        let appear = policy.enable_appear_offline();
-        cfg.presence.appear_offline = if appear.value {
-            Ok(appear.provenance)
-        } else {
-            Err(appear.provenance)
-        };
-        // Manual configuration by policy (ConfigurationMode 1) when no
-        // --server was given on the command line.
-        if cfg.server.is_none()
-            && policy.configuration_mode().value == 1
-            && let Some(addr) = policy.server_address_internal().value
-        {
-            let (host, port) = split_host_port(&addr)?;
-            cfg.server = Some(ServerConfig {
-                host,
-                port,
-                transport: policy.transport().value.unwrap_or(Transport::Tls),
-            });
-        }
         if let Some(ca) = &self.ca {
             let mut tls = TlsSettings::default();
             tls.add_ca_file(ca)
@@ -154,11 +127,13 @@ impl SignIn {
             cfg.tls = tls;
         }
         if let Some(dir) = &self.address_book {
-            let mut ab = ocs_core::driver::AddressBookConfig::new(dir);
-            ab.initial_delay = policy.gal_download_initial_delay().value;
-            cfg.address_book = Some(ab);
+            cfg.address_book = Some(ocs_core::driver::AddressBookConfig::new(dir));
         }
-        cfg.policy = policy;
+        // DisableIM, EnableAppearOffline, CustomStateURL,
+        // EnableSIPHighSecurityMode, ConfigurationMode with
+        // ServerAddressInternal/Transport (when no --server was given) and
+        // GalDownloadInitialDelay, as the core applies them.
+        cfg.apply_policy(self.effective_policy()?);
         cfg.trace = self.trace.as_ref().map(|p| {
             if self.trace_pcap {
                 ocs_core::driver::TraceConfig::pcap(p)
