@@ -31,7 +31,9 @@ set +a
 step "tshark, to check that pcap traces open in Wireshark (Debian tshark)"
 if ! command -v tshark >/dev/null; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends tshark >/dev/null \
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq --no-install-recommends tshark >/dev/null \
+    || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends tshark >/dev/null; } \
     || echo "installing tshark failed: the pcap trace test falls back to our own reader" >&2
 fi
 
