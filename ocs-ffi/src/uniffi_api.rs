@@ -18,9 +18,10 @@
 //! a time and in order. A listener that throws is reported to the logger and
 //! otherwise ignored; it never stops the client.
 //!
-//! The core's [`Client`] has one owner (`next_event` takes `&mut self`), so
-//! the event thread awaits the core's replies itself: while a contact-list
-//! change waits for the server, events wait too (they are queued, not lost).
+//! The core's [`Client`] has one owner (`next_event` takes `&mut self`): the
+//! event thread owns it, and commands that wait for the server (contact-list
+//! changes) run on a cloned [`ClientHandle`](ocs_core::driver::ClientHandle)
+//! so events keep flowing.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -1672,29 +1673,32 @@ impl Pump {
                         .map_err(OcsError::from),
                 );
             }
-            // The core answers once the server has; events wait meanwhile
-            // (the Client has one owner, see the module docs).
+            // The core answers once the server has; a handle waits for it
+            // on the runtime while this loop goes on delivering events.
             Command::ChangeContacts { change, reply } => {
-                let r = match change {
-                    ContactChange::Add { uri, group } => client
-                        .add_contact(&uri, group.as_deref())
-                        .await
-                        .map(|()| None),
-                    ContactChange::Remove { uri } => {
-                        client.remove_contact(&uri).await.map(|()| None)
-                    }
-                    ContactChange::Move { uri, to_group } => {
-                        client.move_contact(&uri, &to_group).await.map(|()| None)
-                    }
-                    ContactChange::AddGroup { name } => client.add_group(&name).await.map(Some),
-                    ContactChange::RenameGroup { name, new_name } => {
-                        client.rename_group(&name, &new_name).await.map(|()| None)
-                    }
-                    ContactChange::RemoveGroup { name } => {
-                        client.remove_group(&name).await.map(|()| None)
-                    }
-                };
-                let _ = reply.send(r.map_err(OcsError::from));
+                let client = self.client.handle();
+                runtime().spawn(async move {
+                    let r = match change {
+                        ContactChange::Add { uri, group } => client
+                            .add_contact(&uri, group.as_deref())
+                            .await
+                            .map(|()| None),
+                        ContactChange::Remove { uri } => {
+                            client.remove_contact(&uri).await.map(|()| None)
+                        }
+                        ContactChange::Move { uri, to_group } => {
+                            client.move_contact(&uri, &to_group).await.map(|()| None)
+                        }
+                        ContactChange::AddGroup { name } => client.add_group(&name).await.map(Some),
+                        ContactChange::RenameGroup { name, new_name } => {
+                            client.rename_group(&name, &new_name).await.map(|()| None)
+                        }
+                        ContactChange::RemoveGroup { name } => {
+                            client.remove_group(&name).await.map(|()| None)
+                        }
+                    };
+                    let _ = reply.send(r.map_err(OcsError::from));
+                });
             }
         }
     }

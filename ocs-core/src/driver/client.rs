@@ -316,9 +316,27 @@ enum AbsMsg {
 /// call [`Client::sign_out`] first for a clean exit).
 #[derive(Debug)]
 pub struct Client {
-    cmds: mpsc::UnboundedSender<Command>,
+    handle: ClientHandle,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     task: JoinHandle<()>,
+}
+
+/// The commands of a running [`Client`], cloneable and usable from any
+/// task while the client's owner reads its events: a host can wait for a
+/// contact-list change or a diagnostics snapshot without holding up the
+/// event loop. [`Client`] derefs to it, so `client.send_im(…)` works too.
+/// Commands to a client that has stopped fail or are ignored.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    cmds: mpsc::UnboundedSender<Command>,
+}
+
+impl std::ops::Deref for Client {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        &self.handle
+    }
 }
 
 impl Drop for Client {
@@ -393,7 +411,7 @@ impl Client {
         };
         let handle = tokio::spawn(task.run(cmd_rx));
         Ok(Client {
-            cmds: cmd_tx,
+            handle: ClientHandle { cmds: cmd_tx },
             events: ev_rx,
             task: handle,
         })
@@ -405,6 +423,13 @@ impl Client {
         self.events.recv().await
     }
 
+    /// A cloneable handle for commands (see [`ClientHandle`]).
+    pub fn handle(&self) -> ClientHandle {
+        self.handle.clone()
+    }
+}
+
+impl ClientHandle {
     /// Un-registers and stops; [`ClientEvent::Stopped`] follows.
     pub fn sign_out(&self) {
         let _ = self.cmds.send(Command::SignOut);

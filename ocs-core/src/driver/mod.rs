@@ -19,7 +19,8 @@ pub use addressbook::{
     AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, load_stored,
 };
 pub use client::{
-    AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent, split_host_port,
+    AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent, ClientHandle,
+    split_host_port,
 };
 pub use conn::TlsSettings;
 pub use customstates::{
