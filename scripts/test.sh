@@ -84,6 +84,8 @@ fi
 
 step "sans-IO core builds without tokio"
 cargo check -p ocs-core --no-default-features
+# ocs-ffi as mobile builds it: without the embedded test server.
+cargo check -p ocs-ffi --no-default-features
 
 step "Windows build of the live-registry policy source (policy::live, winreg)"
 # Type-checks the cfg(windows) code without a Windows linker.

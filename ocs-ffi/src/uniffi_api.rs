@@ -1709,7 +1709,9 @@ impl Pump {
 /// **Test support, not for production.** The embedded OCS 2007 R2-dialect
 /// test server (registrar with NTLM and signed messages, presence, IM
 /// relay) on loopback, so hosts and their tests can sign in without an OCS
-/// installation. It stops when dropped.
+/// installation. It stops when dropped. Left out of builds without the
+/// `sim` feature (mobile).
+#[cfg(feature = "sim")]
 #[derive(uniffi::Object)]
 pub struct SimServer {
     handle: Arc<ocs_core::driver::sim::SimHandle>,
@@ -1718,6 +1720,7 @@ pub struct SimServer {
 
 /// Runs `fut` on the library's runtime and waits for it from this thread
 /// (which must not be a runtime worker).
+#[cfg(feature = "sim")]
 fn wait<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Option<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime().spawn(async move {
@@ -1726,6 +1729,7 @@ fn wait<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Opt
     rx.recv().ok()
 }
 
+#[cfg(feature = "sim")]
 #[uniffi::export]
 impl SimServer {
     /// Starts a server for SIP domain `domain` (e.g. `contoso.com`) on
