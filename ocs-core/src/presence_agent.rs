@@ -306,6 +306,9 @@ pub struct PresenceAgent {
     /// A change is on the wire (one at a time: each needs the version the
     /// previous one produced).
     contact_in_flight: bool,
+    /// Why the list cannot arrive until the next sign-in (the subscription
+    /// failed): new changes fail at once with it.
+    contacts_refused: Option<Error>,
     next_contact_op: u64,
 }
 
@@ -363,6 +366,7 @@ impl PresenceAgent {
             contacts_stale: false,
             contact_queue: VecDeque::new(),
             contact_in_flight: false,
+            contacts_refused: None,
             next_contact_op: 0,
         }
     }
@@ -383,23 +387,7 @@ impl PresenceAgent {
     /// and the publication are restored.
     pub fn on_registered(&mut self, ep: &mut Endpoint, now: Instant) {
         if self.cfg.dialect == Dialect::Ocs && self.roaming_self.is_none() {
-            let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
-            for (n, v) in [
-                ("Event", "vnd-microsoft-roaming-self"),
-                ("Accept", "application/vnd-microsoft-roaming-self+xml"),
-                ("Supported", "com.microsoft.autoextend"),
-                ("Supported", "ms-benotify"),
-                ("Proxy-Require", "ms-benotify"),
-                ("Supported", "ms-piggyback-first-notify"),
-            ] {
-                req.push_header(n, v);
-            }
-            req.set_body(
-                "application/vnd-microsoft-roaming-self+xml",
-                ROAMING_SELF_BODY.as_bytes().to_vec(),
-            );
-            let copy = Box::new(req.clone());
-            self.submit(ep, req, Pending::RoamingSelf { req: copy }, now);
+            self.subscribe_roaming_self(ep, now);
         }
         if self.cfg.dialect == Dialect::Ocs && self.roaming_contacts.is_none() {
             self.subscribe_roaming_contacts(ep, now);
@@ -452,6 +440,9 @@ impl PresenceAgent {
                 "empty URI or group name in {request:?}"
             )));
         }
+        if let Some(e) = &self.contacts_refused {
+            return Err(e.clone());
+        }
         self.next_contact_op += 1;
         let id = ContactOpId(self.next_contact_op);
         self.contact_queue.push_back(QueuedChange {
@@ -463,7 +454,56 @@ impl PresenceAgent {
         Ok(id)
     }
 
+    fn subscribe_roaming_self(&mut self, ep: &mut Endpoint, now: Instant) {
+        let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
+        for (n, v) in [
+            ("Event", "vnd-microsoft-roaming-self"),
+            ("Accept", "application/vnd-microsoft-roaming-self+xml"),
+            ("Supported", "com.microsoft.autoextend"),
+            ("Supported", "ms-benotify"),
+            ("Proxy-Require", "ms-benotify"),
+            ("Supported", "ms-piggyback-first-notify"),
+        ] {
+            req.push_header(n, v);
+        }
+        req.set_body(
+            "application/vnd-microsoft-roaming-self+xml",
+            ROAMING_SELF_BODY.as_bytes().to_vec(),
+        );
+        let copy = Box::new(req.clone());
+        self.submit(ep, req, Pending::RoamingSelf { req: copy }, now);
+    }
+
+    /// Starts roaming-self (0) or roaming-contacts (1) afresh after its
+    /// refresh failed; the other subscriptions are left alone.
+    fn restart_roaming(&mut self, ep: &mut Endpoint, which: usize, now: Instant) {
+        self.roaming_refresh[which] = None;
+        if which == 0 {
+            self.roaming_self = None;
+            self.subscribe_roaming_self(ep, now);
+        } else {
+            self.roaming_contacts = None;
+            self.subscribe_roaming_contacts(ep, now);
+        }
+    }
+
+    /// Reads the contact list again in a new subscription, ending the old
+    /// one (Expires: 0) so the server does not keep both alive.
+    fn reread_contacts(&mut self, ep: &mut Endpoint, now: Instant) {
+        self.contacts_stale = true;
+        if let Some(mut d) = self.roaming_contacts.take() {
+            let epid = ep.epid_param();
+            let mut req = d.request(Method::Subscribe, epid.as_deref());
+            req.push_header(HeaderName::Event, "vnd-microsoft-roaming-contacts");
+            req.push_header(HeaderName::Expires, "0");
+            self.submit(ep, req, Pending::Other, now);
+        }
+        self.roaming_refresh[1] = None;
+        self.subscribe_roaming_contacts(ep, now);
+    }
+
     fn subscribe_roaming_contacts(&mut self, ep: &mut Endpoint, now: Instant) {
+        self.contacts_refused = None;
         let mut req = ep.new_request(Method::Subscribe, &self.cfg.aor);
         for (n, v) in [
             ("Event", "vnd-microsoft-roaming-contacts"),
@@ -614,10 +654,15 @@ impl PresenceAgent {
                 }
                 if !list.apply(&d) && !self.contacts_stale {
                     // A change was missed: fetch the whole list again.
-                    self.contacts_stale = true;
-                    self.roaming_contacts = None;
-                    self.subscribe_roaming_contacts(ep, now);
+                    self.reread_contacts(ep, now);
                 }
+            }
+            Err(e) if self.contacts.is_none() => {
+                // The list itself is unreadable: nothing can be resolved.
+                self.contacts_unavailable(Error::PeerMisbehaved(format!(
+                    "the server's contact list does not parse: {e}"
+                )));
+                return;
             }
             Err(_) => return,
         }
@@ -806,8 +851,33 @@ impl PresenceAgent {
                         reason: e.to_string(),
                     })
                 }
+                Pending::ContactChange { change, .. } => {
+                    self.contact_in_flight = false;
+                    self.events
+                        .push_back(PresenceEvent::ContactListChangeFailed {
+                            id: change.id,
+                            error: e,
+                        });
+                }
+                Pending::RoamingContacts { .. } => self.contacts_unavailable(e),
                 _ => {}
             },
+        }
+    }
+
+    /// The contact list cannot arrive (the subscription failed or was
+    /// refused): every waiting change fails with `error`, and the list is
+    /// asked for again at the next sign-in.
+    fn contacts_unavailable(&mut self, error: Error) {
+        self.contacts_refused = Some(error.clone());
+        self.contacts_stale = false;
+        self.contact_in_flight = false;
+        for c in std::mem::take(&mut self.contact_queue) {
+            self.events
+                .push_back(PresenceEvent::ContactListChangeFailed {
+                    id: c.id,
+                    error: error.clone(),
+                });
         }
     }
 
@@ -1186,6 +1256,13 @@ impl PresenceAgent {
                         });
                         self.pump_contacts(ep, now);
                     }
+                    Pending::RoamingContacts { .. } => self.contacts_unavailable(Error::Transport(
+                        format!("no answer to the roaming-contacts subscription ({failure:?})"),
+                    )),
+                    Pending::RoamingRefresh { which } => {
+                        // Start that subscription afresh.
+                        self.restart_roaming(ep, which, now);
+                    }
                     _ => {}
                 }
                 true
@@ -1254,14 +1331,8 @@ impl PresenceAgent {
                     self.roaming_refresh[which] = self.refresh_time(resp, now);
                 } else {
                     // The server forgot the dialog (481) or refused: start
-                    // the subscription afresh.
-                    self.roaming_refresh[which] = None;
-                    if which == 0 {
-                        self.roaming_self = None;
-                    } else {
-                        self.roaming_contacts = None;
-                    }
-                    self.on_registered(ep, now);
+                    // that subscription afresh.
+                    self.restart_roaming(ep, which, now);
                 }
             }
             Pending::RoamingContacts { req } => {
@@ -1271,15 +1342,7 @@ impl PresenceAgent {
                     self.on_contacts_doc(ep, resp.body(), now);
                 } else {
                     // No list: queued changes cannot be resolved.
-                    self.contacts_stale = false;
-                    let error = Error::rejected(resp);
-                    for c in std::mem::take(&mut self.contact_queue) {
-                        self.events
-                            .push_back(PresenceEvent::ContactListChangeFailed {
-                                id: c.id,
-                                error: error.clone(),
-                            });
-                    }
+                    self.contacts_unavailable(Error::rejected(resp));
                 }
             }
             Pending::ContactChange { change, op, sent } => {
@@ -1289,15 +1352,19 @@ impl PresenceAgent {
                         ContactOp::AddGroup { .. } => parse_add_group_response(resp.body()).ok(),
                         _ => None,
                     };
+                    // Without the new group's id the change cannot be applied
+                    // here; the server's contactDelta will bring it.
+                    let exact = !matches!(op, ContactOp::AddGroup { .. }) || group_id.is_some();
                     if let Some(l) = &mut self.contacts
                         && l.delta_num.unwrap_or(0) <= sent
+                        && exact
                     {
                         // The server's contactDelta has not arrived yet (it
                         // may come before or after this answer): apply the
                         // change as the server did; the delta is then
                         // skipped as already known.
                         op.apply_to(l, group_id);
-                        l.delta_num = Some(sent + 1);
+                        l.delta_num = Some(sent.wrapping_add(1));
                         self.events
                             .push_back(PresenceEvent::ContactList(Box::new(l.clone())));
                     }
@@ -1318,9 +1385,7 @@ impl PresenceAgent {
                         retried: true,
                         ..change
                     });
-                    self.contacts_stale = true;
-                    self.roaming_contacts = None;
-                    self.subscribe_roaming_contacts(ep, now);
+                    self.reread_contacts(ep, now);
                 } else {
                     self.events
                         .push_back(PresenceEvent::ContactListChangeFailed {
@@ -1339,6 +1404,14 @@ impl PresenceAgent {
                     // out at sign-in (they expire with the endpoint).
                     self.publish_extra(ep, Extra::Device, now, 0);
                     self.publish_extra(ep, Extra::Machine, now, 0);
+                    // Endpoint publications lapse with the old endpoint: a
+                    // call or meeting still going on is published again.
+                    if self.in_call {
+                        self.publish_extra(ep, Extra::Phone, now, 0);
+                    }
+                    if self.meeting.is_some() {
+                        self.publish_extra(ep, Extra::Calendar, now, 0);
+                    }
                     // Anything published before the versions were known goes
                     // out again with the right ones.
                     if self.status.is_some() {

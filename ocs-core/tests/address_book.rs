@@ -168,7 +168,7 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
     let t = AbsDay(0x3000);
     srv.put("/abs/F-3000.lsabs", write_full(t, &[person(1), person(2)]));
     let dir = temp_dir("ntlm");
-    let c = cfg(&dir);
+    let mut c = cfg(&dir);
     let tls = TlsSettings::default();
 
     // Without credentials: the 401 says what the server wants.
@@ -180,6 +180,15 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
         "{e}"
     );
     assert!(e.to_string().contains("Negotiate, NTLM"), "{e}");
+    // Over plain http the NTLM response is not given away by default.
+    let good = Credentials::new("CONTOSO\\alice", "alicepw");
+    let e = download(&srv.url("/abs"), &c, &tls, Some(&good), t, 1)
+        .await
+        .expect_err("not over http");
+    assert!(e.to_string().contains("NTLM over plain http"), "{e}");
+    assert!(srv.files.lock().unwrap().auth_log.is_empty());
+    // This test server has no TLS: allow it explicitly from here on.
+    c.allow_ntlm_over_http = true;
     // A wrong password is refused by the server's NTLMv2 check.
     let bad = Credentials::new("CONTOSO\\alice", "wrong");
     let e = download(&srv.url("/abs"), &c, &tls, Some(&bad), t, 1)
@@ -198,7 +207,6 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
 
     // The right one: NEGOTIATE, CHALLENGE, AUTHENTICATE, then the file.
     let before = srv.files.lock().unwrap().connections;
-    let good = Credentials::new("CONTOSO\\alice", "alicepw");
     let d = download(&srv.url("/abs"), &c, &tls, Some(&good), t, 1)
         .await
         .expect("authenticated");

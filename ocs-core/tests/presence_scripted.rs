@@ -541,3 +541,104 @@ fn roaming_subscriptions_are_refreshed_in_their_dialogs_and_restarted_after_481(
         "{sent:?}"
     );
 }
+
+fn by_event<'a>(msgs: &'a [Message], event: &str) -> Vec<&'a Message> {
+    msgs.iter()
+        .filter(|m| m.method() == Some(&ocs_core::sip::Method::Subscribe))
+        .filter(|m| m.header(HeaderName::Event) == Some(event))
+        .collect()
+}
+
+#[test]
+fn contact_changes_fail_with_the_reason_when_the_list_cannot_arrive() {
+    use ocs_core::presence_agent::ContactRequest;
+    let mut a = Alice::new();
+    a.pa.on_registered(&mut a.ep, a.now);
+    let sent = a.sent();
+    let rc = by_event(&sent, "vnd-microsoft-roaming-contacts")[0].clone();
+    // A change asked for before the list is known waits for it…
+    let id =
+        a.pa.change_contacts(
+            &mut a.ep,
+            ContactRequest::AddGroup {
+                name: "Team".into(),
+            },
+            a.now,
+        )
+        .expect("queued");
+    assert!(a.sent().is_empty());
+    // …and fails with the server's answer when the list is refused.
+    let refused = builder::response(&rc, 489, None, Some("x")).expect("489");
+    a.feed(&refused);
+    a.sent();
+    assert!(
+        a.events.iter().any(|e| matches!(e,
+            PresenceEvent::ContactListChangeFailed { id: i, error } if *i == id && error.to_string().contains("489"))),
+        "{:?}",
+        a.events
+    );
+    // Later ones fail at once instead of waiting for ever.
+    let e =
+        a.pa.change_contacts(
+            &mut a.ep,
+            ContactRequest::Remove {
+                uri: "sip:bob@contoso.com".into(),
+            },
+            a.now,
+        )
+        .expect_err("refused");
+    assert!(e.to_string().contains("489"), "{e}");
+}
+
+#[test]
+fn a_stale_version_ends_the_old_list_subscription_before_reading_it_again() {
+    use ocs_core::presence_agent::ContactRequest;
+    let mut a = Alice::new();
+    a.pa.on_registered(&mut a.ep, a.now);
+    let sent = a.sent();
+    let rc = by_event(&sent, "vnd-microsoft-roaming-contacts")[0].clone();
+    let mut ok = builder::response(&rc, 200, None, Some("rc")).expect("200");
+    ok.push_header(HeaderName::Expires, "3600");
+    ok.set_body(
+        "application/vnd-microsoft-roaming-contacts+xml",
+        br#"<contactList deltaNum="5"><group id="1" name="~"/></contactList>"#.to_vec(),
+    );
+    a.feed(&ok);
+    a.sent();
+    a.pa.change_contacts(
+        &mut a.ep,
+        ContactRequest::AddGroup {
+            name: "Team".into(),
+        },
+        a.now,
+    )
+    .expect("queued");
+    let sent = a.sent();
+    let service = find(&sent, ocs_core::sip::Method::Service);
+    assert!(String::from_utf8_lossy(service.body()).contains("<m:deltaNum>5</m:deltaNum>"));
+    a.feed(&builder::response(&service, 409, None, Some("s")).expect("409"));
+    let sent = a.sent();
+    let subs = by_event(&sent, "vnd-microsoft-roaming-contacts");
+    assert_eq!(subs.len(), 2, "{sent:?}");
+    // The old dialog is ended, then a new subscription reads the list.
+    assert_eq!(subs[0].header(HeaderName::Expires), Some("0"));
+    assert_eq!(subs[0].to().expect("To").tag(), Some("rc"));
+    assert!(subs[1].to().expect("To").tag().is_none());
+}
+
+#[test]
+fn a_meeting_reported_before_sign_in_is_published_once_versions_are_known() {
+    let mut a = Alice::new();
+    a.pa.set_in_meeting(&mut a.ep, Some(meeting()), a.now);
+    a.sent();
+    a.pa.on_registered(&mut a.ep, a.now);
+    let sent = a.sent();
+    let rs = by_event(&sent, "vnd-microsoft-roaming-self")[0].clone();
+    a.accept(&rs, "rs");
+    let bodies = services(&a.sent());
+    assert!(
+        bodies.iter().any(|b| b.contains("calendarState")),
+        "{bodies:?}"
+    );
+    assert!(bodies.iter().any(|b| b.contains("<device ")), "{bodies:?}");
+}

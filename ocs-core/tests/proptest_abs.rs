@@ -121,7 +121,13 @@ proptest! {
                 model.remove(&idb);
                 changes.push(Change::Delete(idb));
             } else {
-                let e = Entry { id: idb.clone(), ..fresh.clone() };
+                // A delta record without attributes reads as a deletion
+                // (our layout), so a replacement always has a name.
+                let e = Entry {
+                    id: idb.clone(),
+                    display_name: Some(fresh.display_name.clone().unwrap_or_else(|| "x".into())),
+                    ..fresh.clone()
+                };
                 model.insert(idb, e.clone());
                 changes.push(Change::Replace(Box::new(e)));
             }

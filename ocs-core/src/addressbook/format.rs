@@ -46,8 +46,16 @@ pub const COMPACT_GUID: [u8; 16] = [
 /// not available to us; the parser accepts any non-delta GUID as full).
 pub const FULL_GUID: [u8; 16] = [0; 16];
 
-/// Most contacts a file may declare (a bound on memory before reading).
-pub const MAX_CONTACTS: u32 = 5_000_000;
+/// Most contacts a file may declare (a bound on memory before reading;
+/// an OCS 2007 R2 directory is far smaller).
+pub const MAX_CONTACTS: u32 = 1_000_000;
+
+/// Most phone numbers kept per entry; more are dropped (a directory entry
+/// has a handful; the cap keeps a hostile file from inflating memory).
+pub const MAX_PHONES_PER_ENTRY: usize = 16;
+
+/// Most uninterpreted attributes kept per entry.
+pub const MAX_OTHER_PER_ENTRY: usize = 32;
 
 /// Which client field an attribute fills: the high byte of its flags
 /// (MS-ABS 2.1.4).
@@ -487,8 +495,15 @@ fn entry_from(id: Vec<u8>, attrs: &[(Option<ClientField>, u8, String)]) -> Entry
     };
     let mut last_phone: Option<u8> = None;
     for (field, aid, value) in attrs {
+        if value.is_empty() {
+            // An empty value says nothing in a full record (only compact
+            // deltas use it, to remove an attribute).
+            continue;
+        }
         let Some(field) = field else {
-            e.other.push((u32::from(*aid), value.clone()));
+            if e.other.len() < MAX_OTHER_PER_ENTRY {
+                e.other.push((u32::from(*aid), value.clone()));
+            }
             last_phone = None;
             continue;
         };
@@ -502,12 +517,14 @@ fn entry_from(id: Vec<u8>, attrs: &[(Option<ClientField>, u8, String)]) -> Entry
                 last_phone = None;
                 continue;
             }
-            e.phones.push(Phone {
-                kind,
-                number: value.clone(),
-                normalized: None,
-            });
-            last_phone = Some(*aid);
+            if e.phones.len() < MAX_PHONES_PER_ENTRY {
+                e.phones.push(Phone {
+                    kind,
+                    number: value.clone(),
+                    normalized: None,
+                });
+                last_phone = Some(*aid);
+            }
             continue;
         }
         last_phone = None;
@@ -536,7 +553,9 @@ fn set_field(e: &mut Entry, field: ClientField, value: &str) {
             e.sip_uri = v;
         }
         other => {
-            if let Some(v) = v {
+            if let Some(v) = v
+                && e.other.len() < MAX_OTHER_PER_ENTRY
+            {
                 e.other.push((u32::from(other as u8) << 24, v));
             }
         }
@@ -592,11 +611,15 @@ pub fn apply_delta(mut entries: Vec<Entry>, changes: Vec<Change>) -> Vec<Entry> 
                                 p.normalized = Some(value);
                             }
                         }
-                        Some(kind) if !value.is_empty() => e.phones.push(Phone {
-                            kind,
-                            number: value,
-                            normalized: None,
-                        }),
+                        Some(kind)
+                            if !value.is_empty() && e.phones.len() < MAX_PHONES_PER_ENTRY =>
+                        {
+                            e.phones.push(Phone {
+                                kind,
+                                number: value,
+                                normalized: None,
+                            })
+                        }
                         Some(_) => {}
                         None => set_field(e, field, &value),
                     }
@@ -751,7 +774,8 @@ pub fn write_full(day: AbsDay, entries: &[Entry]) -> Vec<u8> {
 
 /// Writes a delta (`D-`) from `base` to `day`: [`Change::Replace`] and
 /// [`Change::Delete`]; a [`Change::Patch`] makes it a compact delta
-/// (`C-`) — do not mix them.
+/// (`C-`) — do not mix them. A replacement entry without any attribute
+/// reads back as a deletion (a record with no attributes marks one).
 pub fn write_delta(base: AbsDay, day: AbsDay, changes: &[Change]) -> Vec<u8> {
     let compact = changes.iter().any(|c| matches!(c, Change::Patch { .. }));
     let mut out = Vec::new();

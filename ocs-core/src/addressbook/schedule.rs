@@ -46,6 +46,8 @@ pub struct Schedule {
     warned: bool,
     in_flight: bool,
     last_success: Option<Instant>,
+    /// Asked to download while one was running: run again right after.
+    again: bool,
 }
 
 impl Schedule {
@@ -69,7 +71,11 @@ impl Schedule {
 
     /// Download now, whatever the timetable says (an explicit refresh).
     pub fn download_now(&mut self, now: Instant) {
-        self.next = Some(now);
+        if self.in_flight {
+            self.again = true;
+        } else {
+            self.next = Some(now);
+        }
     }
 
     /// When the next download is due (`None`: nothing scheduled, or one is
@@ -102,6 +108,13 @@ impl Schedule {
         }
     }
 
+    /// The download could not start yet for a reason that is not a failure
+    /// (its URL is still on its way): try again at `at`.
+    pub fn postpone(&mut self, at: Instant) {
+        self.in_flight = false;
+        self.next = Some(at);
+    }
+
     /// The download finished well: the next one is due a day later.
     pub fn succeeded(&mut self, now: Instant) {
         self.in_flight = false;
@@ -109,7 +122,11 @@ impl Schedule {
         self.failing_since = None;
         self.warned = false;
         self.last_success = Some(now);
-        self.next = Some(now + REFRESH_AFTER);
+        self.next = Some(if std::mem::take(&mut self.again) {
+            now
+        } else {
+            now + REFRESH_AFTER
+        });
     }
 
     /// The download failed: schedules the retry with exponential back-off
@@ -118,7 +135,11 @@ impl Schedule {
         self.in_flight = false;
         self.failures = self.failures.saturating_add(1);
         let since = *self.failing_since.get_or_insert(now);
-        let retry_at = now + retry_delay(self.failures);
+        let retry_at = if std::mem::take(&mut self.again) {
+            now
+        } else {
+            now + retry_delay(self.failures)
+        };
         self.next = Some(retry_at);
         let failing_for = now.saturating_duration_since(since);
         let warn = if !self.warned && failing_for >= WARN_AFTER {
@@ -207,6 +228,21 @@ mod tests {
         let later = now + REFRESH_AFTER;
         assert!(s.start_if_due(later));
         assert_eq!(s.failed(later).retry_at - later, RETRY_FIRST);
+    }
+
+    #[test]
+    fn asking_during_a_download_runs_another_right_after() {
+        let t0 = origin();
+        let mut s = Schedule::new();
+        s.download_now(t0);
+        assert!(s.start_if_due(t0));
+        s.download_now(t0);
+        assert_eq!(s.next_download(), None, "one at a time");
+        s.succeeded(t0);
+        assert_eq!(s.next_download(), Some(t0));
+        assert!(s.start_if_due(t0));
+        s.succeeded(t0);
+        assert_eq!(s.next_download(), Some(t0 + REFRESH_AFTER));
     }
 
     #[test]

@@ -19,9 +19,10 @@ use crate::addressbook::{
 };
 use crate::register::Credentials;
 
-/// The largest address-book file accepted (256 MiB; a full file of
-/// 100,000 people is a few tens of megabytes).
-pub const MAX_ABS_FILE_BYTES: usize = 256 << 20;
+/// The largest address-book file accepted (64 MiB; a full file of
+/// 100,000 people is about 18 MB). It bounds memory too: parsed entries
+/// take at most a few tens of times the file's size.
+pub const MAX_ABS_FILE_BYTES: usize = 64 << 20;
 
 /// Settings for the address-book download.
 #[derive(Debug, Clone)]
@@ -39,6 +40,10 @@ pub struct AddressBookConfig {
     pub timeout: Duration,
     /// Largest file accepted.
     pub max_bytes: usize,
+    /// Answer an NTLM challenge over plain `http:` too. Off by default: on
+    /// http anyone on the path can ask for the NTLMv2 response and crack
+    /// or relay it (Basic is never sent over http).
+    pub allow_ntlm_over_http: bool,
 }
 
 impl AddressBookConfig {
@@ -51,6 +56,7 @@ impl AddressBookConfig {
             initial_delay: Duration::from_secs(60 * 60),
             timeout: Duration::from_secs(300),
             max_bytes: MAX_ABS_FILE_BYTES,
+            allow_ntlm_over_http: false,
         }
     }
 }
@@ -173,12 +179,19 @@ pub async fn download(
         url: base_url.to_owned(),
         message,
     })?;
-    let mut plan = UpdatePlan::new(local.as_ref().map(|(s, _)| s.day()), today);
+    // Deltas build on the full file: after 30 days go back to a full one,
+    // however many deltas came in between (the chain stays short).
+    let base = local
+        .as_ref()
+        .filter(|(s, _)| s.full.day().days_until(today) <= crate::addressbook::MAX_DELTA_AGE_DAYS)
+        .map(|(s, _)| s.day());
+    let mut plan = UpdatePlan::new(base, today);
     let mut asked = Vec::new();
     while let Some(name) = plan.next() {
         let url = format!("{}/{name}", base_url.trim_end_matches('/'));
         asked.push(name.to_string());
-        let Some(bytes) = get(&http, &url, cfg.max_bytes, creds).await? else {
+        let Some(bytes) = get(&http, &url, cfg.max_bytes, creds, cfg.allow_ntlm_over_http).await?
+        else {
             plan.not_found();
             continue;
         };
@@ -246,7 +259,8 @@ pub async fn download(
     match local {
         Some((mut state, entries)) => {
             state.downloaded_unix = now_unix;
-            let _ = store.save_state(&state);
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || store.save_state(&st)).await;
             Ok(Downloaded {
                 day: state.day(),
                 book: Arc::new(AddressBook::new(entries)),
@@ -287,6 +301,7 @@ async fn get(
     url: &str,
     max_bytes: usize,
     creds: Option<&Credentials>,
+    ntlm_over_http: bool,
 ) -> Result<Option<Vec<u8>>, DownloadError> {
     let map_err = |e: reqwest::Error| DownloadError::Http {
         url: url.to_owned(),
@@ -303,9 +318,14 @@ async fn get(
     {
         let offers = challenges(&resp);
         let has = |scheme: &str| offers.iter().any(|(s, _)| s.eq_ignore_ascii_case(scheme));
-        if has("NTLM") || has("Negotiate") {
+        let secure = url.starts_with("https:");
+        if (has("NTLM") || has("Negotiate")) && (secure || ntlm_over_http) {
             let scheme = if has("NTLM") { "NTLM" } else { "Negotiate" };
             resp = ntlm_handshake(http, url, scheme, c, resp).await?;
+        } else if has("NTLM") || has("Negotiate") {
+            refused = Some(
+                "NTLM over plain http, where anyone on the path could take the response; not sent (use https, or allow_ntlm_over_http)".into(),
+            );
         } else if has("Basic") {
             if url.starts_with("https:") {
                 drain(resp).await;

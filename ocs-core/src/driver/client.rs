@@ -405,6 +405,8 @@ impl Client {
                     last_success: None,
                     last_error: None,
                     scheduled: false,
+                    provisioning_done: false,
+                    waiting_since: None,
                 }
             },
             contact_replies: std::collections::HashMap::new(),
@@ -713,6 +715,11 @@ struct AbsState {
     last_success: Option<SystemTime>,
     last_error: Option<String>,
     scheduled: bool,
+    /// In-band provisioning (which carries the URL) has answered, either
+    /// way.
+    provisioning_done: bool,
+    /// When the first attempt found no URL yet.
+    waiting_since: Option<Instant>,
 }
 
 /// Aborts a spawned task when dropped.
@@ -737,6 +744,9 @@ fn wall() -> SystemTime {
 
 impl Task {
     fn emit(&mut self, e: ClientEvent) {
+        if matches!(e, ClientEvent::Provisioning(_)) {
+            self.abs.provisioning_done = true;
+        }
         self.diag.note(&e);
         let _ = self.events.send(e);
     }
@@ -757,6 +767,7 @@ impl Task {
             let deadline = [
                 self.ep.poll_timeout(),
                 self.im.poll_timeout(),
+                self.presence.poll_timeout(),
                 self.sign_out_deadline,
                 self.abs.schedule.next_download(),
             ]
@@ -797,6 +808,11 @@ impl Task {
                         self.conn = None;
                         self.emit(ClientEvent::Disconnected("network changed".into()));
                         self.ep.network_changed(now());
+                        // Dialogs and requests of the old connection are gone
+                        // for every layer, as when it drops.
+                        self.im.handle_connection_lost();
+                        self.presence.handle_connection_lost();
+                        self.provisioning.handle_connection_lost();
                     }
                     Some(Command::SetCredentials(c)) => {
                         if let Err(e) = self.ep.set_credentials(c, now()) {
@@ -952,6 +968,16 @@ impl Task {
         });
         let tx = self.abs.tx.clone();
         let Some(url) = url else {
+            // With GalDownloadInitialDelay 0 the download is due before the
+            // provisioning answer that carries the URL: wait for it (up to
+            // 30 s) instead of counting a failure.
+            let t = now();
+            let since = *self.abs.waiting_since.get_or_insert(t);
+            let ocs = self.cfg.endpoint.register.dialect == crate::discovery::Dialect::Ocs;
+            if ocs && !self.abs.provisioning_done && t - since < Duration::from_secs(30) {
+                self.abs.schedule.postpone(t + Duration::from_millis(200));
+                return;
+            }
             let _ = tx.send(AbsMsg::Done(Err(DownloadError::NoUrl)));
             return;
         };

@@ -809,21 +809,19 @@ fn print_hex(out: &mut String, mut col: usize, prefix: &str, bytes: &[u8]) {
     }
 }
 
-/// The NUL-separated UTF-16LE strings of registry data (trailing empty
-/// strings, the terminators, are dropped; an odd last byte is ignored).
+/// The NUL-separated UTF-16LE strings of registry data, up to the first
+/// empty one (REG_MULTI_SZ ends with an empty string; anything after it is
+/// not part of the value); an odd last byte is ignored.
 fn utf16_strings(bytes: &[u8]) -> Vec<String> {
     let units: Vec<u16> = bytes
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    let mut out: Vec<String> = units
+    units
         .split(|&u| u == 0)
+        .take_while(|s| !s.is_empty())
         .map(String::from_utf16_lossy)
-        .collect();
-    while out.last().is_some_and(String::is_empty) {
-        out.pop();
-    }
-    out
+        .collect()
 }
 
 #[cfg(test)]
@@ -1295,6 +1293,10 @@ mod tests {
         assert_eq!(
             RegValue::from_raw(1, &[0x41, 0, 0x42]),
             RegValue::Sz("A".into())
+        );
+        assert_eq!(
+            RegValue::from_raw(7, &w("a\0\0b\0\0")),
+            RegValue::MultiSz(vec!["a".into()])
         );
     }
 }
