@@ -1541,7 +1541,8 @@ impl PresenceAgent {
         let in_contacts = self
             .roaming_contacts
             .as_ref()
-            .is_some_and(|d| d.matches_incoming(req));
+            .is_some_and(|d| d.matches_incoming(req))
+            || self.adopt_early_contacts_notify(req);
         if in_contacts {
             if !benotify && let Ok(r) = builder::response(req, 200, None, Some(&ep.new_tag())) {
                 ep.respond(id, r, now);
@@ -1598,6 +1599,37 @@ impl PresenceAgent {
                 reason: "subscription terminated by the server".into(),
             });
         }
+    }
+
+    /// A roaming-contacts NOTIFY that overtook the 200 OK to our SUBSCRIBE
+    /// (RFC 6665 §4.1.2.4): it creates the subscription's dialog.
+    fn adopt_early_contacts_notify(&mut self, req: &Message) -> bool {
+        if self.roaming_contacts.is_some() {
+            return false;
+        }
+        let (Ok(cid), Some(our_tag)) = (
+            req.call_id(),
+            req.to().ok().and_then(|t| t.tag().map(str::to_owned)),
+        ) else {
+            return false;
+        };
+        let Some(cseq) = self.pending.values().find_map(|p| match p {
+            Pending::RoamingContacts { req: sub } => {
+                let same_call = sub.call_id().ok() == Some(cid);
+                let same_tag = sub.from().ok().and_then(|f| f.tag().map(str::to_owned))
+                    == Some(our_tag.clone());
+                (same_call && same_tag).then(|| sub.cseq().map(|c| c.seq).unwrap_or(1))
+            }
+            _ => None,
+        }) else {
+            return false;
+        };
+        let Ok(mut dialog) = Dialog::from_uas(req, &our_tag) else {
+            return false;
+        };
+        dialog.local_cseq = cseq;
+        self.roaming_contacts = Some(dialog);
+        true
     }
 
     /// Matches a NOTIFY to a SUBSCRIBE still waiting for its answer and

@@ -642,3 +642,32 @@ fn a_meeting_reported_before_sign_in_is_published_once_versions_are_known() {
     );
     assert!(bodies.iter().any(|b| b.contains("<device ")), "{bodies:?}");
 }
+
+#[test]
+fn a_contact_list_notify_that_overtakes_the_200_is_taken() {
+    let mut a = Alice::new();
+    a.pa.on_registered(&mut a.ep, a.now);
+    let sent = a.sent();
+    let rc = by_event(&sent, "vnd-microsoft-roaming-contacts")[0].clone();
+    // The server's NOTIFY arrives first, in the dialog the 200 will make.
+    let ok = builder::response(&rc, 200, None, Some("rc")).expect("200");
+    a.notify(
+        &rc,
+        &ok,
+        "application/vnd-microsoft-roaming-contacts+xml",
+        r#"<contactList deltaNum="3"><group id="1" name="~"/><contact uri="bob@contoso.com" groups="1"/></contactList>"#,
+        "active;expires=3600",
+    );
+    let sent = a.sent();
+    assert!(
+        sent.iter().any(|m| m.status() == Some(200)),
+        "the NOTIFY is answered 200, not 481: {sent:?}"
+    );
+    let list = a.pa.contact_list().expect("the list is known");
+    assert_eq!(list.delta_num, Some(3));
+    assert!(list.contact("sip:bob@contoso.com").is_some());
+    // The late 200 OK changes nothing.
+    a.feed(&ok);
+    a.sent();
+    assert_eq!(a.pa.contact_list().and_then(|l| l.delta_num), Some(3));
+}
