@@ -82,6 +82,9 @@ else
   fi
 fi
 
+step "rustdoc: no broken links or warnings in the API docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "sans-IO core builds without tokio"
 cargo check -p ocs-core --no-default-features
 # ocs-ffi as mobile builds it: without the embedded test server.

@@ -58,10 +58,10 @@ pub struct ClientConfig {
     /// redacted): text or pcap, rotated by size.
     pub trace: Option<super::trace::TraceConfig>,
     /// The effective policy the app evaluated (shown by
-    /// [`Client::diagnostics`]; the settings above are what takes effect).
+    /// [`ClientHandle::diagnostics`]; the settings above are what takes effect).
     pub policy: EffectivePolicy,
     /// The `CustomStateURL` policy: loaded once after sign-in (as
-    /// Communicator does) and again on [`Client::reload_custom_states`].
+    /// Communicator does) and again on [`ClientHandle::reload_custom_states`].
     pub custom_state_url: Option<String>,
     /// Whose `CustomStateURL` rules apply (default OC 2007 R2: http(s) only).
     pub custom_state_client: ClientVersion,
@@ -196,7 +196,7 @@ pub enum ClientEvent {
     /// A presence event (a contact changed, our publication went out...).
     Presence(PresenceEvent),
     /// The custom states from `CustomStateURL` (after sign-in or
-    /// [`Client::reload_custom_states`]); they replace any earlier set.
+    /// [`ClientHandle::reload_custom_states`]); they replace any earlier set.
     CustomStates {
         /// The valid states (at most four).
         states: CustomStates,
@@ -313,7 +313,7 @@ enum AbsMsg {
 }
 
 /// A running client. Dropping it stops the task (without un-registering;
-/// call [`Client::sign_out`] first for a clean exit).
+/// call [`ClientHandle::sign_out`] first for a clean exit).
 #[derive(Debug)]
 pub struct Client {
     handle: ClientHandle,

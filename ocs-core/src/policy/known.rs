@@ -2,7 +2,7 @@
 //! and a plain-words explanation of each.
 //!
 //! Defaults marked "assumed" could not be confirmed for OC 2007 R2
-//! (PROTOCOL.md §f.2 marks them [U]); they follow the Lync-era client
+//! (PROTOCOL.md §f.2 marks them \[U\]); they follow the Lync-era client
 //! documentation or the conservative choice.
 
 /// How a policy's registry value is read.
