@@ -241,6 +241,33 @@ impl fmt::Display for DomainName {
     }
 }
 
+/// Reads a server address as users and policies write it: `host`,
+/// `host:port`, `[v6]` or `[v6]:port` (a bare IPv6 address without
+/// brackets has no port). The error says what was expected.
+pub fn parse_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+    let s = s.trim();
+    let bad = || format!("{s:?}: expected HOST[:PORT]");
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if after.is_empty() => (h, None),
+                None => return Err(bad()),
+            }
+        }
+        None => match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (s, None),
+        },
+    };
+    let port = port.map(|p| p.parse().map_err(|_| bad())).transpose()?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
 /// Checks and normalises a SIP domain or host name: surrounding white
 /// space and one trailing dot are removed, letters are lower-cased, and
 /// IP literals (`192.0.2.1`, `::1`, `[2001:db8::1]`) are recognised.
@@ -457,6 +484,31 @@ fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_port_as_written_by_users_and_policies() {
+        for (text, want) in [
+            (
+                "pool.contoso.com:5061",
+                Ok(("pool.contoso.com", Some(5061))),
+            ),
+            (" pool.contoso.com ", Ok(("pool.contoso.com", None))),
+            ("[::1]:5061", Ok(("::1", Some(5061)))),
+            ("[::1]", Ok(("::1", None))),
+            ("::1", Ok(("::1", None))),
+            ("pool:x", Err(())),
+            ("[::1]x", Err(())),
+            ("[::1", Err(())),
+            (":5061", Err(())),
+            ("", Err(())),
+        ] {
+            let got = parse_host_port(text);
+            match want {
+                Ok((h, p)) => assert_eq!(got, Ok((h.to_owned(), p)), "{text:?}"),
+                Err(()) => assert!(got.is_err_and(|e| e.contains("HOST[:PORT]")), "{text:?}"),
+            }
+        }
+    }
 
     const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
 

@@ -186,7 +186,8 @@ impl SignInSettings {
             (Some(TransportArg::Tcp), _) => Transport::Tcp,
             (Some(TransportArg::Udp), _) | (None, Dialect::Standard) => Transport::Udp,
         };
-        let (host, port) = split_host_port(server)?;
+        let (host, port) =
+            ocs_core::discovery::parse_host_port(server).map_err(|e| format!("--server {e}"))?;
         let mut tls = TlsSettings::default();
         if let Some(ca) = &a.ca {
             tls.add_ca_file(ca)
@@ -247,26 +248,6 @@ fn epid_for(uri: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     uri.hash(&mut h);
     format!("{:010x}", h.finish() & 0xff_ffff_ffff)
-}
-
-/// `host`, `host:port` or `[v6]:port`.
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
-    let bad = || format!("--server {s}: expected HOST[:PORT]");
-    let (host, port) = match s.strip_prefix('[') {
-        Some(rest) => {
-            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
-            (h, after.strip_prefix(':'))
-        }
-        None => match s.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            _ => (s, None),
-        },
-    };
-    let port = port.map(|p| p.parse().map_err(|_| bad())).transpose()?;
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port))
 }
 
 /// Reads `c`'s events until `f` picks one out (other events are not needed

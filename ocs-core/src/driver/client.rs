@@ -134,7 +134,10 @@ impl ClientConfig {
             && policy.configuration_mode().value == 1
             && let Some(addr) = policy.server_address_internal().value
         {
-            let (host, port) = split_host_port(&addr);
+            // A value that is not HOST[:PORT] is tried as a host name, so
+            // discovery reports what failed.
+            let (host, port) =
+                crate::discovery::parse_host_port(&addr).unwrap_or_else(|_| (addr.clone(), None));
             self.server = Some(ServerConfig {
                 host,
                 port,
@@ -145,19 +148,6 @@ impl ClientConfig {
             ab.initial_delay = policy.gal_download_initial_delay().value;
         }
         self.policy = policy;
-    }
-}
-
-/// Splits `host[:port]` as ServerAddressInternal writes it (`[v6]:port`
-/// too); a part after `:` that is not a port stays in the host.
-pub fn split_host_port(s: &str) -> (String, Option<u16>) {
-    let s = s.trim();
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => match p.parse() {
-            Ok(p) => (h.trim_matches(['[', ']']).to_owned(), Some(p)),
-            Err(_) => (s.to_owned(), None),
-        },
-        _ => (s.trim_matches(['[', ']']).to_owned(), None),
     }
 }
 
@@ -1271,20 +1261,6 @@ mod tests {
     use crate::policy::InBand;
     use crate::policy::reg::parse_str;
     use crate::register::RegisterConfig;
-
-    #[test]
-    fn host_and_port_as_policies_write_them() {
-        for (text, host, port) in [
-            ("pool.contoso.com:5061", "pool.contoso.com", Some(5061)),
-            ("pool.contoso.com", "pool.contoso.com", None),
-            ("[::1]:5061", "::1", Some(5061)),
-            ("[::1]", "::1", None),
-            ("::1", "::1", None),
-            (" pool:x ", "pool:x", None),
-        ] {
-            assert_eq!(split_host_port(text), (host.to_owned(), port), "{text:?}");
-        }
-    }
 
     #[test]
     fn policy_reaches_every_setting_it_governs() {

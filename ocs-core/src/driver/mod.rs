@@ -20,7 +20,6 @@ pub use addressbook::{
 };
 pub use client::{
     AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent, ClientHandle,
-    split_host_port,
 };
 pub use conn::TlsSettings;
 pub use customstates::{

@@ -107,7 +107,8 @@ impl SignIn {
                 (Some(TransportArg::Tcp), _) => Transport::Tcp,
                 (Some(TransportArg::Udp), _) | (None, _) => Transport::Udp,
             };
-            let (host, port) = split_host_port(s)?;
+            let (host, port) = ocs_core::discovery::parse_host_port(s)
+                .map_err(|e| CliError::Failed(format!("--server {e}")))?;
             cfg.server = Some(ServerConfig {
                 host,
                 port,
@@ -180,24 +181,6 @@ fn epid_for(user: &str) -> String {
     user.hash(&mut h);
     std::env::var("HOSTNAME").unwrap_or_default().hash(&mut h);
     format!("{:010x}", h.finish() & 0xff_ffff_ffff)
-}
-
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), CliError> {
-    let bad = || CliError::Failed(format!("--server {s}: expected HOST[:PORT]"));
-    if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().map_err(|_| bad())?),
-            None if after.is_empty() => None,
-            None => return Err(bad()),
-        };
-        return Ok((h.to_owned(), port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((h.to_owned(), Some(p.parse().map_err(|_| bad())?))),
-        _ if s.is_empty() => Err(bad()),
-        _ => Ok((s.to_owned(), None)),
-    }
 }
 
 /// The JSON form of an event (one line each).
