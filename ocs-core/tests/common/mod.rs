@@ -8,3 +8,5 @@ pub mod client;
 pub mod dns;
 #[cfg(feature = "tokio")]
 pub mod http;
+#[cfg(feature = "tokio")]
+pub mod pki;
