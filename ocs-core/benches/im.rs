@@ -43,8 +43,11 @@ use ocs_core::endpoint::{Endpoint, EndpointConfig};
 use ocs_core::messaging::{ImConfig, ImEvent, MessageId, Messaging};
 use ocs_core::register::{Credentials, LocalTransport, RegisterConfig, RegistrationEvent};
 
+#[path = "common/client.rs"]
+mod bench_client;
 #[path = "common/kamailio.rs"]
 mod kamailio;
+use bench_client::wait_for;
 use kamailio::Kamailio;
 
 // ----- counting allocator ----------------------------------------------------
@@ -123,19 +126,6 @@ fn client(user: &str, port: u16) -> Client {
     cfg.allowed = vec![Transport::Udp];
     cfg.tls.no_platform_roots = true;
     Client::start(cfg).expect("client starts")
-}
-
-async fn wait_for(c: &mut Client, what: &str, pred: impl Fn(&ClientEvent) -> bool) {
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            if pred(&e) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(r, Ok(true)), "no {what} within 10 s");
 }
 
 /// Alice sending to bob, bob's events drained by a task (counting what he

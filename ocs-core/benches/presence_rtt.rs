@@ -18,8 +18,11 @@ use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
 use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
 
+#[path = "common/client.rs"]
+mod bench_client;
 #[path = "common/kamailio.rs"]
 mod kamailio;
+use bench_client::wait_for;
 use kamailio::Kamailio;
 
 /// A standard-dialect client for `user` (password `<user>pw`) over UDP.
@@ -45,32 +48,6 @@ fn client(user: &str, port: u16) -> Client {
         )
     });
     Client::start(cfg).expect("client starts")
-}
-
-/// Reads events (at most 30 s) until `pred` accepts one.
-async fn wait_for(c: &mut Client, what: &str, pred: impl Fn(&ClientEvent) -> bool) {
-    let r = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(e) = c.next_event().await {
-            if pred(&e) {
-                return Ok(());
-            }
-            if matches!(
-                e,
-                ClientEvent::Registration(
-                    RegistrationEvent::Failed(_) | RegistrationEvent::CredentialsNeeded { .. }
-                )
-            ) {
-                return Err(format!("{e:?}"));
-            }
-        }
-        Err("client ended".to_owned())
-    })
-    .await;
-    match r {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("waiting for {what}: {e}"),
-        Err(_) => panic!("no {what} within 30 s"),
-    }
 }
 
 /// Reads events (at most 30 s) until `pred` accepts one, and returns it.

@@ -32,8 +32,11 @@ use ocs_core::driver::{Client, ClientConfig, ClientEvent};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
 
+#[path = "common/client.rs"]
+mod bench_client;
 #[path = "common/kamailio.rs"]
 mod kamailio;
+use bench_client::wait_for;
 use kamailio::Kamailio;
 
 fn scenario() -> PathBuf {
@@ -53,32 +56,6 @@ fn config(port: u16) -> ClientConfig {
     });
     cfg.allowed = vec![Transport::Udp];
     cfg
-}
-
-/// Waits (at most 10 s) for an event matching `pred`.
-async fn wait_for(c: &mut Client, what: &str, pred: impl Fn(&ClientEvent) -> bool) {
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = c.next_event().await {
-            if pred(&e) {
-                return Ok(());
-            }
-            if matches!(
-                e,
-                ClientEvent::Registration(
-                    RegistrationEvent::Failed(_) | RegistrationEvent::CredentialsNeeded { .. }
-                )
-            ) {
-                return Err(format!("{e:?}"));
-            }
-        }
-        Err("client ended".to_owned())
-    })
-    .await;
-    match r {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("waiting for {what}: {e}"),
-        Err(_) => panic!("no {what} within 10 s"),
-    }
 }
 
 /// One sign-in's times: `Client::start` to `Registered`, and `Connected`
