@@ -187,10 +187,11 @@ impl<'a> Node<'a> {
     /// Every attribute except `xmlns` declarations, as (local name,
     /// value), values entity-resolved and normalized.
     pub fn attrs(&self) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> + 'a {
-        AttrIter {
+        // The tag was checked when the document was parsed: only the
+        // delimiters need finding.
+        ValidAttrs {
             s: &self.tag[self.name_len..],
         }
-        .map_while(Result::ok)
         .filter(|(k, _)| !k.starts_with("xmlns"))
         .filter_map(|(k, raw)| {
             let local = k.rsplit_once(':').map_or(k, |(_, l)| l);
@@ -856,72 +857,6 @@ impl<'a> Iterator for ValidAttrs<'a> {
         let vend = vstart + find_byte(b.get(vstart..)?, quote)?;
         self.s = full.get(vend + 1..)?;
         Some((full.get(name_start..name_end)?, full.get(vstart..vend)?))
-    }
-}
-
-/// A minimal attribute scanner over a start tag's attribute text:
-/// `name = "value"` or `name = 'value'` pairs separated by whitespace.
-/// Faster than quick-xml's (no duplicate check, no allocation) and strict:
-/// anything else is a syntax error.
-struct AttrIter<'a> {
-    s: &'a str,
-}
-
-impl<'a> Iterator for AttrIter<'a> {
-    type Item = Result<(&'a str, &'a str), DocumentErrorKind>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        // All delimiters are ASCII, so every index below is a char boundary.
-        let b = self.s.as_bytes();
-        let mut i = 0;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == b.len() {
-            self.s = "";
-            return None;
-        }
-        let name_start = i;
-        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
-            i += 1;
-        }
-        let full = self.s;
-        self.s = "";
-        let name = &full[name_start..i];
-        let bad = |m: String| Some(Err(DocumentErrorKind::Syntax(format!("attribute: {m}"))));
-        if name.is_empty()
-            || name
-                .bytes()
-                .any(|c| matches!(c, b'"' | b'\'' | b'<' | b'>' | b'&'))
-        {
-            return bad("expected a name".into());
-        }
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if b.get(i) != Some(&b'=') {
-            return bad(format!("{name} has no value"));
-        }
-        i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let q = match b.get(i) {
-            Some(&q @ (b'"' | b'\'')) => q,
-            _ => return bad(format!("value of {name} is not quoted")),
-        };
-        let vstart = i + 1;
-        let Some(len) = find_byte(&b[vstart..], q) else {
-            return bad(format!("value of {name} is not closed"));
-        };
-        let vend = vstart + len;
-        let value = &full[vstart..vend];
-        let rest = &full[vend + 1..];
-        if !rest.is_empty() && !rest.as_bytes()[0].is_ascii_whitespace() {
-            return bad(format!("no space after {name}"));
-        }
-        self.s = rest;
-        Some(Ok((name, value)))
     }
 }
 
