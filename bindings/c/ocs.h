@@ -47,7 +47,7 @@
 
 /**
  * The result of every fallible call. `OCS_RESULT_OK` is 0; the codes 1 to 6
- * are the error kinds of the Rust API (`FfiErrorKind`), the rest are
+ * are the kinds of core errors a host branches on, the rest are
  * mistakes at the C boundary. [`ocs_result_message`] names each one and
  * [`ocs_last_error_message`] gives the details of the last failure.
  */

@@ -34,10 +34,10 @@ use ocs_core::presence_agent::PresenceEvent;
 use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
 use tokio::sync::mpsc;
 
-use crate::{FfiErrorKind, runtime};
+use crate::runtime;
 
 /// The result of every fallible call. `OCS_RESULT_OK` is 0; the codes 1 to 6
-/// are the error kinds of the Rust API (`FfiErrorKind`), the rest are
+/// are the kinds of core errors a host branches on, the rest are
 /// mistakes at the C boundary. [`ocs_result_message`] names each one and
 /// [`ocs_last_error_message`] gives the details of the last failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,22 +70,18 @@ pub enum OcsResult {
     Stopped = 11,
 }
 
-impl From<FfiErrorKind> for OcsResult {
-    fn from(k: FfiErrorKind) -> OcsResult {
-        match k {
-            FfiErrorKind::InvalidInput => OcsResult::InvalidInput,
-            FfiErrorKind::Rejected => OcsResult::Rejected,
-            FfiErrorKind::PolicyDenied => OcsResult::PolicyDenied,
-            FfiErrorKind::Network => OcsResult::Network,
-            FfiErrorKind::Authentication => OcsResult::Authentication,
-            FfiErrorKind::Internal => OcsResult::Internal,
-        }
-    }
-}
-
 impl OcsResult {
+    /// The result code a core error maps to (the kinds a host branches
+    /// on).
     fn of(e: &Error) -> OcsResult {
-        FfiErrorKind::of(e).into()
+        match e {
+            Error::Parse(_) | Error::ApiMisuse(_) => OcsResult::InvalidInput,
+            Error::Rejected { .. } => OcsResult::Rejected,
+            Error::PolicyDenied { .. } => OcsResult::PolicyDenied,
+            Error::Transport(_) => OcsResult::Network,
+            Error::Auth(_) => OcsResult::Authentication,
+            _ => OcsResult::Internal,
+        }
     }
 
     fn message(self) -> &'static CStr {

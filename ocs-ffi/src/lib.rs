@@ -7,7 +7,7 @@
 //! one static tokio runtime.
 //!
 //! Errors from the core are flattened into the few kinds a host branches on
-//! ([`FfiErrorKind`]).
+//! (`uniffi_api::OcsError`, and the C API's numbered `OcsResult` codes).
 #![warn(missing_docs)]
 
 use std::sync::OnceLock;
@@ -18,8 +18,6 @@ pub mod uniffi_api;
 // The uniffi scaffolding for the Python, Kotlin and Swift bindings
 // (namespace `ocs`); the exported items are in `uniffi_api`.
 uniffi::setup_scaffolding!("ocs");
-
-use ocs_core::error::Error;
 
 /// The one runtime every client of this library runs on. Hosts call in
 /// from any thread; the runtime owns the I/O.
@@ -33,36 +31,4 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .unwrap_or_else(|e| panic!("cannot start the ocs runtime: {e}"))
     })
-}
-
-/// What a host branches on when a call fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(C)]
-pub enum FfiErrorKind {
-    /// Bad input or a caller mistake (fix the call).
-    InvalidInput = 1,
-    /// The server or the peer refused (show the reason; maybe retry later).
-    Rejected = 2,
-    /// A policy forbids the action (show which one).
-    PolicyDenied = 3,
-    /// Network or transport trouble (retry later).
-    Network = 4,
-    /// Authentication failed (ask for credentials).
-    Authentication = 5,
-    /// Anything else.
-    Internal = 6,
-}
-
-impl FfiErrorKind {
-    /// Maps the core's taxonomy onto the host's few kinds.
-    pub fn of(e: &Error) -> FfiErrorKind {
-        match e {
-            Error::Parse(_) | Error::ApiMisuse(_) => FfiErrorKind::InvalidInput,
-            Error::Rejected { .. } => FfiErrorKind::Rejected,
-            Error::PolicyDenied { .. } => FfiErrorKind::PolicyDenied,
-            Error::Transport(_) => FfiErrorKind::Network,
-            Error::Auth(_) => FfiErrorKind::Authentication,
-            _ => FfiErrorKind::Internal,
-        }
-    }
 }
