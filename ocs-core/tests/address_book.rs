@@ -396,8 +396,20 @@ async fn client_downloads_from_the_provisioned_url_after_sign_in() {
         unreachable!()
     };
     assert_eq!((*entries, fetched.clone()), (1000, None));
+    // Search works from the folder before any download.
+    let hit = c.search_address_book("p42@", 5).await.expect("search");
+    assert_eq!(hit.len(), 1);
+    if !seen.iter().any(registered) {
+        wait_for(&mut c, "sign-in", registered).await;
+    }
+    // Signed in: the first download waits (up to an hour), none has run.
     let snap = c.diagnostics().await.expect("snapshot");
-    assert!(snap.address_book.next_download.is_some() || !snap.registration.state.is_empty());
+    assert!(
+        snap.address_book.next_download.is_some(),
+        "{:?}",
+        snap.address_book
+    );
+    assert_eq!(snap.address_book.last_download, None);
     c.sign_out();
     let _ = std::fs::remove_dir_all(&dir);
 }
