@@ -174,8 +174,8 @@ pub fn check_reg_parser(data: &[u8]) {
     let again = reg::parse_str(&printed)
         .unwrap_or_else(|e| panic!("printed .reg does not parse ({e}):\n{printed}"));
     assert_eq!(
-        strip_lines(&again),
-        strip_lines(&f),
+        again.ops_without_lines(),
+        f.ops_without_lines(),
         "ops differ after reprint"
     );
     assert_eq!(again.to_text(), printed, "second print differs");
@@ -205,23 +205,6 @@ pub fn check_adm_parser(data: &[u8]) {
             let _ = (&part.key, &part.kind);
         }
     }
-}
-
-fn strip_lines(f: &ocs_core::policy::reg::RegFile) -> Vec<ocs_core::policy::reg::RegOp> {
-    use ocs_core::policy::reg::RegOp;
-    f.ops
-        .iter()
-        .cloned()
-        .map(|mut op| {
-            match &mut op {
-                RegOp::CreateKey { line, .. }
-                | RegOp::DeleteKey { line, .. }
-                | RegOp::SetValue { line, .. }
-                | RegOp::DeleteValue { line, .. } => *line = 0,
-            }
-            op
-        })
-        .collect()
 }
 
 // ----- helpers ------------------------------------------------------------------
