@@ -379,6 +379,32 @@ async fn client_downloads_from_the_provisioned_url_after_sign_in() {
         ab.status.starts_with("1000 entries, current to day"),
         "{ab:?}"
     );
+    // The next run builds on the book in memory: with the stored full
+    // file damaged it still finds the book current and fetches nothing
+    // (reading the folder again would have failed and fetched it anew).
+    let full = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "lsabs"))
+        .expect("the full file");
+    let good = std::fs::read(&full).expect("read");
+    std::fs::write(&full, b"damaged").expect("damage");
+    let asked = srv.log().len();
+    c.download_address_book();
+    let seen = wait_for(&mut c, "second run", ready).await;
+    let Some(ClientEvent::AddressBook(AddressBookEvent::Ready {
+        fetched, entries, ..
+    })) = seen.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!((*entries, fetched.as_deref()), (1000, None));
+    assert!(
+        srv.log()[asked..].iter().all(|p| !p.contains("/F-")),
+        "{:?}",
+        &srv.log()[asked..]
+    );
+    std::fs::write(&full, good).expect("restore");
     c.sign_out();
     wait_for(&mut c, "stop", |e| matches!(e, ClientEvent::Stopped)).await;
 

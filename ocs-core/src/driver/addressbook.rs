@@ -123,12 +123,13 @@ pub enum DownloadError {
 /// A finished download.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
-    /// The book, current to [`Downloaded::day`].
+    /// The book, current to `stored.day()`.
     pub book: Arc<AddressBook>,
     /// The file fetched; `None` when the local book was already current.
     pub fetched: Option<FileName>,
-    /// The day the book is current to.
-    pub day: AbsDay,
+    /// What the folder now holds (hand it to the next
+    /// [`download_onto`] so the files need not be read again).
+    pub stored: Stored,
 }
 
 /// Loads what the folder holds (full file plus deltas). `Ok(None)` when
@@ -150,11 +151,8 @@ pub fn load_stored(store: &AbsStore) -> Option<(Stored, Vec<Entry>)> {
     Some((state, entries))
 }
 
-/// One download run: loads the local book, asks the server for the
-/// files [`UpdatePlan`] names, newest first, applies the first one found
-/// and stores it. `today` and `now_unix` come from the caller's clock.
-/// `creds` answer a 401: NTLM (connection-oriented, also under the
-/// Negotiate scheme, as IIS accepts), or Basic over https only.
+/// One download run: loads the local book from the folder, then
+/// [`download_onto`] it.
 pub async fn download(
     base_url: &str,
     cfg: &AddressBookConfig,
@@ -163,18 +161,38 @@ pub async fn download(
     today: AbsDay,
     now_unix: u64,
 ) -> Result<Downloaded, DownloadError> {
+    let store = AbsStore::open(&cfg.dir).map_err(|error| DownloadError::Store {
+        dir: cfg.dir.display().to_string(),
+        error,
+    })?;
+    let local = tokio::task::spawn_blocking(move || load_stored(&store))
+        .await
+        .ok()
+        .flatten();
+    download_onto(base_url, cfg, tls, creds, local, today, now_unix).await
+}
+
+/// One download run on top of `local` (what the folder holds, already in
+/// memory: a client keeps it between runs instead of re-reading and
+/// re-parsing the files): asks the server for the files [`UpdatePlan`]
+/// names, newest first, applies the first one found and stores it.
+/// `today` and `now_unix` come from the caller's clock. `creds` answer a
+/// 401 over https: NTLM (connection-oriented, also under the Negotiate
+/// scheme, as IIS accepts) or Basic.
+pub async fn download_onto(
+    base_url: &str,
+    cfg: &AddressBookConfig,
+    tls: &TlsSettings,
+    creds: Option<&Credentials>,
+    local: Option<(Stored, Vec<Entry>)>,
+    today: AbsDay,
+    now_unix: u64,
+) -> Result<Downloaded, DownloadError> {
     let store_err = |error: std::io::Error| DownloadError::Store {
         dir: cfg.dir.display().to_string(),
         error,
     };
     let store = AbsStore::open(&cfg.dir).map_err(store_err)?;
-    let local = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || load_stored(&store))
-            .await
-            .ok()
-            .flatten()
-    };
     let http = http_client(tls, cfg.timeout).map_err(|message| DownloadError::Http {
         url: base_url.to_owned(),
         message,
@@ -253,7 +271,7 @@ pub async fn download(
         return Ok(Downloaded {
             book: Arc::new(AddressBook::new(entries)),
             fetched: Some(name),
-            day: state.day(),
+            stored: state,
         });
     }
     match local {
@@ -262,9 +280,9 @@ pub async fn download(
             let st = state.clone();
             let _ = tokio::task::spawn_blocking(move || store.save_state(&st)).await;
             Ok(Downloaded {
-                day: state.day(),
                 book: Arc::new(AddressBook::new(entries)),
                 fetched: None,
+                stored: state,
             })
         }
         None => Err(DownloadError::NothingOnServer {

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::addressbook::{AddressBookConfig, DownloadError, Downloaded};
 use super::conn::{Conn, TlsSettings};
 use super::dns::Resolver;
-use crate::addressbook::{AbsDay, AddressBook, Entry, Schedule};
+use crate::addressbook::{AbsDay, AddressBook, Entry, Schedule, Stored};
 use crate::auth::mechanism::Authenticator;
 use crate::customstates::{ClientVersion, CustomStates, Violation};
 use crate::diag::Snapshot;
@@ -297,7 +297,7 @@ enum Command {
 /// A download run's result, back to the client task.
 enum AbsMsg {
     /// What the folder held at start.
-    Stored(Option<(Arc<AddressBook>, AbsDay)>),
+    Stored(Option<(Arc<AddressBook>, Stored)>),
     /// A download run finished.
     Done(Result<Downloaded, DownloadError>),
 }
@@ -388,7 +388,7 @@ impl Client {
                 AbsState {
                     schedule: Schedule::new(),
                     book: None,
-                    day: None,
+                    stored: None,
                     run: None,
                     tx,
                     rx: Some(rx),
@@ -698,7 +698,9 @@ struct Task {
 struct AbsState {
     schedule: Schedule,
     book: Option<Arc<AddressBook>>,
-    day: Option<AbsDay>,
+    /// What the folder holds (the book's files and day), kept so the next
+    /// download builds on the book in memory instead of re-reading them.
+    stored: Option<Stored>,
     run: Option<AbortOnDrop>,
     tx: mpsc::UnboundedSender<AbsMsg>,
     rx: Option<mpsc::UnboundedReceiver<AbsMsg>>,
@@ -940,7 +942,7 @@ impl Task {
             let stored = super::abstore::AbsStore::open(&dir)
                 .ok()
                 .and_then(|s| super::addressbook::load_stored(&s))
-                .map(|(st, entries)| (Arc::new(AddressBook::new(entries)), st.day()));
+                .map(|(st, entries)| (Arc::new(AddressBook::new(entries)), st));
             let _ = tx.send(AbsMsg::Stored(stored));
         });
     }
@@ -973,28 +975,51 @@ impl Task {
         };
         let tls = self.cfg.tls.clone();
         let creds = self.cfg.endpoint.credentials.clone();
+        let local = self
+            .abs
+            .stored
+            .clone()
+            .zip(self.abs.book.as_ref().map(|b| b.entries().to_vec()));
         let unix = wall()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         self.abs.run = Some(AbortOnDrop(tokio::spawn(async move {
             let today = AbsDay::from_unix_secs(unix);
-            let r =
-                super::addressbook::download(&url, &cfg, &tls, creds.as_ref(), today, unix).await;
+            let r = match local {
+                Some(local) => {
+                    super::addressbook::download_onto(
+                        &url,
+                        &cfg,
+                        &tls,
+                        creds.as_ref(),
+                        Some(local),
+                        today,
+                        unix,
+                    )
+                    .await
+                }
+                // Not loaded yet (or nothing there): read the folder.
+                None => {
+                    super::addressbook::download(&url, &cfg, &tls, creds.as_ref(), today, unix)
+                        .await
+                }
+            };
             let _ = tx.send(AbsMsg::Done(r));
         })));
     }
 
     fn address_book_message(&mut self, m: AbsMsg) {
         match m {
-            AbsMsg::Stored(Some((book, day))) => {
+            AbsMsg::Stored(Some((book, stored))) => {
                 // A download that finished first wins.
                 if self.abs.book.is_none() {
                     let entries = book.len();
+                    let day = stored.day().to_string();
                     self.abs.book = Some(book);
-                    self.abs.day = Some(day);
+                    self.abs.stored = Some(stored);
                     self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
                         entries,
-                        day: day.to_string(),
+                        day,
                         fetched: None,
                     }));
                 }
@@ -1006,11 +1031,12 @@ impl Task {
                 self.abs.last_success = Some(wall());
                 self.abs.last_error = None;
                 let entries = d.book.len();
+                let day = d.stored.day().to_string();
                 self.abs.book = Some(d.book);
-                self.abs.day = Some(d.day);
+                self.abs.stored = Some(d.stored);
                 self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
                     entries,
-                    day: d.day.to_string(),
+                    day,
                     fetched: d.fetched.map(|f| f.to_string()),
                 }));
             }
@@ -1057,7 +1083,11 @@ impl Task {
             (Some(b), None) => format!(
                 "{} entries, current to day {}",
                 b.len(),
-                self.abs.day.map(|d| d.to_string()).unwrap_or_default()
+                self.abs
+                    .stored
+                    .as_ref()
+                    .map(|s| s.day().to_string())
+                    .unwrap_or_default()
             ),
             (None, None) if self.abs.scheduled => "waiting for the first download".into(),
             (None, None) => "waiting for sign-in".into(),

@@ -16,7 +16,8 @@ mod trace;
 
 pub use abstore::{AbsStore, STATE_FILE};
 pub use addressbook::{
-    AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, load_stored,
+    AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, download_onto,
+    load_stored,
 };
 pub use client::{
     AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent, ClientHandle,
