@@ -730,13 +730,26 @@ impl PresenceAgent {
         if a != self.machine {
             let before = self.pidf_doc();
             self.machine = a;
-            if self.cfg.dialect == Dialect::Ocs {
-                self.publish_extra(ep, Extra::Machine, now, 0);
-            } else if self.pidf_doc() != before {
-                self.publish(ep, now, 0);
-            }
+            self.automatic_state_changed(ep, Extra::Machine, before, now);
         }
         a
+    }
+
+    /// Something the host reports (idle time, a call, a meeting) changed:
+    /// OCS publishes its own category; the standard dialect re-publishes
+    /// only when the PIDF document it shows is different from `before`.
+    fn automatic_state_changed(
+        &mut self,
+        ep: &mut Endpoint,
+        kind: Extra,
+        before: Option<String>,
+        now: Instant,
+    ) {
+        if self.cfg.dialect == Dialect::Ocs {
+            self.publish_extra(ep, kind, now, 0);
+        } else if self.pidf_doc() != before {
+            self.publish(ep, now, 0);
+        }
     }
 
     /// The host reports that a call started or ended ("picking up the
@@ -749,11 +762,7 @@ impl PresenceAgent {
         }
         let before = self.pidf_doc();
         self.in_call = in_call;
-        if self.cfg.dialect == Dialect::Ocs {
-            self.publish_extra(ep, Extra::Phone, now, 0);
-        } else if self.pidf_doc() != before {
-            self.publish(ep, now, 0);
-        }
+        self.automatic_state_changed(ep, Extra::Phone, before, now);
     }
 
     /// The host reports a meeting from its calendar (`None`: the meeting
@@ -767,11 +776,7 @@ impl PresenceAgent {
         }
         let before = self.pidf_doc();
         self.meeting = meeting;
-        if self.cfg.dialect == Dialect::Ocs {
-            self.publish_extra(ep, Extra::Calendar, now, 0);
-        } else if self.pidf_doc() != before {
-            self.publish(ep, now, 0);
-        }
+        self.automatic_state_changed(ep, Extra::Calendar, before, now);
     }
 
     /// "Reset status": drops the manual state so the automatic one (from
