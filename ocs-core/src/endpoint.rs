@@ -18,6 +18,7 @@ use crate::discovery::Transport;
 use crate::error::Error;
 use crate::register::{
     Credentials, LocalTransport, RegisterConfig, Registration, RegistrationEvent,
+    is_registration_notify,
 };
 use crate::rng::Rng;
 use crate::sip::framing::Frame;
@@ -272,7 +273,7 @@ impl Endpoint {
             return Err(Error::Transport("not connected".into()));
         };
         self.prepare(&mut ack, local);
-        self.reg.sign(&mut ack)?;
+        self.sign_outgoing(&mut ack)?;
         self.transmits.push_back(ack.to_bytes());
         self.last_sent = Some(now);
         Ok(())
@@ -284,7 +285,9 @@ impl Endpoint {
         if !resp.has_header(HeaderName::ContentLength) {
             resp.push_header(HeaderName::ContentLength, resp.body().len().to_string());
         }
-        let _ = self.reg.sign(&mut resp);
+        if self.sign_outgoing(&mut resp).is_err() {
+            return false;
+        }
         let ok = self.tx.send_response(id.0, &resp, now);
         self.pump(now);
         ok
@@ -298,7 +301,7 @@ impl Endpoint {
         now: Instant,
     ) -> Result<(), Error> {
         self.prepare(&mut req, local);
-        self.reg.sign(&mut req)?;
+        self.sign_outgoing(&mut req)?;
         let tx = self.tx.send_request(req, self.reliability(), now)?;
         self.requests.insert(tx, id);
         Ok(())
@@ -535,8 +538,9 @@ impl Endpoint {
                 for (n, v) in headers {
                     r.insert_header(r.header_count() - 1, n, v);
                 }
-                let _ = self.reg.sign(&mut r);
-                self.transmits.push_back(r.to_bytes());
+                if self.sign_outgoing(&mut r).is_ok() {
+                    self.transmits.push_back(r.to_bytes());
+                }
             }
             return;
         }
@@ -566,12 +570,7 @@ impl Endpoint {
                 let owned = request
                     .method()
                     .is_some_and(|m| self.owned_methods.contains(m));
-                let reg_notify = request
-                    .event()
-                    .ok()
-                    .flatten()
-                    .is_some_and(|e| e.value.eq_ignore_ascii_case("registration-notify"));
-                if owned && !reg_notify {
+                if owned && !is_registration_notify(&request) {
                     self.events.push_back(EndpointEvent::IncomingRequest {
                         id: IncomingId(id),
                         request,
@@ -620,10 +619,10 @@ impl Endpoint {
     }
 
     fn answer(&mut self, id: TxId, req: &Message, now: Instant) {
+        let reg_notify = matches!(req.method(), Some(Method::Notify | Method::Benotify))
+            && is_registration_notify(req);
         let code = match req.method() {
-            Some(Method::Notify | Method::Benotify) if self.reg.handle_registration_notify(req) => {
-                200
-            }
+            _ if reg_notify => 200,
             Some(Method::Options) => 200,
             // Subscriptions and sessions arrive with presence and IM; until
             // then there is nothing they could belong to.
@@ -631,17 +630,55 @@ impl Endpoint {
             _ => 501,
         };
         // BENOTIFY is never answered (MS-SIP).
-        if req.method() == Some(&Method::Benotify) {
-            return;
-        }
-        if let Ok(mut r) = builder::response(req, code, None, Some(&self.rng.tag())) {
+        if req.method() != Some(&Method::Benotify)
+            && let Ok(mut r) = builder::response(req, code, None, Some(&self.rng.tag()))
+        {
             if code == 200 && req.method() == Some(&Method::Options) {
                 let allow: Vec<&str> = self.caps.methods.iter().map(Method::as_str).collect();
                 r.insert_header(r.header_count() - 1, HeaderName::Allow, allow.join(", "));
             }
-            let _ = self.reg.sign(&mut r);
-            self.tx.send_response(id, &r, now);
+            // Signed while the association still exists: the NOTIFY that
+            // signs us out ends it, and the server still expects a signed
+            // answer to it.
+            if self.sign_outgoing(&mut r).is_ok() {
+                self.tx.send_response(id, &r, now);
+            }
         }
+        if reg_notify {
+            self.reg.handle_registration_notify(req);
+        }
+    }
+
+    /// Sends the ACK a client INVITE transaction built for a non-2xx answer
+    /// (a 480 to an IM invitation): signed like every request.
+    fn send_transaction_ack(&mut self, id: TxId, mut ack: Message, now: Instant) {
+        if self.sign_outgoing(&mut ack).is_ok() {
+            let wire = ack.to_bytes();
+            self.last_sent = Some(now);
+            self.transmits.push_back(wire.clone());
+            self.tx.ack_sent(id, wire);
+        }
+    }
+
+    /// The one place every message we send after sign-in is signed
+    /// (MS-SIPAE: requests including ACK and CANCEL, and every response
+    /// to the server's requests; PROTOCOL.md a.6): requests through
+    /// [`Endpoint::send_request`], ACKs of both kinds, answers through
+    /// [`Endpoint::respond`] and the ones this layer gives itself. Only
+    /// the registration's own REGISTERs sign themselves (their handshake
+    /// state lives there). A message that cannot be signed is not sent:
+    /// the server would drop it anyway; the failure is reported.
+    fn sign_outgoing(&mut self, msg: &mut Message) -> Result<(), Error> {
+        self.reg.sign(msg).inspect_err(|e| {
+            let what = msg
+                .method()
+                .map(|m| m.as_str().to_owned())
+                .or_else(|| msg.status().map(|c| format!("{c} response")))
+                .unwrap_or_default();
+            self.events.push_back(EndpointEvent::Malformed(format!(
+                "our {what} could not be signed and was not sent: {e}"
+            )));
+        })
     }
 
     /// Moves requests and events between the registration, the
@@ -665,6 +702,7 @@ impl Endpoint {
                         self.last_sent = Some(now);
                         self.transmits.push_back(bytes);
                     }
+                    TxEvent::Ack { id, ack } => self.send_transaction_ack(id, ack, now),
                     TxEvent::Response { id, response } if Some(id) == self.reg_tx => {
                         if response.status().unwrap_or(0) >= 200 {
                             self.reg_tx = None;

@@ -704,12 +704,7 @@ impl Registration {
     /// A NOTIFY for `registration-notify`: the server signs us out.
     /// Returns true when it was one (the owner answers it 200 OK).
     pub fn handle_registration_notify(&mut self, req: &Message) -> bool {
-        let is_reg = req
-            .event()
-            .ok()
-            .flatten()
-            .is_some_and(|e| e.value.eq_ignore_ascii_case("registration-notify"));
-        if !is_reg {
+        if !is_registration_notify(req) {
             return false;
         }
         let body = String::from_utf8_lossy(req.body()).into_owned();
@@ -1440,4 +1435,13 @@ pub(crate) fn filetime(t: SystemTime) -> u64 {
     const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     (d.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
+}
+
+/// True for the server's `Event: registration-notify` NOTIFY/BENOTIFY
+/// (MS-SIPREGE: it ends or changes our registration).
+pub fn is_registration_notify(req: &Message) -> bool {
+    req.event()
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.value.eq_ignore_ascii_case("registration-notify"))
 }

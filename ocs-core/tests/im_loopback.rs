@@ -111,4 +111,43 @@ async fn alice_and_bob_chat_through_the_embedded_server() {
         matches!(e, ClientEvent::Im(ImEvent::Failed { id, reason: FailureReason::Offline, .. }) if *id == nobody)
     })
     .await;
+
+    // The server checked every message both clients sent after sign-in:
+    // the ACK for the 480 was signed like every request, and so were all
+    // answers to the server's requests.
+    let (acks, answers, violations, recent) = wait_for_server(&server, |s| {
+        (
+            s.verified_signatures("ACK"),
+            s.verified_signatures("200 response to INVITE")
+                + s.verified_signatures("200 response to MESSAGE"),
+            s.signature_violations(),
+            s.recent_signature_violations()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await;
+    assert!(acks >= 1, "no signed ACK for the 480 reached the server");
+    assert!(answers >= 1, "no signed 200 from bob reached the server");
+    assert_eq!(violations, 0, "{recent:?}");
+}
+
+/// Reads the server's state once the ACK (which has no answer to wait for)
+/// has had time to arrive.
+async fn wait_for_server<R: Send + 'static>(
+    server: &ocs_core::driver::sim::SimHandle,
+    f: impl Fn(&SimServer) -> R + Send + Clone + 'static,
+) -> R {
+    for _ in 0..50 {
+        let g = f.clone();
+        let acked = server
+            .with(|s, _| s.verified_signatures("ACK") > 0)
+            .await
+            .unwrap_or(false);
+        if acked {
+            return server.with(move |s, _| g(s)).await.expect("server runs");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.with(move |s, _| f(s)).await.expect("server runs")
 }

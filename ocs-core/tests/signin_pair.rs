@@ -532,6 +532,18 @@ fn forced_sign_out_and_forged_or_tampered_messages() {
         reason.contains("deregistered;event=rejected") && reason.contains("User disabled"),
         "{reason}"
     );
+    // Our 200 to the NOTIFY that signed us out was signed (with the
+    // association the NOTIFY ended), and nothing we sent went unsigned.
+    assert!(
+        w.server.verified_signatures("200 response to NOTIFY") >= 1,
+        "no signed 200 to the sign-out NOTIFY reached the server"
+    );
+    assert_eq!(
+        w.server.signature_violations(),
+        0,
+        "{:?}",
+        w.server.recent_signature_violations().collect::<Vec<_>>()
+    );
 }
 
 #[test]

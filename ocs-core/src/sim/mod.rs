@@ -11,5 +11,5 @@ pub mod registrar;
 pub mod server;
 
 pub use presence::{Outgoing, PresenceError, PresenceReply, PresenceServer};
-pub use registrar::{AuthMode, Binding, Registrar, RegistrarConfig};
+pub use registrar::{AuthMode, Binding, Registrar, RegistrarConfig, SignatureCheck};
 pub use server::{Peer, SimServer};

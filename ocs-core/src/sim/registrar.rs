@@ -50,6 +50,10 @@ pub struct RegistrarConfig {
     pub nonce_lifetime: Duration,
     /// Server header.
     pub server: String,
+    /// Answer every authenticated REGISTER with `301` to this
+    /// `HOST:PORT[;transport=..]` (a Director sending users to their home
+    /// pool, PROTOCOL.md a.8); accounts' own redirects win.
+    pub redirect_to: Option<String>,
 }
 
 impl RegistrarConfig {
@@ -66,6 +70,7 @@ impl RegistrarConfig {
             keep_alive: 300,
             nonce_lifetime: Duration::from_secs(300),
             server: "RTC/3.5".to_owned(),
+            redirect_to: None,
         }
     }
 }
@@ -122,9 +127,26 @@ pub struct Registrar {
     pending: HashMap<String, PendingNtlm>,
     /// Security associations by opaque, with the user they belong to.
     sas: HashMap<String, (String, SecurityAssociation)>,
+    /// Associations of users signed out by the server: the client still
+    /// signs its answer to the NOTIFY that signed it out with them.
+    retired: HashMap<String, (String, SecurityAssociation)>,
     nonces: HashMap<String, Instant>,
     bindings: HashMap<String, Binding>,
     unavailable: Option<u32>,
+}
+
+/// What [`Registrar::check_client_signature`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// Signed by this user's association and verified.
+    Valid(String),
+    /// No signature.
+    Unsigned,
+    /// A signature that does not verify (the reason).
+    Bad(String),
+    /// Signed for an association this server does not know (it restarted):
+    /// answered with 401 so the client signs in again, as OCS does.
+    UnknownAssociation,
 }
 
 fn user_of(aor: &str) -> String {
@@ -249,6 +271,7 @@ impl Registrar {
             accounts: HashMap::new(),
             pending: HashMap::new(),
             sas: HashMap::new(),
+            retired: HashMap::new(),
             nonces: HashMap::new(),
             bindings: HashMap::new(),
             unavailable: None,
@@ -308,6 +331,7 @@ impl Registrar {
     /// Forgets every security association, as a restarted server would.
     pub fn restart(&mut self) {
         self.sas.clear();
+        self.retired.clear();
         self.pending.clear();
         self.bindings.clear();
         self.nonces.clear();
@@ -323,7 +347,41 @@ impl Registrar {
     pub fn restart_user(&mut self, user: &str) {
         let user = user.to_ascii_lowercase();
         self.bindings.remove(&user);
-        self.sas.retain(|_, (u, _)| *u != user);
+        let gone: Vec<String> = self
+            .sas
+            .iter()
+            .filter(|(_, (u, _))| *u == user)
+            .map(|(o, _)| o.clone())
+            .collect();
+        for o in gone {
+            if let Some(sa) = self.sas.remove(&o) {
+                self.retired.insert(o, sa);
+            }
+        }
+    }
+
+    /// Checks the MS-SIPAE signature of a message a signed-in client sent
+    /// (a request other than REGISTER, or a final response to one of our
+    /// requests). Associations of users the server signed out still count,
+    /// for their answer to the sign-out NOTIFY.
+    pub fn check_client_signature(&self, msg: &Message) -> SignatureCheck {
+        let h = match signature_header(msg) {
+            Ok(Some(h)) => h,
+            Ok(None) => return SignatureCheck::Unsigned,
+            Err(e) => return SignatureCheck::Bad(format!("unreadable signature header: {e}")),
+        };
+        let Some((user, sa)) = h
+            .opaque
+            .as_ref()
+            .and_then(|o| self.sas.get(o).or_else(|| self.retired.get(o)))
+        else {
+            return SignatureCheck::UnknownAssociation;
+        };
+        match sa.verify(msg) {
+            Ok(true) => SignatureCheck::Valid(user.clone()),
+            Ok(false) => SignatureCheck::Unsigned,
+            Err(e) => SignatureCheck::Bad(e.to_string()),
+        }
     }
 
     /// Signs a response the server sends to `user` (no-op without an
@@ -591,7 +649,7 @@ impl Registrar {
         now: Instant,
         sa: Option<&mut SecurityAssociation>,
     ) -> Message {
-        if let Some(pool) = &acct.redirect {
+        if let Some(pool) = acct.redirect.as_ref().or(self.cfg.redirect_to.as_ref()) {
             let mut r = self.reply(req, 301);
             r.insert_header(
                 r.header_count() - 1,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::presence::PresenceServer;
-use super::registrar::{Registrar, RegistrarOutcome};
+use super::registrar::{Registrar, RegistrarOutcome, SignatureCheck};
 use crate::rng::Rng;
 use crate::sip::{
     Capabilities, HeaderName, Message, Method, RequestVerdict, StreamFramer, builder,
@@ -33,7 +33,23 @@ pub struct SimServer {
     relayed: HashMap<String, Peer>,
     /// Publications and subscriptions (SERVICE, SUBSCRIBE).
     pub(super) presence: PresenceServer,
+    /// Refuse unsigned or badly signed messages after an NTLM sign-in
+    /// (as an OCS front end does).
+    strict: bool,
+    /// Peers signed in with NTLM, with their user: everything they send
+    /// from now on must be signed.
+    signed_peers: HashMap<Peer, String>,
+    /// How many messages broke that rule, and the latest few of them.
+    violations: u64,
+    recent_violations: VecDeque<String>,
+    /// Signed messages that verified, by kind (`ACK`, `200 response to
+    /// NOTIFY`).
+    verified: HashMap<String, u64>,
 }
+
+/// How many refused messages [`SimServer::recent_signature_violations`]
+/// keeps.
+const RECENT_VIOLATIONS: usize = 32;
 
 impl SimServer {
     /// A server around `registrar`.
@@ -61,7 +77,89 @@ impl SimServer {
             caps,
             relayed: HashMap::new(),
             presence: PresenceServer::new(Rng::from_seed(0x7072_6573)),
+            strict: true,
+            signed_peers: HashMap::new(),
+            violations: 0,
+            recent_violations: VecDeque::new(),
+            verified: HashMap::new(),
         }
+    }
+
+    /// Strict signature checking (on by default): after an NTLM sign-in,
+    /// every request but REGISTER and every final response a client sends
+    /// must carry a valid MS-SIPAE signature; others are counted and
+    /// refused (requests with 403, ACKs and responses dropped).
+    pub fn set_strict_signatures(&mut self, on: bool) {
+        self.strict = on;
+    }
+
+    /// How many messages strict checking refused so far.
+    pub fn signature_violations(&self) -> u64 {
+        self.violations
+    }
+
+    /// How many signed messages of one kind strict checking verified
+    /// (`"ACK"`, `"MESSAGE"`, `"200 response to NOTIFY"`).
+    pub fn verified_signatures(&self, kind: &str) -> u64 {
+        self.verified.get(kind).copied().unwrap_or(0)
+    }
+
+    /// The latest refused messages, described (`alice: unsigned ACK`).
+    pub fn recent_signature_violations(&self) -> impl Iterator<Item = &str> {
+        self.recent_violations.iter().map(String::as_str)
+    }
+
+    /// Strict checking of what a signed-in peer sends. Returns true when
+    /// the message was refused (and answered, if it was a request).
+    fn refuse_unsigned(&mut self, peer: Peer, m: &Message) -> bool {
+        if !self.strict || self.registrar.auth_mode() != super::AuthMode::Ntlm {
+            return false;
+        }
+        let Some(user) = self.signed_peers.get(&peer).cloned() else {
+            return false;
+        };
+        let exempt = match m.status() {
+            Some(code) => code < 200,
+            None => m.method() == Some(&Method::Register),
+        };
+        if exempt {
+            return false;
+        }
+        let what = match (m.method(), m.status()) {
+            (Some(method), _) => method.as_str().to_owned(),
+            (None, Some(code)) => format!(
+                "{code} response to {}",
+                m.cseq().map(|c| c.method.to_owned()).unwrap_or_default()
+            ),
+            _ => "message".to_owned(),
+        };
+        let why = match self.registrar.check_client_signature(m) {
+            SignatureCheck::Valid(_) => {
+                *self.verified.entry(what).or_default() += 1;
+                return false;
+            }
+            SignatureCheck::UnknownAssociation => return false,
+            SignatureCheck::Unsigned => "unsigned".to_owned(),
+            SignatureCheck::Bad(why) => format!("badly signed ({why})"),
+        };
+        self.violations += 1;
+        if self.recent_violations.len() == RECENT_VIOLATIONS {
+            self.recent_violations.pop_front();
+        }
+        self.recent_violations
+            .push_back(format!("{user}: {why} {what}"));
+        if m.is_request()
+            && m.method() != Some(&Method::Ack)
+            && let Ok(mut r) = builder::response(m, 403, None, Some(&self.rng.tag()))
+        {
+            r.insert_header(
+                r.header_count() - 1,
+                HeaderName::Warning,
+                format!("399 ocs-sim \"Message {why}: signing is required after sign-in\""),
+            );
+            self.out.push_back((peer, r.to_bytes()));
+        }
+        true
     }
 
     /// The registrar.
@@ -108,9 +206,13 @@ impl SimServer {
     /// A stream peer went away.
     pub fn handle_disconnect(&mut self, peer: Peer) {
         self.framers.remove(&peer);
+        self.signed_peers.remove(&peer);
     }
 
     fn handle_message(&mut self, peer: Peer, m: Message, rel: Reliability, now: Instant) {
+        if self.refuse_unsigned(peer, &m) {
+            return;
+        }
         if m.is_response() {
             // Responses to requests we relayed carry our Via on top.
             if let Some(origin) = self.relay_response(&m) {
@@ -161,6 +263,13 @@ impl SimServer {
                     let user = from.uri_text.to_ascii_lowercase();
                     let gone = self.registrar.binding(&user, now).is_none();
                     self.user_peer.insert(user.clone(), (peer, rel));
+                    if req.method() == Some(&Method::Register) {
+                        if gone {
+                            self.signed_peers.remove(&peer);
+                        } else if self.registrar.auth_mode() == super::AuthMode::Ntlm {
+                            self.signed_peers.insert(peer, user.clone());
+                        }
+                    }
                     if gone && req.method() == Some(&Method::Register) {
                         self.presence_signed_out(&user, now);
                     }
@@ -408,6 +517,15 @@ impl SimServer {
                 TxEvent::Transmit { id, bytes } => {
                     if let Some(&peer) = self.peers.get(&id) {
                         self.out.push_back((peer, bytes));
+                    }
+                }
+                TxEvent::Ack { id, ack } => {
+                    // The server sends no INVITEs today; an ACK goes out
+                    // as it is.
+                    if let Some(&peer) = self.peers.get(&id) {
+                        let wire = ack.to_bytes();
+                        self.out.push_back((peer, wire.clone()));
+                        self.tx.ack_sent(id, wire);
                     }
                 }
                 TxEvent::Terminated { id } => {

@@ -24,9 +24,15 @@ pub enum ClientState {
 /// What a client transaction tells its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// Send these bytes to the request's destination (request, a
-    /// retransmission, or the ACK of a non-2xx INVITE response).
+    /// Send these bytes to the request's destination (the request, a
+    /// retransmission of it, or the ACK again for a retransmitted non-2xx
+    /// INVITE response).
     Transmit(Vec<u8>),
+    /// The ACK for a non-2xx final INVITE response (§17.1.1.3), as a
+    /// message: the owner finishes it (signs it, MS-SIPAE), sends it, and
+    /// hands the bytes back with [`ClientTransaction::ack_sent`] so that
+    /// retransmitted responses are answered with the same bytes.
+    Ack(Message),
     /// A response for the transaction user (each provisional and the first
     /// final response; retransmitted finals are absorbed).
     Response(Message),
@@ -53,7 +59,8 @@ pub struct ClientTransaction {
     state: ClientState,
     request: Message,
     wire: Vec<u8>,
-    ack: Option<Vec<u8>>,
+    /// The ACK of a non-2xx final response, and the bytes it was sent as.
+    ack: Option<(Message, Option<Vec<u8>>)>,
     reliability: Reliability,
     cfg: TimerConfig,
     interval: Duration,
@@ -145,16 +152,21 @@ impl ClientTransaction {
             }
             (ClientState::Calling | ClientState::Proceeding, 300..=699) if self.invite => {
                 let ack = self.build_ack(&resp);
-                self.events.push_back(ClientEvent::Transmit(ack.clone()));
-                self.ack = Some(ack);
+                self.events.push_back(ClientEvent::Ack(ack.clone()));
+                self.ack = Some((ack, None));
                 self.events.push_back(ClientEvent::Response(resp));
                 // Timer D: at least 32 s on unreliable transports.
                 self.enter_completed(now, Duration::from_secs(32));
             }
             (ClientState::Completed, 300..=699) if self.invite => {
                 // Retransmitted final response: resend the ACK, absorb.
-                if let Some(ack) = &self.ack {
-                    self.events.push_back(ClientEvent::Transmit(ack.clone()));
+                match &self.ack {
+                    Some((_, Some(wire))) => {
+                        self.events.push_back(ClientEvent::Transmit(wire.clone()))
+                    }
+                    // The owner never sent it: ask again.
+                    Some((ack, None)) => self.events.push_back(ClientEvent::Ack(ack.clone())),
+                    None => {}
                 }
             }
             (ClientState::Trying | ClientState::Proceeding, 200..=699) if !self.invite => {
@@ -162,6 +174,14 @@ impl ClientTransaction {
                 self.enter_completed(now, self.cfg.t4);
             }
             _ => {}
+        }
+    }
+
+    /// The owner sent the ACK of [`ClientEvent::Ack`] as `wire`; later
+    /// retransmitted final responses are answered with these bytes.
+    pub fn ack_sent(&mut self, wire: Vec<u8>) {
+        if let Some((_, w)) = &mut self.ack {
+            *w = Some(wire);
         }
     }
 
@@ -252,7 +272,7 @@ impl ClientTransaction {
     /// The ACK for a non-2xx final response (§17.1.1.3): same Request-URI,
     /// Call-ID, From, top Via and Route as the INVITE, To from the
     /// response, CSeq number with method ACK.
-    fn build_ack(&self, resp: &Message) -> Vec<u8> {
+    fn build_ack(&self, resp: &Message) -> Message {
         let req = &self.request;
         let mut ack = Message::request(Method::Ack, req.request_uri().unwrap_or_default());
         if let Some(v) = req.headers_named(HeaderName::Via).next() {
@@ -274,6 +294,6 @@ impl ClientTransaction {
             ack.push_header(HeaderName::Route, r.value);
         }
         ack.push_header(HeaderName::ContentLength, "0");
-        ack.to_bytes()
+        ack
     }
 }

@@ -25,6 +25,15 @@ pub enum TxEvent {
         /// Bytes to send.
         bytes: Vec<u8>,
     },
+    /// The ACK for a non-2xx final response of a client INVITE
+    /// transaction: finish it (sign it), send it to the request's
+    /// destination and report the bytes with [`Transactions::ack_sent`].
+    Ack {
+        /// The transaction.
+        id: TxId,
+        /// The ACK.
+        ack: Message,
+    },
     /// A response for the TU of a client transaction.
     Response {
         /// The transaction.
@@ -187,6 +196,14 @@ impl Transactions {
         ok
     }
 
+    /// The ACK of [`TxEvent::Ack`] went out as `wire` (a transaction that
+    /// has ended already needs nothing).
+    pub fn ack_sent(&mut self, id: TxId, wire: Vec<u8>) {
+        if let Some(tx) = self.clients.get_mut(&id) {
+            tx.ack_sent(wire);
+        }
+    }
+
     /// Tells the INVITE server transaction `id` that the ACK for its 2xx
     /// arrived.
     pub fn handle_2xx_ack(&mut self, id: TxId) {
@@ -329,6 +346,7 @@ impl Transactions {
         while let Some(e) = tx.poll_event() {
             self.events.push_back(match e {
                 ClientEvent::Transmit(bytes) => TxEvent::Transmit { id, bytes },
+                ClientEvent::Ack(ack) => TxEvent::Ack { id, ack },
                 ClientEvent::Response(response) => TxEvent::Response { id, response },
                 ClientEvent::Failed(failure) => TxEvent::Failed { id, failure },
                 ClientEvent::Terminated => {
