@@ -119,8 +119,14 @@ fn signature_buffers_of_the_vectors() {
 
 /// Starts `ocs sim-server` on free ports and returns it with its TCP port.
 fn sim_server() -> (std::process::Child, u16) {
+    sim_server_with(&[])
+}
+
+/// `ocs sim-server` with extra arguments.
+fn sim_server_with(extra: &[&str]) -> (std::process::Child, u16) {
     let mut child = ocs()
         .args(["sim-server", "--port", "0", "--for", "30"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn sim-server");
@@ -204,6 +210,90 @@ fn register_against_the_embedded_server() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("credentials needed"));
     let _ = server.kill();
+}
+
+#[test]
+fn register_follows_a_redirect_and_never_hangs() {
+    // A Director sending alice to the home pool by host name.
+    let (mut home, home_port) = sim_server();
+    let target = format!("localhost:{home_port}");
+    let (mut director, director_port) = sim_server_with(&["--redirect-to", &target]);
+    let sign_in = |port: u16, extra: &[&str]| {
+        // Wall time is what this test measures.
+        #[allow(clippy::disallowed_methods)]
+        let started = std::time::Instant::now();
+        let out = ocs()
+            .args([
+                "register",
+                "--user",
+                "sip:alice@contoso.com",
+                "--auth-user",
+                "CONTOSO\\alice",
+            ])
+            .args([
+                "--server",
+                &format!("127.0.0.1:{port}"),
+                "--transport",
+                "tcp",
+            ])
+            .args(["--for", "1"])
+            .args(extra)
+            .env("OCS_PASSWORD", "alicepw")
+            .output()
+            .expect("runs");
+        (out, started.elapsed())
+    };
+    let (out, _) = sign_in(director_port, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let names: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| e["event"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names[..4],
+        ["connected", "redirected", "connected", "registered"],
+        "{names:?}"
+    );
+
+    // A port that accepts TCP and never answers: exit 1 within the
+    // deadline, naming the step.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole_port = hole.local_addr().expect("addr").port();
+    let (out, took) = sign_in(hole_port, &["--step-timeout", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sign-in failed")
+            && stderr.contains("REGISTER got no final answer within 1 s"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    // The same over TLS: the handshake is the step that runs out.
+    let out = ocs()
+        .args(["register", "--user", "sip:alice@contoso.com"])
+        .args([
+            "--server",
+            &format!("localhost:{hole_port}"),
+            "--transport",
+            "tls",
+        ])
+        .args(["--step-timeout", "1"])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sign-in failed: transport: TLS handshake with localhost:{hole_port} timed out after 1 s"
+        )),
+        "{stderr}"
+    );
+    drop(hole);
+    let _ = home.kill();
+    let _ = director.kill();
 }
 
 #[test]

@@ -61,6 +61,10 @@ fn quickstart_runs_all_nine_steps_within_5_s() {
     assert_contains(
         &stdout,
         &[
+            // The server verified every message the clients signed and
+            // refused none (strict MS-SIPAE checking).
+            " unsigned or badly signed",
+            "signed requests verified, 0 unsigned",
             // 1, 2: the embedded server and two NTLM sign-ins.
             "1. Starting the embedded",
             "alice: signed in with NTLM",

@@ -116,6 +116,8 @@ pub struct Endpoint {
     reg: Registration,
     tx: Transactions,
     reg_tx: Option<TxId>,
+    /// When the REGISTER in flight gives up waiting for its answer.
+    reg_deadline: Option<Instant>,
     local: Option<LocalTransport>,
     framer: Option<StreamFramer>,
     caps: Capabilities,
@@ -160,6 +162,7 @@ impl Endpoint {
             reg: Registration::new(cfg.register, cfg.credentials, reg_rng, entropy, now, wall),
             tx: Transactions::new(cfg.timers),
             reg_tx: None,
+            reg_deadline: None,
             local: None,
             framer: None,
             caps,
@@ -457,20 +460,51 @@ impl Endpoint {
 
     /// The connection dropped.
     pub fn handle_connection_lost(&mut self, now: Instant) {
+        self.drop_connection();
+        self.reg.handle_connection_lost(now);
+        self.pump(now);
+    }
+
+    /// The driver could not connect (no address, TCP connect or TLS
+    /// handshake failed or timed out; `error` names the step and target).
+    /// Before the first successful sign-in this ends sign-in with `error`
+    /// (unless [`RegisterConfig::retry_first_sign_in`]); later it is
+    /// retried with back-off.
+    pub fn handle_connect_failed(&mut self, error: Error, now: Instant) {
+        self.drop_connection();
+        self.reg.handle_connect_failed(error, now);
+        self.pump(now);
+    }
+
+    /// After [`RegistrationEvent::Redirected`]: forget the connection and
+    /// sign in from scratch (unsigned REGISTER, new handshake) on the new
+    /// one; [`EndpointEvent::NeedConnection`] follows.
+    pub fn follow_redirect(&mut self, now: Instant) -> Result<(), Error> {
+        self.drop_connection();
+        self.register(now)
+    }
+
+    fn drop_connection(&mut self) {
         if let Some(id) = self.reg_tx.take() {
             self.tx.handle_transport_error(id);
         }
+        self.reg_deadline = None;
         // Drain transaction events without feeding the registration twice.
         while self.tx.poll_event().is_some() {}
         self.framer = None;
         self.local = None;
         self.reg.clear_local();
-        self.reg.handle_connection_lost(now);
-        self.pump(now);
     }
 
     /// Advances every timer up to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let (Some(id), Some(at)) = (self.reg_tx, self.reg_deadline)
+            && at <= now
+        {
+            // The REGISTER's own deadline, shorter than Timer F when set so.
+            self.reg_deadline = None;
+            self.tx.time_out(id);
+        }
         self.tx.handle_timeout(now);
         self.reg.handle_timeout(now);
         if self.reg.needs_connection() {
@@ -503,6 +537,7 @@ impl Endpoint {
             self.tx.poll_timeout(),
             self.reg.poll_timeout(),
             self.keep_alive_at(),
+            self.reg_tx.and(self.reg_deadline),
         ]
         .into_iter()
         .flatten()
@@ -689,7 +724,10 @@ impl Endpoint {
             while let Some(req) = self.reg.poll_request() {
                 progressed = true;
                 match self.tx.send_request(req, self.reliability(), now) {
-                    Ok(id) => self.reg_tx = Some(id),
+                    Ok(id) => {
+                        self.reg_tx = Some(id);
+                        self.reg_deadline = Some(now + self.reg.transaction_timeout());
+                    }
                     Err(e) => self
                         .events
                         .push_back(EndpointEvent::Malformed(format!("own REGISTER: {e}"))),
@@ -706,11 +744,13 @@ impl Endpoint {
                     TxEvent::Response { id, response } if Some(id) == self.reg_tx => {
                         if response.status().unwrap_or(0) >= 200 {
                             self.reg_tx = None;
+                            self.reg_deadline = None;
                         }
                         self.reg.handle_response(&response, now);
                     }
                     TxEvent::Failed { id, failure } if Some(id) == self.reg_tx => {
                         self.reg_tx = None;
+                        self.reg_deadline = None;
                         self.reg.handle_failure(failure, now);
                     }
                     TxEvent::Response { id, response } => {

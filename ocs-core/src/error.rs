@@ -133,3 +133,12 @@ impl Error {
         }
     }
 }
+
+/// A deadline as people write it in an error: `10 s`, `1500 ms`.
+pub(crate) fn show_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}

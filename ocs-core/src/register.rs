@@ -104,6 +104,18 @@ pub struct RegisterConfig {
     pub max_backoff: Duration,
     /// NTLM workstation name.
     pub workstation: String,
+    /// Keep retrying (with back-off) when the first sign-in fails. Off by
+    /// default: until a sign-in has succeeded once, a failure (refused,
+    /// unreachable, timed out) ends sign-in with that error, so a wrong
+    /// address or a dead server is reported instead of retried forever.
+    /// After a successful sign-in, losses are always retried.
+    pub retry_first_sign_in: bool,
+    /// Most 301/302 redirects followed in a row before sign-in fails with
+    /// "redirect loop" (a Director sends a user on once, to the home pool).
+    pub max_redirects: u32,
+    /// How long one REGISTER transaction may wait for its final answer
+    /// (the transaction's own Timer F is 32 s).
+    pub register_timeout: Duration,
 }
 
 impl RegisterConfig {
@@ -127,6 +139,9 @@ impl RegisterConfig {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             workstation: "OCS-CLIENT".to_owned(),
+            retry_first_sign_in: false,
+            max_redirects: 3,
+            register_timeout: Duration::from_secs(32),
         }
     }
 }
@@ -411,6 +426,8 @@ pub struct Registration {
     /// Challenges since the last success: a server that never
     /// lets us in must not keep us sending REGISTERs forever.
     challenges: u32,
+    /// Where the redirects since the last success sent us.
+    redirects: Vec<String>,
 }
 
 /// How many challenges in a row a handshake may take before the
@@ -476,6 +493,7 @@ impl Registration {
             authenticator: None,
             request_digest: None,
             challenges: 0,
+            redirects: Vec::new(),
         }
     }
 
@@ -694,11 +712,39 @@ impl Registration {
             self.finish_sign_out(false, None);
             return;
         }
-        self.schedule_retry(
-            now,
-            None,
-            Error::Transport(format!("REGISTER failed: {failure:?}")),
-        );
+        let error = match failure {
+            TxFailure::Timeout => Error::Transport(format!(
+                "REGISTER got no final answer within {}",
+                crate::error::show_duration(self.transaction_timeout())
+            )),
+            other => Error::Transport(format!("REGISTER could not be sent: {other:?}")),
+        };
+        self.schedule_retry(now, None, error);
+    }
+
+    /// How long a REGISTER may wait for its answer
+    /// ([`RegisterConfig::register_timeout`]).
+    pub fn transaction_timeout(&self) -> Duration {
+        self.cfg.register_timeout
+    }
+
+    /// The driver could not reach any server (DNS, TCP connect or TLS
+    /// handshake failed or timed out): retried with back-off, or, before
+    /// the first successful sign-in, the end of sign-in with this error.
+    pub fn handle_connect_failed(&mut self, error: Error, now: Instant) {
+        match self.state {
+            RegState::Done | RegState::Idle => {}
+            RegState::Unregistering => self.finish_sign_out(false, None),
+            _ => {
+                self.in_flight = false;
+                self.schedule_retry(now, None, error);
+            }
+        }
+    }
+
+    /// True once a sign-in has succeeded (later failures are retried).
+    pub fn has_signed_in(&self) -> bool {
+        self.registered_once
     }
 
     /// A NOTIFY for `registration-notify`: the server signs us out.
@@ -1335,6 +1381,7 @@ impl Registration {
         self.registered_once = true;
         self.attempt = 0;
         self.challenges = 0;
+        self.redirects.clear();
         let (auth_scheme, auth_version) = match (&self.auth, &self.sa) {
             (AuthState::NtlmAuthenticated | AuthState::ExternalAuthenticated, Some(sa)) => {
                 (sa.scheme().to_owned(), sa.version())
@@ -1368,11 +1415,29 @@ impl Registration {
             }),
             _ => None,
         };
+        if let Some(t) = &target {
+            let shown = match t.port {
+                Some(p) => format!("{}:{p}", t.host),
+                None => t.host.clone(),
+            };
+            self.redirects.push(shown);
+            if self.redirects.len() > self.cfg.max_redirects as usize {
+                let chain = self.redirects.join(" -> ");
+                self.redirects.clear();
+                return self.fail(Error::PeerMisbehaved(format!(
+                    "redirect loop: more than {} redirects in a row ({chain})",
+                    self.cfg.max_redirects
+                )));
+            }
+        }
         match target {
             Some(t) => {
                 self.state = RegState::Done;
                 self.sa = None;
                 self.auth = AuthState::None;
+                // The home pool authenticates us afresh: its challenges
+                // are not the Director's.
+                self.challenges = 0;
                 self.timers_off();
                 self.events.push_back(RegistrationEvent::Redirected(t));
             }
@@ -1383,6 +1448,9 @@ impl Registration {
     }
 
     fn schedule_retry(&mut self, now: Instant, after: Option<Duration>, error: Error) {
+        if !self.registered_once && !self.cfg.retry_first_sign_in {
+            return self.fail(error);
+        }
         let delay = match after {
             Some(d) => d,
             None => {

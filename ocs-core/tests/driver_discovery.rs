@@ -245,6 +245,36 @@ async fn nothing_found_is_a_clear_connect_failure() {
             && error.contains("SRV _sipinternal._tcp.empty.test"),
         "{error}"
     );
+    // Nothing was ever signed in: sign-in ends with that error, no retries.
+    let seen = wait_for(&mut c, "the end of sign-in", |e| {
+        matches!(e, ClientEvent::Stopped)
+    })
+    .await;
+    let failed = seen.iter().find_map(|e| match e {
+        ClientEvent::Registration(RegistrationEvent::Failed(e)) => Some(e.to_string()),
+        _ => None,
+    });
+    assert!(
+        failed
+            .as_deref()
+            .is_some_and(|f| f.contains("no SIP server found for empty.test")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::RetryScheduled { .. })
+        )),
+        "{seen:?}"
+    );
+
+    // A host that asks for background retries gets them.
+    let mut reg = RegisterConfig::new("sip:alice@empty.test", Dialect::Ocs, "0123456789");
+    reg.retry_first_sign_in = true;
+    let mut cfg = ClientConfig::new(EndpointConfig::new(reg, None));
+    cfg.nameserver = Some(dns.addr);
+    cfg.allowed = vec![Transport::Tcp];
+    let mut c = Client::start(cfg).expect("client starts");
     wait_for(&mut c, "retry", |e| {
         matches!(
             e,

@@ -56,7 +56,10 @@ struct Peer {
 impl Peer {
     fn new(dialect: Dialect, creds: Option<Credentials>) -> Peer {
         let start = t0();
-        let cfg = RegisterConfig::new(AOR, dialect, "c8ca638a15");
+        let mut cfg = RegisterConfig::new(AOR, dialect, "c8ca638a15");
+        // These tests look at the back-off, which applies to a first
+        // sign-in only when the host asks for retries.
+        cfg.retry_first_sign_in = true;
         let mut reg = Registration::new(
             cfg,
             creds,
@@ -691,7 +694,8 @@ struct Ep {
 impl Ep {
     fn new(transport: Transport) -> Ep {
         let now = t0();
-        let reg = RegisterConfig::new(AOR, Dialect::Ocs, "c8ca638a15");
+        let mut reg = RegisterConfig::new(AOR, Dialect::Ocs, "c8ca638a15");
+        reg.retry_first_sign_in = true;
         let mut ep = Endpoint::new(
             EndpointConfig::new(reg, Some(Credentials::new("CONTOSO\\alice", "alicepw"))),
             3,
@@ -1161,4 +1165,38 @@ fn redirect_with_a_contact_is_followed() {
     };
     assert_eq!(r.host, "pool2.contoso.com");
     assert_eq!(r.port, Some(5061));
+}
+
+// ----- the first sign-in is not retried unless asked -------------------------
+
+#[test]
+fn a_failed_first_sign_in_ends_with_its_error() {
+    let mut p = Peer::ocs();
+    p.reg = Registration::new(
+        RegisterConfig::new(AOR, Dialect::Ocs, "c8ca638a15"),
+        Some(Credentials::new("CONTOSO\\alice", "alicepw")),
+        Rng::from_seed(3),
+        [9; 32],
+        p.now,
+        SystemTime::UNIX_EPOCH,
+    );
+    p.reg.set_local(
+        LocalTransport {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:5060".parse().expect("addr"),
+        },
+        p.now,
+    );
+    p.sign_in(&mut |req, _| Some(reply(req, 503, &[("Retry-After", "30")])))
+        .expect("no loop");
+    assert!(
+        matches!(
+            p.last_event(),
+            RegistrationEvent::Failed(Error::Rejected { status: 503, .. })
+        ),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(p.registers.len(), 1, "no retry");
+    assert_eq!(p.reg.poll_timeout(), None, "nothing scheduled");
 }

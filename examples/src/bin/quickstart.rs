@@ -634,6 +634,36 @@ async fn run(args: Args) -> Result<(), String> {
     for u in &mut users {
         sign_out(u).await;
     }
+    if let Some(sim) = &sim {
+        // The embedded server checked the MS-SIPAE signature of everything
+        // the clients sent after signing in, as an OCS front end does.
+        let (verified, refused, recent) = sim
+            .with(|s, _| {
+                let verified: u64 = [
+                    "ACK",
+                    "MESSAGE",
+                    "INVITE",
+                    "SERVICE",
+                    "SUBSCRIBE",
+                    "BYE",
+                    "INFO",
+                ]
+                .iter()
+                .map(|k| s.verified_signatures(k))
+                .sum();
+                let recent: Vec<String> =
+                    s.recent_signature_violations().map(str::to_owned).collect();
+                (verified, s.signature_violations(), recent)
+            })
+            .await
+            .ok_or("the embedded server stopped")?;
+        println!(
+            "  server: {verified} signed requests verified, {refused} unsigned or badly signed"
+        );
+        if refused > 0 {
+            return Err(format!("the server refused unsigned messages: {recent:?}"));
+        }
+    }
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -44,8 +44,19 @@ pub struct ClientConfig {
     pub tls: TlsSettings,
     /// A specific DNS server (tests); `None` uses the system's.
     pub nameserver: Option<SocketAddr>,
-    /// How long one connection attempt may take.
+    /// How long one TCP connect may take (per address tried).
     pub connect_timeout: Duration,
+    /// How long one TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// How long finding the server in DNS (SRV and A/AAAA) may take.
+    pub dns_timeout: Duration,
+    /// How long sending one message may block (a server that stops
+    /// reading).
+    pub send_timeout: Duration,
+    /// How long the whole first sign-in may take, redirects and retries
+    /// included (`None`: no limit). Its REGISTER deadline is
+    /// `endpoint.register.register_timeout`.
+    pub sign_in_timeout: Option<Duration>,
     /// How long sign-out waits for the server before giving up.
     pub sign_out_timeout: Duration,
     /// A host security mechanism (Kerberos, SSPI) to prefer over NTLM.
@@ -93,6 +104,10 @@ impl ClientConfig {
             tls: TlsSettings::default(),
             nameserver: None,
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            dns_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            sign_in_timeout: Some(Duration::from_secs(60)),
             sign_out_timeout: Duration::from_secs(5),
             authenticator: None,
             im: ImConfig::new(endpoint.register.dialect),
@@ -378,6 +393,7 @@ impl Client {
             redirect: None,
             events: ev_tx,
             sign_out_deadline: None,
+            sign_in_deadline: None,
             custom_states_loaded: false,
             custom_states_fetch: None,
             provisioning,
@@ -677,6 +693,9 @@ struct Task {
     redirect: Option<ServerConfig>,
     events: mpsc::UnboundedSender<ClientEvent>,
     sign_out_deadline: Option<Instant>,
+    /// The end of the first sign-in's time ([`ClientConfig::sign_in_timeout`]);
+    /// cleared once signed in.
+    sign_in_deadline: Option<Instant>,
     /// In-band provisioning (OCS).
     provisioning: ProvisioningAgent,
     /// What the diagnostics snapshot needs from past events.
@@ -744,6 +763,7 @@ impl Task {
     }
 
     async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
+        self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now() + t);
         if let Err(e) = self.ep.register(now()) {
             self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
             self.emit(ClientEvent::Stopped);
@@ -761,6 +781,7 @@ impl Task {
                 self.im.poll_timeout(),
                 self.presence.poll_timeout(),
                 self.sign_out_deadline,
+                self.sign_in_deadline,
                 self.abs.schedule.next_download(),
             ]
             .into_iter()
@@ -889,6 +910,10 @@ impl Task {
                 _ = sleep => {
                     if self.sign_out_deadline.is_some_and(|d| d <= now()) {
                         self.emit(ClientEvent::Stopped);
+                        return;
+                    }
+                    if self.sign_in_deadline.is_some_and(|d| d <= now()) {
+                        self.sign_in_timed_out();
                         return;
                     }
                     self.ep.handle_timeout(now());
@@ -1094,6 +1119,20 @@ impl Task {
         };
     }
 
+    /// The first sign-in ran out of time: it ends with an error naming
+    /// the limit, and the client stops.
+    fn sign_in_timed_out(&mut self) {
+        let limit = self.cfg.sign_in_timeout.unwrap_or_default();
+        self.conn = None;
+        self.emit(ClientEvent::Registration(RegistrationEvent::Failed(
+            Error::Transport(format!(
+                "sign-in did not complete within {}",
+                crate::error::show_duration(limit)
+            )),
+        )));
+        self.emit(ClientEvent::Stopped);
+    }
+
     fn lost(&mut self, why: String) {
         self.conn = None;
         self.emit(ClientEvent::Disconnected(why));
@@ -1115,10 +1154,16 @@ impl Task {
                 {
                     self.emit(ClientEvent::TraceFailed(e.to_string()));
                 }
-                if let Some(c) = &mut self.conn
-                    && let Err(e) = c.send(&bytes).await
-                {
-                    self.lost(e.to_string());
+                if let Some(c) = &mut self.conn {
+                    let limit = self.cfg.send_timeout;
+                    match tokio::time::timeout(limit, c.send(&bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => self.lost(e.to_string()),
+                        Err(_) => self.lost(format!(
+                            "sending to the server timed out after {}",
+                            crate::error::show_duration(limit)
+                        )),
+                    }
                 }
             }
             while let Some(e) = self.ep.poll_event() {
@@ -1134,6 +1179,7 @@ impl Task {
                     ..
                 }) = &e
                 {
+                    self.sign_in_deadline = None;
                     self.presence.on_registered(&mut self.ep, now());
                     self.provisioning.on_registered(&mut self.ep, now());
                     if !self.abs.scheduled
@@ -1151,7 +1197,22 @@ impl Task {
                     }
                 }
                 match e {
-                    EndpointEvent::NeedConnection => self.connect().await,
+                    EndpointEvent::NeedConnection => {
+                        // Every step has its own deadline; the first
+                        // sign-in's overall one bounds them all.
+                        match self.sign_in_deadline {
+                            Some(d) => {
+                                if tokio::time::timeout_at(d.into(), self.connect())
+                                    .await
+                                    .is_err()
+                                {
+                                    self.sign_in_timed_out();
+                                    return false;
+                                }
+                            }
+                            None => self.connect().await,
+                        }
+                    }
                     EndpointEvent::ConnectionBroken(why) => self.lost(why),
                     EndpointEvent::SecurityViolation(s) => {
                         self.emit(ClientEvent::SecurityViolation(s))
@@ -1173,8 +1234,14 @@ impl Task {
                         let redirected = matches!(r, RegistrationEvent::Redirected(_));
                         self.emit(ClientEvent::Registration(r));
                         if redirected {
-                            // Run the whole sign-in again at the home pool.
-                            let _ = self.ep.register(now());
+                            // Run the whole sign-in again at the home pool:
+                            // new connection, unsigned REGISTER, new
+                            // handshake (NeedConnection follows).
+                            if let Err(e) = self.ep.follow_redirect(now()) {
+                                self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
+                                self.emit(ClientEvent::Stopped);
+                                return false;
+                            }
                         }
                         if end {
                             self.emit(ClientEvent::Stopped);
@@ -1217,8 +1284,34 @@ impl Task {
         }
     }
 
+    /// The servers to try, found within [`ClientConfig::dns_timeout`].
     async fn candidates(&mut self) -> Result<Vec<Candidate>, String> {
-        let manual = self.redirect.clone().or_else(|| self.cfg.server.clone());
+        let limit = self.cfg.dns_timeout;
+        let target = match (&self.redirect, &self.cfg.server) {
+            (Some(r), _) => r.host.clone(),
+            (None, Some(s)) => s.host.clone(),
+            (None, None) => self.cfg.endpoint.register.aor.clone(),
+        };
+        tokio::time::timeout(limit, self.find_candidates())
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "DNS lookup for {target} timed out after {}",
+                    crate::error::show_duration(limit)
+                ))
+            })
+    }
+
+    async fn find_candidates(&mut self) -> Result<Vec<Candidate>, String> {
+        if let Some(r) = &self.redirect {
+            // RFC 3263 for the server a 301/302 named.
+            return self
+                .resolver
+                .discover_redirect(r, &mut self.rng)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let manual = self.cfg.server.clone();
         let aor = self.cfg.endpoint.register.aor.clone();
         let domain = SipUri::parse(&aor)
             .map(|u| u.host.to_string())
@@ -1242,14 +1335,23 @@ impl Task {
             Err(e) => {
                 self.emit(ClientEvent::ConnectFailed {
                     target: "discovery".into(),
-                    error: e,
+                    error: e.clone(),
                 });
-                self.ep.handle_connection_lost(now());
+                self.ep.handle_connect_failed(Error::Transport(e), now());
                 return;
             }
         };
+        let mut errors = Vec::new();
         for c in list {
-            match Conn::connect(&c, &self.cfg.tls, &mut self.tls, self.cfg.connect_timeout).await {
+            match Conn::connect(
+                &c,
+                &self.cfg.tls,
+                &mut self.tls,
+                self.cfg.connect_timeout,
+                self.cfg.tls_handshake_timeout,
+            )
+            .await
+            {
                 Ok((conn, local)) => {
                     self.conn = Some(conn);
                     if let Some(t) = &mut self.trace {
@@ -1275,13 +1377,18 @@ impl Task {
                     );
                     return;
                 }
-                Err(e) => self.emit(ClientEvent::ConnectFailed {
-                    target: format!("{} {} ({})", c.transport, c.addr, c.source),
-                    error: e.to_string(),
-                }),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    self.emit(ClientEvent::ConnectFailed {
+                        target: format!("{} {} ({})", c.transport, c.addr, c.source),
+                        error: e.to_string(),
+                    });
+                }
             }
         }
-        self.ep.handle_connection_lost(now());
+        // Every address failed: the errors name the steps and targets.
+        self.ep
+            .handle_connect_failed(Error::Transport(errors.join("; ")), now());
     }
 }
 

@@ -143,55 +143,82 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    /// Connects to a candidate within `timeout`.
+    /// Connects to a candidate: the TCP connect within `tcp_timeout`, the
+    /// TLS handshake within `tls_timeout`. Errors name the step and the
+    /// target (`TLS handshake with fe2.contoso.com:5061 timed out after
+    /// 10 s`).
     pub(crate) async fn connect(
         c: &Candidate,
         tls: &TlsSettings,
         tls_config: &mut Option<Arc<rustls::ClientConfig>>,
-        timeout: Duration,
+        tcp_timeout: Duration,
+        tls_timeout: Duration,
     ) -> io::Result<(Conn, SocketAddr)> {
         // TLS configuration is built on first use: UDP and TCP users never
         // pay for the trust store.
         if c.transport == Transport::Tls && tls_config.is_none() {
             *tls_config = Some(Arc::new(tls.client_config()?));
         }
-        let tls = tls_config.clone();
-        let fut = async {
-            match c.transport {
-                Transport::Udp => {
-                    let bind: SocketAddr = if c.addr.is_ipv4() {
-                        "0.0.0.0:0".parse().map_err(io::Error::other)?
-                    } else {
-                        "[::]:0".parse().map_err(io::Error::other)?
-                    };
-                    let s = UdpSocket::bind(bind).await?;
-                    s.connect(c.addr).await?;
-                    let local = s.local_addr()?;
-                    Ok((Conn::Udp(s), local))
-                }
-                Transport::Tcp => {
-                    let s = TcpStream::connect(c.addr).await?;
-                    s.set_nodelay(true)?;
-                    let local = s.local_addr()?;
-                    Ok((Conn::Tcp(s), local))
-                }
-                Transport::Tls => {
-                    let s = TcpStream::connect(c.addr).await?;
-                    s.set_nodelay(true)?;
-                    let local = s.local_addr()?;
-                    let name = ServerName::try_from(c.host.trim_end_matches('.').to_owned())
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                    let Some(cfg) = tls else {
-                        return Err(io::Error::other("TLS configuration missing"));
-                    };
-                    let t = TlsConnector::from(cfg).connect(name, s).await?;
-                    Ok((Conn::Tls(Box::new(t)), local))
-                }
-            }
+        let tcp = |addr: SocketAddr| async move {
+            let s = tokio::time::timeout(tcp_timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "TCP connect to {addr} timed out after {}",
+                            crate::error::show_duration(tcp_timeout)
+                        ),
+                    )
+                })?
+                .map_err(|e| io::Error::new(e.kind(), format!("TCP connect to {addr}: {e}")))?;
+            s.set_nodelay(true)?;
+            Ok::<_, io::Error>(s)
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+        match c.transport {
+            Transport::Udp => {
+                let bind: SocketAddr = if c.addr.is_ipv4() {
+                    "0.0.0.0:0".parse().map_err(io::Error::other)?
+                } else {
+                    "[::]:0".parse().map_err(io::Error::other)?
+                };
+                let s = UdpSocket::bind(bind).await?;
+                s.connect(c.addr).await?;
+                let local = s.local_addr()?;
+                Ok((Conn::Udp(s), local))
+            }
+            Transport::Tcp => {
+                let s = tcp(c.addr).await?;
+                let local = s.local_addr()?;
+                Ok((Conn::Tcp(s), local))
+            }
+            Transport::Tls => {
+                let s = tcp(c.addr).await?;
+                let local = s.local_addr()?;
+                let host = c.host.trim_end_matches('.');
+                let name = ServerName::try_from(host.to_owned())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let Some(cfg) = tls_config.clone() else {
+                    return Err(io::Error::other("TLS configuration missing"));
+                };
+                let target = format!("{host}:{}", c.addr.port());
+                let t = tokio::time::timeout(tls_timeout, TlsConnector::from(cfg).connect(name, s))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "TLS handshake with {target} timed out after {}",
+                                crate::error::show_duration(tls_timeout)
+                            ),
+                        )
+                    })?
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("TLS handshake with {target}: {e}"))
+                    })?;
+                Ok((Conn::Tls(Box::new(t)), local))
+            }
+        }
     }
 
     pub(crate) async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {

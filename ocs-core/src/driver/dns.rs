@@ -191,6 +191,43 @@ impl Resolver {
         finish(found, &shown, tried)
     }
 
+    /// Finds the addresses of the server a 301/302 named (RFC 3263 §4.2):
+    /// with an explicit port only its A/AAAA records (the hosts file
+    /// included, with the system resolver); without one the SRV records of
+    /// `_sips._tcp.HOST` (TLS), `_sip._tcp.HOST` (TCP) or `_sip._udp.HOST`
+    /// first, then A/AAAA on the transport's default port. An IP literal
+    /// is used as it is.
+    pub async fn discover_redirect(
+        &self,
+        server: &ServerConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Candidate>, DiscoveryError> {
+        let name = parse_domain(&server.host).map_err(|reason| DiscoveryError::InvalidDomain {
+            domain: server.host.clone(),
+            reason,
+        })?;
+        let mut tried = Vec::new();
+        if let (DomainName::Name(host), None) = (&name, server.port) {
+            let service = match server.transport {
+                Transport::Tls => "_sips._tcp",
+                Transport::Tcp => "_sip._tcp",
+                Transport::Udp => "_sip._udp",
+            };
+            let q = Query::Srv {
+                name: format!("{service}.{host}"),
+                transport: server.transport,
+            };
+            let found = self.resolve_srv(&[&q], rng, &mut tried).await;
+            if !found.is_empty() {
+                return finish(found, server.host.trim(), tried);
+            }
+        }
+        let found = self
+            .resolve_hosts(&plan_manual(server), Some("redirect"), &mut tried)
+            .await;
+        finish(found, server.host.trim(), tried)
+    }
+
     /// Runs the SRV queries, then resolves every target; returns the
     /// candidates in plan order.
     async fn resolve_srv(

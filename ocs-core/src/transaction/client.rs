@@ -219,6 +219,19 @@ impl ClientTransaction {
         }
     }
 
+    /// The owner stops waiting: fails with [`TxFailure::Timeout`] as Timer
+    /// B/F would, unless a final response already arrived.
+    pub fn time_out(&mut self) {
+        if matches!(
+            self.state,
+            ClientState::Calling | ClientState::Trying | ClientState::Proceeding
+        ) {
+            self.events
+                .push_back(ClientEvent::Failed(TxFailure::Timeout));
+            self.terminate();
+        }
+    }
+
     /// The transport could not deliver the request (§17.1.4).
     pub fn handle_transport_error(&mut self) {
         if self.state != ClientState::Terminated {

@@ -287,6 +287,16 @@ impl Transactions {
         }
     }
 
+    /// Gives up on client transaction `id` as if its timeout (Timer B/F)
+    /// had fired: it fails with [`TxFailure::Timeout`] and ends. The owner's
+    /// own, shorter deadline for one request.
+    pub fn time_out(&mut self, id: TxId) {
+        if let Some(tx) = self.clients.get_mut(&id) {
+            tx.time_out();
+            self.drain_client(id);
+        }
+    }
+
     /// Advances every transaction's timers up to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<TxId> = self

@@ -80,6 +80,24 @@ pub(crate) struct SignIn {
     /// 0 = at once), then daily.
     #[arg(long, value_name = "DIR")]
     pub address_book: Option<PathBuf>,
+    /// Give up when sign-in (redirects included) has not succeeded after
+    /// this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub sign_in_timeout: f64,
+    /// Deadline of each sign-in step (DNS, TCP connect, TLS handshake,
+    /// each REGISTER), in seconds (default: 10 s each, 32 s for a REGISTER).
+    #[arg(long, value_name = "SECS")]
+    pub step_timeout: Option<f64>,
+}
+
+/// Seconds from the command line as a duration.
+fn seconds(flag: &str, v: f64) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError::Usage(format!("{flag} {v}: expected a positive number of seconds"))
+        })
 }
 
 impl SignIn {
@@ -135,6 +153,14 @@ impl SignIn {
         // ServerAddressInternal/Transport (when no --server was given) and
         // GalDownloadInitialDelay, as the core applies them.
         cfg.apply_policy(self.effective_policy()?);
+        cfg.sign_in_timeout = Some(seconds("--sign-in-timeout", self.sign_in_timeout)?);
+        if let Some(v) = self.step_timeout {
+            let d = seconds("--step-timeout", v)?;
+            cfg.dns_timeout = d;
+            cfg.connect_timeout = d;
+            cfg.tls_handshake_timeout = d;
+            cfg.endpoint.register.register_timeout = d;
+        }
         cfg.trace = self.trace.as_ref().map(|p| {
             if self.trace_pcap {
                 ocs_core::driver::TraceConfig::pcap(p)
@@ -314,7 +340,11 @@ pub(crate) async fn register(sign_in: SignIn, hold: Option<u64>) -> Result<(), C
                         hold_armed = true;
                     }
                     ClientEvent::Registration(RegistrationEvent::Failed(err)) => {
-                        failure = Some(err.to_string());
+                        failure = Some(if registered {
+                            err.to_string()
+                        } else {
+                            format!("sign-in failed: {err}")
+                        });
                     }
                     ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { reason, .. }) => {
                         failure = Some(match reason {

@@ -42,6 +42,23 @@ pub(crate) struct SimArgs {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long = "for")]
     hold: Option<u64>,
+    /// Act as a Director: answer every authenticated REGISTER with 301 to
+    /// this HOST:PORT (a pool member; a host name is resolved by the
+    /// client, the hosts file included).
+    #[arg(long, value_name = "HOST:PORT")]
+    redirect_to: Option<String>,
+    /// Transport named in the redirect's Contact.
+    #[arg(long, value_enum, default_value = "tcp", requires = "redirect_to")]
+    redirect_transport: RedirectTransport,
+}
+
+/// Transports a redirect can name.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RedirectTransport {
+    /// `transport=tcp`.
+    Tcp,
+    /// `transport=tls` (what OCS pools use).
+    Tls,
 }
 
 pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
@@ -50,6 +67,15 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
         AuthArg::Ntlm => AuthMode::Ntlm,
         AuthArg::Digest => AuthMode::Digest,
     };
+    if let Some(to) = &a.redirect_to {
+        ocs_core::discovery::parse_host_port(to)
+            .map_err(|e| CliError::Usage(format!("--redirect-to {e}")))?;
+        let t = match a.redirect_transport {
+            RedirectTransport::Tcp => "tcp",
+            RedirectTransport::Tls => "tls",
+        };
+        cfg.redirect_to = Some(format!("{to};transport={t}"));
+    }
     let mut entropy = [0u8; 32];
     for (i, b) in std::process::id().to_le_bytes().iter().enumerate() {
         entropy[i] = *b;
