@@ -12,7 +12,7 @@ use ocs_core::register::{
 };
 use ocs_core::rng::Rng;
 use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
-use ocs_core::sip::Message;
+use ocs_core::sip::{Message, Method};
 
 #[allow(clippy::disallowed_methods)]
 fn t0() -> Instant {
@@ -669,4 +669,48 @@ fn ntlm_wrong_password_asks_for_credentials() {
         "{:?}",
         w.registrations()
     );
+}
+
+#[test]
+fn the_server_refuses_unsigned_forged_and_replayed_requests_after_sign_in() {
+    let mut w = World::new(Dialect::Ocs, AuthMode::Ntlm, Transport::Tls, creds());
+    w.connect();
+    w.client.register(w.now).expect("register");
+    w.flush();
+    assert!(w.client.registration().is_registered());
+    // A signed OPTIONS from the client goes through.
+    let req = w.client.new_request(Method::Options, "sip:contoso.com");
+    w.client.send_request(req, w.now).expect("send");
+    w.flush();
+    assert_eq!(w.server.signature_violations(), 0);
+    assert_eq!(w.server.verified_signatures("OPTIONS"), 1);
+    let signed = w.sent.last().expect("sent").1.clone();
+    let answers = |w: &mut World| {
+        let mut codes = Vec::new();
+        while let Some((_, b)) = w.server.poll_transmit() {
+            codes.extend(Message::parse(&b).ok().and_then(|m| m.status()));
+        }
+        codes
+    };
+    // The same bytes again: its cnum does not count up.
+    w.server.handle_stream(peer(), &signed, w.now);
+    assert_eq!(answers(&mut w), [403]);
+    // Without the signature header.
+    let text = String::from_utf8(signed.clone()).expect("utf8");
+    let unsigned: String = text
+        .split("\r\n")
+        .filter(|l| !l.starts_with("Proxy-Authorization:") && !l.starts_with("Authorization:"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    w.server.handle_stream(peer(), unsigned.as_bytes(), w.now);
+    assert_eq!(answers(&mut w), [403]);
+    // With a changed Call-ID the signature no longer matches.
+    let forged = text.replacen("Call-ID: ", "Call-ID: x", 1);
+    w.server.handle_stream(peer(), forged.as_bytes(), w.now);
+    assert_eq!(answers(&mut w), [403]);
+    assert_eq!(w.server.signature_violations(), 3);
+    let seen: Vec<&str> = w.server.recent_signature_violations().collect();
+    assert!(seen[0].contains("cnum"), "{seen:?}");
+    assert!(seen[1].contains("unsigned OPTIONS"), "{seen:?}");
+    assert!(seen[2].contains("badly signed"), "{seen:?}");
 }

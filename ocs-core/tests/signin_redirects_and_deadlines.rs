@@ -226,6 +226,20 @@ async fn a_closed_port_and_a_black_holed_redirect_target_fail_with_the_step() {
         "{failure}"
     );
 
+    // A Director sending alice to a pool member that is down.
+    let director = sim(101, Some(format!("localhost:{closed};transport=tcp"))).await;
+    let mut c =
+        Client::start(config("127.0.0.1", director.tcp.port(), Transport::Tcp)).expect("client");
+    let (seen, failure) = until_stopped(&mut c).await;
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Redirected(_))
+        )),
+        "{seen:?}"
+    );
+    assert!(failure.contains(&format!(":{closed}")), "{failure}");
+
     // A Director sending alice to a pool member that never answers.
     let (hole, _task) = black_hole().await;
     let director = sim(71, Some(format!("localhost:{};transport=tcp", hole.port()))).await;

@@ -139,7 +139,14 @@ pub struct Registrar {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureCheck {
     /// Signed by this user's association and verified.
-    Valid(String),
+    Valid {
+        /// Whose association.
+        user: String,
+        /// The association (its `opaque`).
+        association: String,
+        /// The message's `cnum`.
+        cnum: u64,
+    },
     /// No signature.
     Unsigned,
     /// A signature that does not verify (the reason).
@@ -378,7 +385,14 @@ impl Registrar {
             return SignatureCheck::UnknownAssociation;
         };
         match sa.verify(msg) {
-            Ok(true) => SignatureCheck::Valid(user.clone()),
+            Ok(true) => match h.num.parse::<u64>() {
+                Ok(cnum) => SignatureCheck::Valid {
+                    user: user.clone(),
+                    association: h.opaque.unwrap_or_default(),
+                    cnum,
+                },
+                Err(_) => SignatureCheck::Bad(format!("cnum {:?} is not a number", h.num)),
+            },
             Ok(false) => SignatureCheck::Unsigned,
             Err(e) => SignatureCheck::Bad(e.to_string()),
         }

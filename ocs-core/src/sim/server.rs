@@ -45,6 +45,8 @@ pub struct SimServer {
     /// Signed messages that verified, by kind (`ACK`, `200 response to
     /// NOTIFY`).
     verified: HashMap<String, u64>,
+    /// The highest `cnum` seen per security association (by opaque).
+    last_cnum: HashMap<String, u64>,
 }
 
 /// How many refused messages [`SimServer::recent_signature_violations`]
@@ -82,6 +84,7 @@ impl SimServer {
             violations: 0,
             recent_violations: VecDeque::new(),
             verified: HashMap::new(),
+            last_cnum: HashMap::new(),
         }
     }
 
@@ -111,7 +114,7 @@ impl SimServer {
 
     /// Strict checking of what a signed-in peer sends. Returns true when
     /// the message was refused (and answered, if it was a request).
-    fn refuse_unsigned(&mut self, peer: Peer, m: &Message) -> bool {
+    fn refuse_unsigned(&mut self, peer: Peer, m: &Message, rel: Reliability) -> bool {
         if !self.strict || self.registrar.auth_mode() != super::AuthMode::Ntlm {
             return false;
         }
@@ -134,7 +137,26 @@ impl SimServer {
             _ => "message".to_owned(),
         };
         let why = match self.registrar.check_client_signature(m) {
-            SignatureCheck::Valid(_) => {
+            // MS-SIPAE: cnum counts up with every message signed. Over a
+            // stream nothing is retransmitted, so each message must carry a
+            // higher number than the last (over UDP a retransmission repeats
+            // its number).
+            SignatureCheck::Valid {
+                association, cnum, ..
+            } if rel == Reliability::Reliable
+                && self
+                    .last_cnum
+                    .get(&association)
+                    .is_some_and(|last| cnum <= *last) =>
+            {
+                let last = self.last_cnum.get(&association).copied().unwrap_or(0);
+                format!("replayed or out of order (cnum {cnum} after {last})")
+            }
+            SignatureCheck::Valid {
+                association, cnum, ..
+            } => {
+                let last = self.last_cnum.entry(association).or_default();
+                *last = (*last).max(cnum);
                 *self.verified.entry(what).or_default() += 1;
                 return false;
             }
@@ -210,7 +232,7 @@ impl SimServer {
     }
 
     fn handle_message(&mut self, peer: Peer, m: Message, rel: Reliability, now: Instant) {
-        if self.refuse_unsigned(peer, &m) {
+        if self.refuse_unsigned(peer, &m, rel) {
             return;
         }
         if m.is_response() {
