@@ -309,3 +309,38 @@ async fn a_redirect_without_a_port_is_resolved_through_srv() {
 fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+#[tokio::test]
+async fn the_sign_in_deadline_waits_while_the_user_is_asked_for_a_password() {
+    let server = sim(111, None).await;
+    let mut cfg = config("127.0.0.1", server.tcp.port(), Transport::Tcp);
+    cfg.endpoint.credentials = None;
+    cfg.sign_in_timeout = Some(Duration::from_millis(300));
+    let mut c = Client::start(cfg).expect("client");
+    wait_for(&mut c, "the question", |e| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { .. })
+        )
+    })
+    .await;
+    // The user takes longer than the whole sign-in may.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.set_credentials(Credentials::new("CONTOSO\\alice", "alicepw"));
+    let seen = wait_for(&mut c, "registration", |e| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { .. }) | ClientEvent::Stopped
+        )
+    })
+    .await;
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Registration(
+                RegistrationEvent::Registered { .. }
+            ))
+        ),
+        "{seen:?}"
+    );
+}

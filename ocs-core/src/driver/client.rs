@@ -54,8 +54,9 @@ pub struct ClientConfig {
     /// reading).
     pub send_timeout: Duration,
     /// How long the whole first sign-in may take, redirects and retries
-    /// included (`None`: no limit). Its REGISTER deadline is
-    /// `endpoint.register.register_timeout`.
+    /// included (`None`: no limit). It stops while the app is asked for
+    /// credentials and starts again when they are given. Each REGISTER's
+    /// own deadline is `endpoint.register.register_timeout`.
     pub sign_in_timeout: Option<Duration>,
     /// How long sign-out waits for the server before giving up.
     pub sign_out_timeout: Duration,
@@ -828,6 +829,11 @@ impl Task {
                         self.provisioning.handle_connection_lost();
                     }
                     Some(Command::SetCredentials(c)) => {
+                        // The first sign-in's clock starts again once the
+                        // user has answered (it stops while they are asked).
+                        if !self.ep.registration().has_signed_in() {
+                            self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now() + t);
+                        }
                         if let Err(e) = self.ep.set_credentials(c, now()) {
                             self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
                         }
@@ -1219,6 +1225,11 @@ impl Task {
                     }
                     EndpointEvent::Malformed(_) => {}
                     EndpointEvent::Registration(r) => {
+                        if matches!(r, RegistrationEvent::CredentialsNeeded { .. }) {
+                            // Asking a person for a password takes as long
+                            // as it takes: no sign-in deadline meanwhile.
+                            self.sign_in_deadline = None;
+                        }
                         let end = matches!(
                             r,
                             RegistrationEvent::Failed(_) | RegistrationEvent::SignedOut { .. }
