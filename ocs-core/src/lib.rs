@@ -18,6 +18,7 @@
 
 pub mod addressbook;
 pub mod auth;
+pub mod client;
 pub mod customstates;
 pub mod diag;
 pub mod dialog;

@@ -14,20 +14,19 @@ use super::conn::{Conn, TlsSettings};
 use super::dns::Resolver;
 use crate::addressbook::{AbsDay, AddressBook, Entry, Schedule, Stored};
 use crate::auth::mechanism::Authenticator;
-use crate::customstates::{ClientVersion, CustomStates, Violation};
+pub use crate::client::{AddressBookEvent, ClientEvent};
+use crate::client::{Client as Session, ConnectTarget, Connected, Io};
+use crate::customstates::ClientVersion;
 use crate::diag::Snapshot;
 use crate::discovery::{Candidate, ServerConfig, Transport};
-use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
+use crate::endpoint::EndpointConfig;
 use crate::error::{Error, Provenance};
-use crate::messaging::{ImConfig, ImEvent, MessageId, Messaging};
+use crate::messaging::{ImConfig, MessageId};
 use crate::policy::EffectivePolicy;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
-use crate::presence_agent::{
-    ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig, PresenceEvent,
-};
-use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
-use crate::register::{Credentials, LocalTransport, RegistrationEvent};
+use crate::presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceConfig, PresenceEvent};
+use crate::register::{Credentials, RegistrationEvent};
 use crate::rng::Rng;
 use crate::sip::SipUri;
 
@@ -125,6 +124,22 @@ impl ClientConfig {
 }
 
 impl ClientConfig {
+    /// The sans-IO session's part of this configuration.
+    pub fn session(&self) -> crate::client::Config {
+        crate::client::Config {
+            endpoint: self.endpoint.clone(),
+            server: self.server.clone(),
+            im: self.im.clone(),
+            presence: self.presence.clone(),
+            policy: self.policy.clone(),
+            custom_state_url: self.custom_state_url.clone(),
+            custom_state_client: self.custom_state_client,
+            high_security: self.high_security,
+            sign_in_timeout: self.sign_in_timeout,
+            sign_out_timeout: self.sign_out_timeout,
+        }
+    }
+
     /// Applies the effective client policy the way OC 2007 R2 does:
     /// DisableIM to IM, EnableAppearOffline to presence, CustomStateURL
     /// (unless a URL is configured already) and EnableSIPHighSecurityMode
@@ -165,101 +180,6 @@ impl ClientConfig {
         }
         self.policy = policy;
     }
-}
-
-/// What the client reports.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// Connected to a server.
-    Connected {
-        /// The host the certificate was checked against.
-        host: String,
-        /// The server's address.
-        addr: SocketAddr,
-        /// The transport.
-        transport: Transport,
-        /// How the server was found (e.g. `SRV _sipinternaltls._tcp.contoso.com`).
-        source: String,
-        /// Our local address.
-        local: SocketAddr,
-    },
-    /// A connection attempt failed; the next candidate or a retry follows.
-    ConnectFailed {
-        /// Which server.
-        target: String,
-        /// Why.
-        error: String,
-    },
-    /// The connection dropped.
-    Disconnected(String),
-    /// A registration event (registered, credentials needed, failed, ...).
-    Registration(RegistrationEvent),
-    /// A message failed MS-SIPAE verification and was dropped.
-    SecurityViolation(String),
-    /// An instant-messaging event (delivered, failed, received, typing...).
-    Im(ImEvent),
-    /// A presence event (a contact changed, our publication went out...).
-    Presence(PresenceEvent),
-    /// The custom states from `CustomStateURL` (after sign-in or
-    /// [`ClientHandle::reload_custom_states`]); they replace any earlier set.
-    CustomStates {
-        /// The valid states (at most four).
-        states: CustomStates,
-        /// Problems in the file; the states with problems were dropped.
-        warnings: Vec<Violation>,
-    },
-    /// Loading `CustomStateURL` failed (refused URL, HTTP status, timeout,
-    /// too large, untrusted certificate...). Only the standard states
-    /// remain (or the previously loaded custom ones).
-    CustomStatesFailed {
-        /// The URL (empty when none is configured).
-        url: String,
-        /// Why.
-        error: String,
-    },
-    /// The client task has ended (after sign-out or a fatal failure).
-    Stopped,
-    /// Writing the SIP trace failed; tracing stops, the client goes on.
-    TraceFailed(String),
-    /// In-band provisioning arrived (OCS dialect, after sign-in) or could
-    /// not be fetched.
-    Provisioning(ProvisioningEvent),
-    /// The address-book download's progress.
-    AddressBook(AddressBookEvent),
-}
-
-/// What the address-book download reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AddressBookEvent {
-    /// The book is ready to search: read from the folder at start, or
-    /// downloaded (`fetched` names the file; `None`: already current).
-    Ready {
-        /// Number of entries.
-        entries: usize,
-        /// The day it is current to (`F-XXXX`/`D-…-XXXX`).
-        day: String,
-        /// The file downloaded, if any.
-        fetched: Option<String>,
-    },
-    /// A download failed; it is retried after `retry_in`.
-    Failed {
-        /// Why.
-        error: String,
-        /// Failures in a row.
-        failures: u32,
-        /// The wait before the next attempt.
-        retry_in: Duration,
-    },
-    /// Downloads have failed for 24 hours (raised once per streak, as
-    /// Communicator tells the user).
-    FailingForADay {
-        /// How long downloads have failed.
-        failing_for: Duration,
-        /// The last error.
-        error: String,
-    },
 }
 
 #[derive(Debug)]
@@ -371,34 +291,21 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         #[allow(clippy::disallowed_methods)]
         let (now, wall) = (Instant::now(), SystemTime::now());
-        let mut ep = Endpoint::new(cfg.endpoint.clone(), seed, secret, now, wall);
-        ep.handle_methods(&Messaging::METHODS);
-        ep.handle_methods(&PresenceAgent::METHODS);
-        let im = Messaging::new(cfg.im.clone());
-        let presence = PresenceAgent::new(cfg.presence.clone());
-        let provisioning =
-            ProvisioningAgent::new(cfg.endpoint.register.dialect, &cfg.endpoint.register.aor);
+        let mut session = Session::new(cfg.session(), seed, secret, now, wall);
         if let Some(f) = &cfg.authenticator {
-            ep.set_authenticator((f.0)());
+            session.set_authenticator((f.0)());
         }
         let trace = cfg.trace.clone().map(super::trace::TraceFile::new);
         let task = Task {
-            ep,
-            im,
-            presence,
+            session,
             cfg,
             tls: None,
             resolver,
             rng: Rng::from_seed(seed ^ 0x5eed),
             conn: None,
-            redirect: None,
             events: ev_tx,
-            sign_out_deadline: None,
-            sign_in_deadline: None,
             custom_states_loaded: false,
             custom_states_fetch: None,
-            provisioning,
-            diag: super::diag::DiagState::default(),
             trace,
             abs: {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -682,25 +589,16 @@ impl ClientHandle {
     }
 }
 
+/// The driver's side of one client: sockets, TLS, DNS, HTTP and timers
+/// around the sans-IO [`Session`], which makes every protocol decision.
 struct Task {
-    ep: Endpoint,
-    im: Messaging,
-    presence: PresenceAgent,
+    session: Session,
     cfg: ClientConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     resolver: Resolver,
     rng: Rng,
     conn: Option<Conn>,
-    redirect: Option<ServerConfig>,
     events: mpsc::UnboundedSender<ClientEvent>,
-    sign_out_deadline: Option<Instant>,
-    /// The end of the first sign-in's time ([`ClientConfig::sign_in_timeout`]);
-    /// cleared once signed in.
-    sign_in_deadline: Option<Instant>,
-    /// In-band provisioning (OCS).
-    provisioning: ProvisioningAgent,
-    /// What the diagnostics snapshot needs from past events.
-    diag: super::diag::DiagState,
     /// The sign-in load of CustomStateURL has been started.
     custom_states_loaded: bool,
     /// The running CustomStateURL load (aborted when the task ends).
@@ -759,17 +657,11 @@ impl Task {
         if matches!(e, ClientEvent::Provisioning(_)) {
             self.abs.provisioning_done = true;
         }
-        self.diag.note(&e);
         let _ = self.events.send(e);
     }
 
     async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
-        self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now() + t);
-        if let Err(e) = self.ep.register(now()) {
-            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
-            self.emit(ClientEvent::Stopped);
-            return;
-        }
+        self.session.start(now());
         let mut buf = vec![0u8; 65536];
         let mut abs_rx = self.abs.rx.take();
         self.load_stored_address_book();
@@ -778,11 +670,7 @@ impl Task {
                 return;
             }
             let deadline = [
-                self.ep.poll_timeout(),
-                self.im.poll_timeout(),
-                self.presence.poll_timeout(),
-                self.sign_out_deadline,
-                self.sign_in_deadline,
+                self.session.poll_timeout(),
                 self.abs.schedule.next_download(),
             ]
             .into_iter()
@@ -813,93 +701,7 @@ impl Task {
                         self.address_book_message(m);
                     }
                 }
-                cmd = cmds.recv() => match cmd {
-                    Some(Command::SignOut) | None => {
-                        self.sign_out_deadline = Some(now() + self.cfg.sign_out_timeout);
-                        self.ep.unregister(now());
-                    }
-                    Some(Command::NetworkChanged) => {
-                        self.conn = None;
-                        self.emit(ClientEvent::Disconnected("network changed".into()));
-                        self.ep.network_changed(now());
-                        // Dialogs and requests of the old connection are gone
-                        // for every layer, as when it drops.
-                        self.im.handle_connection_lost();
-                        self.presence.handle_connection_lost();
-                        self.provisioning.handle_connection_lost();
-                    }
-                    Some(Command::SetCredentials(c)) => {
-                        // The first sign-in's clock starts again once the
-                        // user has answered (it stops while they are asked).
-                        if !self.ep.registration().has_signed_in() {
-                            self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now() + t);
-                        }
-                        if let Err(e) = self.ep.set_credentials(c, now()) {
-                            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
-                        }
-                    }
-                    Some(Command::SendIm { to, text, reply }) => {
-                        let r = if self.ep.registration().is_registered() || self.ep.local().is_some() {
-                            self.im.send(&mut self.ep, &to, &text, now())
-                        } else {
-                            Err(Error::Transport("not connected".into()))
-                        };
-                        let _ = reply.send(r);
-                    }
-                    Some(Command::Typing { to, active }) => {
-                        self.im.send_typing(&mut self.ep, &to, active, now());
-                    }
-                    Some(Command::EndSession(to)) => self.im.end_session(&mut self.ep, &to, now()),
-                    Some(Command::SetDisableIm(p)) => self.im.set_disable_im(p),
-                    Some(Command::SetIdle(idle)) => {
-                        self.presence.set_idle(&mut self.ep, idle, now());
-                    }
-                    Some(Command::SetInCall(c)) => self.presence.set_in_call(&mut self.ep, c, now()),
-                    Some(Command::SetInMeeting(m)) => self.presence.set_in_meeting(&mut self.ep, m, now()),
-                    Some(Command::ResetStatus) => self.presence.reset_status(&mut self.ep, now()),
-                    Some(Command::SetStatus { state, note, reply }) => {
-                        let r = self.presence.set_status(&mut self.ep, state, note.as_deref(), now());
-                        let _ = reply.send(r);
-                    }
-                    Some(Command::SetCustomState { availability, lcid, text, note }) => {
-                        self.presence.set_custom_state(&mut self.ep, availability, lcid, &text, note.as_deref(), now());
-                    }
-                    Some(Command::Watch(uri)) => self.presence.watch(&mut self.ep, &uri, now()),
-                    Some(Command::Unwatch(uri)) => self.presence.unwatch(&mut self.ep, &uri, now()),
-                    Some(Command::Diagnostics(reply)) => {
-                        let mut snap = self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning);
-                        self.fill_address_book_info(&mut snap);
-                        let _ = reply.send(snap);
-                    }
-                    Some(Command::ReloadCustomStates) => self.load_custom_states(),
-                    Some(Command::SearchAddressBook { query, limit, reply }) => {
-                        let found = self
-                            .abs
-                            .book
-                            .as_ref()
-                            .map(|b| b.search(&query, limit).into_iter().cloned().collect())
-                            .unwrap_or_default();
-                        let _ = reply.send(found);
-                    }
-                    Some(Command::ContactList(reply)) => {
-                        let _ = reply.send(self.presence.contact_list().cloned());
-                    }
-                    Some(Command::ChangeContacts { request, reply }) => {
-                        match self.presence.change_contacts(&mut self.ep, request, now()) {
-                            Ok(id) => {
-                                self.contact_replies.insert(id, reply);
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
-                        }
-                    }
-                    Some(Command::DownloadAddressBook) => {
-                        if self.cfg.address_book.is_some() {
-                            self.abs.schedule.download_now(now());
-                        }
-                    }
-                },
+                cmd = cmds.recv() => self.command(cmd),
                 r = recv => match r {
                     Ok(0) => self.lost("server closed the connection".into()),
                     Ok(n) => {
@@ -909,25 +711,85 @@ impl Task {
                         {
                             self.emit(ClientEvent::TraceFailed(e.to_string()));
                         }
-                        self.ep.handle_bytes(&data, now());
+                        self.session.handle_bytes(&data, now());
                     }
                     Err(e) => self.lost(e.to_string()),
                 },
                 _ = sleep => {
-                    if self.sign_out_deadline.is_some_and(|d| d <= now()) {
-                        self.emit(ClientEvent::Stopped);
-                        return;
-                    }
-                    if self.sign_in_deadline.is_some_and(|d| d <= now()) {
-                        self.sign_in_timed_out();
-                        return;
-                    }
-                    self.ep.handle_timeout(now());
-                    self.im.handle_timeout(&mut self.ep, now());
-                    self.presence.handle_timeout(&mut self.ep, now());
+                    self.session.handle_timeout(now());
                     if self.abs.schedule.start_if_due(now()) {
                         self.start_address_book_download();
                     }
+                }
+            }
+        }
+    }
+
+    /// One command from a [`ClientHandle`]: the session decides, the
+    /// driver only keeps the callers' reply channels.
+    fn command(&mut self, cmd: Option<Command>) {
+        let t = now();
+        let s = &mut self.session;
+        match cmd {
+            Some(Command::SignOut) | None => s.sign_out(t),
+            Some(Command::NetworkChanged) => s.network_changed(t),
+            Some(Command::SetCredentials(c)) => s.set_credentials(c, t),
+            Some(Command::SendIm { to, text, reply }) => {
+                let _ = reply.send(s.send_im(&to, &text, t));
+            }
+            Some(Command::Typing { to, active }) => s.send_typing(&to, active, t),
+            Some(Command::EndSession(to)) => s.end_im_session(&to, t),
+            Some(Command::SetDisableIm(p)) => s.set_disable_im(p),
+            Some(Command::SetIdle(idle)) => s.set_idle(idle, t),
+            Some(Command::SetInCall(c)) => s.set_in_call(c, t),
+            Some(Command::SetInMeeting(m)) => s.set_in_meeting(m, t),
+            Some(Command::ResetStatus) => s.reset_status(t),
+            Some(Command::SetStatus { state, note, reply }) => {
+                let _ = reply.send(s.set_status(state, note.as_deref(), t));
+            }
+            Some(Command::SetCustomState {
+                availability,
+                lcid,
+                text,
+                note,
+            }) => s.set_custom_state(availability, lcid, &text, note.as_deref(), t),
+            Some(Command::Watch(uri)) => s.watch(&uri, t),
+            Some(Command::Unwatch(uri)) => s.unwatch(&uri, t),
+            Some(Command::Diagnostics(reply)) => {
+                let mut snap = s.snapshot();
+                self.fill_address_book_info(&mut snap);
+                let _ = reply.send(snap);
+            }
+            Some(Command::ReloadCustomStates) => self.load_custom_states(),
+            Some(Command::SearchAddressBook {
+                query,
+                limit,
+                reply,
+            }) => {
+                let found = self
+                    .abs
+                    .book
+                    .as_ref()
+                    .map(|b| b.search(&query, limit).into_iter().cloned().collect())
+                    .unwrap_or_default();
+                let _ = reply.send(found);
+            }
+            Some(Command::ContactList(reply)) => {
+                let _ = reply.send(s.contact_list().cloned());
+            }
+            Some(Command::ChangeContacts { request, reply }) => {
+                match s.change_contacts(request, t) {
+                    Ok(id) => {
+                        self.contact_replies.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Some(Command::DownloadAddressBook) => {
+                if self.cfg.address_book.is_some() {
+                    self.abs.schedule.download_now(t);
                 }
             }
         }
@@ -984,9 +846,10 @@ impl Task {
             return;
         };
         let url = cfg.url.clone().or_else(|| {
-            self.provisioning
+            self.session
+                .provisioning()
                 .last()
-                .and_then(|p| p.abs_url(self.ep.registration().is_remote_user()))
+                .and_then(|p| p.abs_url(self.session.registration().is_remote_user()))
                 .map(str::to_owned)
         });
         let tx = self.abs.tx.clone();
@@ -1125,35 +988,17 @@ impl Task {
         };
     }
 
-    /// The first sign-in ran out of time: it ends with an error naming
-    /// the limit, and the client stops.
-    fn sign_in_timed_out(&mut self) {
-        let limit = self.cfg.sign_in_timeout.unwrap_or_default();
-        self.conn = None;
-        self.emit(ClientEvent::Registration(RegistrationEvent::Failed(
-            Error::Transport(format!(
-                "sign-in did not complete within {}",
-                crate::error::show_duration(limit)
-            )),
-        )));
-        self.emit(ClientEvent::Stopped);
-    }
-
     fn lost(&mut self, why: String) {
         self.conn = None;
-        self.emit(ClientEvent::Disconnected(why));
-        self.ep.handle_connection_lost(now());
-        self.im.handle_connection_lost();
-        self.presence.handle_connection_lost();
-        self.provisioning.handle_connection_lost();
+        self.session.handle_connection_lost(why, now());
     }
 
-    /// Sends what the endpoint queued and acts on its events. Returns false
-    /// when the task should end.
+    /// Sends what the session queued, does the I/O it asks for and passes
+    /// its events on. Returns false when the task should end.
     async fn flush(&mut self) -> bool {
         loop {
             let mut busy = false;
-            while let Some(bytes) = self.ep.poll_transmit() {
+            while let Some(bytes) = self.session.poll_transmit() {
                 busy = true;
                 if let Some(t) = &mut self.trace
                     && let Err(e) = t.sent(&bytes)
@@ -1172,122 +1017,34 @@ impl Task {
                     }
                 }
             }
-            while let Some(e) = self.ep.poll_event() {
+            while let Some(io) = self.session.poll_io() {
                 busy = true;
-                if self.im.handle_event(&mut self.ep, &e, now())
-                    || self.presence.handle_event(&mut self.ep, &e, now())
-                    || self.provisioning.handle_event(&e)
-                {
-                    continue;
-                }
-                if let EndpointEvent::Registration(RegistrationEvent::Registered {
-                    refresh: false,
-                    ..
-                }) = &e
-                {
-                    self.sign_in_deadline = None;
-                    self.presence.on_registered(&mut self.ep, now());
-                    self.provisioning.on_registered(&mut self.ep, now());
-                    if !self.abs.scheduled
-                        && let Some(ab) = &self.cfg.address_book
-                    {
-                        self.abs.scheduled = true;
-                        let delay = ab.initial_delay;
-                        self.abs.schedule.signed_in(now(), delay, &mut self.rng);
-                    }
-                    if !self.custom_states_loaded {
-                        self.custom_states_loaded = true;
-                        if self.cfg.custom_state_url.is_some() {
-                            self.load_custom_states();
-                        }
-                    }
-                }
-                match e {
-                    EndpointEvent::NeedConnection => {
+                match io {
+                    Io::Close => self.conn = None,
+                    Io::Connect(target) => {
                         // Every step has its own deadline; the first
                         // sign-in's overall one bounds them all.
-                        match self.sign_in_deadline {
+                        match self.session.sign_in_deadline() {
                             Some(d) => {
-                                if tokio::time::timeout_at(d.into(), self.connect())
+                                if tokio::time::timeout_at(d.into(), self.connect(target))
                                     .await
                                     .is_err()
                                 {
-                                    self.sign_in_timed_out();
-                                    return false;
+                                    self.session.handle_timeout(now());
                                 }
                             }
-                            None => self.connect().await,
+                            None => self.connect(target).await,
                         }
                     }
-                    EndpointEvent::ConnectionBroken(why) => self.lost(why),
-                    EndpointEvent::SecurityViolation(s) => {
-                        self.emit(ClientEvent::SecurityViolation(s))
-                    }
-                    EndpointEvent::Malformed(_) => {}
-                    EndpointEvent::Registration(r) => {
-                        if matches!(r, RegistrationEvent::CredentialsNeeded { .. }) {
-                            // Asking a person for a password takes as long
-                            // as it takes: no sign-in deadline meanwhile.
-                            self.sign_in_deadline = None;
-                        }
-                        let end = matches!(
-                            r,
-                            RegistrationEvent::Failed(_) | RegistrationEvent::SignedOut { .. }
-                        );
-                        if let RegistrationEvent::Redirected(to) = &r {
-                            self.redirect = Some(ServerConfig {
-                                host: to.host.clone(),
-                                port: to.port,
-                                transport: to.transport,
-                            });
-                            self.conn = None;
-                        }
-                        let redirected = matches!(r, RegistrationEvent::Redirected(_));
-                        self.emit(ClientEvent::Registration(r));
-                        if redirected {
-                            // Run the whole sign-in again at the home pool:
-                            // new connection, unsigned REGISTER, new
-                            // handshake (NeedConnection follows).
-                            if let Err(e) = self.ep.follow_redirect(now()) {
-                                self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
-                                self.emit(ClientEvent::Stopped);
-                                return false;
-                            }
-                        }
-                        if end {
-                            self.emit(ClientEvent::Stopped);
-                            return false;
-                        }
-                    }
-                    // The driver sends no requests of its own and claims no
-                    // methods, so nothing else can arrive yet.
-                    _ => {}
                 }
             }
-            while let Some(e) = self.im.poll_event() {
+            while let Some(e) = self.session.poll_event() {
                 busy = true;
-                self.emit(ClientEvent::Im(e));
+                self.on_event(&e);
+                self.emit(e);
             }
-            while let Some(e) = self.presence.poll_event() {
-                busy = true;
-                match &e {
-                    PresenceEvent::ContactListChanged { id, group_id, .. } => {
-                        if let Some(r) = self.contact_replies.remove(id) {
-                            let _ = r.send(Ok(*group_id));
-                        }
-                    }
-                    PresenceEvent::ContactListChangeFailed { id, error } => {
-                        if let Some(r) = self.contact_replies.remove(id) {
-                            let _ = r.send(Err(error.clone()));
-                        }
-                    }
-                    _ => {}
-                }
-                self.emit(ClientEvent::Presence(e));
-            }
-            while let Some(e) = self.provisioning.poll_event() {
-                busy = true;
-                self.emit(ClientEvent::Provisioning(e));
+            if self.session.is_stopped() && !busy {
+                return false;
             }
             if !busy {
                 return true;
@@ -1295,34 +1052,70 @@ impl Task {
         }
     }
 
-    /// The servers to try, found within [`ClientConfig::dns_timeout`].
-    async fn candidates(&mut self) -> Result<Vec<Candidate>, String> {
+    /// What the driver itself does on a session event: answer contact-list
+    /// callers, and after the first sign-in schedule the address book and
+    /// load the custom states (both over HTTP, which the driver owns).
+    fn on_event(&mut self, e: &ClientEvent) {
+        match e {
+            ClientEvent::Presence(PresenceEvent::ContactListChanged { id, group_id, .. }) => {
+                if let Some(r) = self.contact_replies.remove(id) {
+                    let _ = r.send(Ok(*group_id));
+                }
+            }
+            ClientEvent::Presence(PresenceEvent::ContactListChangeFailed { id, error }) => {
+                if let Some(r) = self.contact_replies.remove(id) {
+                    let _ = r.send(Err(error.clone()));
+                }
+            }
+            ClientEvent::Registration(RegistrationEvent::Registered { refresh: false, .. }) => {
+                if !self.abs.scheduled
+                    && let Some(ab) = &self.cfg.address_book
+                {
+                    self.abs.scheduled = true;
+                    let delay = ab.initial_delay;
+                    self.abs.schedule.signed_in(now(), delay, &mut self.rng);
+                }
+                if !self.custom_states_loaded {
+                    self.custom_states_loaded = true;
+                    if self.cfg.custom_state_url.is_some() {
+                        self.load_custom_states();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Resolves `target` within [`ClientConfig::dns_timeout`].
+    async fn candidates(&mut self, target: &ConnectTarget) -> Result<Vec<Candidate>, String> {
         let limit = self.cfg.dns_timeout;
-        let target = match (&self.redirect, &self.cfg.server) {
-            (Some(r), _) => r.host.clone(),
-            (None, Some(s)) => s.host.clone(),
-            (None, None) => self.cfg.endpoint.register.aor.clone(),
+        let shown = match target {
+            ConnectTarget::Redirect(s) | ConnectTarget::Manual(s) => s.host.clone(),
+            ConnectTarget::Discover => self.cfg.endpoint.register.aor.clone(),
         };
-        tokio::time::timeout(limit, self.find_candidates())
+        tokio::time::timeout(limit, self.find_candidates(target))
             .await
             .unwrap_or_else(|_| {
                 Err(format!(
-                    "DNS lookup for {target} timed out after {}",
+                    "DNS lookup for {shown} timed out after {}",
                     crate::error::show_duration(limit)
                 ))
             })
     }
 
-    async fn find_candidates(&mut self) -> Result<Vec<Candidate>, String> {
-        if let Some(r) = &self.redirect {
+    async fn find_candidates(&mut self, target: &ConnectTarget) -> Result<Vec<Candidate>, String> {
+        let manual = match target {
             // RFC 3263 for the server a 301/302 named.
-            return self
-                .resolver
-                .discover_redirect(r, &mut self.rng)
-                .await
-                .map_err(|e| e.to_string());
-        }
-        let manual = self.cfg.server.clone();
+            ConnectTarget::Redirect(r) => {
+                return self
+                    .resolver
+                    .discover_redirect(r, &mut self.rng)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            ConnectTarget::Manual(s) => Some(s.clone()),
+            _ => None,
+        };
         let aor = self.cfg.endpoint.register.aor.clone();
         let domain = SipUri::parse(&aor)
             .map(|u| u.host.to_string())
@@ -1339,16 +1132,15 @@ impl Task {
             .map_err(|e| e.to_string())
     }
 
-    async fn connect(&mut self) {
+    async fn connect(&mut self, target: ConnectTarget) {
         self.conn = None;
-        let list = match self.candidates().await {
+        let list = match self.candidates(&target).await {
             Ok(l) => l,
             Err(e) => {
-                self.emit(ClientEvent::ConnectFailed {
-                    target: "discovery".into(),
-                    error: e.clone(),
-                });
-                self.ep.handle_connect_failed(Error::Transport(e), now());
+                self.session
+                    .handle_connect_attempt_failed("discovery".into(), e.clone());
+                self.session
+                    .handle_connect_failed(Error::Transport(e), now());
                 return;
             }
         };
@@ -1372,17 +1164,13 @@ impl Task {
                             remote: c.addr,
                         });
                     }
-                    self.emit(ClientEvent::Connected {
-                        host: c.host.clone(),
-                        addr: c.addr,
-                        transport: c.transport,
-                        source: c.source.clone(),
-                        local,
-                    });
-                    self.ep.connected(
-                        LocalTransport {
+                    self.session.handle_connected(
+                        Connected {
+                            host: c.host.clone(),
+                            addr: c.addr,
                             transport: c.transport,
-                            addr: local,
+                            source: c.source.clone(),
+                            local,
                         },
                         now(),
                     );
@@ -1390,15 +1178,15 @@ impl Task {
                 }
                 Err(e) => {
                     errors.push(e.to_string());
-                    self.emit(ClientEvent::ConnectFailed {
-                        target: format!("{} {} ({})", c.transport, c.addr, c.source),
-                        error: e.to_string(),
-                    });
+                    self.session.handle_connect_attempt_failed(
+                        format!("{} {} ({})", c.transport, c.addr, c.source),
+                        e.to_string(),
+                    );
                 }
             }
         }
         // Every address failed: the errors name the steps and targets.
-        self.ep
+        self.session
             .handle_connect_failed(Error::Transport(errors.join("; ")), now());
     }
 }

@@ -8,7 +8,6 @@ mod addressbook;
 mod client;
 mod conn;
 mod customstates;
-mod diag;
 pub mod dns;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -1,8 +1,8 @@
-//! The driver's side of diagnostics: what the snapshot remembers from past
-//! events, filling a [`Snapshot`] from the task's state, and the stable
+//! The client's side of diagnostics: what the snapshot remembers from past
+//! events, filling a [`Snapshot`] from the session's state, and the stable
 //! event ids and severities of [`ClientEvent`] (table in [`crate::diag`]).
 
-use super::client::{AddressBookEvent, ClientConfig, ClientEvent};
+use super::{AddressBookEvent, ClientEvent, Config};
 use crate::customstates::check_url;
 use crate::diag::{
     AddressBookInfo, CustomStatesInfo, RegistrationInfo, ServerInfo, Severity, Snapshot,
@@ -65,7 +65,7 @@ impl DiagState {
     /// The snapshot of the task's current state.
     pub(super) fn snapshot(
         &self,
-        cfg: &ClientConfig,
+        cfg: &Config,
         ep: &Endpoint,
         prov: &ProvisioningAgent,
     ) -> Snapshot {

@@ -1,0 +1,628 @@
+//! The whole client session, sans-IO: one [`Client`] owns the
+//! [`Endpoint`] (transactions, registration, signing) and the agents on top
+//! of it (IM, presence, provisioning) and makes every decision that depends
+//! on protocol state: where an endpoint event goes, what a lost connection
+//! ends, where a redirect leads, when the first sign-in has run out of time,
+//! when sign-out is over.
+//!
+//! It does no I/O and never reads the clock, in quinn-proto's shape:
+//!
+//! ```text
+//!  driver ──handle_bytes / handle_timeout(now)──────────▶ ┌────────┐ ──poll_transmit──▶ driver (socket)
+//!  driver ──handle_connected / handle_connect_failed───▶ │ Client │ ──poll_io────────▶ driver (DNS + connect, close)
+//!  driver ──handle_connection_lost──────────────────────▶ │        │ ──poll_event─────▶ app / FFI
+//!  app ─────commands (send_im, set_status, watch, …)───▶ └────────┘ ──poll_timeout───▶ driver (one timer)
+//! ```
+//!
+//! After any input or command, drain the outputs. The tokio driver
+//! ([`crate::driver::Client`]) is one such owner; a test can be another,
+//! running a whole session against the embedded server on a simulated
+//! clock.
+
+mod diag;
+mod event;
+
+pub use event::{AddressBookEvent, ClientEvent};
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::auth::mechanism::Authenticator;
+use crate::customstates::ClientVersion;
+use crate::diag::Snapshot;
+use crate::discovery::{ServerConfig, Transport};
+use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
+use crate::error::{Error, Provenance};
+use crate::messaging::{ImConfig, MessageId, Messaging};
+use crate::policy::EffectivePolicy;
+use crate::presence::ContactList;
+use crate::presence::model::{Availability, State};
+use crate::presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig};
+use crate::provisioning_agent::ProvisioningAgent;
+use crate::register::{Credentials, LocalTransport, Registration, RegistrationEvent};
+
+/// The session settings (everything but I/O: sockets, TLS trust, DNS
+/// servers and HTTP belong to the driver).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The endpoint's settings (user, dialect, credentials, REGISTER
+    /// deadline, retries before the first sign-in, ...).
+    pub endpoint: EndpointConfig,
+    /// A manually configured server; `None`: the driver runs DNS discovery.
+    pub server: Option<ServerConfig>,
+    /// Instant messaging settings (dialect, DisableIM, idle timeout).
+    pub im: ImConfig,
+    /// Presence settings (dialect, EnableAppearOffline, lifetimes).
+    pub presence: PresenceConfig,
+    /// The effective policy (shown by [`Client::snapshot`]).
+    pub policy: EffectivePolicy,
+    /// The `CustomStateURL` policy (shown by [`Client::snapshot`]).
+    pub custom_state_url: Option<String>,
+    /// Whose `CustomStateURL` rules apply.
+    pub custom_state_client: ClientVersion,
+    /// SIP high-security mode: the custom-states URL must be https.
+    pub high_security: bool,
+    /// How long the whole first sign-in may take, redirects included
+    /// (`None`: no limit); it stops while the app is asked for credentials.
+    pub sign_in_timeout: Option<Duration>,
+    /// How long sign-out waits for the server before giving up.
+    pub sign_out_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults around an endpoint configuration.
+    pub fn new(endpoint: EndpointConfig) -> Config {
+        Config {
+            server: None,
+            im: ImConfig::new(endpoint.register.dialect),
+            presence: PresenceConfig::new(endpoint.register.dialect, &endpoint.register.aor),
+            policy: EffectivePolicy::default(),
+            custom_state_url: None,
+            custom_state_client: ClientVersion::Oc2007R2,
+            high_security: false,
+            sign_in_timeout: Some(Duration::from_secs(60)),
+            sign_out_timeout: Duration::from_secs(5),
+            endpoint,
+        }
+    }
+}
+
+/// Where the driver should connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectTarget {
+    /// Find the user's server by DNS (the dialect's SRV plan).
+    Discover,
+    /// The configured server.
+    Manual(ServerConfig),
+    /// The server a 301/302 named: RFC 3263 (explicit port: A/AAAA; no
+    /// port: SRV, then A/AAAA).
+    Redirect(ServerConfig),
+}
+
+/// I/O the client needs from its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Io {
+    /// Resolve `target` and connect to the first address that answers, each
+    /// step within its deadline; report every failed address with
+    /// [`Client::handle_connect_attempt_failed`], then
+    /// [`Client::handle_connected`] or [`Client::handle_connect_failed`].
+    Connect(ConnectTarget),
+    /// Close the connection (no [`Client::handle_connection_lost`] needed).
+    Close,
+}
+
+/// A connection the driver opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    /// The host the certificate was checked against.
+    pub host: String,
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// How the server was found (e.g. `SRV _sipinternaltls._tcp.contoso.com`).
+    pub source: String,
+    /// Our local address.
+    pub local: SocketAddr,
+}
+
+/// The whole client session. See the module docs.
+///
+/// Method groups: getters; inputs `handle_*`; commands (`start`,
+/// `sign_out`, `send_im`, `set_status`, `watch`, ...); outputs
+/// `poll_transmit`, `poll_event`, `poll_io`, `poll_timeout`.
+#[derive(Debug)]
+pub struct Client {
+    cfg: Config,
+    ep: Endpoint,
+    im: Messaging,
+    presence: PresenceAgent,
+    provisioning: ProvisioningAgent,
+    diag: diag::DiagState,
+    /// Where the last redirect sent us (connections go there until the
+    /// client is done).
+    redirect: Option<ServerConfig>,
+    /// An [`Io::Connect`] is out and not yet answered.
+    connecting: bool,
+    sign_in_deadline: Option<Instant>,
+    sign_out_deadline: Option<Instant>,
+    stopped: bool,
+    events: VecDeque<ClientEvent>,
+    io: VecDeque<Io>,
+}
+
+impl Client {
+    /// A new session. `seed` drives tags, branches and jitter, `entropy`
+    /// the NTLM secrets; `(now, wall)` anchor the wall clock.
+    pub fn new(
+        cfg: Config,
+        seed: u64,
+        entropy: [u8; 32],
+        now: Instant,
+        wall: SystemTime,
+    ) -> Client {
+        let mut ep = Endpoint::new(cfg.endpoint.clone(), seed, entropy, now, wall);
+        ep.handle_methods(&Messaging::METHODS);
+        ep.handle_methods(&PresenceAgent::METHODS);
+        Client {
+            im: Messaging::new(cfg.im.clone()),
+            presence: PresenceAgent::new(cfg.presence.clone()),
+            provisioning: ProvisioningAgent::new(
+                cfg.endpoint.register.dialect,
+                &cfg.endpoint.register.aor,
+            ),
+            ep,
+            cfg,
+            diag: diag::DiagState::default(),
+            redirect: None,
+            connecting: false,
+            sign_in_deadline: None,
+            sign_out_deadline: None,
+            stopped: false,
+            events: VecDeque::new(),
+            io: VecDeque::new(),
+        }
+    }
+
+    // ----- getters -----------------------------------------------------------
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The registration (state, GRUU, security association).
+    pub fn registration(&self) -> &Registration {
+        self.ep.registration()
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// In-band provisioning (OCS).
+    pub fn provisioning(&self) -> &ProvisioningAgent {
+        &self.provisioning
+    }
+
+    /// The server-stored contact list (OCS), once the server sent it.
+    pub fn contact_list(&self) -> Option<&ContactList> {
+        self.presence.contact_list()
+    }
+
+    /// True once the session has ended (signed out, failed, or out of
+    /// time); [`ClientEvent::Stopped`] was the last event.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The end of the first sign-in's time, while it runs (the driver
+    /// bounds a connect attempt by it).
+    pub fn sign_in_deadline(&self) -> Option<Instant> {
+        self.sign_in_deadline
+    }
+
+    /// The configuration snapshot (`ocs diag`) without the address book,
+    /// which the driver adds.
+    pub fn snapshot(&self) -> Snapshot {
+        self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning)
+    }
+
+    // ----- commands ----------------------------------------------------------
+
+    /// Plugs in a host security mechanism (Kerberos, SSPI).
+    pub fn set_authenticator(&mut self, a: Box<dyn Authenticator>) {
+        self.ep.set_authenticator(a);
+    }
+
+    /// Starts signing in: the first sign-in's clock starts, and the driver
+    /// is asked to connect.
+    pub fn start(&mut self, now: Instant) {
+        self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now + t);
+        if let Err(e) = self.ep.register(now) {
+            self.finish(Some(e));
+            return;
+        }
+        self.drive(now);
+    }
+
+    /// Un-registers and stops; [`ClientEvent::Stopped`] follows when the
+    /// server has answered or `sign_out_timeout` has passed.
+    pub fn sign_out(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        self.sign_out_deadline = Some(now + self.cfg.sign_out_timeout);
+        self.ep.unregister(now);
+        self.drive(now);
+    }
+
+    /// The network changed: reconnect and re-register now.
+    pub fn network_changed(&mut self, now: Instant) {
+        self.io.push_back(Io::Close);
+        self.emit(ClientEvent::Disconnected("network changed".into()));
+        self.ep.network_changed(now);
+        // Dialogs and requests of the old connection are gone for every
+        // layer, as when it drops.
+        self.im.handle_connection_lost();
+        self.presence.handle_connection_lost();
+        self.provisioning.handle_connection_lost();
+        self.drive(now);
+    }
+
+    /// Credentials after [`RegistrationEvent::CredentialsNeeded`].
+    pub fn set_credentials(&mut self, creds: Credentials, now: Instant) {
+        // The first sign-in's clock starts again once the user has
+        // answered (it stops while they are asked).
+        if !self.ep.registration().has_signed_in() {
+            self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now + t);
+        }
+        if let Err(e) = self.ep.set_credentials(creds, now) {
+            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
+        }
+        self.drive(now);
+    }
+
+    /// Sends an instant message. The id ends in exactly one delivered or
+    /// failed event; an immediate refusal (DisableIM, not connected) is
+    /// returned as an error.
+    pub fn send_im(&mut self, to: &str, text: &str, now: Instant) -> Result<MessageId, Error> {
+        let r = if self.ep.registration().is_registered() || self.ep.local().is_some() {
+            self.im.send(&mut self.ep, to, text, now)
+        } else {
+            Err(Error::Transport("not connected".into()))
+        };
+        self.drive(now);
+        r
+    }
+
+    /// Tells `to` we are (or stopped) typing.
+    pub fn send_typing(&mut self, to: &str, active: bool, now: Instant) {
+        self.im.send_typing(&mut self.ep, to, active, now);
+        self.drive(now);
+    }
+
+    /// Ends the IM session with `to`.
+    pub fn end_im_session(&mut self, to: &str, now: Instant) {
+        self.im.end_session(&mut self.ep, to, now);
+        self.drive(now);
+    }
+
+    /// Applies the effective DisableIM policy (`None` allows IM).
+    pub fn set_disable_im(&mut self, provenance: Option<Provenance>) {
+        self.im.set_disable_im(provenance);
+    }
+
+    /// The host's idle time (see [`PresenceAgent::set_idle`]).
+    pub fn set_idle(&mut self, idle: Duration, now: Instant) {
+        self.presence.set_idle(&mut self.ep, idle, now);
+        self.drive(now);
+    }
+
+    /// A call started or ended (see [`PresenceAgent::set_in_call`]).
+    pub fn set_in_call(&mut self, in_call: bool, now: Instant) {
+        self.presence.set_in_call(&mut self.ep, in_call, now);
+        self.drive(now);
+    }
+
+    /// A meeting from the host's calendar (see
+    /// [`PresenceAgent::set_in_meeting`]).
+    pub fn set_in_meeting(&mut self, meeting: Option<Meeting>, now: Instant) {
+        self.presence.set_in_meeting(&mut self.ep, meeting, now);
+        self.drive(now);
+    }
+
+    /// "Reset status" (see [`PresenceAgent::reset_status`]).
+    pub fn reset_status(&mut self, now: Instant) {
+        self.presence.reset_status(&mut self.ep, now);
+        self.drive(now);
+    }
+
+    /// Publishes our status and note; appear offline is refused unless the
+    /// EnableAppearOffline policy allows it.
+    pub fn set_status(
+        &mut self,
+        state: State,
+        note: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let r = self.presence.set_status(&mut self.ep, state, note, now);
+        self.drive(now);
+        r
+    }
+
+    /// Publishes a custom state: availability plus our text for `lcid`.
+    pub fn set_custom_state(
+        &mut self,
+        availability: Availability,
+        lcid: u32,
+        text: &str,
+        note: Option<&str>,
+        now: Instant,
+    ) {
+        self.presence
+            .set_custom_state(&mut self.ep, availability, lcid, text, note, now);
+        self.drive(now);
+    }
+
+    /// Starts watching a contact's presence.
+    pub fn watch(&mut self, uri: &str, now: Instant) {
+        self.presence.watch(&mut self.ep, uri, now);
+        self.drive(now);
+    }
+
+    /// Stops watching a contact.
+    pub fn unwatch(&mut self, uri: &str, now: Instant) {
+        self.presence.unwatch(&mut self.ep, uri, now);
+        self.drive(now);
+    }
+
+    /// Changes the contact list; the id ends in exactly one
+    /// `ContactListChanged` or `ContactListChangeFailed` presence event.
+    pub fn change_contacts(
+        &mut self,
+        request: ContactRequest,
+        now: Instant,
+    ) -> Result<ContactOpId, Error> {
+        let r = self.presence.change_contacts(&mut self.ep, request, now);
+        self.drive(now);
+        r
+    }
+
+    // ----- inputs ------------------------------------------------------------
+
+    /// The driver connected (after [`Io::Connect`]).
+    pub fn handle_connected(&mut self, c: Connected, now: Instant) {
+        self.connecting = false;
+        let local = LocalTransport {
+            transport: c.transport,
+            addr: c.local,
+        };
+        self.emit(ClientEvent::Connected {
+            host: c.host,
+            addr: c.addr,
+            transport: c.transport,
+            source: c.source,
+            local: c.local,
+        });
+        self.ep.connected(local, now);
+        self.drive(now);
+    }
+
+    /// One address of an [`Io::Connect`] failed; the driver tries the next.
+    pub fn handle_connect_attempt_failed(&mut self, target: String, error: String) {
+        self.emit(ClientEvent::ConnectFailed { target, error });
+    }
+
+    /// [`Io::Connect`] found no server or reached none; `error` names the
+    /// steps and targets. Before the first successful sign-in this ends
+    /// sign-in (unless retries were asked for); later it is retried with
+    /// back-off.
+    pub fn handle_connect_failed(&mut self, error: Error, now: Instant) {
+        self.connecting = false;
+        self.ep.handle_connect_failed(error, now);
+        self.drive(now);
+    }
+
+    /// Bytes from the connection: a whole datagram (UDP) or any piece of
+    /// the stream (TCP/TLS).
+    pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
+        self.ep.handle_bytes(bytes, now);
+        self.drive(now);
+    }
+
+    /// The connection dropped (closed by the server, or a send failed):
+    /// every layer forgets what belonged to it, the registration retries.
+    pub fn handle_connection_lost(&mut self, why: String, now: Instant) {
+        self.emit(ClientEvent::Disconnected(why));
+        self.ep.handle_connection_lost(now);
+        self.im.handle_connection_lost();
+        self.presence.handle_connection_lost();
+        self.provisioning.handle_connection_lost();
+        self.drive(now);
+    }
+
+    /// Advances every timer up to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        if self.sign_out_deadline.is_some_and(|d| d <= now) {
+            // The server did not answer the un-REGISTER in time.
+            self.finish(None);
+            return;
+        }
+        if self.sign_in_deadline.is_some_and(|d| d <= now) {
+            let limit = self.cfg.sign_in_timeout.unwrap_or_default();
+            self.finish(Some(Error::Transport(format!(
+                "sign-in did not complete within {}",
+                crate::error::show_duration(limit)
+            ))));
+            return;
+        }
+        self.ep.handle_timeout(now);
+        self.im.handle_timeout(&mut self.ep, now);
+        self.presence.handle_timeout(&mut self.ep, now);
+        self.drive(now);
+    }
+
+    // ----- outputs -----------------------------------------------------------
+
+    /// The next bytes to send on the connection.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.stopped {
+            return None;
+        }
+        self.ep.poll_transmit()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next I/O the driver must do.
+    pub fn poll_io(&mut self) -> Option<Io> {
+        self.io.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        [
+            self.ep.poll_timeout(),
+            self.im.poll_timeout(),
+            self.presence.poll_timeout(),
+            self.sign_out_deadline,
+            self.sign_in_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----- internals ---------------------------------------------------------
+
+    fn emit(&mut self, e: ClientEvent) {
+        self.diag.note(&e);
+        self.events.push_back(e);
+    }
+
+    /// Ends the session: the failure (if any), then `Stopped`.
+    fn finish(&mut self, failure: Option<Error>) {
+        if self.stopped {
+            return;
+        }
+        if let Some(e) = failure {
+            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
+        }
+        self.stopped = true;
+        self.sign_in_deadline = None;
+        self.sign_out_deadline = None;
+        self.io.push_back(Io::Close);
+        self.emit(ClientEvent::Stopped);
+    }
+
+    /// Routes the endpoint's events to the agents and the agents' events
+    /// out, until nothing moves.
+    fn drive(&mut self, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(e) = self.ep.poll_event() {
+                busy = true;
+                if self.stopped {
+                    continue;
+                }
+                self.route(e, now);
+            }
+            while let Some(e) = self.im.poll_event() {
+                busy = true;
+                self.emit(ClientEvent::Im(e));
+            }
+            while let Some(e) = self.presence.poll_event() {
+                busy = true;
+                self.emit(ClientEvent::Presence(e));
+            }
+            while let Some(e) = self.provisioning.poll_event() {
+                busy = true;
+                self.emit(ClientEvent::Provisioning(e));
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn route(&mut self, e: EndpointEvent, now: Instant) {
+        if self.im.handle_event(&mut self.ep, &e, now)
+            || self.presence.handle_event(&mut self.ep, &e, now)
+            || self.provisioning.handle_event(&e)
+        {
+            return;
+        }
+        match e {
+            // One connection attempt at a time.
+            EndpointEvent::NeedConnection if !self.connecting => {
+                self.connecting = true;
+                let target = match (&self.redirect, &self.cfg.server) {
+                    (Some(r), _) => ConnectTarget::Redirect(r.clone()),
+                    (None, Some(s)) => ConnectTarget::Manual(s.clone()),
+                    (None, None) => ConnectTarget::Discover,
+                };
+                self.io.push_back(Io::Connect(target));
+            }
+            EndpointEvent::ConnectionBroken(why) => {
+                self.io.push_back(Io::Close);
+                self.handle_connection_lost(why, now);
+            }
+            EndpointEvent::SecurityViolation(s) => self.emit(ClientEvent::SecurityViolation(s)),
+            EndpointEvent::Registration(r) => self.registration_event(r, now),
+            // Malformed input was dropped; the driver sends no requests of
+            // its own and claims no methods, so nothing else can arrive.
+            _ => {}
+        }
+    }
+
+    fn registration_event(&mut self, r: RegistrationEvent, now: Instant) {
+        match &r {
+            RegistrationEvent::Registered { refresh: false, .. } => {
+                self.sign_in_deadline = None;
+                self.presence.on_registered(&mut self.ep, now);
+                self.provisioning.on_registered(&mut self.ep, now);
+            }
+            // Asking a person for a password takes as long as it takes: no
+            // sign-in deadline meanwhile.
+            RegistrationEvent::CredentialsNeeded { .. } => self.sign_in_deadline = None,
+            RegistrationEvent::Redirected(to) => {
+                self.redirect = Some(ServerConfig {
+                    host: to.host.clone(),
+                    port: to.port,
+                    transport: to.transport,
+                });
+                self.io.push_back(Io::Close);
+            }
+            _ => {}
+        }
+        let end = matches!(
+            r,
+            RegistrationEvent::Failed(_) | RegistrationEvent::SignedOut { .. }
+        );
+        let redirected = matches!(r, RegistrationEvent::Redirected(_));
+        self.emit(ClientEvent::Registration(r));
+        if redirected {
+            // The whole sign-in again at the home pool: new connection,
+            // unsigned REGISTER, new handshake (NeedConnection follows).
+            if let Err(e) = self.ep.follow_redirect(now) {
+                self.finish(Some(e));
+            }
+        }
+        if end {
+            self.finish(None);
+        }
+    }
+}
