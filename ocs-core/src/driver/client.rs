@@ -362,7 +362,7 @@ impl ClientHandle {
     }
 
     /// Sends an instant message. The id ends in exactly one
-    /// [`ImEvent::Delivered`] or [`ImEvent::Failed`]; an immediate refusal
+    /// [`crate::messaging::ImEvent::Delivered`] or [`crate::messaging::ImEvent::Failed`]; an immediate refusal
     /// (DisableIM, not signed in) is returned as an error.
     pub async fn send_im(&self, to: &str, text: &str) -> Result<MessageId, Error> {
         let (reply, rx) = oneshot::channel();
