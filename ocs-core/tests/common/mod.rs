@@ -8,5 +8,6 @@ pub mod client;
 pub mod dns;
 #[cfg(feature = "tokio")]
 pub mod http;
+pub mod pair;
 #[cfg(feature = "tokio")]
 pub mod pki;

@@ -1,0 +1,145 @@
+//! The sans-IO [`Client`](ocs_core::client::Client) against the embedded
+//! server on a simulated clock (`common::pair`): whole sessions without
+//! sockets or tokio.
+
+mod common;
+use common::pair::Pair;
+
+use std::time::Duration;
+
+use ocs_core::client::ClientEvent;
+use ocs_core::messaging::ImEvent;
+use ocs_core::presence::model::State;
+use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::register::RegistrationEvent;
+
+const S: Duration = Duration::from_secs(1);
+
+fn registered(e: &ClientEvent) -> bool {
+    matches!(
+        e,
+        ClientEvent::Registration(RegistrationEvent::Registered { refresh: false, .. })
+    )
+}
+
+#[test]
+fn sign_in_publish_watch_im_and_sign_out() {
+    let mut p = Pair::new(&["alice", "bob"]);
+    let (a, b) = (p.add(Pair::config("alice")), p.add(Pair::config("bob")));
+    p.until(a, S, registered);
+    p.until(b, S, registered);
+
+    let now = p.now;
+    p.users[a]
+        .client
+        .set_status(State::Busy, Some("writing the report"), now)
+        .expect("publish");
+    p.until(a, S, |e| {
+        matches!(
+            e,
+            ClientEvent::Presence(PresenceEvent::Published {
+                state: State::Busy,
+                ..
+            })
+        )
+    });
+
+    p.users[b].client.watch("sip:alice@contoso.com", now);
+    let seen = p.until(b, S, |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
+            if uri == "sip:alice@contoso.com" && presence.state() == State::Busy)
+    });
+    let ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) = seen else {
+        unreachable!()
+    };
+    assert_eq!(
+        presence.note.as_ref().map(|n| &*n.text),
+        Some("writing the report")
+    );
+
+    let now = p.now;
+    let id = p.users[a]
+        .client
+        .send_im("sip:bob@contoso.com", "hello bob", now)
+        .expect("send");
+    p.flush();
+    p.until(b, S, |e| {
+        matches!(e, ClientEvent::Im(ImEvent::Received { content, .. }) if content.plain_text == "hello bob")
+    });
+    p.until(a, S, |e| *e == ClientEvent::Im(ImEvent::Delivered { id }));
+
+    let now = p.now;
+    p.users[a].client.sign_out(now);
+    p.users[b].client.sign_out(now);
+    p.flush();
+    for u in [a, b] {
+        p.until(u, S, |e| *e == ClientEvent::Stopped);
+        assert!(p.users[u].events.iter().any(|(_, e)| matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::SignedOut {
+                by_server: false,
+                ..
+            })
+        )));
+    }
+    assert!(p.server.registrar().bindings().next().is_none());
+    // Everything the clients sent after sign-in was signed.
+    assert_eq!(
+        p.server.signature_violations(),
+        0,
+        "{:?}",
+        p.server.recent_signature_violations().collect::<Vec<_>>()
+    );
+    // The whole session took well under a simulated second.
+    assert!(p.elapsed() < S, "{:?}", p.elapsed());
+}
+
+#[test]
+fn a_server_that_is_down_ends_the_first_sign_in_with_the_connect_error() {
+    let mut p = Pair::new(&["alice"]);
+    p.down = true;
+    let a = p.add(Pair::config("alice"));
+    let failed = p.until(a, S, |e| {
+        matches!(e, ClientEvent::Registration(RegistrationEvent::Failed(_)))
+    });
+    assert!(
+        format!("{failed:?}").contains("TCP connect to 192.0.2.1:5061: refused"),
+        "{failed:?}"
+    );
+    p.until(a, S, |e| *e == ClientEvent::Stopped);
+    assert!(p.users[a].client.is_stopped());
+    assert_eq!(p.users[a].client.poll_timeout(), None);
+}
+
+#[test]
+fn after_a_sign_in_a_lost_server_is_retried_until_it_is_back() {
+    let mut p = Pair::new(&["alice"]);
+    let a = p.add(Pair::config("alice"));
+    p.until(a, S, registered);
+    // The server restarts: connections and security associations gone.
+    p.server.registrar_mut().restart();
+    let peer = p.users[a].peer;
+    p.server.handle_disconnect(peer);
+    p.down = true;
+    let now = p.now;
+    p.users[a]
+        .client
+        .handle_connection_lost("server closed the connection".into(), now);
+    p.users[a].connected = false;
+    p.until(a, S, |e| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::RetryScheduled { .. })
+        )
+    });
+    // Still down at the first retry, back for a later one.
+    p.run_for(5 * S);
+    p.down = false;
+    p.until(a, 10 * 60 * S, |e| {
+        matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { .. })
+        )
+    });
+    assert!(!p.users[a].client.is_stopped());
+}
