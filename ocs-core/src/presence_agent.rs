@@ -309,6 +309,12 @@ pub struct PresenceAgent {
     /// Why the list cannot arrive until the next sign-in (the subscription
     /// failed): new changes fail at once with it.
     contacts_refused: Option<Error>,
+    /// OCS: roaming-self has answered since this sign-in, so the current
+    /// publication versions are known. Until then nothing is published: a
+    /// guessed version 0 only earns a 409 and a second publication.
+    versions_known: bool,
+    /// A "reset status" asked for before the versions were known.
+    reset_waiting: bool,
     next_contact_op: u64,
 }
 
@@ -346,6 +352,7 @@ impl PresenceAgent {
             "t{:08x}",
             (cfg.aor.len() as u32).wrapping_mul(2_654_435_761)
         );
+        let cfg_dialect = cfg.dialect;
         PresenceAgent {
             cfg,
             status: None,
@@ -367,6 +374,8 @@ impl PresenceAgent {
             contact_queue: VecDeque::new(),
             contact_in_flight: false,
             contacts_refused: None,
+            versions_known: cfg_dialect != Dialect::Ocs,
+            reset_waiting: false,
             next_contact_op: 0,
         }
     }
@@ -936,7 +945,36 @@ impl PresenceAgent {
         );
     }
 
+    /// What goes out once roaming-self has told us the versions after a
+    /// sign-in, each publication once.
+    fn publish_after_versions(&mut self, ep: &mut Endpoint, now: Instant) {
+        // Like OC, this endpoint's device and machine state go out at
+        // sign-in (they expire with the endpoint).
+        self.publish_extra(ep, Extra::Device, now, 0);
+        self.publish_extra(ep, Extra::Machine, now, 0);
+        // Endpoint publications lapse with the old endpoint: a call or
+        // meeting still going on is published again.
+        if self.in_call {
+            self.publish_extra(ep, Extra::Phone, now, 0);
+        }
+        if self.meeting.is_some() {
+            self.publish_extra(ep, Extra::Calendar, now, 0);
+        }
+        // The user's own state, set before or during sign-in.
+        let reset = std::mem::take(&mut self.reset_waiting);
+        if self.status.is_some() {
+            self.publish(ep, now, 0);
+        } else if reset {
+            self.publish_extra(ep, Extra::Reset, now, 0);
+        }
+    }
+
     fn publish(&mut self, ep: &mut Endpoint, now: Instant, attempt: u32) {
+        if !self.versions_known {
+            // Goes out once roaming-self has given the versions
+            // (publish_after_versions).
+            return;
+        }
         let Some(st) = self.status.clone() else {
             return;
         };
@@ -1038,6 +1076,15 @@ impl PresenceAgent {
     /// Publishes (or deletes) one of the [`Extra`] publications in
     /// containers 2 and 3 (OCS).
     fn publish_extra(&mut self, ep: &mut Endpoint, kind: Extra, now: Instant, attempt: u32) {
+        if !self.versions_known {
+            // Machine, phone and calendar state are kept in fields and go
+            // out with the versions (publish_after_versions); a reset is
+            // remembered.
+            if kind == Extra::Reset {
+                self.reset_waiting = true;
+            }
+            return;
+        }
         let Some(e) = Self::epid_e(ep) else {
             self.events
                 .push_back(PresenceEvent::PublishFailed(Error::Transport(
@@ -1405,23 +1452,12 @@ impl PresenceAgent {
                     self.roaming_self = Dialog::from_uac(&req, resp).ok();
                     self.roaming_refresh[0] = self.refresh_time(resp, now);
                     self.learn_versions(resp.body());
-                    // Like OC, this endpoint's device and machine state go
-                    // out at sign-in (they expire with the endpoint).
-                    self.publish_extra(ep, Extra::Device, now, 0);
-                    self.publish_extra(ep, Extra::Machine, now, 0);
-                    // Endpoint publications lapse with the old endpoint: a
-                    // call or meeting still going on is published again.
-                    if self.in_call {
-                        self.publish_extra(ep, Extra::Phone, now, 0);
-                    }
-                    if self.meeting.is_some() {
-                        self.publish_extra(ep, Extra::Calendar, now, 0);
-                    }
-                    // Anything published before the versions were known goes
-                    // out again with the right ones.
-                    if self.status.is_some() {
-                        self.publish(ep, now, 0);
-                    }
+                }
+                // Without the versions (roaming-self refused) publications
+                // go out anyway and meet the server's 409 if need be.
+                if code >= 200 && !self.versions_known {
+                    self.versions_known = true;
+                    self.publish_after_versions(ep, now);
                 }
             }
             Pending::Publish { attempt } => {
@@ -1758,6 +1794,8 @@ impl PresenceAgent {
     /// The connection dropped: dialogs are gone; [`PresenceAgent::on_registered`]
     /// restores everything after the next sign-in.
     pub fn handle_connection_lost(&mut self) {
+        // The next sign-in learns the versions again before publishing.
+        self.versions_known = self.cfg.dialect != Dialect::Ocs;
         self.roaming_self = None;
         self.roaming_contacts = None;
         self.roaming_refresh = [None, None];

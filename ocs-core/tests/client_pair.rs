@@ -143,3 +143,89 @@ fn after_a_sign_in_a_lost_server_is_retried_until_it_is_back() {
     });
     assert!(!p.users[a].client.is_stopped());
 }
+
+/// The user's own state publications (SERVICE with a manual `state`
+/// category, the userState) a user
+/// sent, and the 409s the server answered to its SERVICEs.
+fn state_publications(p: &Pair, user: usize) -> (usize, usize) {
+    let u = &p.users[user];
+    let sent = u
+        .sent
+        .iter()
+        .filter(|m| {
+            m.method().is_some_and(|m| m.as_str() == "SERVICE")
+                && String::from_utf8_lossy(m.body()).contains("categoryName=\"state\"")
+                && String::from_utf8_lossy(m.body()).contains("manual=\"true\"")
+        })
+        .count();
+    let conflicts = u
+        .received
+        .iter()
+        .filter(|m| m.status() == Some(409) && m.cseq().is_ok_and(|c| c.method == "SERVICE"))
+        .count();
+    (sent, conflicts)
+}
+
+#[test]
+fn a_state_set_before_roaming_self_answers_is_published_once_with_its_versions() {
+    let mut p = Pair::new(&["alice", "bob"]);
+    // Another endpoint of alice's published before: the server's versions
+    // are not 0, so a guess would conflict.
+    let earlier = p.add(Pair::config("alice"));
+    p.until(earlier, S, registered);
+    let now = p.now;
+    p.users[earlier]
+        .client
+        .set_status(State::Away, None, now)
+        .expect("publish");
+    p.until(earlier, S, |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Published { .. }))
+    });
+    p.users[earlier].client.sign_out(now);
+    p.until(earlier, S, |e| *e == ClientEvent::Stopped);
+
+    // The user sets a state the moment sign-in succeeds, while the answer
+    // to the roaming-self subscription is still on its way.
+    let a = p.add_quiet(Pair::config("alice"));
+    p.flush_until(a, registered);
+    let now = p.now;
+    p.users[a]
+        .client
+        .set_status(State::Busy, Some("on it"), now)
+        .expect("publish");
+    p.flush();
+    p.until(a, S, |e| {
+        matches!(
+            e,
+            ClientEvent::Presence(PresenceEvent::Published {
+                state: State::Busy,
+                ..
+            })
+        )
+    });
+    let (sent, conflicts) = state_publications(&p, a);
+
+    assert_eq!(
+        (sent, conflicts),
+        (1, 0),
+        "one publication, with the server's versions"
+    );
+    assert!(
+        !p.users[a]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, ClientEvent::Presence(PresenceEvent::PublishFailed(_)))),
+        "{:?}",
+        p.users[a].events
+    );
+
+    // Bob sees it.
+    let b = p.add(Pair::config("bob"));
+    p.until(b, S, registered);
+    let now = p.now;
+    p.users[b].client.watch("sip:alice@contoso.com", now);
+    p.until(b, S, |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
+            if uri == "sip:alice@contoso.com" && presence.state() == State::Busy)
+    });
+}

@@ -2,6 +2,7 @@
 //! embedded server, bytes passed by hand, no sockets, no tokio. A day of a
 //! session runs in microseconds.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +12,7 @@ use ocs_core::endpoint::EndpointConfig;
 use ocs_core::register::{Credentials, RegisterConfig};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
+use ocs_core::sip::Message;
 
 /// Where the simulated server listens.
 pub const SERVER: &str = "192.0.2.1:5061";
@@ -27,8 +29,12 @@ pub struct User {
     pub connected: bool,
     /// Every event, with the time since the start.
     pub events: Vec<(Duration, ClientEvent)>,
-    /// How many events [`Pair::take`] has handed out already.
+    /// How many events [`Pair::until`] has looked at already.
     seen: usize,
+    /// Every message it sent, in order.
+    pub sent: Vec<Message>,
+    /// Every message the server sent it, in order.
+    pub received: Vec<Message>,
 }
 
 /// Clients and the embedded server on one simulated clock.
@@ -43,6 +49,8 @@ pub struct Pair {
     pub start: Instant,
     /// Refuse to connect (a server that is down).
     pub down: bool,
+    /// What the server sent and the clients have not read yet.
+    to_clients: VecDeque<(SocketAddr, Vec<u8>)>,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -70,6 +78,7 @@ impl Pair {
             now: start,
             start,
             down: false,
+            to_clients: VecDeque::new(),
         }
     }
 
@@ -117,9 +126,36 @@ impl Pair {
             connected: false,
             events: Vec::new(),
             seen: 0,
+            sent: Vec::new(),
+            received: Vec::new(),
         });
         self.users[i].client.start(self.now);
         self.flush();
+        i
+    }
+
+    /// Adds a user and starts signing it in without delivering anything.
+    pub fn add_quiet(&mut self, cfg: Config) -> usize {
+        let i = self.users.len();
+        let aor = cfg.endpoint.register.aor.clone();
+        let client = Client::new(
+            cfg,
+            100 + i as u64,
+            [i as u8 + 1; 32],
+            self.now,
+            SystemTime::UNIX_EPOCH,
+        );
+        self.users.push(User {
+            aor,
+            client,
+            peer: SocketAddr::from(([198, 51, 100, i as u8 + 1], 40000)),
+            connected: false,
+            events: Vec::new(),
+            seen: 0,
+            sent: Vec::new(),
+            received: Vec::new(),
+        });
+        self.users[i].client.start(self.now);
         i
     }
 
@@ -130,68 +166,101 @@ impl Pair {
 
     /// Delivers everything in flight, both ways, until quiet.
     pub fn flush(&mut self) {
-        for _ in 0..10_000 {
-            let mut moved = false;
-            for i in 0..self.users.len() {
-                let now = self.now;
-                let elapsed = self.elapsed();
-                let down = self.down;
-                let u = &mut self.users[i];
-                while let Some(io) = u.client.poll_io() {
-                    moved = true;
-                    match io {
-                        Io::Connect(_) if down => u.client.handle_connect_failed(
-                            ocs_core::error::Error::Transport(
-                                "TCP connect to 192.0.2.1:5061: refused".into(),
-                            ),
-                            now,
-                        ),
-                        Io::Connect(_) => {
-                            u.connected = true;
-                            u.client.handle_connected(
-                                Connected {
-                                    host: "192.0.2.1".into(),
-                                    addr: SERVER.parse().expect("address"),
-                                    transport: Transport::Tcp,
-                                    source: "manual configuration".into(),
-                                    local: u.peer,
-                                },
-                                now,
-                            );
-                        }
-                        Io::Close => {
-                            u.connected = false;
-                            self.server.handle_disconnect(u.peer);
-                        }
-                        _ => {}
-                    }
-                }
-                while let Some(b) = u.client.poll_transmit() {
-                    moved = true;
-                    if u.connected {
-                        self.server.handle_stream(u.peer, &b, now);
-                    }
-                }
-                while let Some(e) = u.client.poll_event() {
-                    moved = true;
-                    u.events.push((elapsed, e));
-                }
-            }
-            while let Some((peer, b)) = self.server.poll_transmit() {
-                moved = true;
-                if let Some(u) = self
-                    .users
-                    .iter_mut()
-                    .find(|u| u.peer == peer && u.connected)
-                {
-                    u.client.handle_bytes(&b, self.now);
-                }
-            }
-            if !moved {
+        for _ in 0..100_000 {
+            if !self.step() {
                 return;
             }
         }
-        panic!("no quiescence after 10,000 rounds");
+        panic!("no quiescence after 100,000 steps");
+    }
+
+    /// Delivers messages one at a time until `user` has seen an event
+    /// `pred` accepts, leaving the rest in flight (a server answer that is
+    /// still on its way); returns it.
+    pub fn flush_until(&mut self, user: usize, pred: impl Fn(&ClientEvent) -> bool) -> ClientEvent {
+        loop {
+            let u = &mut self.users[user];
+            if let Some(k) = u.events[u.seen..].iter().position(|(_, e)| pred(e)) {
+                u.seen += k + 1;
+                return u.events[u.seen - 1].1.clone();
+            }
+            let aor = u.aor.clone();
+            assert!(self.step(), "{aor}: went quiet without the event");
+        }
+    }
+
+    /// One round: every client's I/O, sends and events, then one message
+    /// from the server. False when nothing moved.
+    pub fn step(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
+        let elapsed = self.elapsed();
+        let down = self.down;
+        for u in &mut self.users {
+            while let Some(io) = u.client.poll_io() {
+                moved = true;
+                match io {
+                    Io::Connect(_) if down => u.client.handle_connect_failed(
+                        ocs_core::error::Error::Transport(
+                            "TCP connect to 192.0.2.1:5061: refused".into(),
+                        ),
+                        now,
+                    ),
+                    Io::Connect(_) => {
+                        u.connected = true;
+                        u.client.handle_connected(
+                            Connected {
+                                host: "192.0.2.1".into(),
+                                addr: SERVER.parse().expect("address"),
+                                transport: Transport::Tcp,
+                                source: "manual configuration".into(),
+                                local: u.peer,
+                            },
+                            now,
+                        );
+                    }
+                    Io::Close => {
+                        u.connected = false;
+                        self.server.handle_disconnect(u.peer);
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(b) = u.client.poll_transmit() {
+                moved = true;
+                if u.connected {
+                    if let Ok(m) = Message::parse(&b) {
+                        u.sent.push(m);
+                    }
+                    self.server.handle_stream(u.peer, &b, now);
+                }
+            }
+            while let Some(e) = u.client.poll_event() {
+                moved = true;
+                u.events.push((elapsed, e));
+            }
+        }
+        while let Some(out) = self.server.poll_transmit() {
+            self.to_clients.push_back(out);
+        }
+        if let Some((peer, b)) = self.to_clients.pop_front() {
+            moved = true;
+            if let Some(u) = self
+                .users
+                .iter_mut()
+                .find(|u| u.peer == peer && u.connected)
+            {
+                if let Ok(m) = Message::parse(&b) {
+                    u.received.push(m);
+                }
+                u.client.handle_bytes(&b, now);
+                // What it made of this message, before anything else moves.
+                while let Some(e) = u.client.poll_event() {
+                    u.events.push((elapsed, e));
+                }
+            }
+        }
+        moved
     }
 
     /// Runs the clock forward by `d`, firing every timer in order.
