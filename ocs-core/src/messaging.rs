@@ -149,6 +149,9 @@ pub struct Messaging {
     pending: HashMap<RequestId, Pending>,
     next_id: u64,
     events: VecDeque<ImEvent>,
+    /// Signing out: no new sessions; an invitation answered now is
+    /// acknowledged and ended at once.
+    ending: bool,
 }
 
 fn uri_key(uri: &str) -> String {
@@ -177,6 +180,7 @@ impl Messaging {
             pending: HashMap::new(),
             next_id: 0,
             events: VecDeque::new(),
+            ending: false,
         }
     }
 
@@ -221,6 +225,9 @@ impl Messaging {
     ) -> Result<MessageId, Error> {
         if let Some(e) = self.policy_denied() {
             return Err(e);
+        }
+        if self.ending {
+            return Err(Error::ApiMisuse("signing out: no new messages".into()));
         }
         let id = self.alloc();
         let key = uri_key(to);
@@ -541,6 +548,37 @@ impl Messaging {
                 let mut d = dialog;
                 let ack = d.request(Method::Ack, ep.epid_param().as_deref());
                 let _ = ep.send_ack(ack, now);
+                if self.ending {
+                    // Answered while we sign out: the session ends at once.
+                    let consumed = resp
+                        .supported()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case("ms-text-format"));
+                    if consumed {
+                        self.events.push_back(ImEvent::Delivered { id: first });
+                    } else {
+                        self.fail(
+                            first,
+                            FailureReason::SignedOut,
+                            "signed out before it could be sent in the session",
+                        );
+                    }
+                    for (q, _) in queued {
+                        self.fail(
+                            q,
+                            FailureReason::SignedOut,
+                            "signed out before the session was set up",
+                        );
+                    }
+                    let bye = d.request(Method::Bye, ep.epid_param().as_deref());
+                    self.submit(ep, bye, Pending::Other, now);
+                    self.events.push_back(ImEvent::SessionEnded {
+                        uri: peer,
+                        by_peer: false,
+                    });
+                    return;
+                }
                 // The callee consumed the INVITE's message only when it says
                 // so; otherwise resend it as a MESSAGE (PROTOCOL.md e.1).
                 let consumed = resp
@@ -766,6 +804,76 @@ impl Messaging {
         }
         for (mid, text) in carried {
             self.send_in_dialog(ep, from, mid, &text, now);
+        }
+    }
+
+    /// Sign-out, first step: every established session gets its BYE;
+    /// messages still queued behind an invitation fail
+    /// ([`FailureReason::SignedOut`]); messages on the wire (and the
+    /// invitations) wait for their answers. [`Messaging::is_quiet`] says
+    /// when none is left; new messages are refused from now on.
+    pub fn end_all(&mut self, ep: &mut Endpoint, now: Instant) {
+        self.ending = true;
+        let keys: Vec<String> = self.sessions.keys().cloned().collect();
+        for k in keys {
+            let Some(mut s) = self.sessions.remove(&k) else {
+                continue;
+            };
+            match &mut s.state {
+                SessionState::Inviting { queued, .. } => {
+                    for (id, _) in std::mem::take(queued) {
+                        self.fail(
+                            id,
+                            FailureReason::SignedOut,
+                            "signed out before the session was set up",
+                        );
+                    }
+                    // The invitation's answer settles its message.
+                    self.sessions.insert(k, s);
+                }
+                SessionState::Up => self.close(ep, &k, s, false, now),
+            }
+        }
+    }
+
+    /// True when no request of the IM layer waits for an answer.
+    pub fn is_quiet(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Sign-out gives up waiting: every message without an answer fails
+    /// ([`FailureReason::SignedOut`]); late answers are ignored.
+    pub fn abandon_pending(&mut self) {
+        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            match p {
+                Pending::Message { id, .. } => self.fail(
+                    id,
+                    FailureReason::SignedOut,
+                    "signed out before the server answered",
+                ),
+                Pending::Invite { peer, .. } => {
+                    if let Some(Session {
+                        state: SessionState::Inviting { first, queued, .. },
+                        ..
+                    }) = self.sessions.remove(&peer)
+                    {
+                        self.fail(
+                            first,
+                            FailureReason::SignedOut,
+                            "signed out before the server answered",
+                        );
+                        for (q, _) in queued {
+                            self.fail(
+                                q,
+                                FailureReason::SignedOut,
+                                "signed out before the server answered",
+                            );
+                        }
+                    }
+                }
+                Pending::Other => {}
+            }
         }
     }
 

@@ -848,6 +848,52 @@ impl PresenceAgent {
         }
     }
 
+    /// Sign-out: every watch and our own roaming subscriptions end
+    /// (SUBSCRIBE with Expires: 0, once per subscription dialog), and
+    /// nothing is refreshed any more. [`PresenceAgent::is_quiet`] says when
+    /// the server has answered everything.
+    pub fn end_all(&mut self, ep: &mut Endpoint, now: Instant) {
+        let mut ended = std::collections::HashSet::new();
+        let watches: Vec<Watch> = self.watches.drain().map(|(_, w)| w).collect();
+        let roaming = [
+            (self.roaming_self.take(), "vnd-microsoft-roaming-self"),
+            (
+                self.roaming_contacts.take(),
+                "vnd-microsoft-roaming-contacts",
+            ),
+        ];
+        let dialogs = watches
+            .into_iter()
+            .filter_map(|w| w.dialog.map(|d| (d, "presence")))
+            .chain(roaming.into_iter().filter_map(|(d, e)| d.map(|d| (d, e))));
+        for (mut d, event) in dialogs {
+            let mut req = d.request(Method::Subscribe, ep.epid_param().as_deref());
+            // A batched subscription carries many contacts in one dialog.
+            if !ended.insert(req.call_id().map(str::to_owned).unwrap_or_default()) {
+                continue;
+            }
+            req.push_header(HeaderName::Event, event);
+            req.push_header(HeaderName::Expires, "0");
+            if let Some(c) = ep.contact() {
+                req.push_header(HeaderName::Contact, c);
+            }
+            self.submit(ep, req, Pending::Other, now);
+        }
+        self.roaming_refresh = [None, None];
+        self.publish_refresh_at = None;
+    }
+
+    /// True when no request of the presence layer waits for an answer.
+    pub fn is_quiet(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Sign-out gives up waiting: requests still unanswered are forgotten
+    /// (their outcome events follow, as for a lost connection).
+    pub fn abandon_pending(&mut self) {
+        self.handle_connection_lost();
+    }
+
     // ----- internals -----------------------------------------------------
 
     fn submit(&mut self, ep: &mut Endpoint, req: Message, p: Pending, now: Instant) {

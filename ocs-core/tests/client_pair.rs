@@ -229,3 +229,141 @@ fn a_state_set_before_roaming_self_answers_is_published_once_with_its_versions()
             if uri == "sip:alice@contoso.com" && presence.state() == State::Busy)
     });
 }
+
+fn method_of(m: &ocs_core::sip::Message) -> String {
+    m.method()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// Alice and Bob signed in, chatting, and watching each other.
+fn chatting() -> (Pair, usize, usize) {
+    let mut p = Pair::new(&["alice", "bob"]);
+    let (a, b) = (p.add(Pair::config("alice")), p.add(Pair::config("bob")));
+    p.until(a, S, registered);
+    p.until(b, S, registered);
+    let now = p.now;
+    p.users[a].client.watch("sip:bob@contoso.com", now);
+    p.users[b].client.watch("sip:alice@contoso.com", now);
+    let id = p.users[a]
+        .client
+        .send_im("sip:bob@contoso.com", "hi", now)
+        .expect("send");
+    p.flush();
+    p.until(a, S, |e| *e == ClientEvent::Im(ImEvent::Delivered { id }));
+    (p, a, b)
+}
+
+/// Every message id of `user` that ended, with how.
+fn outcomes(p: &Pair, user: usize) -> Vec<(u64, bool)> {
+    p.users[user]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Im(ImEvent::Delivered { id }) => Some((id.0, true)),
+            ClientEvent::Im(ImEvent::Failed { id, .. }) => Some((id.0, false)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn sign_out_ends_sessions_and_subscriptions_then_unregisters() {
+    let (mut p, a, b) = chatting();
+    let now = p.now;
+    let last = p.users[a]
+        .client
+        .send_im("sip:bob@contoso.com", "bye for now", now)
+        .expect("send");
+    // Sign-out right away, with the message still on its way.
+    p.users[a].client.sign_out(now);
+    assert!(
+        p.users[a]
+            .client
+            .send_im("sip:bob@contoso.com", "one more", now)
+            .is_err(),
+        "no new messages while signing out"
+    );
+    p.flush();
+    p.until(a, S, |e| *e == ClientEvent::Stopped);
+
+    // On the wire, in this order: the message, the BYE, the subscriptions
+    // ended, the un-REGISTER last.
+    let sent: Vec<String> = p.users[a]
+        .sent
+        .iter()
+        .skip_while(|m| !String::from_utf8_lossy(m.body()).contains("bye for now"))
+        .map(|m| {
+            let expires = m.header(ocs_core::sip::HeaderName::Expires).unwrap_or("");
+            format!("{} {expires}", method_of(m))
+        })
+        .collect();
+    let unregister = sent
+        .iter()
+        .position(|s| s == "REGISTER 0")
+        .expect("un-REGISTER");
+    let bye = sent.iter().position(|s| s.starts_with("BYE")).expect("BYE");
+    let unsubscribes = sent.iter().filter(|s| *s == "SUBSCRIBE 0").count();
+    assert!(bye < unregister, "{sent:?}");
+    assert!(
+        unsubscribes >= 3,
+        "the watch, roaming-self and roaming-contacts end: {sent:?}"
+    );
+    assert_eq!(unregister, sent.len() - 1, "{sent:?}");
+    // The message in flight was settled by the server's answer; every
+    // message ended exactly once.
+    let ended = outcomes(&p, a);
+    assert!(ended.contains(&(last.0, true)), "{ended:?}");
+    let mut ids: Vec<u64> = ended.iter().map(|(i, _)| *i).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), ended.len(), "one outcome each: {ended:?}");
+    // Bob's client learns the conversation ended.
+    p.until(b, S, |e| {
+        matches!(e, ClientEvent::Im(ImEvent::SessionEnded { uri, by_peer: true }) if uri == "sip:alice@contoso.com")
+    });
+    assert!(p.users[a].events.iter().any(|(_, e)| matches!(
+        e,
+        ClientEvent::Registration(RegistrationEvent::SignedOut {
+            by_server: false,
+            reason: None
+        })
+    )));
+    assert_eq!(p.server.signature_violations(), 0);
+}
+
+#[test]
+fn a_server_that_never_answers_does_not_hold_sign_out_past_its_deadline() {
+    let (mut p, a, _) = chatting();
+    p.deaf = true;
+    let now = p.now;
+    let started = p.elapsed();
+    let lost = p.users[a]
+        .client
+        .send_im("sip:bob@contoso.com", "anyone?", now)
+        .expect("send");
+    p.users[a].client.sign_out(now);
+    p.until(a, 10 * S, |e| *e == ClientEvent::Stopped);
+    let took = p.users[a].events.last().expect("stopped").0 - started;
+    assert!(took <= 5 * S, "sign-out took {took:?}");
+    let failed = p.users[a].events.iter().find_map(|(_, e)| match e {
+        ClientEvent::Im(ImEvent::Failed { id, reason, .. }) if *id == lost => Some(*reason),
+        _ => None,
+    });
+    assert_eq!(
+        failed,
+        Some(ocs_core::im::outcome::FailureReason::SignedOut),
+        "{:?}",
+        p.users[a].events
+    );
+    assert!(p.users[a].events.iter().any(|(_, e)| matches!(
+        e,
+        ClientEvent::Registration(RegistrationEvent::SignedOut { by_server: false, reason: Some(r) })
+            if r.contains("did not answer")
+    )));
+    // The un-REGISTER still went out once the rest had had its time.
+    assert!(
+        p.users[a].sent.iter().any(|m| method_of(m) == "REGISTER"
+            && m.header(ocs_core::sip::HeaderName::Expires) == Some("0"))
+    );
+}

@@ -148,6 +148,9 @@ pub struct Client {
     connecting: bool,
     sign_in_deadline: Option<Instant>,
     sign_out_deadline: Option<Instant>,
+    /// Sign-out's first step (ending sessions and subscriptions) runs
+    /// until this; then the un-REGISTER goes out.
+    ending_until: Option<Instant>,
     stopped: bool,
     events: VecDeque<ClientEvent>,
     io: VecDeque<Io>,
@@ -180,6 +183,7 @@ impl Client {
             connecting: false,
             sign_in_deadline: None,
             sign_out_deadline: None,
+            ending_until: None,
             stopped: false,
             events: VecDeque::new(),
             io: VecDeque::new(),
@@ -249,14 +253,32 @@ impl Client {
         self.drive(now);
     }
 
-    /// Un-registers and stops; [`ClientEvent::Stopped`] follows when the
-    /// server has answered or `sign_out_timeout` has passed.
+    /// Signs out in order, as Communicator does: every open IM session
+    /// gets its BYE, watches and our own subscriptions end (Expires: 0),
+    /// messages still on the wire wait for their answer (at most half of
+    /// `sign_out_timeout`; then they fail, [`FailureReason::SignedOut`]),
+    /// then the un-REGISTER goes out. `SignedOut` and
+    /// [`ClientEvent::Stopped`] follow when the server has answered or
+    /// `sign_out_timeout` has passed. No new messages are accepted
+    /// meanwhile.
+    ///
+    /// [`FailureReason::SignedOut`]: crate::im::outcome::FailureReason::SignedOut
     pub fn sign_out(&mut self, now: Instant) {
-        if self.stopped {
+        if self.stopped || self.sign_out_deadline.is_some() {
             return;
         }
-        self.sign_out_deadline = Some(now + self.cfg.sign_out_timeout);
-        self.ep.unregister(now);
+        let limit = self.cfg.sign_out_timeout;
+        self.sign_out_deadline = Some(now + limit);
+        self.sign_in_deadline = None;
+        if self.ep.registration().is_registered() && self.ep.local().is_some() {
+            self.ending_until = Some(now + limit / 2);
+            self.im.end_all(&mut self.ep, now);
+            self.presence.end_all(&mut self.ep, now);
+        } else {
+            self.im.end_all(&mut self.ep, now);
+            self.im.abandon_pending();
+            self.ep.unregister(now);
+        }
         self.drive(now);
     }
 
@@ -451,7 +473,14 @@ impl Client {
             return;
         }
         if self.sign_out_deadline.is_some_and(|d| d <= now) {
-            // The server did not answer the un-REGISTER in time.
+            // The server did not answer in time: signed out all the same.
+            let limit = crate::error::show_duration(self.cfg.sign_out_timeout);
+            self.emit(ClientEvent::Registration(RegistrationEvent::SignedOut {
+                by_server: false,
+                reason: Some(format!(
+                    "the server did not answer the sign-out within {limit}"
+                )),
+            }));
             self.finish(None);
             return;
         }
@@ -500,6 +529,7 @@ impl Client {
             self.presence.poll_timeout(),
             self.sign_out_deadline,
             self.sign_in_deadline,
+            self.ending_until,
         ]
         .into_iter()
         .flatten()
@@ -552,10 +582,28 @@ impl Client {
                 busy = true;
                 self.emit(ClientEvent::Provisioning(e));
             }
-            if !busy {
+            if !busy && !self.sign_out_step(now) {
                 return;
             }
         }
+    }
+
+    /// Sign-out's first step is over when IM and presence have nothing
+    /// left on the wire, or its time is up: what is left fails, and the
+    /// un-REGISTER goes out. True when it moved on.
+    fn sign_out_step(&mut self, now: Instant) -> bool {
+        let Some(until) = self.ending_until else {
+            return false;
+        };
+        let quiet = self.im.is_quiet() && self.presence.is_quiet();
+        if !quiet && now < until && self.ep.local().is_some() {
+            return false;
+        }
+        self.ending_until = None;
+        self.im.abandon_pending();
+        self.presence.abandon_pending();
+        self.ep.unregister(now);
+        true
     }
 
     fn route(&mut self, e: EndpointEvent, now: Instant) {

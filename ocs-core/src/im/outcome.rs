@@ -69,6 +69,9 @@ pub enum FailureReason {
     DialogGone,
     /// Not a failure response (no status, or below 300): a caller bug.
     Other,
+    /// We signed out before it was delivered (it was waiting for its
+    /// session, or the server had not answered when sign-out gave up).
+    SignedOut,
 }
 
 impl FailureReason {
@@ -83,6 +86,7 @@ impl FailureReason {
             FailureReason::TimedOut => "no response in time",
             FailureReason::DialogGone => "the conversation ended at the other side",
             FailureReason::Other => "not delivered",
+            FailureReason::SignedOut => "signed out before it was delivered",
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Pair {
     pub start: Instant,
     /// Refuse to connect (a server that is down).
     pub down: bool,
+    /// The server hears nothing more from the clients (a hung server).
+    pub deaf: bool,
     /// What the server sent and the clients have not read yet.
     to_clients: VecDeque<(SocketAddr, Vec<u8>)>,
 }
@@ -78,6 +80,7 @@ impl Pair {
             now: start,
             start,
             down: false,
+            deaf: false,
             to_clients: VecDeque::new(),
         }
     }
@@ -232,7 +235,9 @@ impl Pair {
                     if let Ok(m) = Message::parse(&b) {
                         u.sent.push(m);
                     }
-                    self.server.handle_stream(u.peer, &b, now);
+                    if !self.deaf {
+                        self.server.handle_stream(u.peer, &b, now);
+                    }
                 }
             }
             while let Some(e) = u.client.poll_event() {
