@@ -315,6 +315,8 @@ pub struct PresenceAgent {
     versions_known: bool,
     /// A "reset status" asked for before the versions were known.
     reset_waiting: bool,
+    /// The state before we chose to appear offline.
+    before_offline: Option<Status>,
     next_contact_op: u64,
 }
 
@@ -376,6 +378,7 @@ impl PresenceAgent {
             contacts_refused: None,
             versions_known: cfg_dialect != Dialect::Ocs,
             reset_waiting: false,
+            before_offline: None,
             next_contact_op: 0,
         }
     }
@@ -383,6 +386,31 @@ impl PresenceAgent {
     /// Sets the effective EnableAppearOffline policy.
     pub fn set_appear_offline_policy(&mut self, allowed: Result<Provenance, Provenance>) {
         self.cfg.appear_offline = allowed;
+    }
+
+    /// Applies a changed EnableAppearOffline policy to the running client:
+    /// when it no longer allows appearing offline while we do, the state
+    /// from before goes out again (or, without one, the automatic state).
+    pub fn apply_appear_offline_policy(
+        &mut self,
+        ep: &mut Endpoint,
+        allowed: Result<Provenance, Provenance>,
+        now: Instant,
+    ) {
+        self.cfg.appear_offline = allowed;
+        let offline = self
+            .status
+            .as_ref()
+            .is_some_and(|s| s.availability.state() == State::Offline);
+        if offline && self.cfg.appear_offline.is_err() {
+            match self.before_offline.take() {
+                Some(st) => {
+                    self.status = Some(st);
+                    self.publish(ep, now, 0);
+                }
+                None => self.reset_status(ep, now),
+            }
+        }
     }
 
     /// The contacts being watched.
@@ -698,6 +726,19 @@ impl PresenceAgent {
                 policy: "EnableAppearOffline".into(),
                 provenance: p.clone(),
             });
+        }
+        let previous = self.status.take();
+        if state == State::Offline {
+            // Kept so a policy that forbids appearing offline later can
+            // bring it back.
+            if previous
+                .as_ref()
+                .is_some_and(|p| p.availability.state() != State::Offline)
+            {
+                self.before_offline = previous;
+            }
+        } else {
+            self.before_offline = None;
         }
         self.status = Some(Status {
             availability: state.availability(),

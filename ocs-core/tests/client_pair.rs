@@ -367,3 +367,102 @@ fn a_server_that_never_answers_does_not_hold_sign_out_past_its_deadline() {
             && m.header(ocs_core::sip::HeaderName::Expires) == Some("0"))
     );
 }
+
+/// The administrator changed a policy; alice's device moves to another
+/// network and signs in again, fetching in-band provisioning anew.
+fn sign_in_again(p: &mut Pair, user: usize) {
+    let now = p.now;
+    p.users[user].client.network_changed(now);
+    p.until(user, 5 * S, registered);
+    p.until(user, S, |e| {
+        matches!(
+            e,
+            ClientEvent::Provisioning(ocs_core::provisioning_agent::ProvisioningEvent::Received(_))
+        )
+    });
+}
+
+#[test]
+fn in_band_disable_im_takes_effect_on_the_running_client_both_ways() {
+    let (mut p, a, b) = chatting();
+    p.server.set_uc_policy("DisableIM", "true");
+    sign_in_again(&mut p, a);
+
+    // Alice can no longer send, and is told which source decided.
+    let now = p.now;
+    let refused = p.users[a]
+        .client
+        .send_im("sip:bob@contoso.com", "still there?", now);
+    let Err(ocs_core::error::Error::PolicyDenied { policy, provenance }) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(policy, "DisableIM");
+    assert_eq!(provenance.source, "in-band");
+    // Bob's message to her is declined by her client.
+    let id = p.users[b]
+        .client
+        .send_im("sip:alice@contoso.com", "are you there?", now)
+        .expect("bob may send");
+    p.flush();
+    let failed = p.until(
+        b,
+        S,
+        |e| matches!(e, ClientEvent::Im(ImEvent::Failed { id: f, .. }) if *f == id),
+    );
+    assert!(
+        matches!(
+            failed,
+            ClientEvent::Im(ImEvent::Failed {
+                reason: ocs_core::im::outcome::FailureReason::BlockedByPolicy,
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
+    p.until(a, S, |e| {
+        matches!(e, ClientEvent::Im(ImEvent::RefusedByPolicy { .. }))
+    });
+}
+
+#[test]
+fn appear_offline_forbidden_in_band_brings_the_previous_state_back() {
+    let mut p = Pair::new(&["alice", "bob"]);
+    let mut cfg = Pair::config("alice");
+    // The app allows appearing offline (its own option).
+    cfg.presence.appear_offline = Ok(ocs_core::error::Provenance {
+        source: "options".into(),
+        from: None,
+    });
+    let a = p.add(cfg);
+    let b = p.add(Pair::config("bob"));
+    p.until(a, S, registered);
+    p.until(b, S, registered);
+    let now = p.now;
+    p.users[a]
+        .client
+        .set_status(State::Busy, Some("budget"), now)
+        .expect("busy");
+    p.users[a]
+        .client
+        .set_status(State::Offline, None, now)
+        .expect("appear offline is allowed");
+    p.users[b].client.watch("sip:alice@contoso.com", now);
+    p.until(b, S, |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) if presence.state() == State::Offline)
+    });
+
+    // The administrator forbids it; at alice's next sign-in the client
+    // shows her previous state again.
+    p.server.set_uc_policy("EnableAppearOffline", "false");
+    sign_in_again(&mut p, a);
+    p.until(b, 5 * S, |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) if presence.state() == State::Busy)
+    });
+    // And refuses to appear offline again, naming the source.
+    let now = p.now;
+    let r = p.users[a].client.set_status(State::Offline, None, now);
+    assert!(
+        matches!(&r, Err(ocs_core::error::Error::PolicyDenied { provenance, .. }) if provenance.source == "in-band"),
+        "{r:?}"
+    );
+}

@@ -36,10 +36,12 @@ use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
 use crate::error::{Error, Provenance};
 use crate::messaging::{ImConfig, MessageId, Messaging};
 use crate::policy::EffectivePolicy;
+use crate::policy::eval::Source;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
 use crate::presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig};
-use crate::provisioning_agent::ProvisioningAgent;
+use crate::provisioning::ProvisionGroupList;
+use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, Registration, RegistrationEvent};
 
 /// The session settings (everything but I/O: sockets, TLS trust, DNS
@@ -580,11 +582,39 @@ impl Client {
             }
             while let Some(e) = self.provisioning.poll_event() {
                 busy = true;
+                if let ProvisioningEvent::Received(doc) = &e {
+                    self.apply_in_band(doc, now);
+                }
                 self.emit(ClientEvent::Provisioning(e));
             }
             if !busy && !self.sign_out_step(now) {
                 return;
             }
+        }
+    }
+
+    /// In-band provisioning arrived: its ucPolicy values take effect on
+    /// the running session where they win in the documented precedence
+    /// (HKLM > HKCU > in-band > the app's options > defaults). A value the
+    /// server does not send, or one a machine or user policy decides,
+    /// leaves the session as the app configured it.
+    fn apply_in_band(&mut self, doc: &ProvisionGroupList, now: Instant) {
+        let mut policy = self.cfg.policy.clone();
+        policy.set_in_band(&doc.to_in_band());
+        let disable_im = policy.disable_im();
+        if disable_im.source == Source::InBand {
+            self.im
+                .set_disable_im(disable_im.value.then_some(disable_im.provenance));
+        }
+        let appear = policy.enable_appear_offline();
+        if appear.source == Source::InBand {
+            let allowed = if appear.value {
+                Ok(appear.provenance)
+            } else {
+                Err(appear.provenance)
+            };
+            self.presence
+                .apply_appear_offline_policy(&mut self.ep, allowed, now);
         }
     }
 

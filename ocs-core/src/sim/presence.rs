@@ -189,6 +189,8 @@ pub struct PresenceServer {
     epoch: Option<Instant>,
     /// The address-book URL handed out by in-band provisioning.
     abs_url: String,
+    /// Extra ucPolicy properties handed out by in-band provisioning.
+    uc_policy: Vec<(String, String)>,
 }
 
 /// `sip:user@host`, lower case, from a URI text.
@@ -434,6 +436,7 @@ impl PresenceServer {
             subs: Vec::new(),
             epoch: None,
             abs_url: "http://127.0.0.1/abs".into(),
+            uc_policy: Vec::new(),
         }
     }
 
@@ -839,7 +842,10 @@ impl PresenceServer {
                     HeaderName::Supported,
                     "ms-benotify, ms-piggyback-first-notify",
                 );
-                r.set_body(PROVISIONING_CT, provisioning_doc(&self.abs_url));
+                r.set_body(
+                    PROVISIONING_CT,
+                    provisioning_doc(&self.abs_url, &self.uc_policy),
+                );
                 Ok(PresenceReply {
                     response: r,
                     notify: Vec::new(),
@@ -1566,8 +1572,12 @@ fn parse_batch(body: &[u8]) -> Result<(Vec<String>, Vec<String>), PresenceError>
     Ok((targets, cats))
 }
 
-fn provisioning_doc(abs_url: &str) -> String {
+fn provisioning_doc(abs_url: &str, uc_policy: &[(String, String)]) -> String {
     let abs = esc(abs_url);
+    let extra: String = uc_policy
+        .iter()
+        .map(|(n, v)| format!("<property name=\"{}\">{}</property>", esc(n), esc(v)))
+        .collect();
     [
         "<provisionGroupList xmlns=\"http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification\">",
         "<provisionGroup name=\"ServerConfiguration\">",
@@ -1582,6 +1592,7 @@ fn provisioning_doc(abs_url: &str) -> String {
         "<provisionGroup name=\"ucPolicy\"><instance>",
         "<property name=\"EnableCallTransfer\">true</property>",
         "<property name=\"EnableDelegation\">true</property>",
+        &extra,
         "</instance></provisionGroup>",
         "</provisionGroupList>",
     ]
@@ -1602,6 +1613,14 @@ impl SimServer {
     /// (`{url}/int` and `{url}/ext`).
     pub fn set_address_book_url(&mut self, url: &str) {
         self.presence.set_address_book_url(url);
+    }
+
+    /// Adds a ucPolicy property (e.g. `DisableIM` = `true`) to what in-band
+    /// provisioning hands out from now on.
+    pub fn set_uc_policy(&mut self, name: &str, value: &str) {
+        let p = &mut self.presence.uc_policy;
+        p.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        p.push((name.to_owned(), value.to_owned()));
     }
 
     /// The presence service, for inspection.
