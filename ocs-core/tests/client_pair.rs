@@ -466,3 +466,89 @@ fn appear_offline_forbidden_in_band_brings_the_previous_state_back() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_whole_day_of_two_sessions_on_the_simulated_clock() {
+    const H: Duration = Duration::from_secs(3600);
+    let (mut p, a, b) = chatting();
+    let wall = wall_now();
+
+    // Hours 0-12: nothing but the clock.
+    p.run_for(12 * H);
+    // The connection drops at hour 12 (a NAT forgets it); alice's client
+    // notices, reconnects and signs in again.
+    let peer = p.users[a].peer;
+    p.server.handle_disconnect(peer);
+    p.users[a].connected = false;
+    let now = p.now;
+    p.users[a]
+        .client
+        .handle_connection_lost("connection reset".into(), now);
+    p.until(a, 5 * 60 * S, registered);
+    // Hours 12-23.5, then alice goes busy and bob sees it.
+    p.run_for(11 * H + 30 * 60 * S);
+    let now = p.now;
+    p.users[a]
+        .client
+        .set_status(State::Busy, Some("late shift"), now)
+        .expect("publish");
+    p.until(b, 5 * S, |e| {
+        matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
+            if uri == "sip:alice@contoso.com" && presence.state() == State::Busy)
+    });
+    p.run_for(30 * 60 * S);
+    eprintln!("a simulated day took {:?} of wall time", wall.elapsed());
+
+    let registers = |u: usize| -> Vec<&ocs_core::sip::Message> {
+        p.users[u]
+            .sent
+            .iter()
+            .filter(|m| method_of(m) == "REGISTER")
+            .collect()
+    };
+    // Bob: a fresh handshake (unsigned REGISTER, no Authorization) at sign-in
+    // and at each re-authentication, 8 h - 5 min apart: 3 in the day.
+    let handshakes = |u: usize| {
+        registers(u)
+            .iter()
+            .filter(|m| {
+                m.header(ocs_core::sip::HeaderName::ProxyAuthorization)
+                    .is_none()
+                    && m.header(ocs_core::sip::HeaderName::Authorization).is_none()
+            })
+            .count()
+    };
+    assert_eq!(handshakes(b), 4, "sign-in + 3 re-authentications");
+    // Refreshes 30 s before every expiry (7200 s granted): at 7170,
+    // 14340 and 21510 s into each 28500 s association, 3 × 3 in the day,
+    // besides the handshakes' three REGISTERs each.
+    let signed_refreshes = registers(b).len() - 3 * handshakes(b);
+    assert_eq!(signed_refreshes, 9);
+    // Keep-alives every 300 s (ms-keep-alive) when nothing else was sent.
+    assert!(p.users[b].keep_alives > 200, "{}", p.users[b].keep_alives);
+    // Both still signed in, watching each other, nothing unsigned.
+    for u in [a, b] {
+        assert!(p.users[u].client.registration().is_registered());
+        assert!(!p.users[u].client.is_stopped());
+    }
+    // Subscriptions were refreshed (roaming-self, roaming-contacts and
+    // the watch each many times) rather than lapsing.
+    let subscribes = p.users[b]
+        .sent
+        .iter()
+        .filter(|m| method_of(m) == "SUBSCRIBE")
+        .count();
+    assert!(subscribes > 20, "{subscribes}");
+    assert_eq!(
+        p.server.signature_violations(),
+        0,
+        "{:?}",
+        p.server.recent_signature_violations().collect::<Vec<_>>()
+    );
+}
+
+/// Wall time, to show how long a simulated day takes.
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}

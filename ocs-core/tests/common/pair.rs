@@ -35,6 +35,8 @@ pub struct User {
     pub sent: Vec<Message>,
     /// Every message the server sent it, in order.
     pub received: Vec<Message>,
+    /// CRLF keep-alives it sent.
+    pub keep_alives: usize,
 }
 
 /// Clients and the embedded server on one simulated clock.
@@ -131,6 +133,7 @@ impl Pair {
             seen: 0,
             sent: Vec::new(),
             received: Vec::new(),
+            keep_alives: 0,
         });
         self.users[i].client.start(self.now);
         self.flush();
@@ -157,6 +160,7 @@ impl Pair {
             seen: 0,
             sent: Vec::new(),
             received: Vec::new(),
+            keep_alives: 0,
         });
         self.users[i].client.start(self.now);
         i
@@ -232,7 +236,9 @@ impl Pair {
             while let Some(b) = u.client.poll_transmit() {
                 moved = true;
                 if u.connected {
-                    if let Ok(m) = Message::parse(&b) {
+                    if b.iter().all(|c| *c == b'\r' || *c == b'\n') {
+                        u.keep_alives += 1;
+                    } else if let Ok(m) = Message::parse(&b) {
                         u.sent.push(m);
                     }
                     if !self.deaf {
