@@ -552,3 +552,78 @@ fn a_whole_day_of_two_sessions_on_the_simulated_clock() {
 fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+#[test]
+fn the_client_decides_when_and_from_where_the_address_book_and_custom_states_load() {
+    use ocs_core::client::{AddressBookEvent, AddressBookRun, AddressBookSchedule};
+    let mut p = Pair::new(&["alice"]);
+    p.server.set_address_book_url("https://abs.contoso.com/abs");
+    let mut cfg = Pair::config("alice");
+    cfg.address_book = Some(AddressBookSchedule {
+        initial_delay: Duration::from_secs(600),
+        url: None,
+    });
+    cfg.custom_state_url = Some("https://intranet/cs.xml".into());
+    let a = p.add(cfg);
+    p.until(a, S, registered);
+    // Custom states load right after sign-in; the address book waits.
+    assert_eq!(
+        p.users[a].http,
+        [(
+            Duration::ZERO,
+            "custom-states https://intranet/cs.xml".to_owned()
+        )]
+    );
+    p.run_for(601 * S);
+    let (at, what) = p.users[a].http[1].clone();
+    assert!(
+        at <= 600 * S,
+        "first download at a random time within the delay: {at:?}"
+    );
+    // The URL is the internal one in-band provisioning named.
+    assert_eq!(what, "abs https://abs.contoso.com/abs/int");
+
+    // The download fails: retried after a minute, then succeeds, then
+    // the next one is a day later.
+    let now = p.now;
+    p.users[a]
+        .client
+        .handle_address_book_done(Err("HTTP 503".into()), now);
+    p.flush();
+    let failed = p.until(a, S, |e| matches!(e, ClientEvent::AddressBook(_)));
+    assert!(
+        matches!(
+            &failed,
+            ClientEvent::AddressBook(AddressBookEvent::Failed { failures: 1, retry_in, .. })
+                if *retry_in == 60 * S
+        ),
+        "{failed:?}"
+    );
+    p.run_for(61 * S);
+    assert_eq!(p.users[a].http.len(), 3, "{:?}", p.users[a].http);
+    let now = p.now;
+    p.users[a].client.handle_address_book_done(
+        Ok(AddressBookRun {
+            entries: 42,
+            day: "F-1a2b".into(),
+            fetched: Some("F-1a2b.lsabs".into()),
+        }),
+        now,
+    );
+    p.flush();
+    p.until(a, S, |e| {
+        matches!(
+            e,
+            ClientEvent::AddressBook(AddressBookEvent::Ready { entries: 42, .. })
+        )
+    });
+    let snap = p.users[a].client.snapshot(p.now);
+    assert_eq!(
+        snap.address_book.status,
+        "42 entries, current to day F-1a2b"
+    );
+    p.run_for(23 * 3600 * S);
+    assert_eq!(p.users[a].http.len(), 3, "not again within the day");
+    p.run_for(3600 * S);
+    assert_eq!(p.users[a].http.len(), 4, "a day after the last success");
+}

@@ -28,8 +28,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::addressbook::Schedule;
 use crate::auth::mechanism::Authenticator;
-use crate::customstates::ClientVersion;
+use crate::customstates::{ClientVersion, CustomStates, Violation};
 use crate::diag::Snapshot;
 use crate::discovery::{ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
@@ -43,6 +44,7 @@ use crate::presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceAgent,
 use crate::provisioning::ProvisionGroupList;
 use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, Registration, RegistrationEvent};
+use crate::rng::Rng;
 
 /// The session settings (everything but I/O: sockets, TLS trust, DNS
 /// servers and HTTP belong to the driver).
@@ -70,6 +72,30 @@ pub struct Config {
     pub sign_in_timeout: Option<Duration>,
     /// How long sign-out waits for the server before giving up.
     pub sign_out_timeout: Duration,
+    /// Address-book downloads (`None`: none). The driver does the HTTP and
+    /// keeps the files; the Client decides when and from where.
+    pub address_book: Option<AddressBookSchedule>,
+}
+
+/// When and from where the address book is downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressBookSchedule {
+    /// The first download runs at a random time within this after sign-in
+    /// (GalDownloadInitialDelay; zero: at once).
+    pub initial_delay: Duration,
+    /// A fixed base URL; `None`: the one in-band provisioning names.
+    pub url: Option<String>,
+}
+
+/// What an address-book download run gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressBookRun {
+    /// Entries in the book now.
+    pub entries: usize,
+    /// The day it is current to.
+    pub day: String,
+    /// The file fetched; `None` when the book was already current.
+    pub fetched: Option<String>,
 }
 
 impl Config {
@@ -85,6 +111,7 @@ impl Config {
             high_security: false,
             sign_in_timeout: Some(Duration::from_secs(60)),
             sign_out_timeout: Duration::from_secs(5),
+            address_book: None,
             endpoint,
         }
     }
@@ -113,6 +140,20 @@ pub enum Io {
     Connect(ConnectTarget),
     /// Close the connection (no [`Client::handle_connection_lost`] needed).
     Close,
+    /// Fetch the custom presence states at `url` (CustomStateURL, checked
+    /// against the URL rules); answer with
+    /// [`Client::handle_custom_states_done`]. A fetch still running is
+    /// replaced.
+    FetchCustomStates {
+        /// The URL.
+        url: String,
+    },
+    /// Download the address book from `url` onto what the folder holds;
+    /// answer with [`Client::handle_address_book_done`].
+    DownloadAddressBook {
+        /// The base URL of the address-book files.
+        url: String,
+    },
 }
 
 /// A connection the driver opened.
@@ -156,6 +197,29 @@ pub struct Client {
     stopped: bool,
     events: VecDeque<ClientEvent>,
     io: VecDeque<Io>,
+    /// The first sign-in has happened (custom states loaded, the address
+    /// book scheduled).
+    signed_in_once: bool,
+    /// For the address book's random first download.
+    rng: Rng,
+    abs: AbsState,
+    /// `(now, wall)` at creation: wall-clock times for the snapshot.
+    wall0: (Instant, SystemTime),
+}
+
+/// The address book's side of the session.
+#[derive(Debug, Default)]
+struct AbsState {
+    schedule: Schedule,
+    /// A download is running in the driver.
+    running: bool,
+    /// When the first attempt found no URL yet (waiting for provisioning).
+    waiting_since: Option<Instant>,
+    /// In-band provisioning (which carries the URL) has answered.
+    provisioning_done: bool,
+    book: Option<AddressBookRun>,
+    last_success: Option<Instant>,
+    last_error: Option<String>,
 }
 
 impl Client {
@@ -189,6 +253,10 @@ impl Client {
             stopped: false,
             events: VecDeque::new(),
             io: VecDeque::new(),
+            signed_in_once: false,
+            rng: Rng::from_seed(seed ^ 0xab5_5eed),
+            abs: AbsState::default(),
+            wall0: (now, wall),
         }
     }
 
@@ -231,10 +299,43 @@ impl Client {
         self.sign_in_deadline
     }
 
-    /// The configuration snapshot (`ocs diag`) without the address book,
-    /// which the driver adds.
-    pub fn snapshot(&self) -> Snapshot {
-        self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning)
+    /// The configuration snapshot (`ocs diag`) at `now`.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut snap = self.diag.snapshot(&self.cfg, &self.ep, &self.provisioning);
+        self.fill_address_book_info(&mut snap, now);
+        snap
+    }
+
+    fn wall(&self, at: Instant) -> SystemTime {
+        self.wall0.1 + at.saturating_duration_since(self.wall0.0)
+    }
+
+    fn fill_address_book_info(&self, snap: &mut Snapshot, now: Instant) {
+        let ab = &mut snap.address_book;
+        let Some(cfg) = &self.cfg.address_book else {
+            ab.status = "not configured (no address-book folder)".into();
+            return;
+        };
+        if let Some(u) = &cfg.url {
+            ab.url = Some(u.clone());
+            ab.url_from = Some("client configuration".into());
+        }
+        ab.last_download = self
+            .abs
+            .last_success
+            .map(|t| crate::diag::utc_timestamp(self.wall(t)));
+        ab.next_download = self
+            .abs
+            .schedule
+            .next_download()
+            .map(|at| crate::diag::utc_timestamp(self.wall(at.max(now))));
+        ab.status = match (&self.abs.book, &self.abs.last_error) {
+            _ if self.abs.running => "downloading".into(),
+            (_, Some(e)) => format!("failing: {e}"),
+            (Some(b), None) => format!("{} entries, current to day {}", b.entries, b.day),
+            (None, None) if self.signed_in_once => "waiting for the first download".into(),
+            (None, None) => "waiting for sign-in".into(),
+        };
     }
 
     // ----- commands ----------------------------------------------------------
@@ -416,7 +517,92 @@ impl Client {
         r
     }
 
+    /// Loads `CustomStateURL` again (Communicator only loads it at
+    /// sign-in): [`Io::FetchCustomStates`], then a `CustomStates` or
+    /// `CustomStatesFailed` event.
+    pub fn reload_custom_states(&mut self) {
+        match self.cfg.custom_state_url.clone() {
+            Some(url) => self.io.push_back(Io::FetchCustomStates { url }),
+            None => self.emit(ClientEvent::CustomStatesFailed {
+                url: String::new(),
+                error: "no CustomStateURL is configured".into(),
+            }),
+        }
+    }
+
+    /// Downloads the address book now instead of at the scheduled time.
+    pub fn download_address_book(&mut self, now: Instant) {
+        if self.cfg.address_book.is_some() {
+            self.abs.schedule.download_now(now);
+            self.address_book_due(now);
+        }
+    }
+
     // ----- inputs ------------------------------------------------------------
+
+    /// The custom states fetched after [`Io::FetchCustomStates`] (the
+    /// valid states and the problems found), or why fetching failed.
+    pub fn handle_custom_states_done(
+        &mut self,
+        url: String,
+        result: Result<(CustomStates, Vec<Violation>), String>,
+    ) {
+        self.emit(match result {
+            Ok((states, warnings)) => ClientEvent::CustomStates { states, warnings },
+            Err(error) => ClientEvent::CustomStatesFailed { url, error },
+        });
+    }
+
+    /// What the address-book folder held when the driver started (search
+    /// works before the first download).
+    pub fn handle_address_book_loaded(&mut self, run: AddressBookRun) {
+        // A download that finished first wins.
+        if self.abs.book.is_none() {
+            self.abs.book = Some(run.clone());
+            self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
+                entries: run.entries,
+                day: run.day,
+                fetched: None,
+            }));
+        }
+    }
+
+    /// An [`Io::DownloadAddressBook`] run ended.
+    pub fn handle_address_book_done(
+        &mut self,
+        result: Result<AddressBookRun, String>,
+        now: Instant,
+    ) {
+        self.abs.running = false;
+        match result {
+            Ok(run) => {
+                self.abs.schedule.succeeded(now);
+                self.abs.last_success = Some(now);
+                self.abs.last_error = None;
+                self.abs.book = Some(run.clone());
+                self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
+                    entries: run.entries,
+                    day: run.day,
+                    fetched: run.fetched,
+                }));
+            }
+            Err(error) => {
+                let out = self.abs.schedule.failed(now);
+                self.abs.last_error = Some(error.clone());
+                self.emit(ClientEvent::AddressBook(AddressBookEvent::Failed {
+                    error: error.clone(),
+                    failures: out.failures,
+                    retry_in: out.retry_at.saturating_duration_since(now),
+                }));
+                if let Some(failing_for) = out.warn {
+                    self.emit(ClientEvent::AddressBook(AddressBookEvent::FailingForADay {
+                        failing_for,
+                        error,
+                    }));
+                }
+            }
+        }
+    }
 
     /// The driver connected (after [`Io::Connect`]).
     pub fn handle_connected(&mut self, c: Connected, now: Instant) {
@@ -497,7 +683,47 @@ impl Client {
         self.ep.handle_timeout(now);
         self.im.handle_timeout(&mut self.ep, now);
         self.presence.handle_timeout(&mut self.ep, now);
+        self.address_book_due(now);
         self.drive(now);
+    }
+
+    /// Starts a download when one is due: from the configured URL, else
+    /// the one provisioning names. With GalDownloadInitialDelay 0 the first
+    /// download is due before provisioning has answered: it waits for it
+    /// (up to 30 s) instead of counting a failure.
+    fn address_book_due(&mut self, now: Instant) {
+        let Some(cfg) = &self.cfg.address_book else {
+            return;
+        };
+        if self.abs.running || !self.abs.schedule.start_if_due(now) {
+            return;
+        }
+        let url = cfg.url.clone().or_else(|| {
+            self.provisioning
+                .last()
+                .and_then(|p| p.abs_url(self.ep.registration().is_remote_user()))
+                .map(str::to_owned)
+        });
+        match url {
+            Some(url) => {
+                self.abs.running = true;
+                self.abs.waiting_since = None;
+                self.io.push_back(Io::DownloadAddressBook { url });
+            }
+            None => {
+                let since = *self.abs.waiting_since.get_or_insert(now);
+                let ocs = self.cfg.endpoint.register.dialect == crate::discovery::Dialect::Ocs;
+                if ocs && !self.abs.provisioning_done && now - since < Duration::from_secs(30) {
+                    self.abs.schedule.postpone(now + Duration::from_millis(200));
+                    return;
+                }
+                self.abs.waiting_since = None;
+                self.handle_address_book_done(
+                    Err("no address-book URL: none configured and none provisioned".into()),
+                    now,
+                );
+            }
+        }
     }
 
     // ----- outputs -----------------------------------------------------------
@@ -532,6 +758,10 @@ impl Client {
             self.sign_out_deadline,
             self.sign_in_deadline,
             self.ending_until,
+            self.abs
+                .schedule
+                .next_download()
+                .filter(|_| !self.abs.running),
         ]
         .into_iter()
         .flatten()
@@ -585,6 +815,7 @@ impl Client {
                 if let ProvisioningEvent::Received(doc) = &e {
                     self.apply_in_band(doc, now);
                 }
+                self.abs.provisioning_done = true;
                 self.emit(ClientEvent::Provisioning(e));
             }
             if !busy && !self.sign_out_step(now) {
@@ -672,6 +903,19 @@ impl Client {
                 self.sign_in_deadline = None;
                 self.presence.on_registered(&mut self.ep, now);
                 self.provisioning.on_registered(&mut self.ep, now);
+                if !self.signed_in_once {
+                    // Like Communicator: the custom states load once after
+                    // sign-in, the address book's first download waits a
+                    // random time within GalDownloadInitialDelay.
+                    self.signed_in_once = true;
+                    if let Some(url) = self.cfg.custom_state_url.clone() {
+                        self.io.push_back(Io::FetchCustomStates { url });
+                    }
+                    if let Some(ab) = &self.cfg.address_book {
+                        let delay = ab.initial_delay;
+                        self.abs.schedule.signed_in(now, delay, &mut self.rng);
+                    }
+                }
             }
             // Asking a person for a password takes as long as it takes: no
             // sign-in deadline meanwhile.

@@ -12,11 +12,13 @@ use tokio::task::JoinHandle;
 use super::addressbook::{AddressBookConfig, DownloadError, Downloaded};
 use super::conn::{Conn, TlsSettings};
 use super::dns::Resolver;
-use crate::addressbook::{AbsDay, AddressBook, Entry, Schedule, Stored};
+use crate::addressbook::{AbsDay, AddressBook, Entry, Stored};
 use crate::auth::mechanism::Authenticator;
 pub use crate::client::{AddressBookEvent, ClientEvent};
-use crate::client::{Client as Session, ConnectTarget, Connected, Io};
-use crate::customstates::ClientVersion;
+use crate::client::{
+    AddressBookRun, AddressBookSchedule, Client as Session, ConnectTarget, Connected, Io,
+};
+use crate::customstates::{ClientVersion, CustomStates, Violation};
 use crate::diag::Snapshot;
 use crate::discovery::{Candidate, ServerConfig, Transport};
 use crate::endpoint::EndpointConfig;
@@ -26,7 +28,7 @@ use crate::policy::EffectivePolicy;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
 use crate::presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceConfig, PresenceEvent};
-use crate::register::{Credentials, RegistrationEvent};
+use crate::register::Credentials;
 use crate::rng::Rng;
 use crate::sip::SipUri;
 
@@ -137,6 +139,10 @@ impl ClientConfig {
             high_security: self.high_security,
             sign_in_timeout: self.sign_in_timeout,
             sign_out_timeout: self.sign_out_timeout,
+            address_book: self.address_book.as_ref().map(|a| AddressBookSchedule {
+                initial_delay: a.initial_delay,
+                url: a.url.clone(),
+            }),
         }
     }
 
@@ -230,12 +236,17 @@ enum Command {
     },
 }
 
-/// A download run's result, back to the client task.
+/// HTTP and file work done in the background, back to the client task.
 enum AbsMsg {
-    /// What the folder held at start.
+    /// What the address-book folder held at start.
     Stored(Option<(Arc<AddressBook>, Stored)>),
-    /// A download run finished.
+    /// An address-book download run finished.
     Done(Result<Downloaded, DownloadError>),
+    /// A CustomStateURL fetch finished.
+    CustomStates {
+        url: String,
+        result: Result<(CustomStates, Vec<Violation>), String>,
+    },
 }
 
 /// A running client. Dropping it stops the task (without un-registering;
@@ -304,23 +315,16 @@ impl Client {
             rng: Rng::from_seed(seed ^ 0x5eed),
             conn: None,
             events: ev_tx,
-            custom_states_loaded: false,
             custom_states_fetch: None,
             trace,
             abs: {
                 let (tx, rx) = mpsc::unbounded_channel();
                 AbsState {
-                    schedule: Schedule::new(),
                     book: None,
                     stored: None,
                     run: None,
                     tx,
                     rx: Some(rx),
-                    last_success: None,
-                    last_error: None,
-                    scheduled: false,
-                    provisioning_done: false,
-                    waiting_since: None,
                 }
             },
             contact_replies: std::collections::HashMap::new(),
@@ -599,8 +603,6 @@ struct Task {
     rng: Rng,
     conn: Option<Conn>,
     events: mpsc::UnboundedSender<ClientEvent>,
-    /// The sign-in load of CustomStateURL has been started.
-    custom_states_loaded: bool,
     /// The running CustomStateURL load (aborted when the task ends).
     custom_states_fetch: Option<AbortOnDrop>,
     /// The SIP trace, when configured.
@@ -612,9 +614,9 @@ struct Task {
         std::collections::HashMap<ContactOpId, oneshot::Sender<Result<Option<u32>, Error>>>,
 }
 
-/// The address-book side of the task.
+/// The background work's side of the task: the address book in memory
+/// (for search and the next download) and the channel results come back on.
 struct AbsState {
-    schedule: Schedule,
     book: Option<Arc<AddressBook>>,
     /// What the folder holds (the book's files and day), kept so the next
     /// download builds on the book in memory instead of re-reading them.
@@ -622,14 +624,6 @@ struct AbsState {
     run: Option<AbortOnDrop>,
     tx: mpsc::UnboundedSender<AbsMsg>,
     rx: Option<mpsc::UnboundedReceiver<AbsMsg>>,
-    last_success: Option<SystemTime>,
-    last_error: Option<String>,
-    scheduled: bool,
-    /// In-band provisioning (which carries the URL) has answered, either
-    /// way.
-    provisioning_done: bool,
-    /// When the first attempt found no URL yet.
-    waiting_since: Option<Instant>,
 }
 
 /// Aborts a spawned task when dropped.
@@ -654,9 +648,6 @@ fn wall() -> SystemTime {
 
 impl Task {
     fn emit(&mut self, e: ClientEvent) {
-        if matches!(e, ClientEvent::Provisioning(_)) {
-            self.abs.provisioning_done = true;
-        }
         let _ = self.events.send(e);
     }
 
@@ -669,13 +660,7 @@ impl Task {
             if !self.flush().await {
                 return;
             }
-            let deadline = [
-                self.session.poll_timeout(),
-                self.abs.schedule.next_download(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let deadline = self.session.poll_timeout();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -715,12 +700,7 @@ impl Task {
                     }
                     Err(e) => self.lost(e.to_string()),
                 },
-                _ = sleep => {
-                    self.session.handle_timeout(now());
-                    if self.abs.schedule.start_if_due(now()) {
-                        self.start_address_book_download();
-                    }
-                }
+                _ = sleep => self.session.handle_timeout(now()),
             }
         }
     }
@@ -756,11 +736,9 @@ impl Task {
             Some(Command::Watch(uri)) => s.watch(&uri, t),
             Some(Command::Unwatch(uri)) => s.unwatch(&uri, t),
             Some(Command::Diagnostics(reply)) => {
-                let mut snap = s.snapshot();
-                self.fill_address_book_info(&mut snap);
-                let _ = reply.send(snap);
+                let _ = reply.send(s.snapshot(t));
             }
-            Some(Command::ReloadCustomStates) => self.load_custom_states(),
+            Some(Command::ReloadCustomStates) => s.reload_custom_states(),
             Some(Command::SearchAddressBook {
                 query,
                 limit,
@@ -787,39 +765,22 @@ impl Task {
                     }
                 }
             }
-            Some(Command::DownloadAddressBook) => {
-                if self.cfg.address_book.is_some() {
-                    self.abs.schedule.download_now(t);
-                }
-            }
+            Some(Command::DownloadAddressBook) => s.download_address_book(t),
         }
     }
 
-    /// Starts loading CustomStateURL in the background; the result is
-    /// emitted as an event.
-    fn load_custom_states(&mut self) {
-        let Some(url) = self.cfg.custom_state_url.clone() else {
-            self.emit(ClientEvent::CustomStatesFailed {
-                url: String::new(),
-                error: "no CustomStateURL is configured".into(),
-            });
-            return;
-        };
+    /// Fetches CustomStateURL in the background (a fetch still running is
+    /// cancelled); the result goes back to the session.
+    fn fetch_custom_states(&mut self, url: String) {
         let (client, high_security) = (self.cfg.custom_state_client, self.cfg.high_security);
         let tls = self.cfg.tls.clone();
-        let events = self.events.clone();
+        let tx = self.abs.tx.clone();
         self.custom_states_fetch = Some(AbortOnDrop(tokio::spawn(async move {
-            let e = match super::fetch_custom_states(&url, client, high_security, &tls).await {
-                Ok(l) => ClientEvent::CustomStates {
-                    states: l.states,
-                    warnings: l.warnings,
-                },
-                Err(e) => ClientEvent::CustomStatesFailed {
-                    url,
-                    error: e.to_string(),
-                },
-            };
-            let _ = events.send(e);
+            let result = super::fetch_custom_states(&url, client, high_security, &tls)
+                .await
+                .map(|l| (l.states, l.warnings))
+                .map_err(|e| e.to_string());
+            let _ = tx.send(AbsMsg::CustomStates { url, result });
         })));
     }
 
@@ -840,33 +801,13 @@ impl Task {
         });
     }
 
-    /// Starts one download run; its result comes back as [`AbsMsg::Done`].
-    fn start_address_book_download(&mut self) {
+    /// Starts one download run from `url` (the session decided when and
+    /// from where); its result comes back as [`AbsMsg::Done`].
+    fn start_address_book_download(&mut self, url: String) {
         let Some(cfg) = self.cfg.address_book.clone() else {
             return;
         };
-        let url = cfg.url.clone().or_else(|| {
-            self.session
-                .provisioning()
-                .last()
-                .and_then(|p| p.abs_url(self.session.registration().is_remote_user()))
-                .map(str::to_owned)
-        });
         let tx = self.abs.tx.clone();
-        let Some(url) = url else {
-            // With GalDownloadInitialDelay 0 the download is due before the
-            // provisioning answer that carries the URL: wait for it (up to
-            // 30 s) instead of counting a failure.
-            let t = now();
-            let since = *self.abs.waiting_since.get_or_insert(t);
-            let ocs = self.cfg.endpoint.register.dialect == crate::discovery::Dialect::Ocs;
-            if ocs && !self.abs.provisioning_done && t - since < Duration::from_secs(30) {
-                self.abs.schedule.postpone(t + Duration::from_millis(200));
-                return;
-            }
-            let _ = tx.send(AbsMsg::Done(Err(DownloadError::NoUrl)));
-            return;
-        };
         let tls = self.cfg.tls.clone();
         let creds = self.cfg.endpoint.credentials.clone();
         let local = self
@@ -903,89 +844,43 @@ impl Task {
     }
 
     fn address_book_message(&mut self, m: AbsMsg) {
+        let t = now();
         match m {
             AbsMsg::Stored(Some((book, stored))) => {
                 // A download that finished first wins.
                 if self.abs.book.is_none() {
-                    let entries = book.len();
-                    let day = stored.day().to_string();
+                    let run = AddressBookRun {
+                        entries: book.len(),
+                        day: stored.day().to_string(),
+                        fetched: None,
+                    };
                     self.abs.book = Some(book);
                     self.abs.stored = Some(stored);
-                    self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
-                        entries,
-                        day,
-                        fetched: None,
-                    }));
+                    self.session.handle_address_book_loaded(run);
                 }
             }
             AbsMsg::Stored(None) => {}
-            AbsMsg::Done(Ok(d)) => {
+            AbsMsg::Done(r) => {
                 self.abs.run = None;
-                self.abs.schedule.succeeded(now());
-                self.abs.last_success = Some(wall());
-                self.abs.last_error = None;
-                let entries = d.book.len();
-                let day = d.stored.day().to_string();
-                self.abs.book = Some(d.book);
-                self.abs.stored = Some(d.stored);
-                self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
-                    entries,
-                    day,
-                    fetched: d.fetched.map(|f| f.to_string()),
-                }));
+                let r = r
+                    .map(|d| {
+                        let run = AddressBookRun {
+                            entries: d.book.len(),
+                            day: d.stored.day().to_string(),
+                            fetched: d.fetched.map(|f| f.to_string()),
+                        };
+                        self.abs.book = Some(d.book);
+                        self.abs.stored = Some(d.stored);
+                        run
+                    })
+                    .map_err(|e| e.to_string());
+                self.session.handle_address_book_done(r, t);
             }
-            AbsMsg::Done(Err(e)) => {
-                self.abs.run = None;
-                let t = now();
-                let out = self.abs.schedule.failed(t);
-                let error = e.to_string();
-                self.abs.last_error = Some(error.clone());
-                self.emit(ClientEvent::AddressBook(AddressBookEvent::Failed {
-                    error: error.clone(),
-                    failures: out.failures,
-                    retry_in: out.retry_at.saturating_duration_since(t),
-                }));
-                if let Some(failing_for) = out.warn {
-                    self.emit(ClientEvent::AddressBook(AddressBookEvent::FailingForADay {
-                        failing_for,
-                        error,
-                    }));
-                }
+            AbsMsg::CustomStates { url, result } => {
+                self.custom_states_fetch = None;
+                self.session.handle_custom_states_done(url, result);
             }
         }
-    }
-
-    /// Adds the download's state to a snapshot.
-    fn fill_address_book_info(&self, snap: &mut Snapshot) {
-        let ab = &mut snap.address_book;
-        let Some(cfg) = &self.cfg.address_book else {
-            ab.status = "not configured (no address-book folder)".into();
-            return;
-        };
-        if let Some(u) = &cfg.url {
-            ab.url = Some(u.clone());
-            ab.url_from = Some("client configuration".into());
-        }
-        ab.last_download = self.abs.last_success.map(crate::diag::utc_timestamp);
-        ab.next_download = self.abs.schedule.next_download().map(|at| {
-            let wait = at.saturating_duration_since(now());
-            crate::diag::utc_timestamp(wall() + wait)
-        });
-        ab.status = match (&self.abs.book, &self.abs.last_error) {
-            _ if self.abs.run.is_some() => "downloading".into(),
-            (_, Some(e)) => format!("failing: {e}"),
-            (Some(b), None) => format!(
-                "{} entries, current to day {}",
-                b.len(),
-                self.abs
-                    .stored
-                    .as_ref()
-                    .map(|s| s.day().to_string())
-                    .unwrap_or_default()
-            ),
-            (None, None) if self.abs.scheduled => "waiting for the first download".into(),
-            (None, None) => "waiting for sign-in".into(),
-        };
     }
 
     fn lost(&mut self, why: String) {
@@ -1021,6 +916,8 @@ impl Task {
                 busy = true;
                 match io {
                     Io::Close => self.conn = None,
+                    Io::FetchCustomStates { url } => self.fetch_custom_states(url),
+                    Io::DownloadAddressBook { url } => self.start_address_book_download(url),
                     Io::Connect(target) => {
                         // Every step has its own deadline; the first
                         // sign-in's overall one bounds them all.
@@ -1053,8 +950,7 @@ impl Task {
     }
 
     /// What the driver itself does on a session event: answer contact-list
-    /// callers, and after the first sign-in schedule the address book and
-    /// load the custom states (both over HTTP, which the driver owns).
+    /// callers.
     fn on_event(&mut self, e: &ClientEvent) {
         match e {
             ClientEvent::Presence(PresenceEvent::ContactListChanged { id, group_id, .. }) => {
@@ -1065,21 +961,6 @@ impl Task {
             ClientEvent::Presence(PresenceEvent::ContactListChangeFailed { id, error }) => {
                 if let Some(r) = self.contact_replies.remove(id) {
                     let _ = r.send(Err(error.clone()));
-                }
-            }
-            ClientEvent::Registration(RegistrationEvent::Registered { refresh: false, .. }) => {
-                if !self.abs.scheduled
-                    && let Some(ab) = &self.cfg.address_book
-                {
-                    self.abs.scheduled = true;
-                    let delay = ab.initial_delay;
-                    self.abs.schedule.signed_in(now(), delay, &mut self.rng);
-                }
-                if !self.custom_states_loaded {
-                    self.custom_states_loaded = true;
-                    if self.cfg.custom_state_url.is_some() {
-                        self.load_custom_states();
-                    }
                 }
             }
             _ => {}

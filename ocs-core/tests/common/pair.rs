@@ -37,6 +37,9 @@ pub struct User {
     pub received: Vec<Message>,
     /// CRLF keep-alives it sent.
     pub keep_alives: usize,
+    /// HTTP the client asked for (`abs URL` or `custom-states URL`), with
+    /// when; the test answers them.
+    pub http: Vec<(Duration, String)>,
 }
 
 /// Clients and the embedded server on one simulated clock.
@@ -134,6 +137,7 @@ impl Pair {
             sent: Vec::new(),
             received: Vec::new(),
             keep_alives: 0,
+            http: Vec::new(),
         });
         self.users[i].client.start(self.now);
         self.flush();
@@ -161,6 +165,7 @@ impl Pair {
             sent: Vec::new(),
             received: Vec::new(),
             keep_alives: 0,
+            http: Vec::new(),
         });
         self.users[i].client.start(self.now);
         i
@@ -229,6 +234,10 @@ impl Pair {
                     Io::Close => {
                         u.connected = false;
                         self.server.handle_disconnect(u.peer);
+                    }
+                    Io::DownloadAddressBook { url } => u.http.push((elapsed, format!("abs {url}"))),
+                    Io::FetchCustomStates { url } => {
+                        u.http.push((elapsed, format!("custom-states {url}")))
                     }
                     _ => {}
                 }
