@@ -1869,8 +1869,11 @@ mod tests {
         let (cfg, policy) =
             client_config(&config(vec![reg.display().to_string()])).expect("config");
         assert!(cfg.presence.appear_offline.is_ok());
-        assert_eq!(cfg.im.disable_im.map(|p| p.source), Some("HKCU".to_owned()));
-        let server = cfg.server.expect("manual server from policy");
+        assert_eq!(
+            cfg.im.disable_im.clone().map(|p| p.source),
+            Some("HKCU".to_owned())
+        );
+        let server = cfg.server.clone().expect("manual server from policy");
         assert_eq!(
             (server.host.as_str(), server.port, server.transport),
             ("pool.contoso.com", Some(5061), discovery::Transport::Tls)

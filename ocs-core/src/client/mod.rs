@@ -99,6 +99,47 @@ pub struct AddressBookRun {
 }
 
 impl Config {
+    /// Applies the effective client policy the way OC 2007 R2 does:
+    /// DisableIM to IM, EnableAppearOffline to presence, CustomStateURL
+    /// (unless a URL is configured already) and EnableSIPHighSecurityMode
+    /// (2 = https only) to custom states, ServerAddressInternal with
+    /// Transport when ConfigurationMode is 1 and no server is configured,
+    /// GalDownloadInitialDelay to the address-book schedule; the policy is
+    /// kept (the snapshot shows it, and in-band provisioning is layered on
+    /// it while the session runs).
+    pub fn apply_policy(&mut self, policy: EffectivePolicy) {
+        let disable_im = policy.disable_im();
+        self.im.disable_im = disable_im.value.then_some(disable_im.provenance);
+        let appear = policy.enable_appear_offline();
+        self.presence.appear_offline = if appear.value {
+            Ok(appear.provenance)
+        } else {
+            Err(appear.provenance)
+        };
+        if self.custom_state_url.is_none() {
+            self.custom_state_url = policy.custom_state_url().value;
+        }
+        self.high_security = policy.enable_sip_high_security_mode().value == 2;
+        if self.server.is_none()
+            && policy.configuration_mode().value == 1
+            && let Some(addr) = policy.server_address_internal().value
+        {
+            // A value that is not HOST[:PORT] is tried as a host name, so
+            // discovery reports what failed.
+            let (host, port) =
+                crate::discovery::parse_host_port(&addr).unwrap_or_else(|_| (addr.clone(), None));
+            self.server = Some(ServerConfig {
+                host,
+                port,
+                transport: policy.transport().value.unwrap_or(Transport::Tls),
+            });
+        }
+        if let Some(ab) = &mut self.address_book {
+            ab.initial_delay = policy.gal_download_initial_delay().value;
+        }
+        self.policy = policy;
+    }
+
     /// Defaults around an endpoint configuration.
     pub fn new(endpoint: EndpointConfig) -> Config {
         Config {

@@ -5,10 +5,13 @@
 
 mod abstore;
 mod addressbook;
+mod background;
 mod client;
+mod config;
 mod conn;
 mod customstates;
 pub mod dns;
+mod handle;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod trace;
@@ -18,13 +21,13 @@ pub use addressbook::{
     AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, download_onto,
     load_stored,
 };
-pub use client::{
-    AddressBookEvent, AuthenticatorFactory, Client, ClientConfig, ClientEvent, ClientHandle,
-};
+pub use client::{AddressBookEvent, Client, ClientEvent};
+pub use config::{AuthenticatorFactory, ClientConfig};
 pub use conn::TlsSettings;
 pub use customstates::{
     CUSTOM_STATES_TIMEOUT, CustomStatesError, FetchLimits, MAX_CUSTOM_STATES_BYTES,
     fetch_custom_states, fetch_custom_states_bytes,
 };
 pub use dns::{DiscoveryError, Resolver};
+pub use handle::ClientHandle;
 pub use trace::{TraceConfig, TraceFormat};

@@ -1,0 +1,171 @@
+//! The client task's background work: HTTP for CustomStateURL and the
+//! address book, and reading the address-book folder. The session decides
+//! when and from where ([`crate::client::Io`]); results come back to the
+//! task over a channel and go on to the session.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::addressbook::{DownloadError, Downloaded};
+use super::client::{Task, now};
+use crate::addressbook::{AbsDay, AddressBook, Stored};
+use crate::client::AddressBookRun;
+use crate::customstates::{CustomStates, Violation};
+
+/// HTTP and file work done in the background, back to the client task.
+pub(super) enum AbsMsg {
+    /// What the address-book folder held at start.
+    Stored(Option<(Arc<AddressBook>, Stored)>),
+    /// An address-book download run finished.
+    Done(Result<Downloaded, DownloadError>),
+    /// A CustomStateURL fetch finished.
+    CustomStates {
+        url: String,
+        result: Result<(CustomStates, Vec<Violation>), String>,
+    },
+}
+
+/// The background work's side of the task: the address book in memory
+/// (for search and the next download) and the channel results come back on.
+pub(super) struct AbsState {
+    pub(super) book: Option<Arc<AddressBook>>,
+    /// What the folder holds (the book's files and day), kept so the next
+    /// download builds on the book in memory instead of re-reading them.
+    pub(super) stored: Option<Stored>,
+    pub(super) run: Option<AbortOnDrop>,
+    pub(super) tx: mpsc::UnboundedSender<AbsMsg>,
+    pub(super) rx: Option<mpsc::UnboundedReceiver<AbsMsg>>,
+}
+
+/// Aborts a spawned task when dropped.
+pub(super) struct AbortOnDrop(pub(super) JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[allow(clippy::disallowed_methods)]
+fn wall() -> SystemTime {
+    SystemTime::now()
+}
+
+impl Task {
+    /// Fetches CustomStateURL in the background (a fetch still running is
+    /// cancelled); the result goes back to the session.
+    pub(super) fn fetch_custom_states(&mut self, url: String) {
+        let (client, high_security) = (self.cfg.custom_state_client, self.cfg.high_security);
+        let tls = self.cfg.tls.clone();
+        let tx = self.abs.tx.clone();
+        self.custom_states_fetch = Some(AbortOnDrop(tokio::spawn(async move {
+            let result = super::fetch_custom_states(&url, client, high_security, &tls)
+                .await
+                .map(|l| (l.states, l.warnings))
+                .map_err(|e| e.to_string());
+            let _ = tx.send(AbsMsg::CustomStates { url, result });
+        })));
+    }
+
+    /// Reads what the address-book folder holds, in the background, so
+    /// search works before the first download.
+    pub(super) fn load_stored_address_book(&mut self) {
+        let Some(ab) = &self.cfg.address_book else {
+            return;
+        };
+        let dir = ab.dir.clone();
+        let tx = self.abs.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let stored = super::abstore::AbsStore::open(&dir)
+                .ok()
+                .and_then(|s| super::addressbook::load_stored(&s))
+                .map(|(st, entries)| (Arc::new(AddressBook::new(entries)), st));
+            let _ = tx.send(AbsMsg::Stored(stored));
+        });
+    }
+
+    /// Starts one download run from `url` (the session decided when and
+    /// from where); its result comes back as [`AbsMsg::Done`].
+    pub(super) fn start_address_book_download(&mut self, url: String) {
+        let Some(cfg) = self.cfg.address_book.clone() else {
+            return;
+        };
+        let tx = self.abs.tx.clone();
+        let tls = self.cfg.tls.clone();
+        let creds = self.cfg.endpoint.credentials.clone();
+        let local = self
+            .abs
+            .stored
+            .clone()
+            .zip(self.abs.book.as_ref().map(|b| b.entries().to_vec()));
+        let unix = wall()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.abs.run = Some(AbortOnDrop(tokio::spawn(async move {
+            let today = AbsDay::from_unix_secs(unix);
+            let r = match local {
+                Some(local) => {
+                    super::addressbook::download_onto(
+                        &url,
+                        &cfg,
+                        &tls,
+                        creds.as_ref(),
+                        Some(local),
+                        today,
+                        unix,
+                    )
+                    .await
+                }
+                // Not loaded yet (or nothing there): read the folder.
+                None => {
+                    super::addressbook::download(&url, &cfg, &tls, creds.as_ref(), today, unix)
+                        .await
+                }
+            };
+            let _ = tx.send(AbsMsg::Done(r));
+        })));
+    }
+
+    pub(super) fn address_book_message(&mut self, m: AbsMsg) {
+        let t = now();
+        match m {
+            AbsMsg::Stored(Some((book, stored))) => {
+                // A download that finished first wins.
+                if self.abs.book.is_none() {
+                    let run = AddressBookRun {
+                        entries: book.len(),
+                        day: stored.day().to_string(),
+                        fetched: None,
+                    };
+                    self.abs.book = Some(book);
+                    self.abs.stored = Some(stored);
+                    self.session.handle_address_book_loaded(run);
+                }
+            }
+            AbsMsg::Stored(None) => {}
+            AbsMsg::Done(r) => {
+                self.abs.run = None;
+                let r = r
+                    .map(|d| {
+                        let run = AddressBookRun {
+                            entries: d.book.len(),
+                            day: d.stored.day().to_string(),
+                            fetched: d.fetched.map(|f| f.to_string()),
+                        };
+                        self.abs.book = Some(d.book);
+                        self.abs.stored = Some(d.stored);
+                        run
+                    })
+                    .map_err(|e| e.to_string());
+                self.session.handle_address_book_done(r, t);
+            }
+            AbsMsg::CustomStates { url, result } => {
+                self.custom_states_fetch = None;
+                self.session.handle_custom_states_done(url, result);
+            }
+        }
+    }
+}

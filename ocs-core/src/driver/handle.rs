@@ -1,0 +1,316 @@
+//! The commands of a running client: [`ClientHandle`] sends them to the
+//! client's task, which hands them to the session.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::addressbook::Entry;
+use crate::diag::Snapshot;
+use crate::error::{Error, Provenance};
+use crate::messaging::MessageId;
+use crate::presence::ContactList;
+use crate::presence::model::{Availability, State};
+use crate::presence_agent::{ContactRequest, Meeting};
+use crate::register::Credentials;
+
+/// One command, carried to the client's task.
+#[derive(Debug)]
+pub(super) enum Command {
+    SignOut,
+    NetworkChanged,
+    SetCredentials(Credentials),
+    SendIm {
+        to: String,
+        text: String,
+        reply: oneshot::Sender<Result<MessageId, Error>>,
+    },
+    Typing {
+        to: String,
+        active: bool,
+    },
+    EndSession(String),
+    SetDisableIm(Option<Provenance>),
+    SetIdle(std::time::Duration),
+    SetInCall(bool),
+    SetInMeeting(Option<Meeting>),
+    ResetStatus,
+    SetStatus {
+        state: State,
+        note: Option<String>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    SetCustomState {
+        availability: Availability,
+        lcid: u32,
+        text: String,
+        note: Option<String>,
+    },
+    Watch(String),
+    Unwatch(String),
+    Diagnostics(oneshot::Sender<Snapshot>),
+    ReloadCustomStates,
+    SearchAddressBook {
+        query: String,
+        limit: usize,
+        reply: oneshot::Sender<Vec<Entry>>,
+    },
+    DownloadAddressBook,
+    ContactList(oneshot::Sender<Option<ContactList>>),
+    ChangeContacts {
+        request: ContactRequest,
+        reply: oneshot::Sender<Result<Option<u32>, Error>>,
+    },
+}
+
+/// The commands of a running [`Client`](super::Client), cloneable and usable from any
+/// task while the client's owner reads its events: a host can wait for a
+/// contact-list change or a diagnostics snapshot without holding up the
+/// event loop. [`Client`](super::Client) derefs to it, so `client.send_im(…)` works too.
+/// Commands to a client that has stopped fail or are ignored.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    pub(super) cmds: mpsc::UnboundedSender<Command>,
+}
+
+impl ClientHandle {
+    /// Un-registers and stops; [`ClientEvent::Stopped`](crate::client::ClientEvent::Stopped) follows.
+    pub fn sign_out(&self) {
+        let _ = self.cmds.send(Command::SignOut);
+    }
+
+    /// The network changed: reconnect and re-register now.
+    pub fn network_changed(&self) {
+        let _ = self.cmds.send(Command::NetworkChanged);
+    }
+
+    /// Credentials after [`RegistrationEvent::CredentialsNeeded`](crate::register::RegistrationEvent::CredentialsNeeded).
+    pub fn set_credentials(&self, creds: Credentials) {
+        let _ = self.cmds.send(Command::SetCredentials(creds));
+    }
+
+    /// Sends an instant message. The id ends in exactly one
+    /// [`crate::messaging::ImEvent::Delivered`] or [`crate::messaging::ImEvent::Failed`]; an immediate refusal
+    /// (DisableIM, not signed in) is returned as an error.
+    pub async fn send_im(&self, to: &str, text: &str) -> Result<MessageId, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::SendIm {
+                to: to.to_owned(),
+                text: text.to_owned(),
+                reply,
+            })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?
+    }
+
+    /// Tells `to` we are (or stopped) typing.
+    pub fn send_typing(&self, to: &str, active: bool) {
+        let _ = self.cmds.send(Command::Typing {
+            to: to.to_owned(),
+            active,
+        });
+    }
+
+    /// Ends the IM session with `to`.
+    pub fn end_im_session(&self, to: &str) {
+        let _ = self.cmds.send(Command::EndSession(to.to_owned()));
+    }
+
+    /// Publishes our status (and note). Appear offline ([`State::Offline`])
+    /// is refused unless the EnableAppearOffline policy allows it.
+    pub async fn set_status(&self, state: State, note: Option<&str>) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::SetStatus {
+                state,
+                note: note.map(str::to_owned),
+                reply,
+            })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?
+    }
+
+    /// Publishes a custom state: availability plus our text for `lcid`.
+    pub fn set_custom_state(
+        &self,
+        availability: Availability,
+        lcid: u32,
+        text: &str,
+        note: Option<&str>,
+    ) {
+        let _ = self.cmds.send(Command::SetCustomState {
+            availability,
+            lcid,
+            text: text.to_owned(),
+            note: note.map(str::to_owned),
+        });
+    }
+
+    /// Starts watching a contact's presence.
+    pub fn watch(&self, uri: &str) {
+        let _ = self.cmds.send(Command::Watch(uri.to_owned()));
+    }
+
+    /// Reports how long the user has been idle (no keyboard or mouse
+    /// input); call it whenever the host's idle time changes, and with zero
+    /// on input. Crossing Communicator's thresholds (inactive after 5
+    /// minutes, away after 20) publishes the machine state.
+    pub fn set_idle(&self, idle: std::time::Duration) {
+        let _ = self.cmds.send(Command::SetIdle(idle));
+    }
+
+    /// Reports a meeting from the host's calendar (free/busy data, e.g.
+    /// from an Outlook add-in); `None` when it is over. Watchers see "in a
+    /// meeting" (busy) while it lasts.
+    pub fn set_in_meeting(&self, meeting: Option<Meeting>) {
+        let _ = self.cmds.send(Command::SetInMeeting(meeting));
+    }
+
+    /// Reports that a call started (`true`) or ended: "on the phone" is
+    /// shown while it lasts.
+    pub fn set_in_call(&self, in_call: bool) {
+        let _ = self.cmds.send(Command::SetInCall(in_call));
+    }
+
+    /// "Reset status": drops the manual state so the automatic one shows
+    /// again; ends in a `Published` or `PublishFailed` presence event.
+    pub fn reset_status(&self) {
+        let _ = self.cmds.send(Command::ResetStatus);
+    }
+
+    /// Stops watching a contact.
+    pub fn unwatch(&self, uri: &str) {
+        let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
+    }
+
+    /// Loads `CustomStateURL` again (Communicator only loads it at
+    /// sign-in). The result arrives as [`ClientEvent::CustomStates`](crate::client::ClientEvent::CustomStates) or
+    /// [`ClientEvent::CustomStatesFailed`](crate::client::ClientEvent::CustomStatesFailed); a load still running is
+    /// cancelled.
+    pub fn reload_custom_states(&self) {
+        let _ = self.cmds.send(Command::ReloadCustomStates);
+    }
+
+    /// Up to `limit` address-book entries whose name, a word of it, e-mail
+    /// address, SIP URI or phone number starts with `query` (empty until
+    /// the book is read from the folder or downloaded).
+    pub async fn search_address_book(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::SearchAddressBook {
+                query: query.to_owned(),
+                limit,
+                reply,
+            })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+    }
+
+    /// The server-stored contact list (OCS), once the server sent it after
+    /// sign-in (`None` before, and in the standard dialect).
+    pub async fn contact_list(&self) -> Result<Option<ContactList>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::ContactList(reply))
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+    }
+
+    /// Changes the contact list and waits for the server's answer.
+    async fn change_contacts(&self, request: ContactRequest) -> Result<Option<u32>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::ChangeContacts { request, reply })
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client stopped before the server answered".into()))?
+    }
+
+    /// Adds a contact to a group (`None`: the default group) and watches
+    /// it. A contact already in the list is added to that group as well.
+    pub async fn add_contact(&self, uri: &str, group: Option<&str>) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::Add {
+            uri: uri.to_owned(),
+            group: group.map(str::to_owned),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Removes a contact from the list and stops watching it.
+    pub async fn remove_contact(&self, uri: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::Remove {
+            uri: uri.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Moves a contact into `to_group`, out of every other group.
+    pub async fn move_contact(&self, uri: &str, to_group: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::Move {
+            uri: uri.to_owned(),
+            to_group: to_group.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Creates a group; returns the id the server gave it.
+    pub async fn add_group(&self, name: &str) -> Result<u32, Error> {
+        self.change_contacts(ContactRequest::AddGroup {
+            name: name.to_owned(),
+        })
+        .await?
+        .ok_or_else(|| Error::PeerMisbehaved("addGroup answered without a group id".into()))
+    }
+
+    /// Renames a group.
+    pub async fn rename_group(&self, name: &str, new_name: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::RenameGroup {
+            name: name.to_owned(),
+            new_name: new_name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Deletes a group; its contacts stay in their other groups.
+    pub async fn remove_group(&self, name: &str) -> Result<(), Error> {
+        self.change_contacts(ContactRequest::RemoveGroup {
+            name: name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Downloads the address book now instead of at the scheduled time
+    /// (Communicator has no such button; the seed's workaround is
+    /// `GalDownloadInitialDelay` = 0).
+    pub fn download_address_book(&self) {
+        let _ = self.cmds.send(Command::DownloadAddressBook);
+    }
+
+    /// The configuration snapshot (`ocs diag`): server, registration,
+    /// provisioning, address book, custom states and the effective policy.
+    pub async fn diagnostics(&self) -> Result<Snapshot, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::Diagnostics(reply))
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+    }
+
+    /// Applies the effective DisableIM policy (`None` allows IM).
+    pub fn set_disable_im(&self, provenance: Option<Provenance>) {
+        let _ = self.cmds.send(Command::SetDisableIm(provenance));
+    }
+}
