@@ -1,0 +1,302 @@
+//! Watching contacts: (batched) SUBSCRIBE, notifications into the state
+//! model, resubscription when the server moves a contact, and ending
+//! every subscription at sign-out.
+
+use super::*;
+
+impl PresenceAgent {
+    /// Starts watching `uri`.
+    pub fn watch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+        let k = key(uri);
+        if self.watches.contains_key(&k) {
+            return;
+        }
+        self.watches.insert(
+            k.clone(),
+            Watch {
+                dialog: None,
+                refresh_at: None,
+                resubscribes: 0,
+            },
+        );
+        self.subscribe(ep, &k, None, now);
+    }
+
+    /// Stops watching `uri` (SUBSCRIBE with Expires: 0).
+    pub fn unwatch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+        if let Some(Watch {
+            dialog: Some(mut d),
+            ..
+        }) = self.watches.remove(&key(uri))
+        {
+            let mut req = d.request(Method::Subscribe, ep.epid_param().as_deref());
+            req.push_header(HeaderName::Event, "presence");
+            req.push_header(HeaderName::Expires, "0");
+            if let Some(c) = ep.contact() {
+                req.push_header(HeaderName::Contact, c);
+            }
+            self.submit(ep, req, Pending::Other, now);
+        }
+    }
+
+    /// Sign-out: every watch and our own roaming subscriptions end
+    /// (SUBSCRIBE with Expires: 0, once per subscription dialog), and
+    /// nothing is refreshed any more. [`PresenceAgent::is_quiet`] says when
+    /// the server has answered everything.
+    pub fn end_all(&mut self, ep: &mut Endpoint, now: Instant) {
+        let mut ended = std::collections::HashSet::new();
+        let watches: Vec<Watch> = self.watches.drain().map(|(_, w)| w).collect();
+        let roaming = [
+            (self.roaming_self.take(), "vnd-microsoft-roaming-self"),
+            (
+                self.roaming_contacts.take(),
+                "vnd-microsoft-roaming-contacts",
+            ),
+        ];
+        let dialogs = watches
+            .into_iter()
+            .filter_map(|w| w.dialog.map(|d| (d, "presence")))
+            .chain(roaming.into_iter().filter_map(|(d, e)| d.map(|d| (d, e))));
+        for (mut d, event) in dialogs {
+            let mut req = d.request(Method::Subscribe, ep.epid_param().as_deref());
+            // A batched subscription carries many contacts in one dialog.
+            if !ended.insert(req.call_id().map(str::to_owned).unwrap_or_default()) {
+                continue;
+            }
+            req.push_header(HeaderName::Event, event);
+            req.push_header(HeaderName::Expires, "0");
+            if let Some(c) = ep.contact() {
+                req.push_header(HeaderName::Contact, c);
+            }
+            self.submit(ep, req, Pending::Other, now);
+        }
+        self.roaming_refresh = [None, None];
+        self.publish_refresh_at = None;
+    }
+
+    /// Subscribes to `uri`'s presence. `target` is where an OCS batched
+    /// category subscription goes: our own URI normally, a pool or the
+    /// contact itself when the server asked us to resubscribe there.
+    pub(super) fn subscribe(
+        &mut self,
+        ep: &mut Endpoint,
+        uri: &str,
+        target: Option<&str>,
+        now: Instant,
+    ) {
+        let req = if self.cfg.dialect == Dialect::Ocs {
+            let target = target.unwrap_or(&self.cfg.aor).to_owned();
+            let mut req = ep.new_request(Method::Subscribe, &target);
+            for (n, v) in [
+                ("Event", "presence"),
+                (
+                    "Accept",
+                    "application/msrtc-event-categories+xml, application/rlmi+xml, multipart/related",
+                ),
+                ("Supported", "ms-benotify"),
+                ("Proxy-Require", "ms-benotify"),
+                ("Supported", "ms-piggyback-first-notify"),
+                ("Require", "adhoclist, categoryList"),
+                ("Supported", "eventlist"),
+            ] {
+                req.push_header(n, v);
+            }
+            let body = batch_subscribe_body(
+                &self.cfg.aor,
+                &[BatchResource {
+                    uri,
+                    context: false,
+                }],
+                &["calendarData", "contactCard", "note", "state"],
+            );
+            req.set_body("application/msrtc-adrl-categorylist+xml", body.into_bytes());
+            req
+        } else {
+            let mut req = ep.new_request(Method::Subscribe, uri);
+            req.push_header(HeaderName::Event, "presence");
+            req.push_header(HeaderName::Accept, "application/pidf+xml");
+            req.push_header(HeaderName::Expires, self.cfg.expires.to_string());
+            req
+        };
+        let copy = Box::new(req.clone());
+        self.submit(
+            ep,
+            req,
+            Pending::Subscribe {
+                uri: uri.to_owned(),
+                req: copy,
+            },
+            now,
+        );
+    }
+
+    pub(super) fn deliver(
+        &mut self,
+        ep: &mut Endpoint,
+        body: &[u8],
+        content_type: &str,
+        now: Instant,
+    ) {
+        if body.is_empty() {
+            return;
+        }
+        if content_type.to_ascii_lowercase().contains("pidf") {
+            if let Ok(p) = parse_pidf(body) {
+                let uri = p.uri.to_string();
+                self.events.push_back(PresenceEvent::Changed {
+                    uri: key(&uri),
+                    presence: Box::new(p),
+                });
+            }
+            return;
+        }
+        if let Ok(updates) = parse_notify_body(body, content_type, &ParseOptions::default()) {
+            for u in updates {
+                let uri = key(&u.uri);
+                match u.state {
+                    Some(InstanceState::Resubscribe) => {
+                        self.resubscribe(ep, &uri, u.pool_fqdn.as_deref(), now);
+                        continue;
+                    }
+                    Some(InstanceState::Terminated) => {
+                        if self.watches.remove(&uri).is_some() {
+                            self.events.push_back(PresenceEvent::WatchEnded {
+                                uri,
+                                reason: format!(
+                                    "subscription terminated by the server{}",
+                                    u.reason
+                                        .as_deref()
+                                        .map(|r| format!(" ({r})"))
+                                        .unwrap_or_default()
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+                if let Some(p) = u.presence {
+                    if let Some(w) = self.watches.get_mut(&uri) {
+                        w.resubscribes = 0;
+                    }
+                    self.events.push_back(PresenceEvent::Changed {
+                        uri,
+                        presence: Box::new(p),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The server moved a contact's subscription (MS-PRES rlmi
+    /// `state="resubscribe"`): subscribe again, to the pool it names
+    /// (Request-URI and To = the pool) or, without one, to the contact
+    /// itself. Each watch keeps its own subscription, so the batch holds
+    /// that one contact.
+    pub(super) fn resubscribe(
+        &mut self,
+        ep: &mut Endpoint,
+        uri: &str,
+        pool: Option<&str>,
+        now: Instant,
+    ) {
+        let Some(w) = self.watches.get_mut(uri) else {
+            return;
+        };
+        if w.resubscribes >= MAX_RESUBSCRIBES {
+            self.watches.remove(uri);
+            self.events.push_back(PresenceEvent::WatchEnded {
+                uri: uri.to_owned(),
+                reason: format!(
+                    "the server asked to resubscribe {} times in a row without a notification",
+                    MAX_RESUBSCRIBES + 1
+                ),
+            });
+            return;
+        }
+        w.resubscribes += 1;
+        w.dialog = None;
+        w.refresh_at = None;
+        let target = match pool {
+            Some(p) if !p.trim().is_empty() => {
+                let p = p.trim();
+                if p.starts_with("sip:") || p.starts_with("sips:") {
+                    p.to_owned()
+                } else {
+                    format!("sip:{p}")
+                }
+            }
+            _ => uri.to_owned(),
+        };
+        self.subscribe(ep, uri, Some(&target), now);
+    }
+
+    /// Matches a NOTIFY to a SUBSCRIBE still waiting for its answer and
+    /// creates the watch's dialog from it.
+    pub(super) fn adopt_early_notify(&mut self, req: &Message) -> Option<String> {
+        let cid = req.call_id().ok()?;
+        let our_tag = req.to().ok()?.tag()?.to_owned();
+        let (uri, cseq) = self.pending.values().find_map(|p| match p {
+            Pending::Subscribe { uri, req: sub } => {
+                let same_call = sub.call_id().ok() == Some(cid);
+                let same_tag = sub.from().ok().and_then(|f| f.tag().map(str::to_owned))
+                    == Some(our_tag.clone());
+                (same_call && same_tag)
+                    .then(|| (uri.clone(), sub.cseq().map(|c| c.seq).unwrap_or(1)))
+            }
+            _ => None,
+        })?;
+        let mut dialog = Dialog::from_uas(req, &our_tag).ok()?;
+        dialog.local_cseq = cseq;
+        let w = self.watches.get_mut(&uri)?;
+        if w.dialog.is_none() {
+            w.dialog = Some(dialog);
+        }
+        Some(uri)
+    }
+
+    /// The answer to a watch's SUBSCRIBE: the dialog, its refresh time and
+    /// the first notification OCS piggy-backs; a refusal ends the watch.
+    pub(super) fn on_subscribe_final(
+        &mut self,
+        ep: &mut Endpoint,
+        uri: String,
+        req: Box<Message>,
+        resp: &Message,
+        now: Instant,
+    ) {
+        let code = resp.status().unwrap_or(0);
+        if (200..300).contains(&code) {
+            let dialog = Dialog::from_uac(&req, resp).ok().map(|mut d| {
+                // Keep what an early NOTIFY already taught us.
+                if let Some(old) = self.watches.get(&uri).and_then(|w| w.dialog.as_ref()) {
+                    d.remote_cseq = old.remote_cseq;
+                }
+                d
+            });
+            let life = resp
+                .expires()
+                .ok()
+                .flatten()
+                .unwrap_or(self.cfg.expires)
+                .max(2);
+            let life = Duration::from_secs(u64::from(life));
+            if let Some(w) = self.watches.get_mut(&uri) {
+                w.dialog = dialog;
+                w.refresh_at = Some(now + life - (life / 10).max(Duration::from_secs(1)));
+            }
+            // OCS piggy-backs the first notification in the 200 OK.
+            let ct = resp
+                .header(HeaderName::ContentType)
+                .unwrap_or("")
+                .to_owned();
+            self.deliver(ep, resp.body(), &ct, now);
+        } else {
+            self.watches.remove(&uri);
+            self.events.push_back(PresenceEvent::WatchEnded {
+                uri,
+                reason: format!("{code} {}", resp.reason().unwrap_or("")),
+            });
+        }
+    }
+}
