@@ -19,8 +19,13 @@
 //! running a whole session against the embedded server on a simulated
 //! clock.
 
+mod address_book;
+mod config;
 mod diag;
 mod event;
+
+use address_book::AbsState;
+pub use config::{AddressBookRun, AddressBookSchedule, Config};
 
 pub use event::{AddressBookEvent, ClientEvent};
 
@@ -45,118 +50,6 @@ use crate::provisioning::ProvisionGroupList;
 use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, Registration, RegistrationEvent};
 use crate::rng::Rng;
-
-/// The session settings (everything but I/O: sockets, TLS trust, DNS
-/// servers and HTTP belong to the driver).
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The endpoint's settings (user, dialect, credentials, REGISTER
-    /// deadline, retries before the first sign-in, ...).
-    pub endpoint: EndpointConfig,
-    /// A manually configured server; `None`: the driver runs DNS discovery.
-    pub server: Option<ServerConfig>,
-    /// Instant messaging settings (dialect, DisableIM, idle timeout).
-    pub im: ImConfig,
-    /// Presence settings (dialect, EnableAppearOffline, lifetimes).
-    pub presence: PresenceConfig,
-    /// The effective policy (shown by [`Client::snapshot`]).
-    pub policy: EffectivePolicy,
-    /// The `CustomStateURL` policy (shown by [`Client::snapshot`]).
-    pub custom_state_url: Option<String>,
-    /// Whose `CustomStateURL` rules apply.
-    pub custom_state_client: ClientVersion,
-    /// SIP high-security mode: the custom-states URL must be https.
-    pub high_security: bool,
-    /// How long the whole first sign-in may take, redirects included
-    /// (`None`: no limit); it stops while the app is asked for credentials.
-    pub sign_in_timeout: Option<Duration>,
-    /// How long sign-out waits for the server before giving up.
-    pub sign_out_timeout: Duration,
-    /// Address-book downloads (`None`: none). The driver does the HTTP and
-    /// keeps the files; the Client decides when and from where.
-    pub address_book: Option<AddressBookSchedule>,
-}
-
-/// When and from where the address book is downloaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressBookSchedule {
-    /// The first download runs at a random time within this after sign-in
-    /// (GalDownloadInitialDelay; zero: at once).
-    pub initial_delay: Duration,
-    /// A fixed base URL; `None`: the one in-band provisioning names.
-    pub url: Option<String>,
-}
-
-/// What an address-book download run gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressBookRun {
-    /// Entries in the book now.
-    pub entries: usize,
-    /// The day it is current to.
-    pub day: String,
-    /// The file fetched; `None` when the book was already current.
-    pub fetched: Option<String>,
-}
-
-impl Config {
-    /// Applies the effective client policy the way OC 2007 R2 does:
-    /// DisableIM to IM, EnableAppearOffline to presence, CustomStateURL
-    /// (unless a URL is configured already) and EnableSIPHighSecurityMode
-    /// (2 = https only) to custom states, ServerAddressInternal with
-    /// Transport when ConfigurationMode is 1 and no server is configured,
-    /// GalDownloadInitialDelay to the address-book schedule; the policy is
-    /// kept (the snapshot shows it, and in-band provisioning is layered on
-    /// it while the session runs).
-    pub fn apply_policy(&mut self, policy: EffectivePolicy) {
-        let disable_im = policy.disable_im();
-        self.im.disable_im = disable_im.value.then_some(disable_im.provenance);
-        let appear = policy.enable_appear_offline();
-        self.presence.appear_offline = if appear.value {
-            Ok(appear.provenance)
-        } else {
-            Err(appear.provenance)
-        };
-        if self.custom_state_url.is_none() {
-            self.custom_state_url = policy.custom_state_url().value;
-        }
-        self.high_security = policy.enable_sip_high_security_mode().value == 2;
-        if self.server.is_none()
-            && policy.configuration_mode().value == 1
-            && let Some(addr) = policy.server_address_internal().value
-        {
-            // A value that is not HOST[:PORT] is tried as a host name, so
-            // discovery reports what failed.
-            let (host, port) =
-                crate::discovery::parse_host_port(&addr).unwrap_or_else(|_| (addr.clone(), None));
-            self.server = Some(ServerConfig {
-                host,
-                port,
-                transport: policy.transport().value.unwrap_or(Transport::Tls),
-            });
-        }
-        if let Some(ab) = &mut self.address_book {
-            ab.initial_delay = policy.gal_download_initial_delay().value;
-        }
-        self.policy = policy;
-    }
-
-    /// Defaults around an endpoint configuration.
-    pub fn new(endpoint: EndpointConfig) -> Config {
-        Config {
-            server: None,
-            im: ImConfig::new(endpoint.register.dialect),
-            presence: PresenceConfig::new(endpoint.register.dialect, &endpoint.register.aor),
-            policy: EffectivePolicy::default(),
-            custom_state_url: None,
-            custom_state_client: ClientVersion::Oc2007R2,
-            high_security: false,
-            sign_in_timeout: Some(Duration::from_secs(60)),
-            sign_out_timeout: Duration::from_secs(5),
-            address_book: None,
-            endpoint,
-        }
-    }
-}
 
 /// Where the driver should connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,21 +141,6 @@ pub struct Client {
     wall0: (Instant, SystemTime),
 }
 
-/// The address book's side of the session.
-#[derive(Debug, Default)]
-struct AbsState {
-    schedule: Schedule,
-    /// A download is running in the driver.
-    running: bool,
-    /// When the first attempt found no URL yet (waiting for provisioning).
-    waiting_since: Option<Instant>,
-    /// In-band provisioning (which carries the URL) has answered.
-    provisioning_done: bool,
-    book: Option<AddressBookRun>,
-    last_success: Option<Instant>,
-    last_error: Option<String>,
-}
-
 impl Client {
     /// A new session. `seed` drives tags, branches and jitter, `entropy`
     /// the NTLM secrets; `(now, wall)` anchor the wall clock.
@@ -346,40 +224,6 @@ impl Client {
         self.fill_address_book_info(&mut snap, now);
         snap
     }
-
-    fn wall(&self, at: Instant) -> SystemTime {
-        self.wall0.1 + at.saturating_duration_since(self.wall0.0)
-    }
-
-    fn fill_address_book_info(&self, snap: &mut Snapshot, now: Instant) {
-        let ab = &mut snap.address_book;
-        let Some(cfg) = &self.cfg.address_book else {
-            ab.status = "not configured (no address-book folder)".into();
-            return;
-        };
-        if let Some(u) = &cfg.url {
-            ab.url = Some(u.clone());
-            ab.url_from = Some("client configuration".into());
-        }
-        ab.last_download = self
-            .abs
-            .last_success
-            .map(|t| crate::diag::utc_timestamp(self.wall(t)));
-        ab.next_download = self
-            .abs
-            .schedule
-            .next_download()
-            .map(|at| crate::diag::utc_timestamp(self.wall(at.max(now))));
-        ab.status = match (&self.abs.book, &self.abs.last_error) {
-            _ if self.abs.running => "downloading".into(),
-            (_, Some(e)) => format!("failing: {e}"),
-            (Some(b), None) => format!("{} entries, current to day {}", b.entries, b.day),
-            (None, None) if self.signed_in_once => "waiting for the first download".into(),
-            (None, None) => "waiting for sign-in".into(),
-        };
-    }
-
-    // ----- commands ----------------------------------------------------------
 
     /// Plugs in a host security mechanism (Kerberos, SSPI).
     pub fn set_authenticator(&mut self, a: Box<dyn Authenticator>) {
@@ -571,16 +415,6 @@ impl Client {
         }
     }
 
-    /// Downloads the address book now instead of at the scheduled time.
-    pub fn download_address_book(&mut self, now: Instant) {
-        if self.cfg.address_book.is_some() {
-            self.abs.schedule.download_now(now);
-            self.address_book_due(now);
-        }
-    }
-
-    // ----- inputs ------------------------------------------------------------
-
     /// The custom states fetched after [`Io::FetchCustomStates`] (the
     /// valid states and the problems found), or why fetching failed.
     pub fn handle_custom_states_done(
@@ -592,57 +426,6 @@ impl Client {
             Ok((states, warnings)) => ClientEvent::CustomStates { states, warnings },
             Err(error) => ClientEvent::CustomStatesFailed { url, error },
         });
-    }
-
-    /// What the address-book folder held when the driver started (search
-    /// works before the first download).
-    pub fn handle_address_book_loaded(&mut self, run: AddressBookRun) {
-        // A download that finished first wins.
-        if self.abs.book.is_none() {
-            self.abs.book = Some(run.clone());
-            self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
-                entries: run.entries,
-                day: run.day,
-                fetched: None,
-            }));
-        }
-    }
-
-    /// An [`Io::DownloadAddressBook`] run ended.
-    pub fn handle_address_book_done(
-        &mut self,
-        result: Result<AddressBookRun, String>,
-        now: Instant,
-    ) {
-        self.abs.running = false;
-        match result {
-            Ok(run) => {
-                self.abs.schedule.succeeded(now);
-                self.abs.last_success = Some(now);
-                self.abs.last_error = None;
-                self.abs.book = Some(run.clone());
-                self.emit(ClientEvent::AddressBook(AddressBookEvent::Ready {
-                    entries: run.entries,
-                    day: run.day,
-                    fetched: run.fetched,
-                }));
-            }
-            Err(error) => {
-                let out = self.abs.schedule.failed(now);
-                self.abs.last_error = Some(error.clone());
-                self.emit(ClientEvent::AddressBook(AddressBookEvent::Failed {
-                    error: error.clone(),
-                    failures: out.failures,
-                    retry_in: out.retry_at.saturating_duration_since(now),
-                }));
-                if let Some(failing_for) = out.warn {
-                    self.emit(ClientEvent::AddressBook(AddressBookEvent::FailingForADay {
-                        failing_for,
-                        error,
-                    }));
-                }
-            }
-        }
     }
 
     /// The driver connected (after [`Io::Connect`]).
@@ -727,47 +510,6 @@ impl Client {
         self.address_book_due(now);
         self.drive(now);
     }
-
-    /// Starts a download when one is due: from the configured URL, else
-    /// the one provisioning names. With GalDownloadInitialDelay 0 the first
-    /// download is due before provisioning has answered: it waits for it
-    /// (up to 30 s) instead of counting a failure.
-    fn address_book_due(&mut self, now: Instant) {
-        let Some(cfg) = &self.cfg.address_book else {
-            return;
-        };
-        if self.abs.running || !self.abs.schedule.start_if_due(now) {
-            return;
-        }
-        let url = cfg.url.clone().or_else(|| {
-            self.provisioning
-                .last()
-                .and_then(|p| p.abs_url(self.ep.registration().is_remote_user()))
-                .map(str::to_owned)
-        });
-        match url {
-            Some(url) => {
-                self.abs.running = true;
-                self.abs.waiting_since = None;
-                self.io.push_back(Io::DownloadAddressBook { url });
-            }
-            None => {
-                let since = *self.abs.waiting_since.get_or_insert(now);
-                let ocs = self.cfg.endpoint.register.dialect == crate::discovery::Dialect::Ocs;
-                if ocs && !self.abs.provisioning_done && now - since < Duration::from_secs(30) {
-                    self.abs.schedule.postpone(now + Duration::from_millis(200));
-                    return;
-                }
-                self.abs.waiting_since = None;
-                self.handle_address_book_done(
-                    Err("no address-book URL: none configured and none provisioned".into()),
-                    now,
-                );
-            }
-        }
-    }
-
-    // ----- outputs -----------------------------------------------------------
 
     /// The next bytes to send on the connection.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
