@@ -1,0 +1,178 @@
+//! What a REGISTER's success or redirect means: the GRUU, expiry, refresh
+//! and re-authentication times, keep-alive, server capabilities; the
+//! redirect target and its loop limit.
+
+use super::*;
+
+impl Registration {
+    pub(super) fn on_success(&mut self, resp: &Message, now: Instant) {
+        if matches!(self.auth, AuthState::External { .. }) {
+            if let Err(e) = self.finish_external(resp, now) {
+                return self.fail(e);
+            }
+        } else if let Some(sa) = &self.sa {
+            // With an association, the 200 must carry a valid server signature.
+            match sa.verify(resp) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return self.fail(Error::PeerMisbehaved(
+                        "unsigned 200 OK after NTLM authentication".into(),
+                    ));
+                }
+                Err(e) => {
+                    return self.fail(Error::PeerMisbehaved(format!("200 OK signature: {e}")));
+                }
+            }
+        }
+        let refresh = self.state == RegState::Registered;
+        // MS-SIPREGE: a refresh that the server calls "added" means our
+        // registration had been lost; start again.
+        if refresh
+            && resp.headers_named("presence-state").any(|h| {
+                h.value.contains("register-action=\"added\"")
+                    || h.value.contains("register-action=\"fixed\"")
+            })
+        {
+            // Back off rather than loop if a server keeps saying so.
+            self.schedule_retry(
+                now,
+                None,
+                Error::PeerMisbehaved("refresh answered register-action=added".into()),
+            );
+            return;
+        }
+        // Our binding: the Contact with our +sip.instance, else the first.
+        let instance = sip_instance_uuid(&self.cfg.epid);
+        let mut expires = resp.expires().ok().flatten();
+        let mut gruu = None;
+        if let Ok(Contacts::List(list)) = resp.contacts() {
+            let ours = list
+                .iter()
+                .find(|c| {
+                    c.params
+                        .get_unquoted("+sip.instance")
+                        .is_some_and(|i| i.to_ascii_lowercase().contains(&instance))
+                })
+                .or(list.first());
+            if let Some(c) = ours {
+                if let Some(e) = c
+                    .params
+                    .get("expires")
+                    .flatten()
+                    .and_then(|e| e.parse().ok())
+                {
+                    expires = Some(e);
+                }
+                gruu = c.params.get_unquoted("gruu").map(|g| g.into_owned());
+            }
+        }
+        if expires == Some(0) {
+            // The server removed the binding it just confirmed: not a
+            // registration. Back off instead of refreshing in a loop.
+            self.schedule_retry(
+                now,
+                None,
+                Error::PeerMisbehaved("200 OK to REGISTER with expires 0".into()),
+            );
+            return;
+        }
+        let expires = expires
+            .or(self.cfg.expires)
+            .unwrap_or(3600)
+            .clamp(1, 7 * 24 * 3600);
+        self.expires = expires;
+        self.gruu = gruu;
+        self.keep_alive = resp
+            .ms_keep_alive()
+            .ok()
+            .flatten()
+            .and_then(|k| k.param_u32("timeout"))
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(u64::from(t)));
+        self.allow_events = resp
+            .allow_events()
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        self.remote_user = resp
+            .header("ms-user-logon-data")
+            .is_some_and(|v| v.eq_ignore_ascii_case("RemoteUser"));
+        let life = Duration::from_secs(u64::from(expires));
+        let margin = self.cfg.refresh_margin.min(life / 2);
+        self.refresh_at = Some(now + life - margin);
+        if let (Some(since), None) = (self.sa_since, self.reauth_at)
+            && self.sa.is_some()
+        {
+            self.reauth_at = Some(since + self.cfg.sa_lifetime);
+        }
+        self.state = RegState::Registered;
+        self.registered_once = true;
+        self.attempt = 0;
+        self.challenges = 0;
+        self.redirects.clear();
+        let (auth_scheme, auth_version) = match (&self.auth, &self.sa) {
+            (AuthState::NtlmAuthenticated | AuthState::ExternalAuthenticated, Some(sa)) => {
+                (sa.scheme().to_owned(), sa.version())
+            }
+            (AuthState::Digest { .. }, _) => ("Digest".to_owned(), 0),
+            _ => (String::new(), 0),
+        };
+        self.events.push_back(RegistrationEvent::Registered {
+            gruu: self.gruu.clone(),
+            expires,
+            keep_alive: self.keep_alive,
+            refresh,
+            auth_scheme,
+            auth_version,
+        });
+    }
+
+    pub(super) fn on_redirect(&mut self, resp: &Message) {
+        let target = match resp.contacts() {
+            Ok(Contacts::List(list)) => list.first().and_then(|c| {
+                let u = c.sip_uri()?;
+                Some(Redirect {
+                    host: u.host.to_string(),
+                    port: u.port,
+                    transport: if u.transport().is_some_and(|t| t.eq_ignore_ascii_case("tcp")) {
+                        Transport::Tcp
+                    } else {
+                        Transport::Tls
+                    },
+                })
+            }),
+            _ => None,
+        };
+        if let Some(t) = &target {
+            let shown = match t.port {
+                Some(p) => format!("{}:{p}", t.host),
+                None => t.host.clone(),
+            };
+            self.redirects.push(shown);
+            if self.redirects.len() > self.cfg.max_redirects as usize {
+                let chain = self.redirects.join(" -> ");
+                self.redirects.clear();
+                return self.fail(Error::PeerMisbehaved(format!(
+                    "redirect loop: more than {} redirects in a row ({chain})",
+                    self.cfg.max_redirects
+                )));
+            }
+        }
+        match target {
+            Some(t) => {
+                self.state = RegState::Done;
+                self.sa = None;
+                self.auth = AuthState::None;
+                // The home pool authenticates us afresh: its challenges
+                // are not the Director's.
+                self.challenges = 0;
+                self.timers_off();
+                self.events.push_back(RegistrationEvent::Redirected(t));
+            }
+            None => self.fail(Error::PeerMisbehaved(
+                "redirect without a usable Contact".into(),
+            )),
+        }
+    }
+}
