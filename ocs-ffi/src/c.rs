@@ -17,7 +17,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, c_char, c_void};
-use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -502,9 +501,7 @@ pub unsafe extern "C" fn ocs_config_new(
         };
         // A stable default endpoint id per user; hosts that keep one per
         // install set it with ocs_config_set_epid.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        uri.hash(&mut h);
-        let epid = format!("{:010x}", h.finish() & 0xff_ffff_ffff);
+        let epid = ocs_core::auth::epid::Epid::derive(uri, "").to_string();
         let reg = RegisterConfig::new(uri, dialect, &epid);
         let cfg = ClientConfig::new(EndpointConfig::new(
             reg,

@@ -24,7 +24,6 @@
 //! so events keep flowing.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -315,10 +314,8 @@ fn client_config(c: &OcsConfig) -> Result<(ClientConfig, EffectivePolicy), OcsEr
     let epid = match &c.epid {
         Some(e) => e.clone(),
         None => {
-            // Stable per user, like the C API's default.
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            c.uri.hash(&mut h);
-            format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+            // Stable per user and release, like the C API's default.
+            ocs_core::auth::epid::Epid::derive(&c.uri, "").to_string()
         }
     };
     let reg = RegisterConfig::new(&c.uri, dialect, &epid);

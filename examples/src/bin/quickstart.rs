@@ -31,7 +31,6 @@
 //! step 2, which only the embedded server can show); with one user, steps
 //! 6 and 7 are skipped too.
 
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -245,9 +244,7 @@ fn user_name(uri: &str) -> &str {
 
 /// A stable endpoint id per user, as Communicator keeps one per install.
 fn epid_for(uri: &str) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    uri.hash(&mut h);
-    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+    ocs_core::auth::epid::Epid::derive(uri, "").to_string()
 }
 
 /// Reads `c`'s events until `f` picks one out (other events are not needed

@@ -8,6 +8,53 @@
 
 use sha1::{Digest, Sha1};
 
+/// An endpoint id (`epid`): names one installation of the client to the
+/// server (OC 2007 R2 keeps one per install and user), in `From` and, as
+/// `+sip.instance`, in the REGISTER's Contact.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Epid(String);
+
+impl Epid {
+    /// The default epid of `aor` on `machine` (empty: any machine), the
+    /// same in every release: the first 5 bytes of
+    /// SHA-256(`"ocs epid v1\0"` ‖ lower-case `aor` ‖ `"\0"` ‖ `machine`),
+    /// as 10 lower-case hex digits (OC's epids are 10 hex digits; their
+    /// head names the endpoint's publication instances). Apps that store an
+    /// epid per install pass it with [`Epid::parse`] instead.
+    pub fn derive(aor: &str, machine: &str) -> Epid {
+        let digest = sha2::Sha256::new()
+            .chain_update(b"ocs epid v1\0")
+            .chain_update(aor.to_ascii_lowercase().as_bytes())
+            .chain_update(b"\0")
+            .chain_update(machine.as_bytes())
+            .finalize();
+        Epid(super::hex::encode(&digest[..5]))
+    }
+
+    /// An epid the app keeps: 1 to 32 hex digits.
+    pub fn parse(s: &str) -> Result<Epid, crate::error::Error> {
+        let ok = !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(Epid(s.to_ascii_lowercase()))
+        } else {
+            Err(crate::error::Error::ApiMisuse(format!(
+                "epid {s:?}: expected 1 to 32 hex digits"
+            )))
+        }
+    }
+
+    /// The epid as sent (`epid=` parameter).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Epid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Namespace `fcacfb03-8a73-46ef-91b1-e5ebeeaba4fe` in Windows GUID byte order
 /// (Data1/Data2/Data3 little-endian).
 const NAMESPACE_GUID_BYTES: [u8; 16] = [
@@ -40,6 +87,31 @@ pub fn sip_instance_uuid(epid: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_epids_follow_the_documented_algorithm() {
+        // Computed independently with Python's hashlib:
+        // sha256(b"ocs epid v1\0" + aor.lower() + b"\0" + machine)[:5].hex()
+        for (aor, machine, epid) in [
+            ("sip:alice@contoso.com", "", "f7bd051bd6"),
+            ("sip:alice@contoso.com", "WS01", "a72e7232f2"),
+            ("SIP:Alice@Contoso.com", "", "f7bd051bd6"),
+            ("sip:bob@contoso.com", "", "97ab9003ba"),
+        ] {
+            assert_eq!(Epid::derive(aor, machine).as_str(), epid, "{aor} {machine}");
+        }
+    }
+
+    #[test]
+    fn kept_epids_are_hex() {
+        assert_eq!(
+            Epid::parse("C8CA638A15").map(|e| e.to_string()),
+            Ok("c8ca638a15".into())
+        );
+        assert!(Epid::parse("").is_err());
+        assert!(Epid::parse("xyz").is_err());
+        assert!(Epid::parse(&"a".repeat(33)).is_err());
+    }
 
     #[test]
     fn epid_instance_vectors() {

@@ -1,6 +1,5 @@
 //! Sign-in flags shared by every live command, and `ocs register`.
 
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -203,10 +202,8 @@ impl SignIn {
 
 /// A stable endpoint id per user and machine, as OC keeps one per install.
 fn epid_for(user: &str) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    user.hash(&mut h);
-    std::env::var("HOSTNAME").unwrap_or_default().hash(&mut h);
-    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+    let machine = std::env::var("HOSTNAME").unwrap_or_default();
+    ocs_core::auth::epid::Epid::derive(user, &machine).to_string()
 }
 
 /// The JSON form of an event (one line each).
