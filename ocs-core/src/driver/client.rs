@@ -20,6 +20,7 @@ use crate::client::{Client as Session, ConnectTarget, Connected, Io};
 use crate::discovery::Candidate;
 use crate::error::Error;
 use crate::presence_agent::{ContactOpId, PresenceEvent};
+use crate::register::RegistrationEvent;
 use crate::rng::Rng;
 use crate::sip::SipUri;
 
@@ -105,6 +106,35 @@ impl Client {
     /// read.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
         self.events.recv().await
+    }
+
+    /// Reads events until the first sign-in has succeeded and returns
+    /// them (the `Registered` event last), or the reason it failed: the
+    /// server's refusal, a step that ran out of time, credentials that are
+    /// missing or were refused.
+    pub async fn signed_in(&mut self) -> Result<Vec<ClientEvent>, Error> {
+        let mut seen = Vec::new();
+        while let Some(e) = self.next_event().await {
+            let outcome = match &e {
+                ClientEvent::Registration(RegistrationEvent::Registered { .. }) => Some(Ok(())),
+                ClientEvent::Registration(RegistrationEvent::Failed(err)) => Some(Err(err.clone())),
+                ClientEvent::Registration(RegistrationEvent::CredentialsNeeded {
+                    realm,
+                    reason,
+                }) => Some(Err(Error::Auth(format!("{realm}: credentials {reason:?}")))),
+                ClientEvent::Stopped => {
+                    Some(Err(Error::ApiMisuse("the client has stopped".into())))
+                }
+                _ => None,
+            };
+            seen.push(e);
+            match outcome {
+                Some(Ok(())) => return Ok(seen),
+                Some(Err(err)) => return Err(err),
+                None => {}
+            }
+        }
+        Err(Error::ApiMisuse("the client has stopped".into()))
     }
 
     /// A cloneable handle for commands (see [`ClientHandle`]).

@@ -8,11 +8,17 @@ use std::time::Duration;
 
 use super::addressbook::AddressBookConfig;
 use super::conn::TlsSettings;
+use crate::auth::epid::Epid;
 use crate::auth::mechanism::Authenticator;
 use crate::client::AddressBookSchedule;
 use crate::discovery::Transport;
+use crate::discovery::{Dialect, ServerConfig};
 use crate::endpoint::EndpointConfig;
+use crate::error::Error;
 use crate::policy::EffectivePolicy;
+use crate::register::{Credentials, RegisterConfig};
+use crate::sip::SipUri;
+use std::path::PathBuf;
 
 /// Everything the tokio driver needs: the session's settings (reached
 /// through `Deref`: `cfg.endpoint`, `cfg.server`, `cfg.im`, ...) plus the
@@ -112,6 +118,160 @@ impl ClientConfig {
             ab.initial_delay = policy.gal_download_initial_delay().value;
         }
         self.session.apply_policy(policy);
+    }
+}
+
+/// Builds a [`ClientConfig`] with typed setters; [`ClientConfigBuilder::build`]
+/// checks everything at once and says what is wrong. From
+/// [`ClientConfig::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientConfigBuilder {
+    aor: String,
+    dialect: Dialect,
+    epid: Option<String>,
+    credentials: Option<Credentials>,
+    server: Option<(String, Transport)>,
+    ca_files: Vec<PathBuf>,
+    policy: Option<EffectivePolicy>,
+    address_book: Option<PathBuf>,
+    sign_in_timeout: Option<Option<Duration>>,
+    retry_first_sign_in: bool,
+    trace: Option<super::trace::TraceConfig>,
+}
+
+impl ClientConfig {
+    /// Starts a configuration for the user `aor` (`sip:alice@contoso.com`):
+    /// OCS dialect, DNS discovery, an epid derived from the address
+    /// ([`Epid::derive`]), no credentials (the client asks for them).
+    pub fn builder(aor: &str) -> ClientConfigBuilder {
+        ClientConfigBuilder {
+            aor: aor.trim().to_owned(),
+            dialect: Dialect::Ocs,
+            epid: None,
+            credentials: None,
+            server: None,
+            ca_files: Vec::new(),
+            policy: None,
+            address_book: None,
+            sign_in_timeout: None,
+            retry_first_sign_in: false,
+            trace: None,
+        }
+    }
+}
+
+impl ClientConfigBuilder {
+    /// The protocol dialect (default OCS 2007 R2; `Standard` for plain
+    /// SIP/SIMPLE servers such as Kamailio).
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The account and password (NTLM: `DOMAIN\\user`; Digest: the user
+    /// name).
+    pub fn credentials(mut self, user: &str, password: &str) -> Self {
+        self.credentials = Some(Credentials::new(user, password));
+        self
+    }
+
+    /// A fixed server, `HOST[:PORT]`, instead of DNS discovery.
+    pub fn server(mut self, host_port: &str, transport: Transport) -> Self {
+        self.server = Some((host_port.to_owned(), transport));
+        self
+    }
+
+    /// The endpoint id the app keeps for this install (hex digits).
+    pub fn epid(mut self, epid: &str) -> Self {
+        self.epid = Some(epid.to_owned());
+        self
+    }
+
+    /// An extra trusted CA certificate file (PEM), e.g. an enterprise CA.
+    pub fn trusted_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// The effective client policy (group policy `.reg` files, in-band
+    /// provisioning), applied as Communicator does
+    /// ([`crate::client::Config::apply_policy`]).
+    pub fn policy(mut self, policy: EffectivePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Download the address book into this folder.
+    pub fn address_book(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.address_book = Some(dir.into());
+        self
+    }
+
+    /// How long the first sign-in may take (`None`: no limit; default
+    /// 60 s).
+    pub fn sign_in_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.sign_in_timeout = Some(limit);
+        self
+    }
+
+    /// Keep retrying when the first sign-in fails (default: it ends with
+    /// the error).
+    pub fn retry_first_sign_in(mut self, retry: bool) -> Self {
+        self.retry_first_sign_in = retry;
+        self
+    }
+
+    /// Write a SIP trace (credentials redacted).
+    pub fn trace(mut self, trace: super::trace::TraceConfig) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Checks the settings and builds the configuration; the error names
+    /// the setting and what is wrong with it.
+    pub fn build(self) -> Result<ClientConfig, Error> {
+        let misuse = |m: String| Error::ApiMisuse(m);
+        let uri = SipUri::parse(&self.aor)
+            .map_err(|e| misuse(format!("user address {:?}: {e}", self.aor)))?;
+        if uri.user.is_none() {
+            return Err(misuse(format!(
+                "user address {:?}: no user part (expected sip:user@domain)",
+                self.aor
+            )));
+        }
+        let epid = match &self.epid {
+            Some(e) => Epid::parse(e)?,
+            None => Epid::derive(&self.aor, ""),
+        };
+        let mut reg = RegisterConfig::new(&self.aor, self.dialect, epid.as_str());
+        reg.retry_first_sign_in = self.retry_first_sign_in;
+        let mut cfg = ClientConfig::new(EndpointConfig::new(reg, self.credentials));
+        if let Some((s, transport)) = &self.server {
+            let (host, port) =
+                crate::discovery::parse_host_port(s).map_err(|e| misuse(format!("server {e}")))?;
+            cfg.server = Some(ServerConfig {
+                host,
+                port,
+                transport: *transport,
+            });
+        }
+        for path in &self.ca_files {
+            cfg.tls
+                .add_ca_file(path)
+                .map_err(|e| misuse(format!("CA file {}: {e}", path.display())))?;
+        }
+        if let Some(dir) = self.address_book {
+            cfg.address_book = Some(AddressBookConfig::new(dir));
+        }
+        if let Some(t) = self.sign_in_timeout {
+            cfg.sign_in_timeout = t;
+        }
+        cfg.trace = self.trace;
+        if let Some(p) = self.policy {
+            cfg.apply_policy(p);
+        }
+        Ok(cfg)
     }
 }
 

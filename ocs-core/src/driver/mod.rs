@@ -22,7 +22,7 @@ pub use addressbook::{
     load_stored,
 };
 pub use client::{AddressBookEvent, Client, ClientEvent};
-pub use config::{AuthenticatorFactory, ClientConfig};
+pub use config::{AuthenticatorFactory, ClientConfig, ClientConfigBuilder};
 pub use conn::TlsSettings;
 pub use customstates::{
     CUSTOM_STATES_TIMEOUT, CustomStatesError, FetchLimits, MAX_CUSTOM_STATES_BYTES,

@@ -69,6 +69,31 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// The embedded OCS-dialect server for `domain` with these users
+/// (`(name, password)`, NTLM domain the first label of `domain` in upper
+/// case, e.g. `CONTOSO`), on free loopback ports: for tests, examples and
+/// trying the library without a server.
+pub async fn serve_users(domain: &str, users: &[(&str, &str)]) -> io::Result<SimHandle> {
+    let mut entropy = [0u8; 32];
+    getrandom::fill(&mut entropy).map_err(|e| io::Error::other(e.to_string()))?;
+    let seed = u64::from_le_bytes(entropy[..8].try_into().unwrap_or([0; 8]));
+    let mut r = crate::sim::Registrar::new(
+        crate::sim::RegistrarConfig::ocs(domain),
+        crate::rng::Rng::from_seed(seed),
+        entropy,
+    );
+    let ntlm_domain = domain
+        .split('.')
+        .next()
+        .unwrap_or(domain)
+        .to_ascii_uppercase();
+    for (name, password) in users {
+        r.add_user(name, &ntlm_domain, password);
+    }
+    let server = SimServer::new(r, crate::rng::Rng::from_seed(seed ^ 0x5e4));
+    serve(server, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0, None).await
+}
+
 /// Serves `server` on `ip` (port 0 picks free ports; use a fixed port to
 /// be reachable at a known address). `tls` enables a TLS listener.
 pub async fn serve(
