@@ -343,4 +343,41 @@ mod tests {
         assert_eq!(cfg.custom_state_url.as_deref(), Some("https://mine/cs.xml"));
         assert_eq!(cfg.server.clone().map(|s| s.host), Some("other".into()));
     }
+
+    #[test]
+    fn the_builder_checks_every_setting_and_names_what_is_wrong() {
+        let cfg = ClientConfig::builder("sip:alice@contoso.com")
+            .credentials("CONTOSO\\alice", "pw")
+            .server("pool.contoso.com:5061", Transport::Tls)
+            .epid("C8CA638A15")
+            .sign_in_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .expect("valid");
+        assert_eq!(cfg.endpoint.register.epid, "c8ca638a15");
+        assert_eq!(cfg.sign_in_timeout, Some(Duration::from_secs(5)));
+        let s = cfg.server.clone().expect("server");
+        assert_eq!((s.host.as_str(), s.port), ("pool.contoso.com", Some(5061)));
+        // Without an epid: the documented derivation.
+        let cfg = ClientConfig::builder("sip:alice@contoso.com")
+            .build()
+            .expect("valid");
+        assert_eq!(cfg.endpoint.register.epid, "f7bd051bd6");
+
+        let err = |b: ClientConfigBuilder| b.build().expect_err("invalid").to_string();
+        assert!(err(ClientConfig::builder("alice")).contains("user address \"alice\""));
+        assert!(
+            err(ClientConfig::builder("sip:contoso.com")).contains("no user part"),
+            "{}",
+            err(ClientConfig::builder("sip:contoso.com"))
+        );
+        assert!(
+            err(ClientConfig::builder("sip:a@b.c").server("[::1", Transport::Tcp))
+                .contains("server"),
+        );
+        assert!(err(ClientConfig::builder("sip:a@b.c").epid("xyz")).contains("epid \"xyz\""));
+        assert!(
+            err(ClientConfig::builder("sip:a@b.c").trusted_ca_file("/nonexistent/ca.pem"))
+                .contains("CA file /nonexistent/ca.pem")
+        );
+    }
 }
