@@ -179,9 +179,11 @@ fn register_against_the_embedded_server() {
     assert_eq!(middle, ["contact_list", "provisioning"], "{names:?}");
     assert_eq!(events[1]["auth"], "NTLM");
     assert_eq!(events[1]["auth_version"], 4);
-    // Wrong password: exit 1 with the reason.
+    // Wrong password: exit 1 with the reason; -v shows the steps on
+    // stderr, never the password.
     let out = ocs()
         .args([
+            "-v",
             "register",
             "--user",
             "sip:alice@contoso.com",
@@ -189,11 +191,22 @@ fn register_against_the_embedded_server() {
             "CONTOSO\\alice",
         ])
         .args(["--server", &addr, "--transport", "tcp", "--for", "1"])
-        .env("OCS_PASSWORD", "wrong")
+        .env("OCS_PASSWORD", "Wr0ng-Passw0rd")
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rejected the credentials"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rejected the credentials"), "{stderr}");
+    for step in [
+        "REGISTER without credentials",
+        "407 challenge offers NTLM version 4",
+        "REGISTER NTLM, AUTHENTICATE token and first signature",
+        "credentials needed",
+        "event_id=1102",
+    ] {
+        assert!(stderr.contains(step), "missing {step:?} in {stderr}");
+    }
+    assert!(!stderr.contains("Wr0ng-Passw0rd"), "the password leaked: {stderr}");
     // No password at all: exit 1, asking for one.
     let out = ocs()
         .args(["register", "--user", "sip:alice@contoso.com"])

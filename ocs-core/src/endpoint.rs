@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::discovery::Transport;
 use crate::error::Error;
+use crate::log::log;
 use crate::register::{
     Credentials, LocalTransport, RegisterConfig, Registration, RegistrationEvent,
     is_registration_notify,
@@ -723,6 +724,12 @@ impl Endpoint {
             let mut progressed = false;
             while let Some(req) = self.reg.poll_request() {
                 progressed = true;
+                log!(
+                    DEBUG,
+                    "REGISTER {} (CSeq {})",
+                    describe_register(&req),
+                    req.cseq().map(|c| c.seq).unwrap_or(0)
+                );
                 match self.tx.send_request(req, self.reliability(), now) {
                     Ok(id) => {
                         self.reg_tx = Some(id);
@@ -790,4 +797,34 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// What a REGISTER carries, for the log: the leg of the handshake, never a
+/// token, signature or password.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+fn describe_register(req: &Message) -> String {
+    let auth = req
+        .header(HeaderName::Authorization)
+        .or_else(|| req.header(HeaderName::ProxyAuthorization));
+    let expires = match req.header(HeaderName::Expires) {
+        Some("0") => ", Expires: 0 (sign-out)",
+        _ => "",
+    };
+    let leg = match auth {
+        None => "without credentials".to_owned(),
+        Some(a) => {
+            let scheme = a.split_whitespace().next().unwrap_or("");
+            let token = a.contains("gssapi-data=\"\"");
+            let has_token = a.contains("gssapi-data=");
+            let signed = a.contains("crand=");
+            match (has_token, token, signed) {
+                (true, true, _) => format!("{scheme}, first (empty) token"),
+                (true, false, true) => format!("{scheme}, AUTHENTICATE token and first signature"),
+                (true, false, false) => format!("{scheme}, AUTHENTICATE token"),
+                (false, _, true) => format!("signed ({scheme})"),
+                _ => format!("{scheme} response"),
+            }
+        }
+    };
+    format!("{leg}{expires}")
 }

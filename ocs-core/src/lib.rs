@@ -71,6 +71,7 @@ pub mod discovery;
 pub mod endpoint;
 pub mod error;
 pub mod im;
+mod log;
 pub mod messaging;
 pub mod policy;
 pub mod presence;

@@ -194,6 +194,163 @@ impl ClientEvent {
         }
     }
 
+    /// One line for a log or an event viewer: what happened, without
+    /// anything private (no credentials, message text or presence notes:
+    /// an IM is described by its id, sender and length, a presence change
+    /// by the contact and the state).
+    pub fn summary(&self) -> String {
+        match self {
+            ClientEvent::Connected {
+                host,
+                addr,
+                transport,
+                source,
+                local,
+            } => format!(
+                "connected to {host} ({addr}) over {transport} from {local}, found by {source}"
+            ),
+            ClientEvent::ConnectFailed { target, error } => {
+                format!("cannot connect to {target}: {error}")
+            }
+            ClientEvent::Disconnected(why) => format!("disconnected: {why}"),
+            ClientEvent::Registration(r) => match r {
+                RegistrationEvent::Registered {
+                    refresh: false,
+                    auth_scheme,
+                    auth_version,
+                    expires,
+                    gruu,
+                    ..
+                } => format!(
+                    "signed in ({}{}), registration expires in {expires} s{}",
+                    if auth_scheme.is_empty() {
+                        "no authentication"
+                    } else {
+                        auth_scheme
+                    },
+                    if *auth_version > 0 {
+                        format!(" version {auth_version}")
+                    } else {
+                        String::new()
+                    },
+                    if gruu.is_some() {
+                        ", GRUU assigned"
+                    } else {
+                        ""
+                    }
+                ),
+                RegistrationEvent::Registered { expires, .. } => {
+                    format!("registration refreshed, expires in {expires} s")
+                }
+                RegistrationEvent::CredentialsNeeded { realm, reason } => {
+                    format!("credentials needed for {realm:?} ({reason:?})")
+                }
+                RegistrationEvent::Redirected(to) => format!(
+                    "redirected to {}{} over {}",
+                    to.host,
+                    to.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                    to.transport
+                ),
+                RegistrationEvent::RetryScheduled { error, .. } => {
+                    format!("sign-in will be retried: {error}")
+                }
+                RegistrationEvent::Failed(e) => format!("sign-in failed: {e}"),
+                RegistrationEvent::SignedOut { by_server, reason } => format!(
+                    "signed out{}{}",
+                    if *by_server { " by the server" } else { "" },
+                    reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            },
+            ClientEvent::SecurityViolation(s) => format!("message refused (MS-SIPAE): {s}"),
+            ClientEvent::Im(i) => match i {
+                ImEvent::Delivered { id } => format!("IM {} delivered", id.0),
+                ImEvent::Failed { id, reason, detail } => {
+                    format!("IM {} not delivered: {reason} ({detail})", id.0)
+                }
+                ImEvent::Received { from, content } => format!(
+                    "IM received from {from} ({} characters)",
+                    content.plain_text.chars().count()
+                ),
+                ImEvent::Typing { from, active } => {
+                    format!("{from} {} typing", if *active { "is" } else { "stopped" })
+                }
+                ImEvent::RefusedByPolicy { from } => {
+                    format!("IM from {from} refused: IM is disabled by policy")
+                }
+                ImEvent::ContactCannotReceiveIm { uri } => {
+                    format!("{uri} cannot receive IM (disabled by policy there)")
+                }
+                ImEvent::SessionEnded { uri, by_peer } => format!(
+                    "IM session with {uri} ended{}",
+                    if *by_peer { " by the other side" } else { "" }
+                ),
+            },
+            ClientEvent::Presence(p) => match p {
+                PresenceEvent::Changed { uri, presence } => {
+                    format!("{uri} is {}", presence.state().as_str())
+                }
+                PresenceEvent::Published { state } => format!("published: {}", state.as_str()),
+                PresenceEvent::PublishFailed(e) => format!("publishing failed: {e}"),
+                PresenceEvent::WatchEnded { uri, reason } => {
+                    format!("watching {uri} ended: {reason}")
+                }
+                PresenceEvent::ContactList(l) => format!(
+                    "contact list: {} contacts in {} groups",
+                    l.contacts.len(),
+                    l.groups.len()
+                ),
+                PresenceEvent::ContactListChanged { id, .. } => {
+                    format!("contact-list change {} done", id.0)
+                }
+                PresenceEvent::ContactListChangeFailed { id, error } => {
+                    format!("contact-list change {} failed: {error}", id.0)
+                }
+            },
+            ClientEvent::Provisioning(p) => match p {
+                ProvisioningEvent::Received(_) => "in-band provisioning received".to_owned(),
+                ProvisioningEvent::Failed(e) => format!("in-band provisioning failed: {e}"),
+            },
+            ClientEvent::CustomStates { states, warnings } => format!(
+                "custom states loaded: {} ({} problems)",
+                states.states.len(),
+                warnings.len()
+            ),
+            ClientEvent::CustomStatesFailed { url, error } => {
+                format!("custom states from {url:?} not loaded: {error}")
+            }
+            ClientEvent::TraceFailed(e) => format!("SIP trace stopped: {e}"),
+            ClientEvent::AddressBook(a) => match a {
+                AddressBookEvent::Ready {
+                    entries,
+                    day,
+                    fetched,
+                } => format!(
+                    "address book ready: {entries} entries, current to {day}{}",
+                    fetched
+                        .as_ref()
+                        .map(|f| format!(" (downloaded {f})"))
+                        .unwrap_or_default()
+                ),
+                AddressBookEvent::Failed {
+                    error,
+                    failures,
+                    retry_in,
+                } => format!(
+                    "address-book download failed ({failures} in a row, next in {} s): {error}",
+                    retry_in.as_secs()
+                ),
+                AddressBookEvent::FailingForADay { failing_for, error } => format!(
+                    "address-book downloads have failed for {} h: {error}",
+                    failing_for.as_secs() / 3600
+                ),
+            },
+            ClientEvent::Stopped => "stopped".to_owned(),
+        }
+    }
+
     /// How serious this event is (the table is in [`crate::diag`]).
     pub fn severity(&self) -> Severity {
         match self.id() {

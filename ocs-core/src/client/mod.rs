@@ -36,10 +36,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::addressbook::Schedule;
 use crate::auth::mechanism::Authenticator;
 use crate::customstates::{ClientVersion, CustomStates, Violation};
+use crate::diag::Severity;
 use crate::diag::Snapshot;
 use crate::discovery::{ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
 use crate::error::{Error, Provenance};
+use crate::log::{ClientSpan, log};
 use crate::messaging::{ImConfig, MessageId, Messaging};
 use crate::policy::EffectivePolicy;
 use crate::policy::eval::Source;
@@ -139,6 +141,8 @@ pub struct Client {
     abs: AbsState,
     /// `(now, wall)` at creation: wall-clock times for the snapshot.
     wall0: (Instant, SystemTime),
+    /// This client's `tracing` span (its AOR and epid).
+    span: ClientSpan,
 }
 
 impl Client {
@@ -151,6 +155,10 @@ impl Client {
         now: Instant,
         wall: SystemTime,
     ) -> Client {
+        let (cfg_aor, cfg_epid) = (
+            cfg.endpoint.register.aor.clone(),
+            cfg.endpoint.register.epid.clone(),
+        );
         let mut ep = Endpoint::new(cfg.endpoint.clone(), seed, entropy, now, wall);
         ep.handle_methods(&Messaging::METHODS);
         ep.handle_methods(&PresenceAgent::METHODS);
@@ -176,6 +184,7 @@ impl Client {
             rng: Rng::from_seed(seed ^ 0xab5_5eed),
             abs: AbsState::default(),
             wall0: (now, wall),
+            span: ClientSpan::new(&cfg_aor, &cfg_epid),
         }
     }
 
@@ -212,6 +221,13 @@ impl Client {
         self.stopped
     }
 
+    /// Enters this client's `tracing` span (its AOR and epid) until the
+    /// guard drops: the driver's own events carry it too.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn enter_span(&self) -> crate::log::SpanGuard {
+        self.span.enter()
+    }
+
     /// The end of the first sign-in's time, while it runs (the driver
     /// bounds a connect attempt by it).
     pub fn sign_in_deadline(&self) -> Option<Instant> {
@@ -233,6 +249,7 @@ impl Client {
     /// Starts signing in: the first sign-in's clock starts, and the driver
     /// is asked to connect.
     pub fn start(&mut self, now: Instant) {
+        let _in = self.span.enter();
         self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now + t);
         if let Err(e) = self.ep.register(now) {
             self.finish(Some(e));
@@ -252,6 +269,7 @@ impl Client {
     ///
     /// [`FailureReason::SignedOut`]: crate::im::outcome::FailureReason::SignedOut
     pub fn sign_out(&mut self, now: Instant) {
+        let _in = self.span.enter();
         if self.stopped || self.sign_out_deadline.is_some() {
             return;
         }
@@ -272,6 +290,7 @@ impl Client {
 
     /// The network changed: reconnect and re-register now.
     pub fn network_changed(&mut self, now: Instant) {
+        let _in = self.span.enter();
         self.io.push_back(Io::Close);
         self.emit(ClientEvent::Disconnected("network changed".into()));
         self.ep.network_changed(now);
@@ -285,6 +304,7 @@ impl Client {
 
     /// Credentials after [`RegistrationEvent::CredentialsNeeded`].
     pub fn set_credentials(&mut self, creds: Credentials, now: Instant) {
+        let _in = self.span.enter();
         // The first sign-in's clock starts again once the user has
         // answered (it stops while they are asked).
         if !self.ep.registration().has_signed_in() {
@@ -300,6 +320,7 @@ impl Client {
     /// failed event; an immediate refusal (DisableIM, not connected) is
     /// returned as an error.
     pub fn send_im(&mut self, to: &str, text: &str, now: Instant) -> Result<MessageId, Error> {
+        let _in = self.span.enter();
         let r = if self.ep.registration().is_registered() || self.ep.local().is_some() {
             self.im.send(&mut self.ep, to, text, now)
         } else {
@@ -311,12 +332,14 @@ impl Client {
 
     /// Tells `to` we are (or stopped) typing.
     pub fn send_typing(&mut self, to: &str, active: bool, now: Instant) {
+        let _in = self.span.enter();
         self.im.send_typing(&mut self.ep, to, active, now);
         self.drive(now);
     }
 
     /// Ends the IM session with `to`.
     pub fn end_im_session(&mut self, to: &str, now: Instant) {
+        let _in = self.span.enter();
         self.im.end_session(&mut self.ep, to, now);
         self.drive(now);
     }
@@ -328,12 +351,14 @@ impl Client {
 
     /// The host's idle time (see [`PresenceAgent::set_idle`]).
     pub fn set_idle(&mut self, idle: Duration, now: Instant) {
+        let _in = self.span.enter();
         self.presence.set_idle(&mut self.ep, idle, now);
         self.drive(now);
     }
 
     /// A call started or ended (see [`PresenceAgent::set_in_call`]).
     pub fn set_in_call(&mut self, in_call: bool, now: Instant) {
+        let _in = self.span.enter();
         self.presence.set_in_call(&mut self.ep, in_call, now);
         self.drive(now);
     }
@@ -341,12 +366,14 @@ impl Client {
     /// A meeting from the host's calendar (see
     /// [`PresenceAgent::set_in_meeting`]).
     pub fn set_in_meeting(&mut self, meeting: Option<Meeting>, now: Instant) {
+        let _in = self.span.enter();
         self.presence.set_in_meeting(&mut self.ep, meeting, now);
         self.drive(now);
     }
 
     /// "Reset status" (see [`PresenceAgent::reset_status`]).
     pub fn reset_status(&mut self, now: Instant) {
+        let _in = self.span.enter();
         self.presence.reset_status(&mut self.ep, now);
         self.drive(now);
     }
@@ -359,6 +386,7 @@ impl Client {
         note: Option<&str>,
         now: Instant,
     ) -> Result<(), Error> {
+        let _in = self.span.enter();
         let r = self.presence.set_status(&mut self.ep, state, note, now);
         self.drive(now);
         r
@@ -373,6 +401,7 @@ impl Client {
         note: Option<&str>,
         now: Instant,
     ) {
+        let _in = self.span.enter();
         self.presence
             .set_custom_state(&mut self.ep, availability, lcid, text, note, now);
         self.drive(now);
@@ -380,12 +409,14 @@ impl Client {
 
     /// Starts watching a contact's presence.
     pub fn watch(&mut self, uri: &str, now: Instant) {
+        let _in = self.span.enter();
         self.presence.watch(&mut self.ep, uri, now);
         self.drive(now);
     }
 
     /// Stops watching a contact.
     pub fn unwatch(&mut self, uri: &str, now: Instant) {
+        let _in = self.span.enter();
         self.presence.unwatch(&mut self.ep, uri, now);
         self.drive(now);
     }
@@ -397,6 +428,7 @@ impl Client {
         request: ContactRequest,
         now: Instant,
     ) -> Result<ContactOpId, Error> {
+        let _in = self.span.enter();
         let r = self.presence.change_contacts(&mut self.ep, request, now);
         self.drive(now);
         r
@@ -430,6 +462,7 @@ impl Client {
 
     /// The driver connected (after [`Io::Connect`]).
     pub fn handle_connected(&mut self, c: Connected, now: Instant) {
+        let _in = self.span.enter();
         self.connecting = false;
         let local = LocalTransport {
             transport: c.transport,
@@ -456,6 +489,7 @@ impl Client {
     /// sign-in (unless retries were asked for); later it is retried with
     /// back-off.
     pub fn handle_connect_failed(&mut self, error: Error, now: Instant) {
+        let _in = self.span.enter();
         self.connecting = false;
         self.ep.handle_connect_failed(error, now);
         self.drive(now);
@@ -464,6 +498,7 @@ impl Client {
     /// Bytes from the connection: a whole datagram (UDP) or any piece of
     /// the stream (TCP/TLS).
     pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
+        let _in = self.span.enter();
         self.ep.handle_bytes(bytes, now);
         self.drive(now);
     }
@@ -471,6 +506,7 @@ impl Client {
     /// The connection dropped (closed by the server, or a send failed):
     /// every layer forgets what belonged to it, the registration retries.
     pub fn handle_connection_lost(&mut self, why: String, now: Instant) {
+        let _in = self.span.enter();
         self.emit(ClientEvent::Disconnected(why));
         self.ep.handle_connection_lost(now);
         self.im.handle_connection_lost();
@@ -481,6 +517,7 @@ impl Client {
 
     /// Advances every timer up to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let _in = self.span.enter();
         if self.stopped {
             return;
         }
@@ -553,8 +590,19 @@ impl Client {
 
     // ----- internals ---------------------------------------------------------
 
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     fn emit(&mut self, e: ClientEvent) {
         self.diag.note(&e);
+        let _in = self.span.enter();
+        let (id, severity) = (e.id(), e.severity());
+        match severity {
+            Severity::Error => log!(ERROR, event_id = id, severity = ?severity, "{}", e.summary()),
+            Severity::Warning => log!(WARN, event_id = id, severity = ?severity, "{}", e.summary()),
+            Severity::Info => log!(INFO, event_id = id, severity = ?severity, "{}", e.summary()),
+            Severity::Verbose => {
+                log!(DEBUG, event_id = id, severity = ?severity, "{}", e.summary())
+            }
+        }
         self.events.push_back(e);
     }
 
@@ -616,6 +664,14 @@ impl Client {
         let mut policy = self.cfg.policy.clone();
         policy.set_in_band(&doc.to_in_band());
         let disable_im = policy.disable_im();
+        log!(
+            INFO,
+            "in-band provisioning: DisableIM = {} (from {}), EnableAppearOffline = {} (from {})",
+            disable_im.value,
+            disable_im.provenance.source,
+            policy.enable_appear_offline().value,
+            policy.enable_appear_offline().provenance.source
+        );
         if disable_im.source == Source::InBand {
             self.im
                 .set_disable_im(disable_im.value.then_some(disable_im.provenance));

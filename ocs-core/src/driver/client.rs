@@ -19,6 +19,7 @@ pub use crate::client::{AddressBookEvent, ClientEvent};
 use crate::client::{Client as Session, ConnectTarget, Connected, Io};
 use crate::discovery::Candidate;
 use crate::error::Error;
+use crate::log::log;
 use crate::presence_agent::{ContactOpId, PresenceEvent};
 use crate::register::RegistrationEvent;
 use crate::rng::Rng;
@@ -426,7 +427,24 @@ impl Task {
     async fn connect(&mut self, target: ConnectTarget) {
         self.conn = None;
         let list = match self.candidates(&target).await {
-            Ok(l) => l,
+            Ok(l) => {
+                let _in = self.session.enter_span();
+                let what = match &target {
+                    ConnectTarget::Discover => "DNS discovery".to_owned(),
+                    ConnectTarget::Manual(s) => format!("the configured server {}", s.host),
+                    ConnectTarget::Redirect(s) => format!("the redirect to {}", s.host),
+                };
+                log!(
+                    DEBUG,
+                    "{} server address(es) from {what}: {}",
+                    l.len(),
+                    l.iter()
+                        .map(|c| format!("{} {} ({})", c.transport, c.addr, c.source))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                l
+            }
             Err(e) => {
                 self.session
                     .handle_connect_attempt_failed("discovery".into(), e.clone());

@@ -3,6 +3,7 @@
 //! with roaming-self's versions, standard PUBLISH with SIP-ETag.
 
 use super::*;
+use crate::log::log;
 
 impl PresenceAgent {
     /// Applies a changed EnableAppearOffline policy to the running client:
@@ -529,6 +530,10 @@ impl PresenceAgent {
             }
         } else if code == 409 && attempt < 3 {
             // WrongDelta: adopt the server's versions and retry.
+            log!(
+                DEBUG,
+                "publication conflict (409): retrying with the server's versions"
+            );
             if let Ok(f) = parse_fault(resp.body()) {
                 let order = self.publication_order();
                 for op in f.operations {

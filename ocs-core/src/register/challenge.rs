@@ -3,6 +3,7 @@
 //! for other requests, and asking the app for credentials.
 
 use super::*;
+use crate::log::log;
 
 impl Registration {
     /// Answers a Digest challenge (401/407) to one of our other requests
@@ -117,6 +118,18 @@ impl Registration {
         if challenges.is_empty() {
             return self.fail(Error::Auth(format!("{code} without a challenge")));
         }
+        log!(
+            DEBUG,
+            "{code} challenge offers {}",
+            challenges
+                .iter()
+                .map(|c| match c.get("version") {
+                    Some(v) => format!("{} version {v}", c.scheme.as_str()),
+                    None => c.scheme.as_str().to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let ntlm = challenges.iter().find(|c| c.scheme == Scheme::Ntlm);
         let digest = challenges.iter().find(|c| c.scheme == Scheme::Digest);
         // A signed refresh answered with a challenge: the association is

@@ -17,6 +17,7 @@ mod build;
 mod challenge;
 mod outcome;
 
+use crate::log::log;
 use build::registrar_uri;
 pub use build::{RegisterParams, build_register};
 
@@ -674,6 +675,10 @@ impl Registration {
         }
         if self.reauth_at.is_some_and(|t| t <= now) && !self.in_flight {
             // MS-SIPAE: a fresh handshake before the association expires.
+            log!(
+                INFO,
+                "re-authenticating: the security association is due for renewal"
+            );
             self.reauth_at = None;
             self.refresh_at = None;
             self.sa = None;
@@ -681,6 +686,7 @@ impl Registration {
             self.send_register(now, None);
         }
         if self.refresh_at.is_some_and(|t| t <= now) && !self.in_flight {
+            log!(DEBUG, "refreshing the registration before it expires");
             self.refresh_at = None;
             self.send_register(now, None);
         }

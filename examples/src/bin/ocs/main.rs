@@ -23,8 +23,34 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ocs", version, about, long_about = None)]
 struct Cli {
+    /// Log what the library does to stderr: -v the steps (debug), -vv
+    /// everything (trace). RUST_LOG (e.g. `ocs_core=debug`) takes
+    /// precedence; stdout keeps its JSON lines either way.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Library logs (`tracing`) as human-readable lines on stderr, from
+/// RUST_LOG or -v/-vv; warnings and errors only by default.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "ocs_core=warn",
+        1 => "ocs_core=debug",
+        _ => "ocs_core=trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::new(v),
+        _ => EnvFilter::new(default),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +106,7 @@ enum StatusCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match cli.command {
         Command::Sip(cmd) => sip::run(cmd),
         Command::Register { sign_in, hold } => live(signin::register(sign_in, hold)),
