@@ -424,6 +424,7 @@ impl Task {
             .map_err(|e| e.to_string())
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     async fn connect(&mut self, target: ConnectTarget) {
         self.conn = None;
         let list = match self.candidates(&target).await {
