@@ -206,7 +206,10 @@ fn register_against_the_embedded_server() {
     ] {
         assert!(stderr.contains(step), "missing {step:?} in {stderr}");
     }
-    assert!(!stderr.contains("Wr0ng-Passw0rd"), "the password leaked: {stderr}");
+    assert!(
+        !stderr.contains("Wr0ng-Passw0rd"),
+        "the password leaked: {stderr}"
+    );
     // No password at all: exit 1, asking for one.
     let out = ocs()
         .args(["register", "--user", "sip:alice@contoso.com"])
