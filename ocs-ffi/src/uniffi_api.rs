@@ -32,9 +32,7 @@ use std::time::Duration;
 use ocs_core::customstates::{self, CustomStates};
 use ocs_core::diag::Severity;
 use ocs_core::discovery::{self, ServerConfig};
-use ocs_core::driver::{
-    AddressBookEvent, Client, ClientConfig, ClientEvent, TlsSettings, TraceConfig,
-};
+use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings, TraceConfig};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Error;
 use ocs_core::im::outcome::FailureReason;
@@ -706,122 +704,10 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-/// A client event in words for the log. Leaves out message texts and notes.
+/// The log line for an event: the core's own summary, so every host
+/// (Rust `tracing`, this logger, the C API) sees the same text.
 fn describe(e: &ClientEvent) -> String {
-    match e {
-        ClientEvent::Connected {
-            addr,
-            transport,
-            source,
-            ..
-        } => format!("connected to {addr} over {transport} ({source})"),
-        ClientEvent::ConnectFailed { target, error } => {
-            format!("cannot connect to {target}: {error}")
-        }
-        ClientEvent::Disconnected(why) => format!("disconnected: {why}"),
-        ClientEvent::Registration(r) => match r {
-            RegistrationEvent::Registered {
-                refresh: false,
-                expires,
-                auth_scheme,
-                ..
-            } => format!("signed in ({auth_scheme}), registration valid {expires} s"),
-            RegistrationEvent::Registered { expires, .. } => {
-                format!("registration refreshed, valid {expires} s")
-            }
-            RegistrationEvent::CredentialsNeeded { realm, reason } => {
-                format!("credentials needed for {realm}: {reason:?}")
-            }
-            RegistrationEvent::Redirected(to) => format!("redirected to {}", to.host),
-            RegistrationEvent::RetryScheduled { error, .. } => {
-                format!("sign-in failed, retrying: {error}")
-            }
-            RegistrationEvent::Failed(e) => format!("sign-in failed: {e}"),
-            RegistrationEvent::SignedOut { by_server, reason } => format!(
-                "signed out{}{}",
-                if *by_server { " by the server" } else { "" },
-                reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
-            other => format!("{other:?}"),
-        },
-        ClientEvent::SecurityViolation(s) => format!("message dropped: {s}"),
-        ClientEvent::Im(im) => match im {
-            ImEvent::Delivered { id } => format!("IM {} delivered", id.0),
-            ImEvent::Failed { id, reason, detail } => {
-                format!("IM {} not delivered: {reason}: {detail}", id.0)
-            }
-            ImEvent::Received { from, .. } => format!("IM received from {from}"),
-            ImEvent::Typing { from, active } => {
-                format!(
-                    "{from} {} typing",
-                    if *active { "started" } else { "stopped" }
-                )
-            }
-            ImEvent::RefusedByPolicy { from } => {
-                format!("IM from {from} refused: DisableIM is set here")
-            }
-            ImEvent::ContactCannotReceiveIm { uri } => {
-                format!("{uri} cannot receive IMs (DisableIM there)")
-            }
-            ImEvent::SessionEnded { uri, by_peer } => format!(
-                "IM session with {uri} ended{}",
-                if *by_peer { " by the peer" } else { "" }
-            ),
-            other => format!("{other:?}"),
-        },
-        ClientEvent::Presence(p) => match p {
-            PresenceEvent::Changed { uri, presence } => {
-                format!("{uri} is {}", presence.state().as_str())
-            }
-            PresenceEvent::Published { state } => format!("published {}", state.as_str()),
-            PresenceEvent::PublishFailed(e) => format!("publishing failed: {e}"),
-            PresenceEvent::WatchEnded { uri, reason } => format!("watch of {uri} ended: {reason}"),
-            other => format!("presence: {}", event_name(other)),
-        },
-        ClientEvent::Provisioning(p) => match p {
-            ProvisioningEvent::Received(_) => "in-band provisioning received".to_owned(),
-            ProvisioningEvent::Failed(e) => format!("in-band provisioning failed: {e}"),
-            other => format!("{other:?}"),
-        },
-        ClientEvent::CustomStates { states, warnings } => format!(
-            "{} custom states loaded ({} warnings)",
-            states.states.len(),
-            warnings.len()
-        ),
-        ClientEvent::CustomStatesFailed { url, error } => {
-            format!("custom states from {url} failed: {error}")
-        }
-        ClientEvent::TraceFailed(e) => format!("SIP trace stopped: {e}"),
-        ClientEvent::AddressBook(a) => match a {
-            AddressBookEvent::Ready { entries, day, .. } => {
-                format!("address book ready: {entries} entries, day {day}")
-            }
-            AddressBookEvent::Failed {
-                error, retry_in, ..
-            } => format!(
-                "address book download failed, retry in {} s: {error}",
-                retry_in.as_secs()
-            ),
-            AddressBookEvent::FailingForADay { error, .. } => {
-                format!("address book downloads have failed for a day: {error}")
-            }
-            other => format!("{other:?}"),
-        },
-        ClientEvent::Stopped => "stopped".to_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// The variant name of a presence event (their payloads can be large).
-fn event_name(p: &PresenceEvent) -> String {
-    let s = format!("{p:?}");
-    s.split([' ', '(', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    e.summary()
 }
 
 // ----- the client ------------------------------------------------------------
