@@ -422,6 +422,18 @@ fn in_band_disable_im_takes_effect_on_the_running_client_both_ways() {
     p.until(a, S, |e| {
         matches!(e, ClientEvent::Im(ImEvent::RefusedByPolicy { .. }))
     });
+
+    // The administrator takes it back: at the next sign-in the app's own
+    // setting (IM allowed) returns.
+    p.server.remove_uc_policy("DisableIM");
+    sign_in_again(&mut p, a);
+    let now = p.now;
+    let id = p.users[a]
+        .client
+        .send_im("sip:bob@contoso.com", "back again", now)
+        .expect("IM is allowed again");
+    p.flush();
+    p.until(a, S, |e| *e == ClientEvent::Im(ImEvent::Delivered { id }));
 }
 
 #[test]

@@ -143,6 +143,17 @@ pub struct Client {
     wall0: (Instant, SystemTime),
     /// This client's `tracing` span (its AOR and epid).
     span: ClientSpan,
+    /// The session's own policy values while in-band provisioning
+    /// overrides them.
+    before_in_band: BeforeInBand,
+}
+
+/// Values in-band provisioning has replaced, to restore when the server
+/// stops sending them.
+#[derive(Debug, Default)]
+struct BeforeInBand {
+    disable_im: Option<Option<Provenance>>,
+    appear_offline: Option<Result<Provenance, Provenance>>,
 }
 
 impl Client {
@@ -185,6 +196,7 @@ impl Client {
             abs: AbsState::default(),
             wall0: (now, wall),
             span: ClientSpan::new(&cfg_aor, &cfg_epid),
+            before_in_band: BeforeInBand::default(),
         }
     }
 
@@ -672,17 +684,32 @@ impl Client {
             policy.enable_appear_offline().value,
             policy.enable_appear_offline().provenance.source
         );
+        // A value the server stops sending gives way to what the session
+        // had before the server's took over.
         if disable_im.source == Source::InBand {
+            if self.before_in_band.disable_im.is_none() {
+                self.before_in_band.disable_im = Some(self.im.disable_im().cloned());
+            }
             self.im
                 .set_disable_im(disable_im.value.then_some(disable_im.provenance));
+        } else if let Some(before) = self.before_in_band.disable_im.take() {
+            self.im.set_disable_im(before);
         }
         let appear = policy.enable_appear_offline();
-        if appear.source == Source::InBand {
-            let allowed = if appear.value {
+        let allowed = if appear.source == Source::InBand {
+            if self.before_in_band.appear_offline.is_none() {
+                self.before_in_band.appear_offline =
+                    Some(self.presence.appear_offline_policy().clone());
+            }
+            Some(if appear.value {
                 Ok(appear.provenance)
             } else {
                 Err(appear.provenance)
-            };
+            })
+        } else {
+            self.before_in_band.appear_offline.take()
+        };
+        if let Some(allowed) = allowed {
             self.presence
                 .apply_appear_offline_policy(&mut self.ep, allowed, now);
         }

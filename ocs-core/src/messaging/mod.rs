@@ -197,6 +197,11 @@ impl Messaging {
         self.cfg.disable_im = provenance;
     }
 
+    /// The DisableIM policy in effect (`None`: IM allowed).
+    pub fn disable_im(&self) -> Option<&Provenance> {
+        self.cfg.disable_im.as_ref()
+    }
+
     fn alloc(&mut self) -> MessageId {
         self.next_id += 1;
         MessageId(self.next_id)

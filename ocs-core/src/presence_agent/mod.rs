@@ -388,6 +388,11 @@ impl PresenceAgent {
         }
     }
 
+    /// The EnableAppearOffline policy in effect (`Ok`: allowed).
+    pub fn appear_offline_policy(&self) -> &Result<Provenance, Provenance> {
+        &self.cfg.appear_offline
+    }
+
     /// Sets the effective EnableAppearOffline policy.
     pub fn set_appear_offline_policy(&mut self, allowed: Result<Provenance, Provenance>) {
         self.cfg.appear_offline = allowed;

@@ -1623,6 +1623,13 @@ impl SimServer {
         p.push((name.to_owned(), value.to_owned()));
     }
 
+    /// Stops handing out a ucPolicy property.
+    pub fn remove_uc_policy(&mut self, name: &str) {
+        self.presence
+            .uc_policy
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
     /// The presence service, for inspection.
     pub fn presence(&self) -> &PresenceServer {
         &self.presence
