@@ -512,3 +512,175 @@ pub fn check_roaming_contacts(data: &[u8]) {
         assert_eq!(back.soap(n2), printed);
     }
 }
+
+// ----- the whole client ----------------------------------------------------------
+
+/// `client_inputs`: an arbitrary sequence of inputs to the sans-IO
+/// [`ocs_core::client::Client`] — server bytes, answers to the last request
+/// it sent (any status), time passing, connects, connection losses, network
+/// changes and user commands — then sign-out and an hour of time. Checks:
+/// no panic; after `handle_timeout(now)` no timer is in the past; every IM
+/// id ends at most once while running and exactly once by the time the
+/// client has stopped; the client does stop (nothing hangs sign-out).
+pub fn check_client_inputs(data: &[u8]) {
+    use ocs_core::client::{Client, Config, Connected, Io};
+    use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+    use ocs_core::endpoint::EndpointConfig;
+    use ocs_core::messaging::ImEvent;
+    use ocs_core::presence::model::State;
+    use ocs_core::register::{Credentials, RegisterConfig};
+    use ocs_core::sip::{builder, HeaderName, Method};
+    use ocs_core::ClientEvent;
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant, SystemTime};
+
+    let mut it = data.iter().copied();
+    let dialect = if it.next().unwrap_or(0) & 1 == 0 {
+        Dialect::Standard
+    } else {
+        Dialect::Ocs
+    };
+    let reg = RegisterConfig::new("sip:alice@contoso.com", dialect, "a1a1a1a1a1");
+    let mut cfg = Config::new(EndpointConfig::new(
+        reg,
+        Some(Credentials::new("CONTOSO\\alice", "pw")),
+    ));
+    cfg.server = Some(ServerConfig {
+        host: "192.0.2.1".into(),
+        port: Some(5060),
+        transport: Transport::Tcp,
+    });
+    let mut now = Instant::now();
+    let mut c = Client::new(cfg, 1, [7; 32], now, SystemTime::UNIX_EPOCH);
+    c.start(now);
+
+    struct Seen {
+        last_request: Option<Message>,
+        connect_wanted: bool,
+        outcomes: HashMap<u64, u32>,
+    }
+    let mut seen = Seen {
+        last_request: None,
+        connect_wanted: false,
+        outcomes: HashMap::new(),
+    };
+    let drain = |c: &mut Client, seen: &mut Seen| {
+        while let Some(io) = c.poll_io() {
+            if let Io::Connect(_) = io {
+                seen.connect_wanted = true;
+            }
+        }
+        while let Some(b) = c.poll_transmit() {
+            if let Ok(m) = Message::parse(&b) {
+                if m.is_request() && m.method() != Some(&Method::Ack) {
+                    seen.last_request = Some(m);
+                }
+            }
+        }
+        while let Some(e) = c.poll_event() {
+            let id = match e {
+                ClientEvent::Im(ImEvent::Delivered { id }) => id.0,
+                ClientEvent::Im(ImEvent::Failed { id, .. }) => id.0,
+                _ => continue,
+            };
+            let n = seen.outcomes.entry(id).or_insert(0);
+            *n += 1;
+            assert!(*n == 1, "IM {id} ended twice");
+        }
+    };
+    let mut sent: Vec<u64> = Vec::new();
+    let codes = [
+        100u16, 180, 200, 202, 401, 403, 404, 407, 408, 409, 412, 415, 480, 481, 486, 500, 503, 606,
+    ];
+    let peers = ["sip:bob@contoso.com", "sip:carol@contoso.com"];
+    drain(&mut c, &mut seen);
+    while let Some(op) = it.next() {
+        let arg = it.next().unwrap_or(0);
+        match op % 12 {
+            0 => {
+                let n = (arg as usize).min(it.len());
+                let chunk: Vec<u8> = it.by_ref().take(n).collect();
+                c.handle_bytes(&chunk, now);
+            }
+            1 => {
+                if let Some(req) = seen.last_request.clone() {
+                    let code = codes[arg as usize % codes.len()];
+                    if let Ok(mut r) = builder::response(&req, code, None, Some("srv1")) {
+                        if code / 100 == 2 {
+                            r.insert_header(r.header_count() - 1, HeaderName::Expires, "3600");
+                            r.insert_header(
+                                r.header_count() - 1,
+                                HeaderName::Contact,
+                                "<sip:192.0.2.1:5060;transport=tcp>",
+                            );
+                        }
+                        c.handle_bytes(&r.to_bytes(), now);
+                    }
+                }
+            }
+            2 => {
+                now += Duration::from_millis(u64::from(arg) * 250);
+                c.handle_timeout(now);
+                if let Some(t) = c.poll_timeout() {
+                    assert!(t >= now, "a timer {:?} in the past", now - t);
+                }
+            }
+            3 if seen.connect_wanted => {
+                seen.connect_wanted = false;
+                c.handle_connected(
+                    Connected {
+                        host: "192.0.2.1".into(),
+                        addr: "192.0.2.1:5060".parse().expect("address"),
+                        transport: Transport::Tcp,
+                        source: "fuzz".into(),
+                        local: "198.51.100.1:40000".parse().expect("address"),
+                    },
+                    now,
+                );
+            }
+            4 if seen.connect_wanted => {
+                seen.connect_wanted = false;
+                c.handle_connect_failed(ocs_core::Error::Transport("refused".into()), now);
+            }
+            5 => c.handle_connection_lost("reset".into(), now),
+            6 => {
+                if let Ok(id) = c.send_im(peers[arg as usize % 2], "hi", now) {
+                    sent.push(id.0);
+                }
+            }
+            7 => {
+                let state =
+                    [State::Online, State::Busy, State::Away, State::Offline][arg as usize % 4];
+                let _ = c.set_status(state, None, now);
+            }
+            8 => {
+                if arg & 1 == 0 {
+                    c.watch(peers[(arg as usize >> 1) % 2], now);
+                } else {
+                    c.unwatch(peers[(arg as usize >> 1) % 2], now);
+                }
+            }
+            9 => c.network_changed(now),
+            10 => c.sign_out(now),
+            11 => c.end_im_session(peers[arg as usize % 2], now),
+            _ => {}
+        }
+        drain(&mut c, &mut seen);
+    }
+    // Sign out and let an hour pass: the client stops, every message ended.
+    c.sign_out(now);
+    drain(&mut c, &mut seen);
+    for _ in 0..60 {
+        now += Duration::from_secs(60);
+        c.handle_timeout(now);
+        drain(&mut c, &mut seen);
+    }
+    assert!(c.is_stopped(), "sign-out did not finish within an hour");
+    for id in sent {
+        assert_eq!(
+            seen.outcomes.get(&id).copied().unwrap_or(0),
+            1,
+            "IM {id} has no outcome"
+        );
+    }
+}

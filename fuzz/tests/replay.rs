@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 7] = [
+const TARGETS: [(&str, Check); 8] = [
     ("parse_message", ocs_fuzz::check_parse_message),
     ("roundtrip", ocs_fuzz::check_roundtrip),
     ("stream_framing", ocs_fuzz::check_stream_framing),
@@ -14,6 +14,7 @@ const TARGETS: [(&str, Check); 7] = [
     ("multipart", ocs_fuzz::check_multipart),
     ("reg_parser", ocs_fuzz::check_reg_parser),
     ("adm_parser", ocs_fuzz::check_adm_parser),
+    ("client_inputs", ocs_fuzz::check_client_inputs),
 ];
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -126,4 +127,9 @@ fn abs_file_corpus() {
 #[test]
 fn roaming_contacts_corpus() {
     replay("roaming_contacts", ocs_fuzz::check_roaming_contacts);
+}
+
+#[test]
+fn client_inputs_corpus() {
+    replay(TARGETS[7].0, TARGETS[7].1);
 }

@@ -629,7 +629,17 @@ impl Client {
         self.stopped = true;
         self.sign_in_deadline = None;
         self.sign_out_deadline = None;
+        self.ending_until = None;
         self.io.push_back(Io::Close);
+        // Every message still open ends now (nothing the app sent
+        // disappears), before the last event.
+        self.im.settle_all();
+        while let Some(e) = self.im.poll_event() {
+            self.emit(ClientEvent::Im(e));
+        }
+        while let Some(e) = self.presence.poll_event() {
+            self.emit(ClientEvent::Presence(e));
+        }
         self.emit(ClientEvent::Stopped);
     }
 

@@ -4,6 +4,27 @@
 use super::*;
 
 impl Messaging {
+    /// The session has ended (signed out, failed, out of time): every
+    /// message without an outcome fails ([`FailureReason::SignedOut`]) and
+    /// the sessions are forgotten.
+    pub fn settle_all(&mut self) {
+        self.ending = true;
+        self.abandon_pending();
+        let sessions: Vec<(String, Session)> = self.sessions.drain().collect();
+        for (uri, s) in sessions {
+            if let SessionState::Inviting { first, queued, .. } = s.state {
+                self.fail(first, FailureReason::SignedOut, "the client stopped");
+                for (q, _) in queued {
+                    self.fail(q, FailureReason::SignedOut, "the client stopped");
+                }
+            }
+            self.events.push_back(ImEvent::SessionEnded {
+                uri,
+                by_peer: false,
+            });
+        }
+    }
+
     /// Sign-out, first step: every established session gets its BYE;
     /// messages still queued behind an invitation fail
     /// ([`FailureReason::SignedOut`]); messages on the wire (and the
