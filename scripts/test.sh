@@ -40,6 +40,19 @@ fi
 step "tests"
 cargo test --workspace
 
+# Kamailio was once found gone by this point (connection refused, no log
+# left to read). Say so with its log, and start a fresh one, rather than
+# failing every interop test with "connection refused".
+if ! kill -0 "$(cat "$OCS_KAMAILIO_DIR/kamailio.pid" 2>/dev/null)" 2>/dev/null; then
+  echo "Kamailio on port $OCS_KAMAILIO_PORT has stopped; its log ends:" >&2
+  tail -n 40 "$OCS_KAMAILIO_DIR/kamailio.log" >&2 || true
+  scripts/kamailio.sh start
+  set -a
+  # shellcheck source=/dev/null # written by scripts/kamailio.sh start
+  . target/kamailio.env
+  set +a
+fi
+
 step "interop with Kamailio on 127.0.0.1:$OCS_KAMAILIO_PORT"
 # The linphonec_ tests run in the next step.
 cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --test-threads=1 --skip linphonec_
