@@ -11,11 +11,10 @@ use common::client::wait_for;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::discovery::Transport;
 use ocs_core::driver::sim::{SimHandle, serve};
 use ocs_core::driver::{Client, ClientConfig, ClientEvent};
-use ocs_core::endpoint::EndpointConfig;
-use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use ocs_core::register::{Credentials, RegistrationEvent};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
 
@@ -38,17 +37,11 @@ async fn sim(seed: u64, redirect_to: Option<String>) -> SimHandle {
 }
 
 fn config(host: &str, port: u16, transport: Transport) -> ClientConfig {
-    let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
-    let mut cfg = ClientConfig::new(EndpointConfig::new(
-        reg,
-        Some(Credentials::new("CONTOSO\\alice", "alicepw")),
-    ));
-    cfg.server = Some(ServerConfig {
-        host: host.to_owned(),
-        port: Some(port),
-        transport,
-    });
-    cfg
+    ClientConfig::builder("sip:alice@contoso.com")
+        .credentials("CONTOSO\\alice", "alicepw")
+        .server(&format!("{host}:{port}"), transport)
+        .build()
+        .expect("valid configuration")
 }
 
 /// Reads events until the client stops; returns them with the sign-in

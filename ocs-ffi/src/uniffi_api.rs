@@ -704,12 +704,6 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-/// The log line for an event: the core's own summary, so every host
-/// (Rust `tracing`, this logger, the C API) sees the same text.
-fn describe(e: &ClientEvent) -> String {
-    e.summary()
-}
-
 // ----- the client ------------------------------------------------------------
 
 /// What the sign-in established.
@@ -1382,7 +1376,7 @@ impl Pump {
     /// Handles one event; false when the loop should end.
     fn event(&mut self, e: ClientEvent) -> bool {
         let user = self.shared.user.clone();
-        log(LogLevel::of(e.severity()), e.id(), &user, || describe(&e));
+        log(LogLevel::of(e.severity()), e.id(), &user, || e.summary());
         match e {
             ClientEvent::Registration(r) => return self.registration(r),
             ClientEvent::Stopped => return false,
@@ -1785,7 +1779,7 @@ mod tests {
             from: "sip:bob@contoso.com".into(),
             content: ImContent::plain("a secret"),
         });
-        let text = describe(&e);
+        let text = e.summary();
         assert!(text.contains("sip:bob@contoso.com"), "{text}");
         assert!(!text.contains("secret"), "{text}");
     }

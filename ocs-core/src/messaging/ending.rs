@@ -10,18 +10,23 @@ impl Messaging {
     pub fn settle_all(&mut self) {
         self.ending = true;
         self.abandon_pending();
+        self.forget_sessions(FailureReason::SignedOut, "the client stopped", false);
+    }
+
+    /// Every session is forgotten without a BYE (the connection or the
+    /// client is gone): messages waiting for an invitation fail with
+    /// `reason`, and each session's end is reported.
+    fn forget_sessions(&mut self, reason: FailureReason, detail: &str, by_peer: bool) {
         let sessions: Vec<(String, Session)> = self.sessions.drain().collect();
         for (uri, s) in sessions {
             if let SessionState::Inviting { first, queued, .. } = s.state {
-                self.fail(first, FailureReason::SignedOut, "the client stopped");
+                self.fail(first, reason, detail);
                 for (q, _) in queued {
-                    self.fail(q, FailureReason::SignedOut, "the client stopped");
+                    self.fail(q, reason, detail);
                 }
             }
-            self.events.push_back(ImEvent::SessionEnded {
-                uri,
-                by_peer: false,
-            });
+            self.events
+                .push_back(ImEvent::SessionEnded { uri, by_peer });
         }
     }
 
@@ -104,16 +109,6 @@ impl Messaging {
                 self.fail(id, FailureReason::ServiceUnavailable, "connection lost");
             }
         }
-        let sessions: Vec<(String, Session)> = self.sessions.drain().collect();
-        for (uri, s) in sessions {
-            if let SessionState::Inviting { first, queued, .. } = s.state {
-                self.fail(first, FailureReason::ServiceUnavailable, "connection lost");
-                for (q, _) in queued {
-                    self.fail(q, FailureReason::ServiceUnavailable, "connection lost");
-                }
-            }
-            self.events
-                .push_back(ImEvent::SessionEnded { uri, by_peer: true });
-        }
+        self.forget_sessions(FailureReason::ServiceUnavailable, "connection lost", true);
     }
 }

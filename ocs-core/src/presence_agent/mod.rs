@@ -434,8 +434,9 @@ impl PresenceAgent {
         self.pending.is_empty()
     }
 
-    /// Sign-out gives up waiting: requests still unanswered are forgotten
-    /// (their outcome events follow, as for a lost connection).
+    /// Sign-out gives up waiting: requests still unanswered are forgotten,
+    /// as for a lost connection (contact-list changes end failed; a
+    /// publication or watch has no outcome event of its own yet).
     pub fn abandon_pending(&mut self) {
         self.handle_connection_lost();
     }

@@ -78,27 +78,14 @@ impl Registration {
     }
 
     pub(super) fn push_with_auth(&mut self, header: HeaderName, value: String) {
-        let Some(local) = self.local else { return };
-        self.cseq += 1;
-        let branch = self.rng.branch();
-        let msg = build_register(&RegisterParams {
-            dialect: self.cfg.dialect,
-            aor: &self.cfg.aor,
-            local,
-            tag: &self.tag,
-            epid: &self.cfg.epid,
-            ms_opaque: &self.cfg.ms_opaque,
-            call_id: &self.call_id,
-            cseq: self.cseq,
-            branch: Some(&branch),
-            user_agent: &self.cfg.user_agent,
-            expires: if self.state == RegState::Unregistering {
-                Some(0)
-            } else {
-                self.cfg.expires
-            },
-            auth: Some((header, value)),
-        });
+        let expires = if self.state == RegState::Unregistering {
+            Some(0)
+        } else {
+            self.cfg.expires
+        };
+        let Some(msg) = self.next_register(expires, Some((header, value))) else {
+            return;
+        };
         self.in_flight = true;
         self.requests.push_back(msg);
     }

@@ -727,12 +727,17 @@ impl Registration {
         self.wall0.1 + now.saturating_duration_since(self.wall0.0)
     }
 
-    fn send_register(&mut self, now: Instant, expires: Option<u32>) {
-        let Some(local) = self.local else { return };
+    /// The next REGISTER of this registration (next CSeq, a new branch),
+    /// or `None` without a connection.
+    fn next_register(
+        &mut self,
+        expires: Option<u32>,
+        auth: Option<(HeaderName, String)>,
+    ) -> Option<Message> {
+        let local = self.local?;
         self.cseq += 1;
         let branch = self.rng.branch();
-        let expires = expires.or(self.cfg.expires);
-        let mut msg = build_register(&RegisterParams {
+        Some(build_register(&RegisterParams {
             dialect: self.cfg.dialect,
             aor: &self.cfg.aor,
             local,
@@ -744,8 +749,15 @@ impl Registration {
             branch: Some(&branch),
             user_agent: &self.cfg.user_agent,
             expires,
-            auth: None,
-        });
+            auth,
+        }))
+    }
+
+    fn send_register(&mut self, now: Instant, expires: Option<u32>) {
+        let expires = expires.or(self.cfg.expires);
+        let Some(mut msg) = self.next_register(expires, None) else {
+            return;
+        };
         // Signed refresh (NTLM) or Digest with the next nonce count.
         match &mut self.auth {
             AuthState::NtlmAuthenticated | AuthState::ExternalAuthenticated => {

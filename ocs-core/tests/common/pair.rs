@@ -116,30 +116,10 @@ impl Pair {
         cfg
     }
 
-    /// Adds a user with `cfg` and starts signing it in; returns its index.
+    /// Adds a user with `cfg` and signs it in as far as the server
+    /// answers; returns its index.
     pub fn add(&mut self, cfg: Config) -> usize {
-        let i = self.users.len();
-        let aor = cfg.endpoint.register.aor.clone();
-        let client = Client::new(
-            cfg,
-            100 + i as u64,
-            [i as u8 + 1; 32],
-            self.now,
-            SystemTime::UNIX_EPOCH,
-        );
-        self.users.push(User {
-            aor,
-            client,
-            peer: SocketAddr::from(([198, 51, 100, i as u8 + 1], 40000)),
-            connected: false,
-            events: Vec::new(),
-            seen: 0,
-            sent: Vec::new(),
-            received: Vec::new(),
-            keep_alives: 0,
-            http: Vec::new(),
-        });
-        self.users[i].client.start(self.now);
+        let i = self.add_quiet(cfg);
         self.flush();
         i
     }
