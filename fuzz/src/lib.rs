@@ -520,14 +520,16 @@ pub fn check_roaming_contacts(data: &[u8]) {
 /// it sent (any status), time passing, connects, connection losses, network
 /// changes and user commands — then sign-out and an hour of time. Checks:
 /// no panic; after `handle_timeout(now)` no timer is in the past; every IM
-/// id ends at most once while running and exactly once by the time the
-/// client has stopped; the client does stop (nothing hangs sign-out).
+/// and presence command id ends at most once while running and exactly
+/// once by the time the client has stopped; the client does stop (nothing
+/// hangs sign-out).
 pub fn check_client_inputs(data: &[u8]) {
     use ocs_core::client::{Client, Config, Connected, Io};
     use ocs_core::discovery::{Dialect, ServerConfig, Transport};
     use ocs_core::endpoint::EndpointConfig;
     use ocs_core::messaging::ImEvent;
     use ocs_core::presence::model::State;
+    use ocs_core::PresenceEvent;
     use ocs_core::register::{Credentials, RegisterConfig};
     use ocs_core::sip::{builder, HeaderName, Method};
     use ocs_core::ClientEvent;
@@ -557,7 +559,8 @@ pub fn check_client_inputs(data: &[u8]) {
     struct Seen {
         last_request: Option<Message>,
         connect_wanted: bool,
-        outcomes: HashMap<u64, u32>,
+        /// Outcomes per (IM: false / presence: true, id).
+        outcomes: HashMap<(bool, u64), u32>,
     }
     let mut seen = Seen {
         last_request: None,
@@ -579,16 +582,22 @@ pub fn check_client_inputs(data: &[u8]) {
         }
         while let Some(e) = c.poll_event() {
             let id = match e {
-                ClientEvent::Im(ImEvent::Delivered { id }) => id.0,
-                ClientEvent::Im(ImEvent::Failed { id, .. }) => id.0,
+                ClientEvent::Im(ImEvent::Delivered { id }) => (false, id.0),
+                ClientEvent::Im(ImEvent::Failed { id, .. }) => (false, id.0),
+                ClientEvent::Presence(PresenceEvent::Published { id: Some(id), .. }) => {
+                    (true, id.0)
+                }
+                ClientEvent::Presence(PresenceEvent::PublishFailed { id: Some(id), .. }) => {
+                    (true, id.0)
+                }
                 _ => continue,
             };
             let n = seen.outcomes.entry(id).or_insert(0);
             *n += 1;
-            assert!(*n == 1, "IM {id} ended twice");
+            assert!(*n == 1, "command {id:?} ended twice");
         }
     };
-    let mut sent: Vec<u64> = Vec::new();
+    let mut sent: Vec<(bool, u64)> = Vec::new();
     let codes = [
         100u16, 180, 200, 202, 401, 403, 404, 407, 408, 409, 412, 415, 480, 481, 486, 500, 503, 606,
     ];
@@ -645,13 +654,20 @@ pub fn check_client_inputs(data: &[u8]) {
             5 => c.handle_connection_lost("reset".into(), now),
             6 => {
                 if let Ok(id) = c.send_im(peers[arg as usize % 2], "hi", now) {
-                    sent.push(id.0);
+                    sent.push((false, id.0));
                 }
             }
             7 => {
                 let state =
                     [State::Online, State::Busy, State::Away, State::Offline][arg as usize % 4];
-                let _ = c.set_status(state, None, now);
+                let id = match arg >> 2 {
+                    0..=31 => c.set_status(state, None, now).ok(),
+                    32..=39 => Some(c.set_custom_state(state.availability(), 1033, "x", None, now)),
+                    40..=47 => Some(c.set_idle(Duration::from_secs(u64::from(arg) * 20), now)),
+                    48..=55 => Some(c.set_in_call(arg & 1 == 1, now)),
+                    _ => Some(c.reset_status(now)),
+                };
+                sent.extend(id.map(|id| (true, id.0)));
             }
             8 => {
                 if arg & 1 == 0 {
@@ -680,7 +696,7 @@ pub fn check_client_inputs(data: &[u8]) {
         assert_eq!(
             seen.outcomes.get(&id).copied().unwrap_or(0),
             1,
-            "IM {id} has no outcome"
+            "command {id:?} has no outcome"
         );
     }
 }

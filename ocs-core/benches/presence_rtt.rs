@@ -106,7 +106,8 @@ impl Pair {
             matches!(
                 e,
                 ClientEvent::Presence(PresenceEvent::Published {
-                    state: State::Online
+                    state: State::Online,
+                    ..
                 })
             )
         })
@@ -160,7 +161,7 @@ impl Pair {
                             None => panic!("bob's client ended"),
                         },
                         e = self.alice.next_event() => match e {
-                            Some(ClientEvent::Presence(PresenceEvent::PublishFailed(_))) => {
+                            Some(ClientEvent::Presence(PresenceEvent::PublishFailed { .. })) => {
                                 return Err("publish failed");
                             }
                             Some(_) => {}

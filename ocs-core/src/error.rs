@@ -116,6 +116,10 @@ pub enum Error {
     /// The transaction timed out or the transport failed (driver).
     #[error("transport: {0}")]
     Transport(String),
+    /// The client stopped (signed out, or failed for good) before the
+    /// command could be carried out.
+    #[error("the client has stopped")]
+    Stopped,
 }
 
 impl Error {

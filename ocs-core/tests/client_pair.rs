@@ -30,7 +30,7 @@ fn sign_in_publish_watch_im_and_sign_out() {
     p.until(b, S, registered);
 
     let now = p.now;
-    p.users[a]
+    let published = p.users[a]
         .client
         .set_status(State::Busy, Some("writing the report"), now)
         .expect("publish");
@@ -38,9 +38,9 @@ fn sign_in_publish_watch_im_and_sign_out() {
         matches!(
             e,
             ClientEvent::Presence(PresenceEvent::Published {
+                id: Some(id),
                 state: State::Busy,
-                ..
-            })
+            }) if *id == published
         )
     });
 
@@ -189,18 +189,20 @@ fn a_state_set_before_roaming_self_answers_is_published_once_with_its_versions()
     let a = p.add_quiet(Pair::config("alice"));
     p.flush_until(a, registered);
     let now = p.now;
-    p.users[a]
+    let early = p.users[a]
         .client
         .set_status(State::Busy, Some("on it"), now)
         .expect("publish");
     p.flush();
+    // The command waited for the versions and ends with the publication
+    // that went out then.
     p.until(a, S, |e| {
         matches!(
             e,
             ClientEvent::Presence(PresenceEvent::Published {
+                id: Some(id),
                 state: State::Busy,
-                ..
-            })
+            }) if *id == early
         )
     });
     let (sent, conflicts) = state_publications(&p, a);
@@ -211,10 +213,10 @@ fn a_state_set_before_roaming_self_answers_is_published_once_with_its_versions()
         "one publication, with the server's versions"
     );
     assert!(
-        !p.users[a]
-            .events
-            .iter()
-            .any(|(_, e)| matches!(e, ClientEvent::Presence(PresenceEvent::PublishFailed(_)))),
+        !p.users[a].events.iter().any(|(_, e)| matches!(
+            e,
+            ClientEvent::Presence(PresenceEvent::PublishFailed { .. })
+        )),
         "{:?}",
         p.users[a].events
     );
@@ -638,4 +640,109 @@ fn the_client_decides_when_and_from_where_the_address_book_and_custom_states_loa
     assert_eq!(p.users[a].http.len(), 3, "not again within the day");
     p.run_for(3600 * S);
     assert_eq!(p.users[a].http.len(), 4, "a day after the last success");
+}
+
+/// The outcome of presence command `id` among `user`'s events: `Ok(state)`
+/// or `Err(error)`; panics when it has none or more than one.
+fn publish_outcome(
+    p: &Pair,
+    user: usize,
+    id: ocs_core::PublishId,
+) -> Result<State, ocs_core::Error> {
+    let outcomes: Vec<Result<State, ocs_core::Error>> = p.users[user]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Presence(PresenceEvent::Published { id: Some(i), state }) if *i == id => {
+                Some(Ok(*state))
+            }
+            ClientEvent::Presence(PresenceEvent::PublishFailed { id: Some(i), error })
+                if *i == id =>
+            {
+                Some(Err(error.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{id:?}: {outcomes:?}");
+    outcomes.into_iter().next().expect("one outcome")
+}
+
+#[test]
+fn every_presence_command_ends_in_exactly_one_outcome_with_its_id() {
+    let mut p = Pair::new(&["alice"]);
+    let a = p.add(Pair::config("alice"));
+    p.until(a, S, registered);
+    p.flush();
+
+    // A server that refuses publishing: the command fails with the status.
+    p.server.refuse_publications(Some(403));
+    let now = p.now;
+    let refused = p.users[a]
+        .client
+        .set_status(State::Busy, Some("budget"), now)
+        .expect("asked");
+    p.flush();
+    match publish_outcome(&p, a, refused) {
+        Err(ocs_core::Error::Rejected { status: 403, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // 409 without the server's versions: retried, then failed.
+    p.server.refuse_publications(Some(409));
+    let now = p.now;
+    let conflict =
+        p.users[a]
+            .client
+            .set_custom_state(State::Busy.availability(), 1033, "Seminar", None, now);
+    p.flush();
+    match publish_outcome(&p, a, conflict) {
+        Err(ocs_core::Error::Rejected { status: 409, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // Accepted again: each command ends with the state watchers see.
+    p.server.refuse_publications(None);
+    let now = p.now;
+    let c = &mut p.users[a].client;
+    let online = c.set_status(State::Online, None, now).expect("asked");
+    // No threshold crossed: nothing goes out, the id still ends.
+    let idle_short = c.set_idle(Duration::from_secs(60), now);
+    let in_call = c.set_in_call(true, now);
+    let same_call = c.set_in_call(true, now);
+    let reset = c.reset_status(now);
+    p.flush();
+    assert_eq!(publish_outcome(&p, a, online), Ok(State::Online));
+    assert_eq!(publish_outcome(&p, a, idle_short), Ok(State::Online));
+    assert_eq!(publish_outcome(&p, a, in_call), Ok(State::Online));
+    assert_eq!(publish_outcome(&p, a, same_call), Ok(State::Online));
+    // After reset the call shows: busy.
+    assert_eq!(publish_outcome(&p, a, reset), Ok(State::Busy));
+    let ids = [
+        refused, conflict, online, idle_short, in_call, same_call, reset,
+    ];
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "ids are distinct: {ids:?}");
+}
+
+#[test]
+fn a_publication_still_waiting_when_the_session_ends_fails_with_stopped() {
+    let mut p = Pair::new(&["alice"]);
+    let a = p.add_quiet(Pair::config("alice"));
+    p.flush_until(a, registered);
+    // Asked before roaming-self gave the versions, then signed out at once.
+    let now = p.now;
+    let early = p.users[a]
+        .client
+        .set_status(State::Away, None, now)
+        .expect("asked");
+    p.users[a].client.sign_out(now);
+    p.until(a, S * 10, |e| *e == ClientEvent::Stopped);
+    match publish_outcome(&p, a, early) {
+        // Either it went out and was answered before the un-REGISTER, or
+        // it ends with the session; never silently.
+        Ok(State::Away) | Err(ocs_core::Error::Stopped) => {}
+        other => panic!("{other:?}"),
+    }
 }

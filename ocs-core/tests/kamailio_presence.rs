@@ -52,7 +52,10 @@ async fn publish_and_watch(transport: Transport) {
     wait_for(&mut alice, "publication accepted", |e| {
         matches!(
             e,
-            ClientEvent::Presence(PresenceEvent::Published { state: State::Busy })
+            ClientEvent::Presence(PresenceEvent::Published {
+                state: State::Busy,
+                ..
+            })
         )
     })
     .await;

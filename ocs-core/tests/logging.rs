@@ -89,7 +89,7 @@ fn a_session_logs_its_steps_and_ids_and_no_secrets() {
         "ocs_client{aor=sip:alice@contoso.com epid=",
         "ocs_client{aor=sip:bob@contoso.com epid=",
         // Presence, IM and sign-out, described without their content.
-        "published: busy",
+        "published #1: busy",
         "IM 1 delivered",
         "IM received from sip:alice@contoso.com (19 characters)",
         "REGISTER signed (NTLM), Expires: 0 (sign-out)",

@@ -152,23 +152,30 @@ async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
     // at sign-in as active.
     bob.watch("sip:alice@contoso.com");
     wait_for(&mut bob, "alice active", alice_is(State::Online)).await;
-    alice.set_idle(Duration::from_secs(6 * 60));
+    alice
+        .set_idle(Duration::from_secs(6 * 60))
+        .await
+        .expect("idle");
     wait_for(&mut bob, "alice inactive", alice_is(State::Inactive)).await;
-    alice.set_idle(Duration::from_secs(25 * 60));
+    alice
+        .set_idle(Duration::from_secs(25 * 60))
+        .await
+        .expect("idle");
     wait_for(&mut bob, "alice away", alice_is(State::Away)).await;
-    alice.set_idle(Duration::ZERO);
+    alice.set_idle(Duration::ZERO).await.expect("idle");
     wait_for(&mut bob, "alice back", alice_is(State::Online)).await;
     // A manual busy overrides the machine state.
     alice.set_status(State::Busy, None).await.expect("publish");
     wait_for(&mut bob, "alice busy", alice_is(State::Busy)).await;
     // Reset status: the manual state is deleted and the machine state shows.
-    alice.reset_status();
+    let reset = alice.reset_status().await.expect("reset");
     wait_for(&mut alice, "reset accepted", |e| {
         matches!(
             e,
             ClientEvent::Presence(PresenceEvent::Published {
-                state: State::Online
-            })
+                id: Some(id),
+                state: State::Online,
+            }) if *id == reset
         )
     })
     .await;

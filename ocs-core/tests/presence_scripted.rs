@@ -436,7 +436,8 @@ fn standard_dialect_calls_show_busy_and_reset_removes_the_publication() {
         a.events.iter().any(|e| matches!(
             e,
             PresenceEvent::Published {
-                state: State::Offline
+                state: State::Offline,
+                id: Some(_),
             }
         )),
         "{:?}",

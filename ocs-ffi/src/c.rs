@@ -796,12 +796,14 @@ impl Converted {
                 c.number = presence.availability.map_or(0, |a| a.0);
                 c
             }
-            PresenceEvent::Published { state } => {
+            PresenceEvent::Published { state, .. } => {
                 let mut c = Converted::new(K::PresencePublished);
                 c.state = OcsState::of(*state);
                 c
             }
-            PresenceEvent::PublishFailed(e) => Converted::new(K::PresencePublishFailed).error(e),
+            PresenceEvent::PublishFailed { error, .. } => {
+                Converted::new(K::PresencePublishFailed).error(error)
+            }
             PresenceEvent::WatchEnded { uri, reason } => {
                 Converted::new(K::WatchEnded).uri(uri).text(reason)
             }
@@ -829,17 +831,21 @@ async fn pump(mut client: Client, mut cmds: mpsc::UnboundedReceiver<Command>, si
                 Command::SignOut => client.sign_out(),
                 Command::Watch(uri) => client.watch(&uri),
                 Command::Unwatch(uri) => client.unwatch(&uri),
-                Command::SetInCall(c) => client.set_in_call(c),
-                Command::ResetStatus => client.reset_status(),
-                Command::SetIdle(secs) => {
-                    client.set_idle(std::time::Duration::from_secs(u64::from(secs)))
-                }
+                // The ids and outcomes reach C as events.
+                Command::SetInCall(c) => drop(client.set_in_call(c).await),
+                Command::ResetStatus => drop(client.reset_status().await),
+                Command::SetIdle(secs) => drop(
+                    client
+                        .set_idle(std::time::Duration::from_secs(u64::from(secs)))
+                        .await,
+                ),
                 Command::SetCredentials(creds) => client.set_credentials(creds),
                 Command::SendIm { to, text, reply } => {
                     let _ = reply.try_send(client.send_im(&to, &text).await);
                 }
                 Command::SetStatus { state, note, reply } => {
-                    let _ = reply.try_send(client.set_status(state, note.as_deref()).await);
+                    let r = client.set_status(state, note.as_deref()).await;
+                    let _ = reply.try_send(r.map(drop));
                 }
             },
         }

@@ -1528,17 +1528,21 @@ impl Pump {
             Command::EndImSession(to) => client.end_im_session(&to),
             Command::SetStatus { state, note, reply } => {
                 let r = client.set_status(state, note.as_deref()).await;
-                let _ = reply.send(r.map_err(OcsError::from));
+                let _ = reply.send(r.map(drop).map_err(OcsError::from));
             }
             Command::SetCustomState {
                 availability,
                 lcid,
                 text,
                 note,
-            } => client.set_custom_state(availability.availability(), lcid, &text, note.as_deref()),
-            Command::SetIdle(d) => client.set_idle(d),
-            Command::SetInCall(c) => client.set_in_call(c),
-            Command::ResetStatus => client.reset_status(),
+            } => drop(
+                client
+                    .set_custom_state(availability.availability(), lcid, &text, note.as_deref())
+                    .await,
+            ),
+            Command::SetIdle(d) => drop(client.set_idle(d).await),
+            Command::SetInCall(c) => drop(client.set_in_call(c).await),
+            Command::ResetStatus => drop(client.reset_status().await),
             Command::Diagnostics(reply) => {
                 let r = client.diagnostics().await.map(|s| s.to_json());
                 let _ = reply.send(r.map_err(OcsError::from));

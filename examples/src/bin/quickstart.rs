@@ -44,7 +44,7 @@ use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Provenance;
 use ocs_core::messaging::ImEvent;
 use ocs_core::presence::model::{Presence, State};
-use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::presence_agent::{PresenceEvent, PublishId};
 use ocs_core::register::{Credentials, CredentialsReason, RegisterConfig, RegistrationEvent};
 use ocs_core::rng::Rng;
 use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
@@ -343,12 +343,20 @@ async fn watch(
     .await
 }
 
-/// Waits until the server has accepted `u`'s presence publication.
-async fn until_published(u: &mut User) -> Result<State, String> {
+/// Waits for the outcome of `u`'s presence command `asked`.
+async fn until_published(
+    u: &mut User,
+    asked: Result<PublishId, ocs_core::Error>,
+) -> Result<State, String> {
+    let asked = Some(asked.map_err(|e| e.to_string())?);
     let what = format!("{}'s publication", u.name);
     until(&mut u.client, &what, |e| match e {
-        ClientEvent::Presence(PresenceEvent::Published { state }) => Some(Ok(state)),
-        ClientEvent::Presence(PresenceEvent::PublishFailed(e)) => Some(Err(e.to_string())),
+        ClientEvent::Presence(PresenceEvent::Published { id, state }) if id == asked => {
+            Some(Ok(state))
+        }
+        ClientEvent::Presence(PresenceEvent::PublishFailed { id, error }) if id == asked => {
+            Some(Err(error.to_string()))
+        }
         _ => None,
     })
     .await
@@ -565,21 +573,19 @@ async fn run(args: Args) -> Result<(), String> {
         .ok_or("the custom states file has no state")?;
     let text = seminar.text(1033).unwrap_or_default();
     let note = "Back at 3 pm";
-    alice
+    let asked = alice
         .client
-        .set_custom_state(seminar.availability.availability(), 1033, text, Some(note));
-    let alice_state = until_published(alice).await?;
+        .set_custom_state(seminar.availability.availability(), 1033, text, Some(note))
+        .await;
+    let alice_state = until_published(alice, asked).await?;
     println!(
         "  {}: {} (\"{text}\"), note \"{note}\"",
         alice.name,
         alice_state.as_str()
     );
     if let Some(b) = &mut bob {
-        b.client
-            .set_status(State::Online, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let published = until_published(b).await?;
+        let asked = b.client.set_status(State::Online, None).await;
+        let published = until_published(b, asked).await?;
         println!("  {}: {}", b.name, published.as_str());
     }
 

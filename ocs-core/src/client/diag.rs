@@ -172,7 +172,7 @@ impl ClientEvent {
             ClientEvent::Presence(p) => match p {
                 PresenceEvent::Changed { .. } => 1400,
                 PresenceEvent::Published { .. } => 1401,
-                PresenceEvent::PublishFailed(_) => 1402,
+                PresenceEvent::PublishFailed { .. } => 1402,
                 PresenceEvent::WatchEnded { .. } => 1403,
                 PresenceEvent::ContactList(_) => 1404,
                 PresenceEvent::ContactListChanged { .. } => 1405,
@@ -292,8 +292,12 @@ impl ClientEvent {
                 PresenceEvent::Changed { uri, presence } => {
                     format!("{uri} is {}", presence.state().as_str())
                 }
-                PresenceEvent::Published { state } => format!("published: {}", state.as_str()),
-                PresenceEvent::PublishFailed(e) => format!("publishing failed: {e}"),
+                PresenceEvent::Published { id, state } => {
+                    format!("published{}: {}", show_publish_id(*id), state.as_str())
+                }
+                PresenceEvent::PublishFailed { id, error } => {
+                    format!("publishing{} failed: {error}", show_publish_id(*id))
+                }
                 PresenceEvent::WatchEnded { uri, reason } => {
                     format!("watching {uri} ended: {reason}")
                 }
@@ -362,6 +366,11 @@ impl ClientEvent {
             _ => Severity::Info,
         }
     }
+}
+
+/// ` #3` for a command's publication, nothing for the client's own.
+fn show_publish_id(id: Option<crate::presence_agent::PublishId>) -> String {
+    id.map(|i| format!(" #{}", i.0)).unwrap_or_default()
 }
 
 #[cfg(test)]

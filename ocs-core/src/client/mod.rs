@@ -47,7 +47,9 @@ use crate::policy::EffectivePolicy;
 use crate::policy::eval::Source;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
-use crate::presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig};
+use crate::presence_agent::{
+    ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig, PublishId,
+};
 use crate::provisioning::ProvisionGroupList;
 use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
 use crate::register::{Credentials, LocalTransport, Registration, RegistrationEvent};
@@ -362,32 +364,36 @@ impl Client {
     }
 
     /// The host's idle time (see [`PresenceAgent::set_idle`]).
-    pub fn set_idle(&mut self, idle: Duration, now: Instant) {
+    pub fn set_idle(&mut self, idle: Duration, now: Instant) -> PublishId {
         let _in = self.span.enter();
-        self.presence.set_idle(&mut self.ep, idle, now);
+        let id = self.presence.set_idle(&mut self.ep, idle, now);
         self.drive(now);
+        id
     }
 
     /// A call started or ended (see [`PresenceAgent::set_in_call`]).
-    pub fn set_in_call(&mut self, in_call: bool, now: Instant) {
+    pub fn set_in_call(&mut self, in_call: bool, now: Instant) -> PublishId {
         let _in = self.span.enter();
-        self.presence.set_in_call(&mut self.ep, in_call, now);
+        let id = self.presence.set_in_call(&mut self.ep, in_call, now);
         self.drive(now);
+        id
     }
 
     /// A meeting from the host's calendar (see
     /// [`PresenceAgent::set_in_meeting`]).
-    pub fn set_in_meeting(&mut self, meeting: Option<Meeting>, now: Instant) {
+    pub fn set_in_meeting(&mut self, meeting: Option<Meeting>, now: Instant) -> PublishId {
         let _in = self.span.enter();
-        self.presence.set_in_meeting(&mut self.ep, meeting, now);
+        let id = self.presence.set_in_meeting(&mut self.ep, meeting, now);
         self.drive(now);
+        id
     }
 
     /// "Reset status" (see [`PresenceAgent::reset_status`]).
-    pub fn reset_status(&mut self, now: Instant) {
+    pub fn reset_status(&mut self, now: Instant) -> PublishId {
         let _in = self.span.enter();
-        self.presence.reset_status(&mut self.ep, now);
+        let id = self.presence.reset_status(&mut self.ep, now);
         self.drive(now);
+        id
     }
 
     /// Publishes our status and note; appear offline is refused unless the
@@ -397,7 +403,7 @@ impl Client {
         state: State,
         note: Option<&str>,
         now: Instant,
-    ) -> Result<(), Error> {
+    ) -> Result<PublishId, Error> {
         let _in = self.span.enter();
         let r = self.presence.set_status(&mut self.ep, state, note, now);
         self.drive(now);
@@ -412,11 +418,13 @@ impl Client {
         text: &str,
         note: Option<&str>,
         now: Instant,
-    ) {
+    ) -> PublishId {
         let _in = self.span.enter();
-        self.presence
+        let id = self
+            .presence
             .set_custom_state(&mut self.ep, availability, lcid, text, note, now);
         self.drive(now);
+        id
     }
 
     /// Starts watching a contact's presence.
@@ -634,6 +642,7 @@ impl Client {
         // Every message still open ends now (nothing the app sent
         // disappears), before the last event.
         self.im.settle_all();
+        self.presence.settle_all();
         while let Some(e) = self.im.poll_event() {
             self.emit(ClientEvent::Im(e));
         }

@@ -14,7 +14,7 @@ use super::background::{AbortOnDrop, AbsState};
 use super::config::ClientConfig;
 use super::conn::Conn;
 use super::dns::Resolver;
-use super::handle::{ClientHandle, Command};
+use super::handle::{ClientHandle, Command, Publish};
 pub use crate::client::{AddressBookEvent, ClientEvent};
 use crate::client::{Client as Session, ConnectTarget, Connected, Io};
 use crate::discovery::Candidate;
@@ -245,19 +245,22 @@ impl Task {
             Some(Command::Typing { to, active }) => s.send_typing(&to, active, t),
             Some(Command::EndSession(to)) => s.end_im_session(&to, t),
             Some(Command::SetDisableIm(p)) => s.set_disable_im(p),
-            Some(Command::SetIdle(idle)) => s.set_idle(idle, t),
-            Some(Command::SetInCall(c)) => s.set_in_call(c, t),
-            Some(Command::SetInMeeting(m)) => s.set_in_meeting(m, t),
-            Some(Command::ResetStatus) => s.reset_status(t),
-            Some(Command::SetStatus { state, note, reply }) => {
-                let _ = reply.send(s.set_status(state, note.as_deref(), t));
+            Some(Command::Publish { what, reply }) => {
+                let r = match what {
+                    Publish::Idle(idle) => Ok(s.set_idle(idle, t)),
+                    Publish::InCall(c) => Ok(s.set_in_call(c, t)),
+                    Publish::InMeeting(m) => Ok(s.set_in_meeting(m, t)),
+                    Publish::Reset => Ok(s.reset_status(t)),
+                    Publish::Status { state, note } => s.set_status(state, note.as_deref(), t),
+                    Publish::CustomState {
+                        availability,
+                        lcid,
+                        text,
+                        note,
+                    } => Ok(s.set_custom_state(availability, lcid, &text, note.as_deref(), t)),
+                };
+                let _ = reply.send(r);
             }
-            Some(Command::SetCustomState {
-                availability,
-                lcid,
-                text,
-                note,
-            }) => s.set_custom_state(availability, lcid, &text, note.as_deref(), t),
             Some(Command::Watch(uri)) => s.watch(&uri, t),
             Some(Command::Unwatch(uri)) => s.unwatch(&uri, t),
             Some(Command::Diagnostics(reply)) => {

@@ -9,7 +9,7 @@ use crate::error::{Error, Provenance};
 use crate::messaging::MessageId;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
-use crate::presence_agent::{ContactRequest, Meeting};
+use crate::presence_agent::{ContactRequest, Meeting, PublishId};
 use crate::register::Credentials;
 
 /// One command, carried to the client's task.
@@ -29,20 +29,9 @@ pub(super) enum Command {
     },
     EndSession(String),
     SetDisableIm(Option<Provenance>),
-    SetIdle(std::time::Duration),
-    SetInCall(bool),
-    SetInMeeting(Option<Meeting>),
-    ResetStatus,
-    SetStatus {
-        state: State,
-        note: Option<String>,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    SetCustomState {
-        availability: Availability,
-        lcid: u32,
-        text: String,
-        note: Option<String>,
+    Publish {
+        what: Publish,
+        reply: oneshot::Sender<Result<PublishId, Error>>,
     },
     Watch(String),
     Unwatch(String),
@@ -61,6 +50,25 @@ pub(super) enum Command {
     },
 }
 
+/// One presence command: what to publish.
+#[derive(Debug)]
+pub(super) enum Publish {
+    Idle(std::time::Duration),
+    InCall(bool),
+    InMeeting(Option<Meeting>),
+    Reset,
+    Status {
+        state: State,
+        note: Option<String>,
+    },
+    CustomState {
+        availability: Availability,
+        lcid: u32,
+        text: String,
+        note: Option<String>,
+    },
+}
+
 /// The commands of a running [`Client`](super::Client), cloneable and usable from any
 /// task while the client's owner reads its events: a host can wait for a
 /// contact-list change or a diagnostics snapshot without holding up the
@@ -72,6 +80,20 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// Sends a command that answers and waits for the answer; a client
+    /// that has stopped answers [`Error::Stopped`].
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds.send(make(reply)).map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// A presence command; the id ends in one
+    /// [`PresenceEvent::Published`](crate::presence_agent::PresenceEvent::Published) or [`PresenceEvent::PublishFailed`](crate::presence_agent::PresenceEvent::PublishFailed).
+    async fn publish(&self, what: Publish) -> Result<PublishId, Error> {
+        self.ask(|reply| Command::Publish { what, reply }).await?
+    }
+
     /// Un-registers and stops; [`ClientEvent::Stopped`](crate::client::ClientEvent::Stopped) follows.
     pub fn sign_out(&self) {
         let _ = self.cmds.send(Command::SignOut);
@@ -91,16 +113,12 @@ impl ClientHandle {
     /// [`crate::messaging::ImEvent::Delivered`] or [`crate::messaging::ImEvent::Failed`]; an immediate refusal
     /// (DisableIM, not signed in) is returned as an error.
     pub async fn send_im(&self, to: &str, text: &str) -> Result<MessageId, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.cmds
-            .send(Command::SendIm {
-                to: to.to_owned(),
-                text: text.to_owned(),
-                reply,
-            })
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?
+        self.ask(|reply| Command::SendIm {
+            to: to.to_owned(),
+            text: text.to_owned(),
+            reply,
+        })
+        .await?
     }
 
     /// Tells `to` we are (or stopped) typing.
@@ -117,34 +135,32 @@ impl ClientHandle {
     }
 
     /// Publishes our status (and note). Appear offline ([`State::Offline`])
-    /// is refused unless the EnableAppearOffline policy allows it.
-    pub async fn set_status(&self, state: State, note: Option<&str>) -> Result<(), Error> {
-        let (reply, rx) = oneshot::channel();
-        self.cmds
-            .send(Command::SetStatus {
-                state,
-                note: note.map(str::to_owned),
-                reply,
-            })
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?
+    /// is refused unless the EnableAppearOffline policy allows it. The id
+    /// ends in one [`PresenceEvent::Published`](crate::presence_agent::PresenceEvent::Published) or
+    /// [`PresenceEvent::PublishFailed`](crate::presence_agent::PresenceEvent::PublishFailed).
+    pub async fn set_status(&self, state: State, note: Option<&str>) -> Result<PublishId, Error> {
+        self.publish(Publish::Status {
+            state,
+            note: note.map(str::to_owned),
+        })
+        .await
     }
 
     /// Publishes a custom state: availability plus our text for `lcid`.
-    pub fn set_custom_state(
+    pub async fn set_custom_state(
         &self,
         availability: Availability,
         lcid: u32,
         text: &str,
         note: Option<&str>,
-    ) {
-        let _ = self.cmds.send(Command::SetCustomState {
+    ) -> Result<PublishId, Error> {
+        self.publish(Publish::CustomState {
             availability,
             lcid,
             text: text.to_owned(),
             note: note.map(str::to_owned),
-        });
+        })
+        .await
     }
 
     /// Starts watching a contact's presence.
@@ -155,28 +171,29 @@ impl ClientHandle {
     /// Reports how long the user has been idle (no keyboard or mouse
     /// input); call it whenever the host's idle time changes, and with zero
     /// on input. Crossing Communicator's thresholds (inactive after 5
-    /// minutes, away after 20) publishes the machine state.
-    pub fn set_idle(&self, idle: std::time::Duration) {
-        let _ = self.cmds.send(Command::SetIdle(idle));
+    /// minutes, away after 20) publishes the machine state; otherwise the
+    /// id ends at once.
+    pub async fn set_idle(&self, idle: std::time::Duration) -> Result<PublishId, Error> {
+        self.publish(Publish::Idle(idle)).await
     }
 
     /// Reports a meeting from the host's calendar (free/busy data, e.g.
     /// from an Outlook add-in); `None` when it is over. Watchers see "in a
     /// meeting" (busy) while it lasts.
-    pub fn set_in_meeting(&self, meeting: Option<Meeting>) {
-        let _ = self.cmds.send(Command::SetInMeeting(meeting));
+    pub async fn set_in_meeting(&self, meeting: Option<Meeting>) -> Result<PublishId, Error> {
+        self.publish(Publish::InMeeting(meeting)).await
     }
 
     /// Reports that a call started (`true`) or ended: "on the phone" is
     /// shown while it lasts.
-    pub fn set_in_call(&self, in_call: bool) {
-        let _ = self.cmds.send(Command::SetInCall(in_call));
+    pub async fn set_in_call(&self, in_call: bool) -> Result<PublishId, Error> {
+        self.publish(Publish::InCall(in_call)).await
     }
 
     /// "Reset status": drops the manual state so the automatic one shows
-    /// again; ends in a `Published` or `PublishFailed` presence event.
-    pub fn reset_status(&self) {
-        let _ = self.cmds.send(Command::ResetStatus);
+    /// again.
+    pub async fn reset_status(&self) -> Result<PublishId, Error> {
+        self.publish(Publish::Reset).await
     }
 
     /// Stops watching a contact.
@@ -200,37 +217,24 @@ impl ClientHandle {
         query: &str,
         limit: usize,
     ) -> Result<Vec<Entry>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.cmds
-            .send(Command::SearchAddressBook {
-                query: query.to_owned(),
-                limit,
-                reply,
-            })
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+        self.ask(|reply| Command::SearchAddressBook {
+            query: query.to_owned(),
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// The server-stored contact list (OCS), once the server sent it after
     /// sign-in (`None` before, and in the standard dialect).
     pub async fn contact_list(&self) -> Result<Option<ContactList>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.cmds
-            .send(Command::ContactList(reply))
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+        self.ask(Command::ContactList).await
     }
 
     /// Changes the contact list and waits for the server's answer.
     async fn change_contacts(&self, request: ContactRequest) -> Result<Option<u32>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.cmds
-            .send(Command::ChangeContacts { request, reply })
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::ApiMisuse("the client stopped before the server answered".into()))?
+        self.ask(|reply| Command::ChangeContacts { request, reply })
+            .await?
     }
 
     /// Adds a contact to a group (`None`: the default group) and watches
@@ -301,12 +305,7 @@ impl ClientHandle {
     /// The configuration snapshot (`ocs diag`): server, registration,
     /// provisioning, address book, custom states and the effective policy.
     pub async fn diagnostics(&self) -> Result<Snapshot, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.cmds
-            .send(Command::Diagnostics(reply))
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::ApiMisuse("the client has stopped".into()))
+        self.ask(Command::Diagnostics).await
     }
 
     /// Applies the effective DisableIM policy (`None` allows IM).

@@ -115,11 +115,22 @@ pub enum PresenceEvent {
     },
     /// Our publication was accepted.
     Published {
-        /// The state now published.
+        /// The command it ends (`None`: a publication the client made by
+        /// itself, such as a refresh or the state restored after a
+        /// reconnect).
+        id: Option<PublishId>,
+        /// The state watchers now see (our best knowledge: OCS aggregates
+        /// the published states on the server).
         state: State,
     },
     /// Publishing failed for good.
-    PublishFailed(Error),
+    PublishFailed {
+        /// The command it ends (`None`: a publication the client made by
+        /// itself).
+        id: Option<PublishId>,
+        /// Why.
+        error: Error,
+    },
     /// A watch could not be set up or was ended by the server.
     WatchEnded {
         /// The contact.
@@ -147,6 +158,13 @@ pub enum PresenceEvent {
         error: Error,
     },
 }
+
+/// Identifies one presence command (a state, a custom state, a note,
+/// idle time, a call, a meeting, reset): it ends in exactly one
+/// [`PresenceEvent::Published`] or [`PresenceEvent::PublishFailed`]
+/// carrying it, even when nothing needed to go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublishId(pub u64);
 
 /// Identifies a contact-list change request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,13 +233,21 @@ struct Status {
 enum Pending {
     Publish {
         attempt: u32,
+        ids: Vec<PublishId>,
+        /// What watchers see once it is accepted.
+        shows: State,
     },
     Extra {
         kind: Extra,
         attempt: u32,
+        ids: Vec<PublishId>,
+        /// What watchers see once it is accepted.
+        shows: State,
     },
     /// The standard dialect's PUBLISH with Expires: 0.
-    Removed,
+    Removed {
+        ids: Vec<PublishId>,
+    },
     Subscribe {
         uri: String,
         req: Box<Message>,
@@ -246,7 +272,7 @@ enum Pending {
 }
 
 /// Publications other than the manual state (OCS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Extra {
     /// machineState from idle times.
     Machine,
@@ -323,6 +349,11 @@ pub struct PresenceAgent {
     /// The state before we chose to appear offline.
     before_offline: Option<Status>,
     next_contact_op: u64,
+    next_publish: u64,
+    /// Commands whose publication waits for the versions (OCS, before
+    /// roaming-self answered): the manual state's (`None`) and each
+    /// automatic one's; they end with the publication that goes out then.
+    deferred: Vec<(Option<Extra>, PublishId)>,
 }
 
 /// Communicator's idle thresholds (OCS R2 SDK "Machine States"): inactive
@@ -385,6 +416,8 @@ impl PresenceAgent {
             reset_waiting: false,
             before_offline: None,
             next_contact_op: 0,
+            next_publish: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -425,7 +458,7 @@ impl PresenceAgent {
         }
         if self.status.is_some() && self.cfg.dialect != Dialect::Ocs {
             self.etag = None;
-            self.publish(ep, now, 0);
+            self.publish(ep, now, 0, Vec::new());
         }
     }
 
@@ -435,10 +468,22 @@ impl PresenceAgent {
     }
 
     /// Sign-out gives up waiting: requests still unanswered are forgotten,
-    /// as for a lost connection (contact-list changes end failed; a
-    /// publication or watch has no outcome event of its own yet).
+    /// as for a lost connection (contact-list changes and publications end
+    /// failed).
     pub fn abandon_pending(&mut self) {
         self.handle_connection_lost();
+    }
+
+    /// The session ended: every presence command still without an outcome
+    /// (on the wire or waiting for the versions) fails with
+    /// [`Error::Stopped`].
+    pub fn settle_all(&mut self) {
+        self.abandon_pending();
+        let mut ids: Vec<PublishId> = self.deferred.drain(..).map(|(_, id)| id).collect();
+        ids.sort();
+        for id in ids {
+            self.publish_failed(vec![id], Error::Stopped);
+        }
     }
 
     // ----- internals -----------------------------------------------------
@@ -449,9 +494,9 @@ impl PresenceAgent {
                 self.pending.insert(id, p);
             }
             Err(e) => match p {
-                Pending::Publish { .. } | Pending::Extra { .. } | Pending::Removed => {
-                    self.events.push_back(PresenceEvent::PublishFailed(e))
-                }
+                Pending::Publish { ids, .. }
+                | Pending::Extra { ids, .. }
+                | Pending::Removed { ids } => self.publish_failed(ids, e),
                 Pending::Subscribe { uri, .. } => {
                     self.events.push_back(PresenceEvent::WatchEnded {
                         uri,
@@ -491,11 +536,12 @@ impl PresenceAgent {
                     return false;
                 };
                 match p {
-                    Pending::Publish { .. } | Pending::Extra { .. } | Pending::Removed => self
-                        .events
-                        .push_back(PresenceEvent::PublishFailed(Error::Transport(format!(
-                            "publication failed: {failure:?}"
-                        )))),
+                    Pending::Publish { ids, .. }
+                    | Pending::Extra { ids, .. }
+                    | Pending::Removed { ids } => self.publish_failed(
+                        ids,
+                        Error::Transport(format!("publication failed: {failure:?}")),
+                    ),
                     Pending::Subscribe { uri, .. } => {
                         self.watches.remove(&uri);
                         self.events.push_back(PresenceEvent::WatchEnded {
@@ -538,9 +584,18 @@ impl PresenceAgent {
     fn on_final(&mut self, ep: &mut Endpoint, p: Pending, resp: &Message, now: Instant) {
         match p {
             Pending::Other => {}
-            Pending::Removed => self.on_removed_final(resp),
-            Pending::Extra { kind, attempt } => self.on_extra_final(ep, kind, attempt, resp, now),
-            Pending::Publish { attempt } => self.on_publish_final(ep, attempt, resp, now),
+            Pending::Removed { ids } => self.on_removed_final(ids, resp),
+            Pending::Extra {
+                kind,
+                attempt,
+                ids,
+                shows,
+            } => self.on_extra_final(ep, kind, attempt, (ids, shows), resp, now),
+            Pending::Publish {
+                attempt,
+                ids,
+                shows,
+            } => self.on_publish_final(ep, attempt, (ids, shows), resp, now),
             Pending::RoamingRefresh { which } => {
                 self.on_roaming_refresh_final(ep, which, resp, now)
             }
@@ -634,7 +689,7 @@ impl PresenceAgent {
         self.refresh_roaming(ep, now);
         if self.publish_refresh_at.is_some_and(|t| t <= now) {
             self.publish_refresh_at = None;
-            self.publish(ep, now, 0);
+            self.publish(ep, now, 0, Vec::new());
         }
         let due: Vec<String> = self
             .watches
@@ -682,15 +737,33 @@ impl PresenceAgent {
         self.roaming_refresh = [None, None];
         // A change on the wire may or may not have been made; the queued
         // ones go out after the next sign-in, against the list fetched then.
+        let mut publications = Vec::new();
         for p in self.pending.values() {
-            if let Pending::ContactChange { change, .. } = p {
-                self.events.push_back(PresenceEvent::ContactListChangeFailed {
-                    id: change.id,
-                    error: Error::Transport(
-                        "the connection dropped before the server answered the contact-list change; it may or may not have been made".into(),
-                    ),
-                });
+            match p {
+                Pending::ContactChange { change, .. } => {
+                    self.events.push_back(PresenceEvent::ContactListChangeFailed {
+                        id: change.id,
+                        error: Error::Transport(
+                            "the connection dropped before the server answered the contact-list change; it may or may not have been made".into(),
+                        ),
+                    });
+                }
+                Pending::Publish { ids, .. }
+                | Pending::Extra { ids, .. }
+                | Pending::Removed { ids } => publications.extend_from_slice(ids),
+                _ => {}
             }
+        }
+        // The state is published again after the next sign-in (without an
+        // id); the command itself ends here, saying so.
+        publications.sort();
+        for id in publications {
+            self.publish_failed(
+                vec![id],
+                Error::Transport(
+                    "the connection dropped before the server answered the publication; the state goes out again after the next sign-in".into(),
+                ),
+            );
         }
         self.contact_in_flight = false;
         self.contacts = None;

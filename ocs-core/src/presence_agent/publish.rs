@@ -24,22 +24,26 @@ impl PresenceAgent {
             match self.before_offline.take() {
                 Some(st) => {
                     self.status = Some(st);
-                    self.publish(ep, now, 0);
+                    self.publish(ep, now, 0, Vec::new());
                 }
-                None => self.reset_status(ep, now),
+                None => {
+                    self.reset(ep, now, Vec::new());
+                }
             }
         }
     }
 
     /// Publishes a standard state with an optional note. Appear offline
-    /// ([`State::Offline`]) needs the EnableAppearOffline policy.
+    /// ([`State::Offline`]) needs the EnableAppearOffline policy. The id
+    /// ends in one [`PresenceEvent::Published`] or
+    /// [`PresenceEvent::PublishFailed`].
     pub fn set_status(
         &mut self,
         ep: &mut Endpoint,
         state: State,
         note: Option<&str>,
         now: Instant,
-    ) -> Result<(), Error> {
+    ) -> Result<PublishId, Error> {
         if state == State::Offline
             && let Err(p) = &self.cfg.appear_offline
         {
@@ -66,8 +70,14 @@ impl PresenceAgent {
             note: note.map(str::to_owned),
             custom: None,
         });
-        self.publish(ep, now, 0);
-        Ok(())
+        let id = self.next_publish_id();
+        self.publish(ep, now, 0, vec![id]);
+        Ok(id)
+    }
+
+    fn next_publish_id(&mut self) -> PublishId {
+        self.next_publish += 1;
+        PublishId(self.next_publish)
     }
 
     /// Publishes a custom state (online/busy/do-not-disturb availability
@@ -80,13 +90,15 @@ impl PresenceAgent {
         text: &str,
         note: Option<&str>,
         now: Instant,
-    ) {
+    ) -> PublishId {
         self.status = Some(Status {
             availability,
             note: note.map(str::to_owned),
             custom: Some((lcid, text.to_owned())),
         });
-        self.publish(ep, now, 0);
+        let id = self.next_publish_id();
+        self.publish(ep, now, 0, vec![id]);
+        id
     }
 
     /// The host reports how long the user has been idle (no keyboard or
@@ -95,15 +107,19 @@ impl PresenceAgent {
     /// on input. OCS publishes machineState (containers 2 and 3) and the
     /// server aggregates it with the manual state; the standard dialect has
     /// no machine state, so an "online" user is published as inactive or
-    /// away instead. Returns the machine availability now in effect.
-    pub fn set_idle(&mut self, ep: &mut Endpoint, idle: Duration, now: Instant) -> Availability {
+    /// away instead. When no threshold was crossed nothing goes out and
+    /// the id ends at once in [`PresenceEvent::Published`].
+    pub fn set_idle(&mut self, ep: &mut Endpoint, idle: Duration, now: Instant) -> PublishId {
+        let id = self.next_publish_id();
         let a = machine_availability(idle);
-        if a != self.machine {
+        if a == self.machine {
+            self.published(vec![id], self.shown_state());
+        } else {
             let before = self.pidf_doc();
             self.machine = a;
-            self.automatic_state_changed(ep, Extra::Machine, before, now);
+            self.automatic_state_changed(ep, Extra::Machine, before, id, now);
         }
-        a
+        id
     }
 
     /// Something the host reports (idle time, a call, a meeting) changed:
@@ -114,12 +130,16 @@ impl PresenceAgent {
         ep: &mut Endpoint,
         kind: Extra,
         before: Option<String>,
+        id: PublishId,
         now: Instant,
     ) {
         if self.cfg.dialect == Dialect::Ocs {
-            self.publish_extra(ep, kind, now, 0);
+            self.publish_extra(ep, kind, now, 0, vec![id]);
         } else if self.pidf_doc() != before {
-            self.publish(ep, now, 0);
+            self.publish(ep, now, 0, vec![id]);
+        } else {
+            // The document watchers see is the same: nothing to send.
+            self.published(vec![id], self.shown_state());
         }
     }
 
@@ -127,13 +147,16 @@ impl PresenceAgent {
     /// phone changes the status when a PBX is coupled"). OCS publishes a
     /// phoneState (on-the-phone) while the call is up and deletes it after;
     /// the standard dialect shows an online or idle user as busy meanwhile.
-    pub fn set_in_call(&mut self, ep: &mut Endpoint, in_call: bool, now: Instant) {
+    pub fn set_in_call(&mut self, ep: &mut Endpoint, in_call: bool, now: Instant) -> PublishId {
+        let id = self.next_publish_id();
         if in_call == self.in_call {
-            return;
+            self.published(vec![id], self.shown_state());
+        } else {
+            let before = self.pidf_doc();
+            self.in_call = in_call;
+            self.automatic_state_changed(ep, Extra::Phone, before, id, now);
         }
-        let before = self.pidf_doc();
-        self.in_call = in_call;
-        self.automatic_state_changed(ep, Extra::Phone, before, now);
+        id
     }
 
     /// The host reports a meeting from its calendar (`None`: the meeting
@@ -141,13 +164,21 @@ impl PresenceAgent {
     /// containers 2 and 3) and deletes it afterwards; the standard dialect
     /// publishes busy with the RPID activity `meeting` while the manual
     /// state is online.
-    pub fn set_in_meeting(&mut self, ep: &mut Endpoint, meeting: Option<Meeting>, now: Instant) {
+    pub fn set_in_meeting(
+        &mut self,
+        ep: &mut Endpoint,
+        meeting: Option<Meeting>,
+        now: Instant,
+    ) -> PublishId {
+        let id = self.next_publish_id();
         if meeting == self.meeting {
-            return;
+            self.published(vec![id], self.shown_state());
+        } else {
+            let before = self.pidf_doc();
+            self.meeting = meeting;
+            self.automatic_state_changed(ep, Extra::Calendar, before, id, now);
         }
-        let before = self.pidf_doc();
-        self.meeting = meeting;
-        self.automatic_state_changed(ep, Extra::Calendar, before, now);
+        id
     }
 
     /// "Reset status": drops the manual state so the automatic one (from
@@ -155,25 +186,88 @@ impl PresenceAgent {
     /// userState publications (expires="0"); the standard dialect removes
     /// its PUBLISH (Expires: 0). Ends in [`PresenceEvent::Published`] with
     /// the state now shown, or [`PresenceEvent::PublishFailed`].
-    pub fn reset_status(&mut self, ep: &mut Endpoint, now: Instant) {
+    pub fn reset_status(&mut self, ep: &mut Endpoint, now: Instant) -> PublishId {
+        let id = self.next_publish_id();
+        self.reset(ep, now, vec![id]);
+        id
+    }
+
+    fn reset(&mut self, ep: &mut Endpoint, now: Instant, ids: Vec<PublishId>) {
         self.status = None;
         if self.cfg.dialect == Dialect::Ocs {
-            self.publish_extra(ep, Extra::Reset, now, 0);
+            self.publish_extra(ep, Extra::Reset, now, 0, ids);
             return;
         }
         self.publish_refresh_at = None;
         let Some(tag) = self.etag.take() else {
             // Nothing is published: already reset.
-            self.events.push_back(PresenceEvent::Published {
-                state: State::Offline,
-            });
+            self.published_or_report(ids, State::Offline);
             return;
         };
         let mut req = ep.new_request(Method::Publish, &self.cfg.aor);
         req.push_header(HeaderName::Event, "presence");
         req.push_header(HeaderName::Expires, "0");
         req.push_header(HeaderName::SipIfMatch, tag);
-        self.submit(ep, req, Pending::Removed, now);
+        self.submit(ep, req, Pending::Removed { ids }, now);
+    }
+
+    /// Success for each command in `ids` (nothing when there is none).
+    pub(super) fn published(&mut self, ids: Vec<PublishId>, state: State) {
+        for id in ids {
+            self.events.push_back(PresenceEvent::Published {
+                id: Some(id),
+                state,
+            });
+        }
+    }
+
+    /// Success for each command in `ids`, or one event without an id for
+    /// a publication the client made by itself.
+    fn published_or_report(&mut self, ids: Vec<PublishId>, state: State) {
+        if ids.is_empty() {
+            self.events
+                .push_back(PresenceEvent::Published { id: None, state });
+        }
+        self.published(ids, state);
+    }
+
+    /// Failure for each command in `ids`, or one event without an id for
+    /// a publication the client made by itself.
+    pub(super) fn publish_failed(&mut self, ids: Vec<PublishId>, error: Error) {
+        if ids.is_empty() {
+            self.events
+                .push_back(PresenceEvent::PublishFailed { id: None, error });
+            return;
+        }
+        for id in ids {
+            self.events.push_back(PresenceEvent::PublishFailed {
+                id: Some(id),
+                error: error.clone(),
+            });
+        }
+    }
+
+    /// What watchers see now, as far as we know it (OCS aggregates on the
+    /// server): the manual state, else busy in a call or meeting, else the
+    /// machine state.
+    pub(super) fn shown_state(&self) -> State {
+        match &self.status {
+            Some(_) if self.cfg.dialect != Dialect::Ocs => {
+                self.pidf_state().unwrap_or(State::Online)
+            }
+            Some(s) => s.availability.state(),
+            None if self.in_call || self.meeting.is_some() => State::Busy,
+            None => self.machine.state(),
+        }
+    }
+
+    /// The ids deferred for `slot` (the manual state: `None`).
+    fn take_deferred(&mut self, slot: Option<Extra>) -> Vec<PublishId> {
+        let (take, keep) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(s, _)| *s == slot);
+        self.deferred = keep;
+        take.into_iter().map(|(_, id)| id).collect()
     }
 
     /// What goes out once roaming-self has told us the versions after a
@@ -181,32 +275,53 @@ impl PresenceAgent {
     pub(super) fn publish_after_versions(&mut self, ep: &mut Endpoint, now: Instant) {
         // Like OC, this endpoint's device and machine state go out at
         // sign-in (they expire with the endpoint).
-        self.publish_extra(ep, Extra::Device, now, 0);
-        self.publish_extra(ep, Extra::Machine, now, 0);
+        self.publish_extra(ep, Extra::Device, now, 0, Vec::new());
+        let ids = self.take_deferred(Some(Extra::Machine));
+        self.publish_extra(ep, Extra::Machine, now, 0, ids);
         // Endpoint publications lapse with the old endpoint: a call or
-        // meeting still going on is published again.
-        if self.in_call {
-            self.publish_extra(ep, Extra::Phone, now, 0);
-        }
-        if self.meeting.is_some() {
-            self.publish_extra(ep, Extra::Calendar, now, 0);
+        // meeting still going on (or just over) is published again.
+        for kind in [Extra::Phone, Extra::Calendar] {
+            let ids = self.take_deferred(Some(kind));
+            let active = match kind {
+                Extra::Phone => self.in_call,
+                _ => self.meeting.is_some(),
+            };
+            if active {
+                self.publish_extra(ep, kind, now, 0, ids);
+            } else {
+                // Its endpoint publication lapsed with the old endpoint.
+                self.published(ids, self.shown_state());
+            }
         }
         // The user's own state, set before or during sign-in.
         let reset = std::mem::take(&mut self.reset_waiting);
+        let mut ids = self.take_deferred(None);
+        ids.extend(self.take_deferred(Some(Extra::Reset)));
+        ids.sort();
         if self.status.is_some() {
-            self.publish(ep, now, 0);
+            self.publish(ep, now, 0, ids);
         } else if reset {
-            self.publish_extra(ep, Extra::Reset, now, 0);
+            self.publish_extra(ep, Extra::Reset, now, 0, ids);
+        } else {
+            self.published(ids, self.shown_state());
         }
     }
 
-    pub(super) fn publish(&mut self, ep: &mut Endpoint, now: Instant, attempt: u32) {
+    pub(super) fn publish(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        attempt: u32,
+        ids: Vec<PublishId>,
+    ) {
         if !self.versions_known {
             // Goes out once roaming-self has given the versions
             // (publish_after_versions).
+            self.deferred.extend(ids.into_iter().map(|id| (None, id)));
             return;
         }
         let Some(st) = self.status.clone() else {
+            self.published(ids, self.shown_state());
             return;
         };
         let req = if self.cfg.dialect == Dialect::Ocs {
@@ -245,7 +360,17 @@ impl PresenceAgent {
             req.set_body("application/pidf+xml", doc.into_bytes());
             req
         };
-        self.submit(ep, req, Pending::Publish { attempt }, now);
+        let shows = self.shown_state();
+        self.submit(
+            ep,
+            req,
+            Pending::Publish {
+                attempt,
+                ids,
+                shows,
+            },
+            now,
+        );
     }
 
     /// What the standard dialect publishes: the manual state, except that
@@ -312,6 +437,7 @@ impl PresenceAgent {
         kind: Extra,
         now: Instant,
         attempt: u32,
+        ids: Vec<PublishId>,
     ) {
         if !self.versions_known {
             // Machine, phone and calendar state are kept in fields and go
@@ -320,13 +446,17 @@ impl PresenceAgent {
             if kind == Extra::Reset {
                 self.reset_waiting = true;
             }
+            self.deferred
+                .extend(ids.into_iter().map(|id| (Some(kind), id)));
             return;
         }
         let Some(e) = Self::epid_e(ep) else {
-            self.events
-                .push_back(PresenceEvent::PublishFailed(Error::Transport(
+            self.publish_failed(
+                ids,
+                Error::ApiMisuse(
                     "the epid has no hex head to derive publication instances from".into(),
-                )));
+                ),
+            );
             return;
         };
         let mut body = PublishBody::new(&self.cfg.aor);
@@ -396,7 +526,18 @@ impl PresenceAgent {
             "application/msrtc-category-publish+xml",
             body.finish().into_bytes(),
         );
-        self.submit(ep, req, Pending::Extra { kind, attempt }, now);
+        let shows = self.shown_state();
+        self.submit(
+            ep,
+            req,
+            Pending::Extra {
+                kind,
+                attempt,
+                ids,
+                shows,
+            },
+            now,
+        );
     }
 
     pub(super) fn version(&self, cat: &str, instance: u32, container: u32) -> u32 {
@@ -431,16 +572,13 @@ impl PresenceAgent {
     }
 
     /// The answer to the standard dialect's PUBLISH with Expires: 0 (reset).
-    pub(super) fn on_removed_final(&mut self, resp: &Message) {
+    pub(super) fn on_removed_final(&mut self, ids: Vec<PublishId>, resp: &Message) {
         let code = resp.status().unwrap_or(0);
         // 412: the server had already forgotten it; same outcome.
         if (200..300).contains(&code) || code == 412 {
-            self.events.push_back(PresenceEvent::Published {
-                state: State::Offline,
-            });
+            self.published_or_report(ids, State::Offline);
         } else {
-            self.events
-                .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
+            self.publish_failed(ids, Error::rejected(resp));
         }
     }
 
@@ -451,6 +589,7 @@ impl PresenceAgent {
         ep: &mut Endpoint,
         kind: Extra,
         attempt: u32,
+        (ids, shows): (Vec<PublishId>, State),
         resp: &Message,
         now: Instant,
     ) {
@@ -465,10 +604,10 @@ impl PresenceAgent {
                 *self.versions.entry(k).or_insert(0) += 1;
             }
             if kind == Extra::Reset {
-                // What others see now: the machine state.
-                self.events.push_back(PresenceEvent::Published {
-                    state: self.machine.state(),
-                });
+                // What others see now: the automatic state.
+                self.published_or_report(ids, shows);
+            } else {
+                self.published(ids, shows);
             }
         } else if code == 409 && attempt < 3 {
             if let Ok(f) = parse_fault(resp.body()) {
@@ -481,10 +620,9 @@ impl PresenceAgent {
                     }
                 }
             }
-            self.publish_extra(ep, kind, now, attempt + 1);
+            self.publish_extra(ep, kind, now, attempt + 1, ids);
         } else {
-            self.events
-                .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
+            self.publish_failed(ids, Error::rejected(resp));
         }
     }
 
@@ -494,6 +632,7 @@ impl PresenceAgent {
         &mut self,
         ep: &mut Endpoint,
         attempt: u32,
+        (ids, shows): (Vec<PublishId>, State),
         resp: &Message,
         now: Instant,
     ) {
@@ -523,10 +662,10 @@ impl PresenceAgent {
                 self.publish_refresh_at =
                     Some(now + life - (life / 10).max(Duration::from_secs(1)));
             }
-            if let Some(s) = &self.status {
-                self.events.push_back(PresenceEvent::Published {
-                    state: s.availability.state(),
-                });
+            if self.status.is_some() {
+                self.published_or_report(ids, shows);
+            } else {
+                self.published(ids, shows);
             }
         } else if code == 409 && attempt < 3 {
             // WrongDelta: adopt the server's versions and retry.
@@ -545,14 +684,13 @@ impl PresenceAgent {
                     }
                 }
             }
-            self.publish(ep, now, attempt + 1);
+            self.publish(ep, now, attempt + 1, ids);
         } else if code == 412 && attempt < 3 {
             // The server forgot our entity tag: publish in full.
             self.etag = None;
-            self.publish(ep, now, attempt + 1);
+            self.publish(ep, now, attempt + 1, ids);
         } else {
-            self.events
-                .push_back(PresenceEvent::PublishFailed(Error::rejected(resp)));
+            self.publish_failed(ids, Error::rejected(resp));
         }
     }
 }

@@ -81,6 +81,9 @@ pub enum PresenceError {
     /// An in-dialog SUBSCRIBE for a subscription the server does not know.
     #[error("no such subscription")]
     NoSubscription,
+    /// The server was told to refuse publications with this status.
+    #[error("publishing is refused here")]
+    Refused(u16),
 }
 
 impl PresenceError {
@@ -92,6 +95,7 @@ impl PresenceError {
             PresenceError::BadEvent(_) => 489,
             PresenceError::Forbidden(_) => 403,
             PresenceError::NoSubscription => 481,
+            PresenceError::Refused(status) => *status,
         }
     }
 }
@@ -191,6 +195,9 @@ pub struct PresenceServer {
     abs_url: String,
     /// Extra ucPolicy properties handed out by in-band provisioning.
     uc_policy: Vec<(String, String)>,
+    /// Answer every category publication with this status (a test's
+    /// server that refuses publishing).
+    refuse_publications: Option<u16>,
 }
 
 /// `sip:user@host`, lower case, from a URI text.
@@ -437,6 +444,7 @@ impl PresenceServer {
             epoch: None,
             abs_url: "http://127.0.0.1/abs".into(),
             uc_policy: Vec::new(),
+            refuse_publications: None,
         }
     }
 
@@ -529,7 +537,15 @@ impl PresenceServer {
         self.epoch.get_or_insert(now);
         self.subs.retain(|s| s.expires_at > now);
         let sender = normalize(sender).unwrap_or_else(|| sender.to_ascii_lowercase());
+        let publication = req.header(HeaderName::ContentType).is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(PUBLISH_CT))
+        });
         let result = match req.method() {
+            Some(Method::Service) if publication && self.refuse_publications.is_some() => Err(
+                PresenceError::Refused(self.refuse_publications.unwrap_or(403)),
+            ),
             Some(Method::Service) => self.service(req, &sender, registered, now),
             Some(Method::Subscribe) => self.subscribe(req, &sender, registered, now),
             _ => Err(PresenceError::BadEvent("not a presence request".into())),
@@ -1621,6 +1637,14 @@ impl SimServer {
         let p = &mut self.presence.uc_policy;
         p.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         p.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Answers every category publication (SERVICE with
+    /// `application/msrtc-category-publish+xml`) with `status` from now on
+    /// (e.g. 403; a 409 carries no fault, so the client cannot recover);
+    /// `None` accepts them again.
+    pub fn refuse_publications(&mut self, status: Option<u16>) {
+        self.presence.refuse_publications = status;
     }
 
     /// Stops handing out a ucPolicy property.

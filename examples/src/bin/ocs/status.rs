@@ -65,12 +65,12 @@ fn print(e: &ClientEvent, lcid: u32) -> Result<(), CliError> {
         ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) => {
             emit(presence_json(presence, lcid))
         }
-        ClientEvent::Presence(PresenceEvent::Published { state }) => {
-            emit(json!({"event": "published", "state": state.as_str()}))
+        ClientEvent::Presence(PresenceEvent::Published { id, state }) => {
+            emit(json!({"event": "published", "id": id.map(|i| i.0), "state": state.as_str()}))
         }
-        ClientEvent::Presence(PresenceEvent::PublishFailed(err)) => {
-            emit(json!({"event": "publish_failed", "error": err.to_string()}))
-        }
+        ClientEvent::Presence(PresenceEvent::PublishFailed { id, error }) => emit(
+            json!({"event": "publish_failed", "id": id.map(|i| i.0), "error": error.to_string()}),
+        ),
         ClientEvent::Presence(PresenceEvent::WatchEnded { uri, reason }) => {
             emit(json!({"event": "watch_ended", "uri": uri, "reason": reason}))
         }
@@ -163,31 +163,31 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
     };
     let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
     signed_in(&mut c, |e| print(e, a.lcid)).await?;
-    match (state, custom) {
-        (Some(s), _) => {
-            if let Err(e) = c.set_status(s, a.note.as_deref()).await {
-                c.sign_out();
-                return Err(CliError::Failed(e.to_string()));
-            }
-        }
-        (None, Some((avail, text))) => match text {
-            // When the language isn't listed only the plain status shows (seed).
-            Some(t) => c.set_custom_state(avail, a.lcid, &t, a.note.as_deref()),
-            None => {
-                let _ = c.set_status(avail.state(), a.note.as_deref()).await;
-            }
-        },
-        (None, None) => {}
-    }
+    let note = a.note.as_deref();
+    let mut asked = Vec::new();
+    asked.push(match (state, custom) {
+        (Some(s), _) => c.set_status(s, note).await,
+        // When the language isn't listed only the plain status shows (seed).
+        (None, Some((avail, Some(t)))) => c.set_custom_state(avail, a.lcid, &t, note).await,
+        (None, Some((avail, None))) => c.set_status(avail.state(), note).await,
+        (None, None) => unreachable!("a state or a custom state was chosen above"),
+    });
     if a.in_call {
-        c.set_in_call(true);
+        asked.push(c.set_in_call(true).await);
     }
     if let Some(subject) = a.in_meeting {
-        c.set_in_meeting(Some(ocs_core::presence_agent::Meeting {
+        let meeting = ocs_core::presence_agent::Meeting {
             start: ocs_core::diag::utc_timestamp(wall_now()),
             subject,
             location: String::new(),
-        }));
+        };
+        asked.push(c.set_in_meeting(Some(meeting)).await);
+    }
+    for r in asked {
+        if let Err(e) = r {
+            c.sign_out();
+            return Err(CliError::Failed(e.to_string()));
+        }
     }
     run_for(&mut c, Some(a.hold), a.lcid).await
 }
