@@ -559,8 +559,8 @@ pub fn check_client_inputs(data: &[u8]) {
     struct Seen {
         last_request: Option<Message>,
         connect_wanted: bool,
-        /// Outcomes per (IM: false / presence: true, id).
-        outcomes: HashMap<(bool, u64), u32>,
+        /// Outcomes per (0 IM / 1 publication / 2 watch, id).
+        outcomes: HashMap<(u8, u64), u32>,
     }
     let mut seen = Seen {
         last_request: None,
@@ -582,14 +582,14 @@ pub fn check_client_inputs(data: &[u8]) {
         }
         while let Some(e) = c.poll_event() {
             let id = match e {
-                ClientEvent::Im(ImEvent::Delivered { id }) => (false, id.0),
-                ClientEvent::Im(ImEvent::Failed { id, .. }) => (false, id.0),
-                ClientEvent::Presence(PresenceEvent::Published { id: Some(id), .. }) => {
-                    (true, id.0)
-                }
+                ClientEvent::Im(ImEvent::Delivered { id }) => (0, id.0),
+                ClientEvent::Im(ImEvent::Failed { id, .. }) => (0, id.0),
+                ClientEvent::Presence(PresenceEvent::Published { id: Some(id), .. }) => (1, id.0),
                 ClientEvent::Presence(PresenceEvent::PublishFailed { id: Some(id), .. }) => {
-                    (true, id.0)
+                    (1, id.0)
                 }
+                ClientEvent::Presence(PresenceEvent::Watching { id, .. }) => (2, id.0),
+                ClientEvent::Presence(PresenceEvent::WatchFailed { id, .. }) => (2, id.0),
                 _ => continue,
             };
             let n = seen.outcomes.entry(id).or_insert(0);
@@ -597,7 +597,7 @@ pub fn check_client_inputs(data: &[u8]) {
             assert!(*n == 1, "command {id:?} ended twice");
         }
     };
-    let mut sent: Vec<(bool, u64)> = Vec::new();
+    let mut sent: Vec<(u8, u64)> = Vec::new();
     let codes = [
         100u16, 180, 200, 202, 401, 403, 404, 407, 408, 409, 412, 415, 480, 481, 486, 500, 503, 606,
     ];
@@ -654,24 +654,27 @@ pub fn check_client_inputs(data: &[u8]) {
             5 => c.handle_connection_lost("reset".into(), now),
             6 => {
                 if let Ok(id) = c.send_im(peers[arg as usize % 2], "hi", now) {
-                    sent.push((false, id.0));
+                    sent.push((0, id.0));
                 }
             }
             7 => {
                 let state =
                     [State::Online, State::Busy, State::Away, State::Offline][arg as usize % 4];
                 let id = match arg >> 2 {
-                    0..=31 => c.set_status(state, None, now).ok(),
-                    32..=39 => Some(c.set_custom_state(state.availability(), 1033, "x", None, now)),
-                    40..=47 => Some(c.set_idle(Duration::from_secs(u64::from(arg) * 20), now)),
-                    48..=55 => Some(c.set_in_call(arg & 1 == 1, now)),
-                    _ => Some(c.reset_status(now)),
-                };
-                sent.extend(id.map(|id| (true, id.0)));
+                    0..=31 => c.set_status(state, None, now),
+                    32..=39 => c.set_custom_state(state.availability(), 1033, "x", None, now),
+                    40..=47 => c.set_idle(Duration::from_secs(u64::from(arg) * 20), now),
+                    48..=55 => c.set_in_call(arg & 1 == 1, now),
+                    _ => c.reset_status(now),
+                }
+                .ok();
+                sent.extend(id.map(|id| (1, id.0)));
             }
             8 => {
                 if arg & 1 == 0 {
-                    c.watch(peers[(arg as usize >> 1) % 2], now);
+                    if let Ok(id) = c.watch(peers[(arg as usize >> 1) % 2], now) {
+                        sent.push((2, id.0));
+                    }
                 } else {
                     c.unwatch(peers[(arg as usize >> 1) % 2], now);
                 }

@@ -115,7 +115,7 @@ impl Pair {
         // A refused watch (Kamailio's SQLite "database is locked") is set
         // up again.
         for attempt in 1..=5 {
-            bob.watch("sip:alice@127.0.0.1");
+            bob.watch("sip:alice@127.0.0.1").await.expect("watch");
             let e = next_matching(&mut bob, "alice online", |e| {
                 changed_to(e, State::Online)
                     || matches!(e, ClientEvent::Presence(PresenceEvent::WatchEnded { .. }))
@@ -179,7 +179,7 @@ impl Pair {
                 }
                 Err("watch ended") => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    self.bob.watch("sip:alice@127.0.0.1");
+                    self.bob.watch("sip:alice@127.0.0.1").await.expect("watch");
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }

@@ -38,6 +38,8 @@
 //! | 1404 | Presence: ContactList | info |
 //! | 1405 | Presence: ContactListChanged | info |
 //! | 1406 | Presence: ContactListChangeFailed | warning |
+//! | 1407 | Presence: Watching | info |
+//! | 1408 | Presence: WatchFailed | warning |
 //! | 1500 | Provisioning: Received | info |
 //! | 1501 | Provisioning: Failed | warning |
 //! | 1600 | CustomStates | info |

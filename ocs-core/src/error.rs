@@ -116,10 +116,14 @@ pub enum Error {
     /// The transaction timed out or the transport failed (driver).
     #[error("transport: {0}")]
     Transport(String),
-    /// The client stopped (signed out, or failed for good) before the
-    /// command could be carried out.
+    /// The client has stopped (signed out, or failed for good) or is
+    /// signing out: the command was not, or not completely, carried out.
     #[error("the client has stopped")]
     Stopped,
+    /// The app cancelled the command before it completed (e.g. `unwatch`
+    /// before the server accepted the watch).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

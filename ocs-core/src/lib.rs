@@ -104,6 +104,6 @@ pub use im::outcome::FailureReason;
 pub use messaging::{ImEvent, MessageId};
 pub use policy::EffectivePolicy;
 pub use presence::model::{Availability, Presence, State};
-pub use presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceEvent, PublishId};
+pub use presence_agent::{ContactOpId, ContactRequest, Meeting, PresenceEvent, PublishId, WatchId};
 pub use provisioning_agent::ProvisioningEvent;
 pub use register::{Credentials, CredentialsReason, RegistrationEvent};

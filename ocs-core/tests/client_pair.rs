@@ -44,7 +44,10 @@ fn sign_in_publish_watch_im_and_sign_out() {
         )
     });
 
-    p.users[b].client.watch("sip:alice@contoso.com", now);
+    p.users[b]
+        .client
+        .watch("sip:alice@contoso.com", now)
+        .expect("watch");
     let seen = p.until(b, S, |e| {
         matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
             if uri == "sip:alice@contoso.com" && presence.state() == State::Busy)
@@ -225,7 +228,10 @@ fn a_state_set_before_roaming_self_answers_is_published_once_with_its_versions()
     let b = p.add(Pair::config("bob"));
     p.until(b, S, registered);
     let now = p.now;
-    p.users[b].client.watch("sip:alice@contoso.com", now);
+    p.users[b]
+        .client
+        .watch("sip:alice@contoso.com", now)
+        .expect("watch");
     p.until(b, S, |e| {
         matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, presence })
             if uri == "sip:alice@contoso.com" && presence.state() == State::Busy)
@@ -245,8 +251,14 @@ fn chatting() -> (Pair, usize, usize) {
     p.until(a, S, registered);
     p.until(b, S, registered);
     let now = p.now;
-    p.users[a].client.watch("sip:bob@contoso.com", now);
-    p.users[b].client.watch("sip:alice@contoso.com", now);
+    p.users[a]
+        .client
+        .watch("sip:bob@contoso.com", now)
+        .expect("watch");
+    p.users[b]
+        .client
+        .watch("sip:alice@contoso.com", now)
+        .expect("watch");
     let id = p.users[a]
         .client
         .send_im("sip:bob@contoso.com", "hi", now)
@@ -460,7 +472,10 @@ fn appear_offline_forbidden_in_band_brings_the_previous_state_back() {
         .client
         .set_status(State::Offline, None, now)
         .expect("appear offline is allowed");
-    p.users[b].client.watch("sip:alice@contoso.com", now);
+    p.users[b]
+        .client
+        .watch("sip:alice@contoso.com", now)
+        .expect("watch");
     p.until(b, S, |e| {
         matches!(e, ClientEvent::Presence(PresenceEvent::Changed { presence, .. }) if presence.state() == State::Offline)
     });
@@ -690,10 +705,10 @@ fn every_presence_command_ends_in_exactly_one_outcome_with_its_id() {
     // 409 without the server's versions: retried, then failed.
     p.server.refuse_publications(Some(409));
     let now = p.now;
-    let conflict =
-        p.users[a]
-            .client
-            .set_custom_state(State::Busy.availability(), 1033, "Seminar", None, now);
+    let conflict = p.users[a]
+        .client
+        .set_custom_state(State::Busy.availability(), 1033, "Seminar", None, now)
+        .expect("asked");
     p.flush();
     match publish_outcome(&p, a, conflict) {
         Err(ocs_core::Error::Rejected { status: 409, .. }) => {}
@@ -706,10 +721,10 @@ fn every_presence_command_ends_in_exactly_one_outcome_with_its_id() {
     let c = &mut p.users[a].client;
     let online = c.set_status(State::Online, None, now).expect("asked");
     // No threshold crossed: nothing goes out, the id still ends.
-    let idle_short = c.set_idle(Duration::from_secs(60), now);
-    let in_call = c.set_in_call(true, now);
-    let same_call = c.set_in_call(true, now);
-    let reset = c.reset_status(now);
+    let idle_short = c.set_idle(Duration::from_secs(60), now).expect("asked");
+    let in_call = c.set_in_call(true, now).expect("asked");
+    let same_call = c.set_in_call(true, now).expect("asked");
+    let reset = c.reset_status(now).expect("asked");
     p.flush();
     assert_eq!(publish_outcome(&p, a, online), Ok(State::Online));
     assert_eq!(publish_outcome(&p, a, idle_short), Ok(State::Online));
@@ -743,6 +758,94 @@ fn a_publication_still_waiting_when_the_session_ends_fails_with_stopped() {
         // Either it went out and was answered before the un-REGISTER, or
         // it ends with the session; never silently.
         Ok(State::Away) | Err(ocs_core::Error::Stopped) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The outcome of watch command `id` among `user`'s events.
+fn watch_outcome(p: &Pair, user: usize, id: ocs_core::WatchId) -> Result<String, ocs_core::Error> {
+    let outcomes: Vec<Result<String, ocs_core::Error>> = p.users[user]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Presence(PresenceEvent::Watching { id: i, uri }) if *i == id => {
+                Some(Ok(uri.clone()))
+            }
+            ClientEvent::Presence(PresenceEvent::WatchFailed { id: i, error, .. }) if *i == id => {
+                Some(Err(error.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{id:?}: {outcomes:?}");
+    outcomes.into_iter().next().expect("one outcome")
+}
+
+#[test]
+fn every_watch_command_ends_in_exactly_one_outcome_with_its_id() {
+    let mut p = Pair::new(&["alice", "bob"]);
+    let b = p.add(Pair::config("bob"));
+    p.until(b, S, registered);
+    let a = p.add_quiet(Pair::config("alice"));
+    // Asked before sign-in: it waits for it.
+    let now = p.now;
+    let early = p.users[a]
+        .client
+        .watch("sip:bob@contoso.com", now)
+        .expect("asked");
+    // Not a SIP URI: refused at once, no id.
+    match p.users[a].client.watch("bob at contoso", now) {
+        Err(ocs_core::Error::ApiMisuse(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    p.flush();
+    p.until(a, S, registered);
+    p.flush();
+    assert_eq!(
+        watch_outcome(&p, a, early),
+        Ok("sip:bob@contoso.com".into())
+    );
+    // Watched already: a second command ends at once.
+    let now = p.now;
+    let again = p.users[a]
+        .client
+        .watch("<SIP:Bob@contoso.com>", now)
+        .expect("asked");
+    p.flush();
+    assert_eq!(
+        watch_outcome(&p, a, again),
+        Ok("sip:bob@contoso.com".into())
+    );
+    // Unwatched before the server answered: cancelled.
+    let cancelled = p.users[a]
+        .client
+        .watch("sip:carol@contoso.com", now)
+        .expect("asked");
+    p.users[a].client.unwatch("sip:carol@contoso.com", now);
+    p.flush();
+    assert_eq!(
+        watch_outcome(&p, a, cancelled),
+        Err(ocs_core::Error::Cancelled)
+    );
+    // Still waiting when the session ends: stopped.
+    let now = p.now;
+    let last = p.users[a]
+        .client
+        .watch("sip:dave@contoso.com", now)
+        .expect("asked");
+    p.users[a].client.sign_out(now);
+    // Signing out: new commands are refused.
+    assert_eq!(
+        p.users[a].client.watch("sip:erin@contoso.com", now),
+        Err(ocs_core::Error::Stopped)
+    );
+    assert_eq!(
+        p.users[a].client.set_status(State::Busy, None, now),
+        Err(ocs_core::Error::Stopped)
+    );
+    p.until(a, S * 10, |e| *e == ClientEvent::Stopped);
+    match watch_outcome(&p, a, last) {
+        Ok(_) | Err(ocs_core::Error::Stopped) => {}
         other => panic!("{other:?}"),
     }
 }

@@ -64,7 +64,7 @@ async fn publish_and_watch(transport: Transport) {
     // a few times at most. The client reports each failure as WatchEnded.
     let mut seen = Vec::new();
     for attempt in 1..=3 {
-        bob.watch("sip:alice@127.0.0.1");
+        bob.watch("sip:alice@127.0.0.1").await.expect("watch");
         seen = wait_for(&mut bob, "alice busy", |e| {
             matches!(e, ClientEvent::Presence(PresenceEvent::Changed { presence, .. })
                 if presence.state() == State::Busy)

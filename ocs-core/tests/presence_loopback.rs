@@ -92,7 +92,7 @@ async fn bob_sees_alice_publish_busy_with_a_note_and_appear_offline() {
     })
     .await;
     // The first notification rides in the 200 OK of the batched SUBSCRIBE.
-    bob.watch("sip:alice@contoso.com");
+    bob.watch("sip:alice@contoso.com").await.expect("watch");
     wait_for(&mut bob, "alice online", alice_is(State::Online)).await;
 
     alice
@@ -131,8 +131,8 @@ async fn bob_sees_alice_publish_busy_with_a_note_and_appear_offline() {
 #[tokio::test]
 async fn a_publication_after_the_watch_is_notified() {
     let (_server, mut alice, bob) = signed_in_pair(41, "a3a3a3a3a3", "b4b4b4b4b4", false).await;
-    alice.watch("sip:bob@contoso.com");
-    bob.watch("sip:alice@contoso.com");
+    alice.watch("sip:bob@contoso.com").await.expect("watch");
+    bob.watch("sip:alice@contoso.com").await.expect("watch");
     wait_for(&mut alice, "bob's first state", |e| {
         matches!(e, ClientEvent::Presence(PresenceEvent::Changed { uri, .. }) if uri == "sip:bob@contoso.com")
     })
@@ -150,7 +150,7 @@ async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
     let (_server, mut alice, mut bob) = signed_in_pair(51, "a5a5a5a5a5", "b6b6b6b6b6", false).await;
     // No manual state: what bob sees is alice's machine state, published
     // at sign-in as active.
-    bob.watch("sip:alice@contoso.com");
+    bob.watch("sip:alice@contoso.com").await.expect("watch");
     wait_for(&mut bob, "alice active", alice_is(State::Online)).await;
     alice
         .set_idle(Duration::from_secs(6 * 60))

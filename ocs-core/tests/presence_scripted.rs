@@ -53,6 +53,18 @@ impl Alice {
             now,
         );
         ep.handle_methods(&PresenceAgent::METHODS);
+        // Signed in (watches wait for that): the REGISTER answered at once.
+        ep.register(now).expect("register");
+        let reg = Message::parse(&ep.poll_transmit().expect("REGISTER")).expect("parse");
+        let mut ok = builder::response(&reg, 200, None, Some("reg")).expect("200");
+        ok.push_header(HeaderName::Expires, "3600");
+        ok.push_header(
+            HeaderName::Contact,
+            reg.header(HeaderName::Contact).expect("contact"),
+        );
+        ep.handle_bytes(&ok.to_bytes(), now);
+        while ep.poll_event().is_some() {}
+        assert!(ep.registration().is_registered());
         let pa = PresenceAgent::new(PresenceConfig::new(dialect, "sip:alice@contoso.com"));
         Alice {
             ep,
@@ -161,7 +173,7 @@ fn subscribes(msgs: &[Message]) -> Vec<&Message> {
 
 fn watching_bob() -> (Alice, Message, Message) {
     let mut a = Alice::new();
-    a.pa.watch(&mut a.ep, BOB, a.now);
+    a.pa.watch(&mut a.ep, BOB, a.now).expect("watch");
     let sent = a.sent();
     let subs = subscribes(&sent);
     assert_eq!(subs.len(), 1);
@@ -169,6 +181,14 @@ fn watching_bob() -> (Alice, Message, Message) {
     assert_eq!(sub.request_uri(), Some("sip:alice@contoso.com"));
     let ok = a.accept(&sub, "srv1");
     a.sent();
+    // The command's outcome: the watch is set up.
+    assert!(
+        matches!(a.events.as_slice(), [PresenceEvent::Watching { id, uri }]
+            if *id == ocs_core::WatchId(1) && uri == BOB),
+        "{:?}",
+        a.events
+    );
+    a.events.clear();
     (a, sub, ok)
 }
 

@@ -829,7 +829,7 @@ async fn pump(mut client: Client, mut cmds: mpsc::UnboundedReceiver<Command>, si
             Step::Event(None) | Step::Command(None) => break,
             Step::Command(Some(c)) => match c {
                 Command::SignOut => client.sign_out(),
-                Command::Watch(uri) => client.watch(&uri),
+                Command::Watch(uri) => drop(client.watch(&uri).await),
                 Command::Unwatch(uri) => client.unwatch(&uri),
                 // The ids and outcomes reach C as events.
                 Command::SetInCall(c) => drop(client.set_in_call(c).await),

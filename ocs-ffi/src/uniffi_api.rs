@@ -1432,9 +1432,13 @@ impl Pump {
             } => {
                 self.registered = true;
                 let keys: Vec<String> = lock(&self.shared.subs).by_key.keys().cloned().collect();
-                for k in keys {
-                    self.client.watch(&k);
-                }
+                let h = self.client.handle();
+                runtime().spawn(async move {
+                    for k in keys {
+                        // The URI was checked when the host subscribed.
+                        let _ = h.watch(&k).await;
+                    }
+                });
                 if let Some(s) = self.sign_in.take() {
                     let _ = s.send(Ok(SignInInfo {
                         gruu,
@@ -1511,7 +1515,7 @@ impl Pump {
                 self.sign_out.push(done);
             }
             // Watches wait for the sign-in, which starts every subscribed one.
-            Command::Watch(uri) if self.registered => client.watch(&uri),
+            Command::Watch(uri) if self.registered => drop(client.watch(&uri).await),
             Command::Watch(_) => {}
             Command::Unwatch(uri) => client.unwatch(&uri),
             Command::SendIm { to, text, reply } => match client.send_im(&to, &text).await {

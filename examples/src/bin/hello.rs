@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     bob.signed_in().await?;
     println!("alice and bob signed in");
 
-    bob.watch("sip:alice@contoso.com");
+    bob.watch("sip:alice@contoso.com").await?;
     alice
         .set_status(State::Busy, Some("writing the report"))
         .await?;

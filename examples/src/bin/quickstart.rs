@@ -327,7 +327,11 @@ async fn watch(
     of: &User,
     f: impl Fn(&Presence) -> bool,
 ) -> Result<Presence, String> {
-    watcher.client.watch(&of.uri);
+    watcher
+        .client
+        .watch(&of.uri)
+        .await
+        .map_err(|e| e.to_string())?;
     let what = format!("{}'s watch of {}", watcher.name, of.name);
     until(&mut watcher.client, &what, |e| match e {
         ClientEvent::Presence(PresenceEvent::Changed { uri, presence })

@@ -177,6 +177,8 @@ impl ClientEvent {
                 PresenceEvent::ContactList(_) => 1404,
                 PresenceEvent::ContactListChanged { .. } => 1405,
                 PresenceEvent::ContactListChangeFailed { .. } => 1406,
+                PresenceEvent::Watching { .. } => 1407,
+                PresenceEvent::WatchFailed { .. } => 1408,
             },
             ClientEvent::Provisioning(p) => match p {
                 ProvisioningEvent::Received(_) => 1500,
@@ -301,6 +303,10 @@ impl ClientEvent {
                 PresenceEvent::WatchEnded { uri, reason } => {
                     format!("watching {uri} ended: {reason}")
                 }
+                PresenceEvent::Watching { id, uri } => format!("watch {} of {uri} set up", id.0),
+                PresenceEvent::WatchFailed { id, uri, error } => {
+                    format!("watch {} of {uri} failed: {error}", id.0)
+                }
                 PresenceEvent::ContactList(l) => format!(
                     "contact list: {} contacts in {} groups",
                     l.contacts.len(),
@@ -360,9 +366,8 @@ impl ClientEvent {
         match self.id() {
             1101 | 1300 | 1303 | 1306 | 1400 => Severity::Verbose,
             1105 | 1200 | 1402 | 1802 => Severity::Error,
-            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1406 | 1501 | 1601 | 1700 | 1801 => {
-                Severity::Warning
-            }
+            1001 | 1002 | 1102 | 1104 | 1107 | 1301 | 1403 | 1406 | 1408 | 1501 | 1601 | 1700
+            | 1801 => Severity::Warning,
             _ => Severity::Info,
         }
     }

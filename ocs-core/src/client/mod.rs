@@ -48,7 +48,7 @@ use crate::policy::eval::Source;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
 use crate::presence_agent::{
-    ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig, PublishId,
+    ContactOpId, ContactRequest, Meeting, PresenceAgent, PresenceConfig, PublishId, WatchId,
 };
 use crate::provisioning::ProvisionGroupList;
 use crate::provisioning_agent::{ProvisioningAgent, ProvisioningEvent};
@@ -334,6 +334,7 @@ impl Client {
     /// failed event; an immediate refusal (DisableIM, not connected) is
     /// returned as an error.
     pub fn send_im(&mut self, to: &str, text: &str, now: Instant) -> Result<MessageId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let r = if self.ep.registration().is_registered() || self.ep.local().is_some() {
             self.im.send(&mut self.ep, to, text, now)
@@ -364,36 +365,44 @@ impl Client {
     }
 
     /// The host's idle time (see [`PresenceAgent::set_idle`]).
-    pub fn set_idle(&mut self, idle: Duration, now: Instant) -> PublishId {
+    pub fn set_idle(&mut self, idle: Duration, now: Instant) -> Result<PublishId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let id = self.presence.set_idle(&mut self.ep, idle, now);
         self.drive(now);
-        id
+        Ok(id)
     }
 
     /// A call started or ended (see [`PresenceAgent::set_in_call`]).
-    pub fn set_in_call(&mut self, in_call: bool, now: Instant) -> PublishId {
+    pub fn set_in_call(&mut self, in_call: bool, now: Instant) -> Result<PublishId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let id = self.presence.set_in_call(&mut self.ep, in_call, now);
         self.drive(now);
-        id
+        Ok(id)
     }
 
     /// A meeting from the host's calendar (see
     /// [`PresenceAgent::set_in_meeting`]).
-    pub fn set_in_meeting(&mut self, meeting: Option<Meeting>, now: Instant) -> PublishId {
+    pub fn set_in_meeting(
+        &mut self,
+        meeting: Option<Meeting>,
+        now: Instant,
+    ) -> Result<PublishId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let id = self.presence.set_in_meeting(&mut self.ep, meeting, now);
         self.drive(now);
-        id
+        Ok(id)
     }
 
     /// "Reset status" (see [`PresenceAgent::reset_status`]).
-    pub fn reset_status(&mut self, now: Instant) -> PublishId {
+    pub fn reset_status(&mut self, now: Instant) -> Result<PublishId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let id = self.presence.reset_status(&mut self.ep, now);
         self.drive(now);
-        id
+        Ok(id)
     }
 
     /// Publishes our status and note; appear offline is refused unless the
@@ -404,6 +413,7 @@ impl Client {
         note: Option<&str>,
         now: Instant,
     ) -> Result<PublishId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let r = self.presence.set_status(&mut self.ep, state, note, now);
         self.drive(now);
@@ -418,20 +428,25 @@ impl Client {
         text: &str,
         note: Option<&str>,
         now: Instant,
-    ) -> PublishId {
+    ) -> Result<PublishId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let id = self
             .presence
             .set_custom_state(&mut self.ep, availability, lcid, text, note, now);
         self.drive(now);
-        id
+        Ok(id)
     }
 
-    /// Starts watching a contact's presence.
-    pub fn watch(&mut self, uri: &str, now: Instant) {
+    /// Starts watching a contact's presence (see
+    /// [`PresenceAgent::watch`]): the id ends in one `Watching` or
+    /// `WatchFailed` presence event.
+    pub fn watch(&mut self, uri: &str, now: Instant) -> Result<WatchId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
-        self.presence.watch(&mut self.ep, uri, now);
+        let r = self.presence.watch(&mut self.ep, uri, now);
         self.drive(now);
+        r
     }
 
     /// Stops watching a contact.
@@ -448,6 +463,7 @@ impl Client {
         request: ContactRequest,
         now: Instant,
     ) -> Result<ContactOpId, Error> {
+        self.accepting()?;
         let _in = self.span.enter();
         let r = self.presence.change_contacts(&mut self.ep, request, now);
         self.drive(now);
@@ -609,6 +625,16 @@ impl Client {
     }
 
     // ----- internals ---------------------------------------------------------
+
+    /// New commands are refused with [`Error::Stopped`] once the session
+    /// has stopped or is signing out: nothing would carry them out.
+    fn accepting(&self) -> Result<(), Error> {
+        if self.stopped || self.sign_out_deadline.is_some() {
+            Err(Error::Stopped)
+        } else {
+            Ok(())
+        }
+    }
 
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     fn emit(&mut self, e: ClientEvent) {

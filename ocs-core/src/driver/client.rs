@@ -247,21 +247,23 @@ impl Task {
             Some(Command::SetDisableIm(p)) => s.set_disable_im(p),
             Some(Command::Publish { what, reply }) => {
                 let r = match what {
-                    Publish::Idle(idle) => Ok(s.set_idle(idle, t)),
-                    Publish::InCall(c) => Ok(s.set_in_call(c, t)),
-                    Publish::InMeeting(m) => Ok(s.set_in_meeting(m, t)),
-                    Publish::Reset => Ok(s.reset_status(t)),
+                    Publish::Idle(idle) => s.set_idle(idle, t),
+                    Publish::InCall(c) => s.set_in_call(c, t),
+                    Publish::InMeeting(m) => s.set_in_meeting(m, t),
+                    Publish::Reset => s.reset_status(t),
                     Publish::Status { state, note } => s.set_status(state, note.as_deref(), t),
                     Publish::CustomState {
                         availability,
                         lcid,
                         text,
                         note,
-                    } => Ok(s.set_custom_state(availability, lcid, &text, note.as_deref(), t)),
+                    } => s.set_custom_state(availability, lcid, &text, note.as_deref(), t),
                 };
                 let _ = reply.send(r);
             }
-            Some(Command::Watch(uri)) => s.watch(&uri, t),
+            Some(Command::Watch { uri, reply }) => {
+                let _ = reply.send(s.watch(&uri, t));
+            }
             Some(Command::Unwatch(uri)) => s.unwatch(&uri, t),
             Some(Command::Diagnostics(reply)) => {
                 let _ = reply.send(s.snapshot(t));

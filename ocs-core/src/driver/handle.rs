@@ -9,7 +9,7 @@ use crate::error::{Error, Provenance};
 use crate::messaging::MessageId;
 use crate::presence::ContactList;
 use crate::presence::model::{Availability, State};
-use crate::presence_agent::{ContactRequest, Meeting, PublishId};
+use crate::presence_agent::{ContactRequest, Meeting, PublishId, WatchId};
 use crate::register::Credentials;
 
 /// One command, carried to the client's task.
@@ -33,7 +33,10 @@ pub(super) enum Command {
         what: Publish,
         reply: oneshot::Sender<Result<PublishId, Error>>,
     },
-    Watch(String),
+    Watch {
+        uri: String,
+        reply: oneshot::Sender<Result<WatchId, Error>>,
+    },
     Unwatch(String),
     Diagnostics(oneshot::Sender<Snapshot>),
     ReloadCustomStates,
@@ -163,9 +166,16 @@ impl ClientHandle {
         .await
     }
 
-    /// Starts watching a contact's presence.
-    pub fn watch(&self, uri: &str) {
-        let _ = self.cmds.send(Command::Watch(uri.to_owned()));
+    /// Starts watching a contact's presence; the id ends in one
+    /// [`PresenceEvent::Watching`](crate::presence_agent::PresenceEvent::Watching) or
+    /// [`PresenceEvent::WatchFailed`](crate::presence_agent::PresenceEvent::WatchFailed).
+    /// A URI that is not a SIP URI is refused ([`Error::ApiMisuse`]).
+    pub async fn watch(&self, uri: &str) -> Result<WatchId, Error> {
+        self.ask(|reply| Command::Watch {
+            uri: uri.to_owned(),
+            reply,
+        })
+        .await?
     }
 
     /// Reports how long the user has been idle (no keyboard or mouse

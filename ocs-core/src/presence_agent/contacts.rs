@@ -338,7 +338,9 @@ impl PresenceAgent {
                     .push_back(PresenceEvent::ContactList(Box::new(l.clone())));
             }
             match &change.request {
-                ContactRequest::Add { uri, .. } => self.watch(ep, &with_sip(uri), now),
+                ContactRequest::Add { uri, .. } => {
+                    self.start_watch(ep, key(&with_sip(uri)), None, now)
+                }
                 ContactRequest::Remove { uri } => self.unwatch(ep, &with_sip(uri), now),
                 _ => {}
             }

@@ -131,6 +131,24 @@ pub enum PresenceEvent {
         /// Why.
         error: Error,
     },
+    /// A watch the app asked for is set up: the server accepted the
+    /// subscription (presence follows as [`PresenceEvent::Changed`]).
+    Watching {
+        /// The command it ends.
+        id: WatchId,
+        /// The contact.
+        uri: String,
+    },
+    /// A watch the app asked for could not be set up (refused, no answer,
+    /// cancelled by `unwatch`, or the session ended first).
+    WatchFailed {
+        /// The command it ends.
+        id: WatchId,
+        /// The contact.
+        uri: String,
+        /// Why.
+        error: Error,
+    },
     /// A watch could not be set up or was ended by the server.
     WatchEnded {
         /// The contact.
@@ -165,6 +183,11 @@ pub enum PresenceEvent {
 /// carrying it, even when nothing needed to go out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublishId(pub u64);
+
+/// Identifies one `watch` command: it ends in exactly one
+/// [`PresenceEvent::Watching`] or [`PresenceEvent::WatchFailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchId(pub u64);
 
 /// Identifies a contact-list change request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -292,6 +315,8 @@ enum Extra {
 struct Watch {
     dialog: Option<Dialog>,
     refresh_at: Option<Instant>,
+    /// `watch` commands still waiting for the server's first answer.
+    waiting: Vec<WatchId>,
     /// Resubscriptions asked for since the last notification that carried
     /// this contact's presence; bounded so a server that keeps saying
     /// "resubscribe" cannot make us loop.
@@ -350,6 +375,7 @@ pub struct PresenceAgent {
     before_offline: Option<Status>,
     next_contact_op: u64,
     next_publish: u64,
+    next_watch: u64,
     /// Commands whose publication waits for the versions (OCS, before
     /// roaming-self answered): the manual state's (`None`) and each
     /// automatic one's; they end with the publication that goes out then.
@@ -417,6 +443,7 @@ impl PresenceAgent {
             before_offline: None,
             next_contact_op: 0,
             next_publish: 0,
+            next_watch: 0,
             deferred: Vec::new(),
         }
     }
@@ -475,14 +502,23 @@ impl PresenceAgent {
     }
 
     /// The session ended: every presence command still without an outcome
-    /// (on the wire or waiting for the versions) fails with
-    /// [`Error::Stopped`].
+    /// (a publication on the wire or waiting for the versions, a watch
+    /// waiting for the server) fails with [`Error::Stopped`].
     pub fn settle_all(&mut self) {
         self.abandon_pending();
         let mut ids: Vec<PublishId> = self.deferred.drain(..).map(|(_, id)| id).collect();
         ids.sort();
         for id in ids {
             self.publish_failed(vec![id], Error::Stopped);
+        }
+        let mut watches: Vec<(String, Vec<WatchId>)> = self
+            .watches
+            .iter_mut()
+            .map(|(k, w)| (k.clone(), std::mem::take(&mut w.waiting)))
+            .collect();
+        watches.sort();
+        for (uri, waiting) in watches {
+            self.fail_watches(&uri, waiting, &Error::Stopped);
         }
     }
 
@@ -497,12 +533,7 @@ impl PresenceAgent {
                 Pending::Publish { ids, .. }
                 | Pending::Extra { ids, .. }
                 | Pending::Removed { ids } => self.publish_failed(ids, e),
-                Pending::Subscribe { uri, .. } => {
-                    self.events.push_back(PresenceEvent::WatchEnded {
-                        uri,
-                        reason: e.to_string(),
-                    })
-                }
+                Pending::Subscribe { uri, .. } => self.end_watch(&uri, e.to_string(), e),
                 Pending::ContactChange { change, .. } => {
                     self.contact_in_flight = false;
                     self.events
@@ -542,13 +573,11 @@ impl PresenceAgent {
                         ids,
                         Error::Transport(format!("publication failed: {failure:?}")),
                     ),
-                    Pending::Subscribe { uri, .. } => {
-                        self.watches.remove(&uri);
-                        self.events.push_back(PresenceEvent::WatchEnded {
-                            uri,
-                            reason: format!("{failure:?}"),
-                        });
-                    }
+                    Pending::Subscribe { uri, .. } => self.end_watch(
+                        &uri,
+                        format!("{failure:?}"),
+                        Error::Transport(format!("no answer to the subscription ({failure:?})")),
+                    ),
                     Pending::ContactChange { change, .. } => {
                         self.contact_in_flight = false;
                         self.events.push_back(PresenceEvent::ContactListChangeFailed {
@@ -676,11 +705,8 @@ impl PresenceAgent {
             && still_here
             && let Some(uri) = watch
         {
-            self.watches.remove(&uri);
-            self.events.push_back(PresenceEvent::WatchEnded {
-                uri,
-                reason: "subscription terminated by the server".into(),
-            });
+            let reason = "subscription terminated by the server";
+            self.end_watch(&uri, reason.into(), Error::Transport(reason.into()));
         }
     }
 

@@ -3,32 +3,102 @@
 //! every subscription at sign-out.
 
 use super::*;
+use crate::sip::SipUri;
 
 impl PresenceAgent {
-    /// Starts watching `uri`.
-    pub fn watch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
+    /// Starts watching `uri` (a SIP URI; anything else is refused). The id
+    /// ends in one [`PresenceEvent::Watching`] (at once when the contact is
+    /// already watched) or [`PresenceEvent::WatchFailed`]. Before sign-in
+    /// the watch waits for it.
+    pub fn watch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) -> Result<WatchId, Error> {
         let k = key(uri);
-        if self.watches.contains_key(&k) {
-            return;
-        }
-        self.watches.insert(
-            k.clone(),
-            Watch {
-                dialog: None,
-                refresh_at: None,
-                resubscribes: 0,
-            },
-        );
-        self.subscribe(ep, &k, None, now);
+        SipUri::parse(&k).map_err(|e| Error::ApiMisuse(format!("watch {uri:?}: {e}")))?;
+        self.next_watch += 1;
+        let id = WatchId(self.next_watch);
+        self.start_watch(ep, k, Some(id), now);
+        Ok(id)
     }
 
-    /// Stops watching `uri` (SUBSCRIBE with Expires: 0).
+    /// Watches `k` (a key) for command `id`, or for the client itself
+    /// (`None`: a contact added to the list).
+    pub(super) fn start_watch(
+        &mut self,
+        ep: &mut Endpoint,
+        k: String,
+        id: Option<WatchId>,
+        now: Instant,
+    ) {
+        match self.watches.get_mut(&k) {
+            Some(w) if w.dialog.is_some() => {
+                if let Some(id) = id {
+                    self.events
+                        .push_back(PresenceEvent::Watching { id, uri: k });
+                }
+            }
+            Some(w) => w.waiting.extend(id),
+            None => {
+                self.watches.insert(
+                    k.clone(),
+                    Watch {
+                        dialog: None,
+                        refresh_at: None,
+                        waiting: id.into_iter().collect(),
+                        resubscribes: 0,
+                    },
+                );
+                if ep.registration().is_registered() {
+                    self.subscribe(ep, &k, None, now);
+                }
+            }
+        }
+    }
+
+    /// The watch of `uri` ended (refused, terminated, no answer): reported
+    /// to the app, and the commands still waiting for it fail with
+    /// `error`.
+    pub(super) fn end_watch(&mut self, uri: &str, reason: String, error: Error) {
+        let Some(w) = self.watches.remove(uri) else {
+            return;
+        };
+        self.fail_watches(uri, w.waiting, &error);
+        self.events.push_back(PresenceEvent::WatchEnded {
+            uri: uri.to_owned(),
+            reason,
+        });
+    }
+
+    pub(super) fn fail_watches(&mut self, uri: &str, ids: Vec<WatchId>, error: &Error) {
+        for id in ids {
+            self.events.push_back(PresenceEvent::WatchFailed {
+                id,
+                uri: uri.to_owned(),
+                error: error.clone(),
+            });
+        }
+    }
+
+    /// The watch of `uri` is set up: the commands waiting for it end.
+    pub(super) fn watch_established(&mut self, uri: &str) {
+        let Some(w) = self.watches.get_mut(uri) else {
+            return;
+        };
+        for id in std::mem::take(&mut w.waiting) {
+            self.events.push_back(PresenceEvent::Watching {
+                id,
+                uri: uri.to_owned(),
+            });
+        }
+    }
+
+    /// Stops watching `uri` (SUBSCRIBE with Expires: 0). `watch` commands
+    /// still waiting for the server fail with [`Error::Cancelled`].
     pub fn unwatch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
-        if let Some(Watch {
-            dialog: Some(mut d),
-            ..
-        }) = self.watches.remove(&key(uri))
-        {
+        let k = key(uri);
+        let Some(w) = self.watches.remove(&k) else {
+            return;
+        };
+        self.fail_watches(&k, w.waiting, &Error::Cancelled);
+        if let Some(mut d) = w.dialog {
             let mut req = d.request(Method::Subscribe, ep.epid_param().as_deref());
             req.push_header(HeaderName::Event, "presence");
             req.push_header(HeaderName::Expires, "0");
@@ -45,7 +115,13 @@ impl PresenceAgent {
     /// the server has answered everything.
     pub fn end_all(&mut self, ep: &mut Endpoint, now: Instant) {
         let mut ended = std::collections::HashSet::new();
-        let watches: Vec<Watch> = self.watches.drain().map(|(_, w)| w).collect();
+        let mut watches: Vec<(String, Watch)> = self.watches.drain().collect();
+        watches.sort_by(|a, b| a.0.cmp(&b.0));
+        for (uri, w) in &mut watches {
+            let waiting = std::mem::take(&mut w.waiting);
+            self.fail_watches(uri, waiting, &Error::Stopped);
+        }
+        let watches = watches.into_iter().map(|(_, w)| w);
         let roaming = [
             (self.roaming_self.take(), "vnd-microsoft-roaming-self"),
             (
@@ -159,18 +235,14 @@ impl PresenceAgent {
                         continue;
                     }
                     Some(InstanceState::Terminated) => {
-                        if self.watches.remove(&uri).is_some() {
-                            self.events.push_back(PresenceEvent::WatchEnded {
-                                uri,
-                                reason: format!(
-                                    "subscription terminated by the server{}",
-                                    u.reason
-                                        .as_deref()
-                                        .map(|r| format!(" ({r})"))
-                                        .unwrap_or_default()
-                                ),
-                            });
-                        }
+                        let reason = format!(
+                            "subscription terminated by the server{}",
+                            u.reason
+                                .as_deref()
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        );
+                        self.end_watch(&uri, reason.clone(), Error::Transport(reason));
                         continue;
                     }
                     _ => {}
@@ -204,14 +276,11 @@ impl PresenceAgent {
             return;
         };
         if w.resubscribes >= MAX_RESUBSCRIBES {
-            self.watches.remove(uri);
-            self.events.push_back(PresenceEvent::WatchEnded {
-                uri: uri.to_owned(),
-                reason: format!(
-                    "the server asked to resubscribe {} times in a row without a notification",
-                    MAX_RESUBSCRIBES + 1
-                ),
-            });
+            let reason = format!(
+                "the server asked to resubscribe {} times in a row without a notification",
+                MAX_RESUBSCRIBES + 1
+            );
+            self.end_watch(uri, reason.clone(), Error::PeerMisbehaved(reason));
             return;
         }
         w.resubscribes += 1;
@@ -252,6 +321,7 @@ impl PresenceAgent {
         if w.dialog.is_none() {
             w.dialog = Some(dialog);
         }
+        self.watch_established(&uri);
         Some(uri)
     }
 
@@ -285,6 +355,7 @@ impl PresenceAgent {
                 w.dialog = dialog;
                 w.refresh_at = Some(now + life - (life / 10).max(Duration::from_secs(1)));
             }
+            self.watch_established(&uri);
             // OCS piggy-backs the first notification in the 200 OK.
             let ct = resp
                 .header(HeaderName::ContentType)
@@ -292,11 +363,8 @@ impl PresenceAgent {
                 .to_owned();
             self.deliver(ep, resp.body(), &ct, now);
         } else {
-            self.watches.remove(&uri);
-            self.events.push_back(PresenceEvent::WatchEnded {
-                uri,
-                reason: format!("{code} {}", resp.reason().unwrap_or("")),
-            });
+            let reason = format!("{code} {}", resp.reason().unwrap_or(""));
+            self.end_watch(&uri, reason, Error::rejected(resp));
         }
     }
 }

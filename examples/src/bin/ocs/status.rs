@@ -203,7 +203,9 @@ pub(crate) async fn watch(a: WatchArgs) -> Result<(), CliError> {
     let mut c = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
     signed_in(&mut c, |e| print(e, 1033)).await?;
     for u in &a.uris {
-        c.watch(u);
+        c.watch(u)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
     }
     run_for(&mut c, a.hold, 1033).await
 }
