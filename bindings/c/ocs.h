@@ -22,12 +22,21 @@
  *     Events of one client come one at a time, in order.
  *   - The OcsEvent and its strings are borrowed: valid only until the
  *     callback returns. Copy what you keep.
- *   - Do not call blocking ocs functions from inside a callback:
- *     ocs_client_send_im and ocs_client_set_status return
+ *   - Do not call blocking ocs functions from inside a callback: the
+ *     commands that return an id (ocs_client_send_im, ocs_client_watch,
+ *     ocs_client_set_status, ocs_client_set_idle, ocs_client_set_in_call,
+ *     ocs_client_reset_status) and the ocs_sim_ functions return
  *     OCS_RESULT_WRONG_THREAD there. The non-blocking ones
- *     (ocs_client_watch, ocs_client_unwatch, ocs_client_sign_out,
+ *     (ocs_client_unwatch, ocs_client_sign_out,
  *     ocs_client_set_credentials) are fine. Keep callbacks short: the
  *     client's next event waits for the callback to return.
+ *
+ * Ids and outcomes
+ *   - Every command that returns an id ends in exactly one event carrying
+ *     it in OcsEvent.id: an IM in IM_DELIVERED or IM_FAILED, a presence
+ *     command in PRESENCE_PUBLISHED or PRESENCE_PUBLISH_FAILED, a watch in
+ *     WATCHING or WATCH_FAILED. Sign-in ends in REGISTERED or
+ *     REGISTRATION_FAILED, sign-out in STOPPED.
  *   - Once ocs_client_free returns, no callback of that client is running
  *     or will run (when called from inside the client's own callback, that
  *     callback is the last).
@@ -98,9 +107,15 @@ typedef enum OcsResult {
    */
   OCS_RESULT_WRONG_THREAD = 10,
   /**
-   * The client has stopped (signed out, freed or failed for good).
+   * The client has stopped (signed out, freed or failed for good) or is
+   * signing out.
    */
   OCS_RESULT_STOPPED = 11,
+  /**
+   * The host cancelled the command before it completed (a watch
+   * unwatched before the server accepted it).
+   */
+  OCS_RESULT_CANCELLED = 12,
 } OcsResult;
 
 /**
@@ -149,11 +164,11 @@ typedef enum OcsEventKind {
    */
   OCS_EVENT_KIND_SECURITY_VIOLATION = 8,
   /**
-   * An IM was delivered: `message_id`.
+   * An IM was delivered: `id` = its id from [`ocs_client_send_im`].
    */
   OCS_EVENT_KIND_IM_DELIVERED = 9,
   /**
-   * An IM was not delivered: `message_id`, `text` = why.
+   * An IM was not delivered: `id`, `text` = why, `error` = its kind.
    */
   OCS_EVENT_KIND_IM_FAILED = 10,
   /**
@@ -182,15 +197,17 @@ typedef enum OcsEventKind {
    */
   OCS_EVENT_KIND_PRESENCE_CHANGED = 16,
   /**
-   * Our status was published: `state`.
+   * A presence command ended well: `id` = its id (0: a publication the
+   * client made by itself, e.g. a refresh), `state` = what watchers see.
    */
   OCS_EVENT_KIND_PRESENCE_PUBLISHED = 17,
   /**
-   * Publishing our status failed for good: `text`, `error`.
+   * A presence command failed: `id` (0 as above), `text`, `error`.
    */
   OCS_EVENT_KIND_PRESENCE_PUBLISH_FAILED = 18,
   /**
-   * A watch could not be set up or was ended: `uri`, `text` = why.
+   * A watch could not be set up or was ended by the server: `uri`,
+   * `text` = why.
    */
   OCS_EVENT_KIND_WATCH_ENDED = 19,
   /**
@@ -209,6 +226,21 @@ typedef enum OcsEventKind {
    * Something this version of the C API does not map: `text` describes it.
    */
   OCS_EVENT_KIND_OTHER = 23,
+  /**
+   * A watch asked for with [`ocs_client_watch`] is set up: `id`, `uri`.
+   */
+  OCS_EVENT_KIND_WATCHING = 24,
+  /**
+   * A watch asked for with [`ocs_client_watch`] could not be set up:
+   * `id`, `uri`, `text` = why, `error` = its kind
+   * (`OCS_RESULT_CANCELLED` after [`ocs_client_unwatch`]).
+   */
+  OCS_EVENT_KIND_WATCH_FAILED = 25,
+  /**
+   * In-band provisioning arrived after sign-in (the server's policies now
+   * apply, e.g. DisableIM): `number` = how many ucPolicy values.
+   */
+  OCS_EVENT_KIND_PROVISIONING_RECEIVED = 26,
 } OcsEventKind;
 
 /**
@@ -294,6 +326,17 @@ typedef struct OcsClient OcsClient;
  */
 typedef struct OcsConfig OcsConfig;
 
+#if defined(OCS_SIM)
+/**
+ * **Test support, not for production.** The embedded OCS 2007 R2-dialect
+ * server (NTLM, signed messages, presence, IM relay) on 127.0.0.1 (opaque;
+ * TCP and UDP on free ports). Made by [`ocs_sim_start`], freed (and
+ * stopped) by [`ocs_sim_free`]. Left out of builds without the `sim`
+ * feature (mobile): define `OCS_SIM` before including ocs.h to see it.
+ */
+typedef struct OcsSim OcsSim;
+#endif
+
 /**
  * One event, passed to the callback. It and its strings are borrowed:
  * valid only during the callback. Copy what you keep.
@@ -320,9 +363,10 @@ typedef struct OcsEvent {
    */
   enum OcsResult error;
   /**
-   * An IM's id (as returned by [`ocs_client_send_im`]).
+   * The id of the command this event ends (an IM, publication or watch
+   * id as the call that started it returned it); 0 when it ends none.
    */
-  uint64_t message_id;
+  uint64_t id;
   /**
    * A number (see the kind).
    */
@@ -449,16 +493,26 @@ enum OcsResult ocs_client_start(const struct OcsConfig *config,
 enum OcsResult ocs_client_sign_out(const struct OcsClient *client);
 
 /**
- * Starts watching a contact's presence (`OCS_EVENT_KIND_PRESENCE_CHANGED`
- * follows). Does not block; fine in a callback.
+ * Starts watching a contact's presence. On success `*out_watch_id` (if
+ * not NULL) holds the watch's id; exactly one `OCS_EVENT_KIND_WATCHING` or
+ * `OCS_EVENT_KIND_WATCH_FAILED` with that id follows, and
+ * `OCS_EVENT_KIND_PRESENCE_CHANGED` on every change. Before sign-in the
+ * watch waits for it. A URI that is not a SIP URI is refused
+ * (`OCS_RESULT_INVALID_INPUT`). Blocks briefly: not from inside a callback
+ * (`OCS_RESULT_WRONG_THREAD`).
  *
  * # Safety
- * `client` is NULL or a live client; `uri` is NULL or NUL-terminated.
+ * `client` is NULL or a live client; `uri` is NULL or NUL-terminated;
+ * `out_watch_id` is NULL or writable.
  */
-enum OcsResult ocs_client_watch(const struct OcsClient *client, const char *uri);
+enum OcsResult ocs_client_watch(const struct OcsClient *client,
+                                const char *uri,
+                                uint64_t *out_watch_id);
 
 /**
- * Stops watching a contact. Does not block; fine in a callback.
+ * Stops watching a contact (a watch still waiting for the server ends in
+ * `OCS_EVENT_KIND_WATCH_FAILED` with `OCS_RESULT_CANCELLED`). Does not
+ * block; fine in a callback.
  *
  * # Safety
  * As [`ocs_client_watch`].
@@ -469,31 +523,42 @@ enum OcsResult ocs_client_unwatch(const struct OcsClient *client, const char *ur
  * Reports how many seconds the user has been idle (no keyboard or mouse
  * input); call it when the host's idle time changes and with 0 on input.
  * Crossing 5 and 20 minutes publishes inactive and away, as Communicator
- * does. Does not block; fine in a callback.
+ * does. `*out_publish_id` (if not NULL) gets the command's id, ended by
+ * one `OCS_EVENT_KIND_PRESENCE_PUBLISHED` or
+ * `OCS_EVENT_KIND_PRESENCE_PUBLISH_FAILED` (at once when no threshold was
+ * crossed). Blocks briefly: not from inside a callback.
  *
  * # Safety
- * `client` is NULL or a live client.
+ * `client` is NULL or a live client; `out_publish_id` is NULL or
+ * writable.
  */
-enum OcsResult ocs_client_set_idle(const struct OcsClient *client, uint32_t seconds);
+enum OcsResult ocs_client_set_idle(const struct OcsClient *client,
+                                   uint32_t seconds,
+                                   uint64_t *out_publish_id);
 
 /**
  * Reports that a call started (`in_call` non-zero) or ended: "on the
- * phone" shows while it lasts. Does not block; fine in a callback.
+ * phone" shows while it lasts. `*out_publish_id` as for
+ * [`ocs_client_set_idle`]. Blocks briefly: not from inside a callback.
  *
  * # Safety
- * `client` is NULL or a live client.
+ * `client` is NULL or a live client; `out_publish_id` is NULL or
+ * writable.
  */
-enum OcsResult ocs_client_set_in_call(const struct OcsClient *client, int32_t in_call);
+enum OcsResult ocs_client_set_in_call(const struct OcsClient *client,
+                                      int32_t in_call,
+                                      uint64_t *out_publish_id);
 
 /**
  * "Reset status": drops the manual state so the automatic one shows
- * again (a publication event follows). Does not block; fine in a
- * callback.
+ * again. `*out_publish_id` as for [`ocs_client_set_idle`]. Blocks
+ * briefly: not from inside a callback.
  *
  * # Safety
- * `client` is NULL or a live client.
+ * `client` is NULL or a live client; `out_publish_id` is NULL or
+ * writable.
  */
-enum OcsResult ocs_client_reset_status(const struct OcsClient *client);
+enum OcsResult ocs_client_reset_status(const struct OcsClient *client, uint64_t *out_publish_id);
 
 /**
  * Answers `OCS_EVENT_KIND_CREDENTIALS_NEEDED`. Does not block; fine in a
@@ -525,17 +590,21 @@ enum OcsResult ocs_client_send_im(const struct OcsClient *client,
 
 /**
  * Publishes our status (an [`OcsState`] value) and note (NULL for none).
- * `OCS_EVENT_KIND_PRESENCE_PUBLISHED` follows once the server took it.
- * Appear offline is refused unless the EnableAppearOffline policy allows
- * it. Blocks briefly: not from inside a callback
+ * On success `*out_publish_id` (if not NULL) holds the command's id;
+ * exactly one `OCS_EVENT_KIND_PRESENCE_PUBLISHED` or
+ * `OCS_EVENT_KIND_PRESENCE_PUBLISH_FAILED` with that id follows. Appear
+ * offline is refused unless the EnableAppearOffline policy allows it
+ * (`OCS_RESULT_POLICY_DENIED`). Blocks briefly: not from inside a callback
  * (`OCS_RESULT_WRONG_THREAD`).
  *
  * # Safety
- * `client` is NULL or a live client; `note` is NULL or NUL-terminated.
+ * `client` is NULL or a live client; `note` is NULL or NUL-terminated;
+ * `out_publish_id` is NULL or writable.
  */
 enum OcsResult ocs_client_set_status(const struct OcsClient *client,
                                      uint32_t state,
-                                     const char *note);
+                                     const char *note,
+                                     uint64_t *out_publish_id);
 
 /**
  * Frees a client (NULL is ignored): it stops at once, without signing out
@@ -549,6 +618,91 @@ enum OcsResult ocs_client_set_status(const struct OcsClient *client,
  * and not in use on another thread.
  */
 void ocs_client_free(struct OcsClient *client);
+
+#if defined(OCS_SIM)
+/**
+ * Starts a test server for SIP domain `domain` (e.g. `contoso.com`); on
+ * success `*out_sim` holds it for [`ocs_sim_free`]. Blocks briefly.
+ *
+ * # Safety
+ * `domain` is NULL or NUL-terminated; `out_sim` is NULL or writable.
+ */
+enum OcsResult ocs_sim_start(const char *domain, struct OcsSim **out_sim);
+#endif
+
+#if defined(OCS_SIM)
+/**
+ * Adds a user who signs in as `sip:{user}@{domain}` with the NTLM account
+ * `{ntlm_domain}\{user}` and `password`. Blocks briefly.
+ *
+ * # Safety
+ * `sim` is NULL or a live test server; the strings are NULL or
+ * NUL-terminated.
+ */
+enum OcsResult ocs_sim_add_user(const struct OcsSim *sim,
+                                const char *user,
+                                const char *ntlm_domain,
+                                const char *password);
+#endif
+
+#if defined(OCS_SIM)
+/**
+ * The server's TCP port on 127.0.0.1; 0 when `sim` is NULL.
+ *
+ * # Safety
+ * `sim` is NULL or a live test server.
+ */
+uint16_t ocs_sim_port(const struct OcsSim *sim);
+#endif
+
+#if defined(OCS_SIM)
+/**
+ * Makes the server answer every presence publication with SIP status
+ * `status` (e.g. 403 or 409), or accept them again with 0. Blocks briefly.
+ *
+ * # Safety
+ * `sim` is NULL or a live test server.
+ */
+enum OcsResult ocs_sim_refuse_publications(const struct OcsSim *sim, uint32_t status);
+#endif
+
+#if defined(OCS_SIM)
+/**
+ * Hands out the ucPolicy property `name` = `value` (e.g. `DisableIM` =
+ * `true`) by in-band provisioning to every client that signs in from now
+ * on. Blocks briefly.
+ *
+ * # Safety
+ * `sim` is NULL or a live test server; the strings are NULL or
+ * NUL-terminated.
+ */
+enum OcsResult ocs_sim_set_uc_policy(const struct OcsSim *sim, const char *name, const char *value);
+#endif
+
+#if defined(OCS_SIM)
+/**
+ * How many users `watcher` (a SIP URI) has a live presence subscription
+ * to, as the server sees it, in `*out_count`. Blocks briefly.
+ *
+ * # Safety
+ * `sim` is NULL or a live test server; `watcher` is NULL or
+ * NUL-terminated; `out_count` is NULL or writable.
+ */
+enum OcsResult ocs_sim_watched_count(const struct OcsSim *sim,
+                                     const char *watcher,
+                                     uint32_t *out_count);
+#endif
+
+#if defined(OCS_SIM)
+/**
+ * Stops and frees a test server (NULL is ignored).
+ *
+ * # Safety
+ * `sim` is NULL or a server from [`ocs_sim_start`] not freed before and
+ * not in use on another thread.
+ */
+void ocs_sim_free(struct OcsSim *sim);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -24,7 +24,8 @@ typedef struct Peer {
     pthread_cond_t cv;
     int registered;
     int stopped;
-    int published;     /* alice: the last publication was accepted */
+    int published;     /* alice: a publication she asked for was accepted */
+    uint64_t published_id; /* alice: its id */
     int saw_alice;     /* bob: alice's presence arrived */
     int watch_ended;   /* bob: the watch failed or ended */
     int saw_busy;      /* bob: alice's presence became busy */
@@ -46,6 +47,7 @@ static const char *kind_name(OcsEventKind k) {
         "CONTACT_CANNOT_RECEIVE_IM", "IM_SESSION_ENDED", "PRESENCE_CHANGED",
         "PRESENCE_PUBLISHED", "PRESENCE_PUBLISH_FAILED", "WATCH_ENDED",
         "CUSTOM_STATES_LOADED", "CUSTOM_STATES_FAILED", "STOPPED", "OTHER",
+        "WATCHING", "WATCH_FAILED",
     };
     unsigned i = (unsigned)k;
     return i < sizeof names / sizeof names[0] ? names[i] : "?";
@@ -60,7 +62,7 @@ static void on_event(void *userdata, const OcsEvent *e) {
     Peer *p = userdata;
     printf("  [%s] %-20s uri=%s text=%s state=%d number=%u id=%llu flag=%d\n",
            p->name, kind_name(e->kind), e->uri, e->text, (int)e->state,
-           e->number, (unsigned long long)e->message_id, (int)e->flag);
+           e->number, (unsigned long long)e->id, (int)e->flag);
     fflush(stdout);
     pthread_mutex_lock(&p->mu);
     switch (e->kind) {
@@ -76,8 +78,12 @@ static void on_event(void *userdata, const OcsEvent *e) {
         p->stopped = 1;
         break;
     case OCS_EVENT_KIND_PRESENCE_PUBLISHED:
-        p->published = 1;
+        if (e->id != 0) {
+            p->published = 1;
+            p->published_id = e->id;
+        }
         break;
+    case OCS_EVENT_KIND_WATCH_FAILED:
     case OCS_EVENT_KIND_WATCH_ENDED:
         p->watch_ended = 1;
         break;
@@ -99,7 +105,7 @@ static void on_event(void *userdata, const OcsEvent *e) {
         p->wrong_thread = ocs_client_send_im(p->client, e->uri, "reply", NULL);
         break;
     case OCS_EVENT_KIND_IM_DELIVERED:
-        p->delivered = e->message_id;
+        p->delivered = e->id;
         break;
     default:
         break;
@@ -201,7 +207,7 @@ int main(int argc, char **argv) {
                 "ocs_config_new(dialect = 42)") ||
         !expect(ocs_config_new("sip:\xff@b", "a", "pw", OCS_DIALECT_STANDARD, &none),
                 OCS_RESULT_UTF8, "ocs_config_new(uri = invalid UTF-8)") ||
-        !expect(ocs_client_watch(NULL, "sip:x@y"), OCS_RESULT_NULL_POINTER,
+        !expect(ocs_client_watch(NULL, "sip:x@y", NULL), OCS_RESULT_NULL_POINTER,
                 "ocs_client_watch(client = NULL)")) {
         return 1;
     }
@@ -223,20 +229,26 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    if (!expect(ocs_client_set_status(alice.client, 99, NULL), OCS_RESULT_INVALID_INPUT,
+    if (!expect(ocs_client_set_status(alice.client, 99, NULL, NULL), OCS_RESULT_INVALID_INPUT,
                 "ocs_client_set_status(state = 99)")) {
         return 1;
     }
     /* alice is online, bob watches her, then she turns busy: a change. */
-    if (!check(ocs_client_set_status(alice.client, OCS_STATE_ONLINE, NULL),
+    uint64_t publish_id = 0;
+    if (!check(ocs_client_set_status(alice.client, OCS_STATE_ONLINE, NULL, &publish_id),
                "ocs_client_set_status(online)") ||
         !wait_for(&alice, &alice.published, "publication accepted (online)")) {
+        return 1;
+    }
+    if (publish_id == 0 || alice.published_id != publish_id) {
+        fprintf(stderr, "FAIL: alice: publication %llu ended as %llu\n",
+                (unsigned long long)publish_id, (unsigned long long)alice.published_id);
         return 1;
     }
     /* Kamailio's SQLite store sometimes answers a SUBSCRIBE with 500
        ("database is locked"); a watcher would try again, and so do we. */
     for (int attempt = 1;; attempt++) {
-        if (!check(ocs_client_watch(bob.client, "sip:alice@127.0.0.1"), "ocs_client_watch")) {
+        if (!check(ocs_client_watch(bob.client, "sip:alice@127.0.0.1", NULL), "ocs_client_watch")) {
             return 1;
         }
         if (wait_or(&bob, &bob.saw_alice, &bob.watch_ended, "watching alice")) {
@@ -253,7 +265,7 @@ int main(int argc, char **argv) {
     pthread_mutex_lock(&alice.mu);
     alice.published = 0;
     pthread_mutex_unlock(&alice.mu);
-    if (!check(ocs_client_set_status(alice.client, OCS_STATE_BUSY, "in a C meeting"),
+    if (!check(ocs_client_set_status(alice.client, OCS_STATE_BUSY, "in a C meeting", NULL),
                "ocs_client_set_status(busy)")) {
         return 1;
     }
@@ -265,10 +277,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("ok: bob: alice's note is \"%s\"\n", bob.note);
-    if (!check(ocs_client_set_idle(alice.client, 25 * 60), "ocs_client_set_idle(25 min)") ||
-        !check(ocs_client_set_idle(alice.client, 0), "ocs_client_set_idle(0)") ||
-        !check(ocs_client_set_in_call(alice.client, 1), "ocs_client_set_in_call(1)") ||
-        !check(ocs_client_set_in_call(alice.client, 0), "ocs_client_set_in_call(0)")) {
+    if (!check(ocs_client_set_idle(alice.client, 25 * 60, NULL), "ocs_client_set_idle(25 min)") ||
+        !check(ocs_client_set_idle(alice.client, 0, NULL), "ocs_client_set_idle(0)") ||
+        !check(ocs_client_set_in_call(alice.client, 1, NULL), "ocs_client_set_in_call(1)") ||
+        !check(ocs_client_set_in_call(alice.client, 0, NULL), "ocs_client_set_in_call(0)")) {
         return 1;
     }
 

@@ -138,8 +138,10 @@ namespace Ocs
         Utf8 = 9,
         /// <summary>A blocking call was made on an ocs thread.</summary>
         WrongThread = 10,
-        /// <summary>The client has stopped.</summary>
+        /// <summary>The client has stopped (or is signing out).</summary>
         Stopped = 11,
+        /// <summary>The command was cancelled before it completed.</summary>
+        Cancelled = 12,
     }
 
     /// <summary>A failed call into the library.</summary>
@@ -630,7 +632,9 @@ namespace Ocs
             lock (Gate)
                 s.PendingPublishes++;
             string detail;
-            OcsResult r = Call(() => Native.ocs_client_set_status(s.Handle, state, noteBytes), out detail);
+            ulong publishId;
+            OcsResult r = Call(() => Native.ocs_client_set_status(s.Handle, state, noteBytes, out publishId),
+                out detail);
             if (r != OcsResult.Ok)
             {
                 lock (Gate)
@@ -753,14 +757,14 @@ namespace Ocs
                     }
                 case Native.EventKind.ImDelivered:
                     {
-                        OcsMessageOutcomeEventArgs a = new OcsMessageOutcomeEventArgs(e.MessageId, "");
+                        OcsMessageOutcomeEventArgs a = new OcsMessageOutcomeEventArgs(e.Id, "");
                         Raise(() => Fire(OnInstantMessageDelivered, a));
                         break;
                     }
                 case Native.EventKind.ImFailed:
                     {
                         OcsMessageOutcomeEventArgs a = new OcsMessageOutcomeEventArgs(
-                            e.MessageId, Native.Utf8String(e.Text));
+                            e.Id, Native.Utf8String(e.Text));
                         Raise(() => Fire(OnInstantMessageFailed, a));
                         break;
                     }
@@ -973,7 +977,8 @@ namespace Ocs
         {
             byte[] u = Native.Utf8(uri, "signinName");
             string detail;
-            OcsResult r = Call(() => Native.ocs_client_watch(s.Handle, u), out detail);
+            ulong watchId;
+            OcsResult r = Call(() => Native.ocs_client_watch(s.Handle, u, out watchId), out detail);
             // A stopped client watches nothing; the next SignIn watches again.
             if (r != OcsResult.Ok && r != OcsResult.Stopped)
                 throw new OcsException(r, detail);
@@ -1242,6 +1247,9 @@ namespace Ocs
             CustomStatesFailed = 21,
             Stopped = 22,
             Other = 23,
+            Watching = 24,
+            WatchFailed = 25,
+            ProvisioningReceived = 26,
         }
 
         /// <summary>struct OcsEvent, field for field (C enums are ints, bool is one byte).</summary>
@@ -1253,7 +1261,7 @@ namespace Ocs
             internal IntPtr Text;
             internal int State;
             internal int Error;
-            internal ulong MessageId;
+            internal ulong Id;
             internal uint Number;
             internal byte Flag;
         }
@@ -1371,14 +1379,15 @@ namespace Ocs
         internal static extern int ocs_client_sign_out(ClientHandle client);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int ocs_client_watch(ClientHandle client, byte[] uri);
+        internal static extern int ocs_client_watch(ClientHandle client, byte[] uri, out ulong watchId);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int ocs_client_send_im(ClientHandle client, byte[] uri, byte[] text,
             out ulong messageId);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int ocs_client_set_status(ClientHandle client, uint state, byte[] note);
+        internal static extern int ocs_client_set_status(ClientHandle client, uint state, byte[] note,
+            out ulong publishId);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void ocs_client_free(IntPtr client);

@@ -7,8 +7,11 @@
 //! `void *userdata`.
 //!
 //! Each client has one event thread (`ocs-events`) that owns the core's
-//! [`Client`]: it delivers events to the callback and carries out the host's
-//! commands in between, so a command never waits for an event to be read.
+//! [`Client`] and only hands its events to the callback. Commands go
+//! straight to the client through its [`ClientHandle`]; the ones that
+//! return an id wait for the client to take them, on the calling thread.
+//! Nothing here keeps protocol state: every function converts its
+//! arguments, calls the driver, and converts the answer.
 //!
 //! This is the only module of the workspace that holds `unsafe` code: raw
 //! pointers from C are checked for null and turned into references or
@@ -20,18 +23,18 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
-use ocs_core::driver::{Client, ClientConfig, ClientEvent};
+use ocs_core::driver::{Client, ClientConfig, ClientEvent, ClientHandle};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Error;
-use ocs_core::messaging::{ImEvent, MessageId};
+use ocs_core::messaging::ImEvent;
 use ocs_core::presence::model::State;
 use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::provisioning_agent::ProvisioningEvent;
 use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use crate::runtime;
 
@@ -65,8 +68,12 @@ pub enum OcsResult {
     /// A blocking function was called from inside an ocs callback (it would
     /// deadlock); call it from another thread.
     WrongThread = 10,
-    /// The client has stopped (signed out, freed or failed for good).
+    /// The client has stopped (signed out, freed or failed for good) or is
+    /// signing out.
     Stopped = 11,
+    /// The host cancelled the command before it completed (a watch
+    /// unwatched before the server accepted it).
+    Cancelled = 12,
 }
 
 impl OcsResult {
@@ -79,6 +86,8 @@ impl OcsResult {
             Error::PolicyDenied { .. } => OcsResult::PolicyDenied,
             Error::Transport(_) => OcsResult::Network,
             Error::Auth(_) => OcsResult::Authentication,
+            Error::Stopped => OcsResult::Stopped,
+            Error::Cancelled => OcsResult::Cancelled,
             _ => OcsResult::Internal,
         }
     }
@@ -99,6 +108,7 @@ impl OcsResult {
                 c"a blocking ocs function was called from inside an ocs callback"
             }
             OcsResult::Stopped => c"the client has stopped",
+            OcsResult::Cancelled => c"cancelled",
         }
     }
 }
@@ -204,9 +214,9 @@ pub enum OcsEventKind {
     SignedOut = 7,
     /// A message failed signature verification and was dropped: `text`.
     SecurityViolation = 8,
-    /// An IM was delivered: `message_id`.
+    /// An IM was delivered: `id` = its id from [`ocs_client_send_im`].
     ImDelivered = 9,
-    /// An IM was not delivered: `message_id`, `text` = why.
+    /// An IM was not delivered: `id`, `text` = why, `error` = its kind.
     ImFailed = 10,
     /// An IM arrived: `uri` = the sender, `text` = the message as plain text.
     ImReceived = 11,
@@ -221,11 +231,13 @@ pub enum OcsEventKind {
     /// A watched contact's presence changed: `uri`, `state`,
     /// `number` = the raw availability (0 when none), `text` = the note.
     PresenceChanged = 16,
-    /// Our status was published: `state`.
+    /// A presence command ended well: `id` = its id (0: a publication the
+    /// client made by itself, e.g. a refresh), `state` = what watchers see.
     PresencePublished = 17,
-    /// Publishing our status failed for good: `text`, `error`.
+    /// A presence command failed: `id` (0 as above), `text`, `error`.
     PresencePublishFailed = 18,
-    /// A watch could not be set up or was ended: `uri`, `text` = why.
+    /// A watch could not be set up or was ended by the server: `uri`,
+    /// `text` = why.
     WatchEnded = 19,
     /// Custom states were loaded from CustomStateURL: `number` = how many.
     CustomStatesLoaded = 20,
@@ -235,6 +247,15 @@ pub enum OcsEventKind {
     Stopped = 22,
     /// Something this version of the C API does not map: `text` describes it.
     Other = 23,
+    /// A watch asked for with [`ocs_client_watch`] is set up: `id`, `uri`.
+    Watching = 24,
+    /// A watch asked for with [`ocs_client_watch`] could not be set up:
+    /// `id`, `uri`, `text` = why, `error` = its kind
+    /// (`OCS_RESULT_CANCELLED` after [`ocs_client_unwatch`]).
+    WatchFailed = 25,
+    /// In-band provisioning arrived after sign-in (the server's policies now
+    /// apply, e.g. DisableIM): `number` = how many ucPolicy values.
+    ProvisioningReceived = 26,
 }
 
 /// One event, passed to the callback. It and its strings are borrowed:
@@ -252,8 +273,9 @@ pub struct OcsEvent {
     pub state: OcsState,
     /// The kind of error for failure events (`OCS_RESULT_OK` otherwise).
     pub error: OcsResult,
-    /// An IM's id (as returned by [`ocs_client_send_im`]).
-    pub message_id: u64,
+    /// The id of the command this event ends (an IM, publication or watch
+    /// id as the call that started it returned it); 0 when it ends none.
+    pub id: u64,
     /// A number (see the kind).
     pub number: u32,
     /// A flag (see the kind).
@@ -275,29 +297,11 @@ pub struct OcsConfig {
 /// A running client (opaque). Made by [`ocs_client_start`], freed by
 /// [`ocs_client_free`].
 pub struct OcsClient {
-    cmds: Option<mpsc::UnboundedSender<Command>>,
+    handle: ClientHandle,
+    /// Ends the event thread (dropping the core client stops it).
+    stop: Option<oneshot::Sender<()>>,
     closed: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-enum Command {
-    SignOut,
-    Watch(String),
-    Unwatch(String),
-    SetIdle(u32),
-    SetInCall(bool),
-    ResetStatus,
-    SetCredentials(Credentials),
-    SendIm {
-        to: String,
-        text: String,
-        reply: SyncSender<Result<MessageId, Error>>,
-    },
-    SetStatus {
-        state: State,
-        note: Option<String>,
-        reply: SyncSender<Result<(), Error>>,
-    },
 }
 
 thread_local! {
@@ -441,6 +445,7 @@ pub extern "C" fn ocs_result_message(result: u32) -> *const c_char {
             9 => OcsResult::Utf8,
             10 => OcsResult::WrongThread,
             11 => OcsResult::Stopped,
+            12 => OcsResult::Cancelled,
             _ => return c"unknown result code".as_ptr(),
         };
         code.message().as_ptr()
@@ -641,7 +646,7 @@ impl Sink {
             text: text.as_ptr(),
             state: ev.state,
             error: ev.error,
-            message_id: ev.message_id,
+            id: ev.id,
             number: ev.number,
             flag: ev.flag,
         };
@@ -658,7 +663,7 @@ struct Converted {
     text: String,
     state: OcsState,
     error: OcsResult,
-    message_id: u64,
+    id: u64,
     number: u32,
     flag: bool,
 }
@@ -671,7 +676,7 @@ impl Converted {
             text: String::new(),
             state: OcsState::Offline,
             error: OcsResult::Ok,
-            message_id: 0,
+            id: 0,
             number: 0,
             flag: false,
         }
@@ -698,8 +703,8 @@ impl Converted {
         self
     }
 
-    fn id(mut self, id: MessageId) -> Converted {
-        self.message_id = id.0;
+    fn id(mut self, id: u64) -> Converted {
+        self.id = id;
         self
     }
 
@@ -726,6 +731,11 @@ impl Converted {
                 Converted::new(K::CustomStatesFailed).uri(url).text(error)
             }
             ClientEvent::Stopped => Converted::new(K::Stopped),
+            ClientEvent::Provisioning(ProvisioningEvent::Received(p)) => {
+                let mut c = Converted::new(K::ProvisioningReceived);
+                c.number = u32::try_from(p.uc_policy.len()).unwrap_or(u32::MAX);
+                c
+            }
             other => Converted::new(K::Other).text(format!("{other:?}")),
         }
     }
@@ -764,8 +774,12 @@ impl Converted {
     fn im(im: &ImEvent) -> Converted {
         use OcsEventKind as K;
         match im {
-            ImEvent::Delivered { id } => Converted::new(K::ImDelivered).id(*id),
-            ImEvent::Failed { id, detail, .. } => Converted::new(K::ImFailed).id(*id).text(detail),
+            ImEvent::Delivered { id } => Converted::new(K::ImDelivered).id(id.0),
+            ImEvent::Failed { id, detail, .. } => {
+                let mut c = Converted::new(K::ImFailed).id(id.0).text(detail);
+                c.error = OcsResult::Rejected;
+                c
+            }
             ImEvent::Received { from, content } => Converted::new(K::ImReceived)
                 .uri(from)
                 .text(&content.plain_text),
@@ -796,14 +810,19 @@ impl Converted {
                 c.number = presence.availability.map_or(0, |a| a.0);
                 c
             }
-            PresenceEvent::Published { state, .. } => {
-                let mut c = Converted::new(K::PresencePublished);
+            PresenceEvent::Published { id, state } => {
+                let mut c = Converted::new(K::PresencePublished).id(id.map_or(0, |i| i.0));
                 c.state = OcsState::of(*state);
                 c
             }
-            PresenceEvent::PublishFailed { error, .. } => {
-                Converted::new(K::PresencePublishFailed).error(error)
-            }
+            PresenceEvent::PublishFailed { id, error } => Converted::new(K::PresencePublishFailed)
+                .id(id.map_or(0, |i| i.0))
+                .error(error),
+            PresenceEvent::Watching { id, uri } => Converted::new(K::Watching).id(id.0).uri(uri),
+            PresenceEvent::WatchFailed { id, uri, error } => Converted::new(K::WatchFailed)
+                .id(id.0)
+                .uri(uri)
+                .error(error),
             PresenceEvent::WatchEnded { uri, reason } => {
                 Converted::new(K::WatchEnded).uri(uri).text(reason)
             }
@@ -812,42 +831,16 @@ impl Converted {
     }
 }
 
-/// The event thread's loop: deliver events, carry out commands, until the
+/// The event thread's loop: hands every event to the callback until the
 /// client ends or the handle is freed.
-async fn pump(mut client: Client, mut cmds: mpsc::UnboundedReceiver<Command>, sink: Sink) {
-    enum Step {
-        Event(Option<ClientEvent>),
-        Command(Option<Command>),
-    }
+async fn pump(mut client: Client, mut stop: oneshot::Receiver<()>, sink: Sink) {
     loop {
-        let step = tokio::select! {
-            e = client.next_event() => Step::Event(e),
-            c = cmds.recv() => Step::Command(c),
-        };
-        match step {
-            Step::Event(Some(e)) => sink.deliver(&e),
-            Step::Event(None) | Step::Command(None) => break,
-            Step::Command(Some(c)) => match c {
-                Command::SignOut => client.sign_out(),
-                Command::Watch(uri) => drop(client.watch(&uri).await),
-                Command::Unwatch(uri) => client.unwatch(&uri),
-                // The ids and outcomes reach C as events.
-                Command::SetInCall(c) => drop(client.set_in_call(c).await),
-                Command::ResetStatus => drop(client.reset_status().await),
-                Command::SetIdle(secs) => drop(
-                    client
-                        .set_idle(std::time::Duration::from_secs(u64::from(secs)))
-                        .await,
-                ),
-                Command::SetCredentials(creds) => client.set_credentials(creds),
-                Command::SendIm { to, text, reply } => {
-                    let _ = reply.try_send(client.send_im(&to, &text).await);
-                }
-                Command::SetStatus { state, note, reply } => {
-                    let r = client.set_status(state, note.as_deref()).await;
-                    let _ = reply.try_send(r.map(drop));
-                }
+        tokio::select! {
+            e = client.next_event() => match e {
+                Some(e) => sink.deliver(&e),
+                None => break,
             },
+            _ = &mut stop => break,
         }
     }
 }
@@ -886,16 +879,18 @@ pub unsafe extern "C" fn ocs_client_start(
             userdata,
             closed: closed.clone(),
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = client.handle();
+        let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("ocs-events".into())
             .spawn(move || {
                 EVENT_THREAD.with(|t| t.set(true));
-                runtime().block_on(pump(client, rx, sink));
+                runtime().block_on(pump(client, stopped, sink));
             })
             .map_err(|e| Failure(OcsResult::Internal, format!("cannot start a thread: {e}")))?;
         let boxed = Box::into_raw(Box::new(OcsClient {
-            cmds: Some(tx),
+            handle,
+            stop: Some(stop),
             closed,
             thread: Some(thread),
         }));
@@ -906,12 +901,34 @@ pub unsafe extern "C" fn ocs_client_start(
     })
 }
 
-fn send(client: &OcsClient, c: Command) -> Result<(), Failure> {
-    client
-        .cmds
-        .as_ref()
-        .and_then(|tx| tx.send(c).ok())
-        .ok_or_else(|| Failure(OcsResult::Stopped, "the client has stopped".into()))
+/// The handle of a client that is still running.
+fn running(client: &OcsClient) -> Result<&ClientHandle, Failure> {
+    if client.handle.is_stopped() {
+        fail(OcsResult::Stopped, "the client has stopped")
+    } else {
+        Ok(&client.handle)
+    }
+}
+
+/// Runs a command that answers (with an id) and waits for the answer on
+/// this thread, which must not be an event thread.
+fn wait_for<T>(
+    what: &str,
+    command: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Failure> {
+    not_on_event_thread(what)?;
+    Ok(runtime().block_on(command)?)
+}
+
+/// Writes `v` through an optional out-pointer.
+///
+/// # Safety
+/// `p` is NULL or writable.
+unsafe fn write_opt<T>(p: *mut T, v: T) {
+    if !p.is_null() {
+        // SAFETY: not NULL, and the caller promises it is writable.
+        unsafe { p.write(v) };
+    }
 }
 
 /// Signs out: un-registers, then stops; `OCS_EVENT_KIND_SIGNED_OUT` and
@@ -924,28 +941,41 @@ pub unsafe extern "C" fn ocs_client_sign_out(client: *const OcsClient) -> OcsRes
     guard(|| {
         // SAFETY: the caller passes a live client.
         let client = unsafe { handle(client, "client")? };
-        send(client, Command::SignOut)
+        running(client)?.sign_out();
+        Ok(())
     })
 }
 
-/// Starts watching a contact's presence (`OCS_EVENT_KIND_PRESENCE_CHANGED`
-/// follows). Does not block; fine in a callback.
+/// Starts watching a contact's presence. On success `*out_watch_id` (if
+/// not NULL) holds the watch's id; exactly one `OCS_EVENT_KIND_WATCHING` or
+/// `OCS_EVENT_KIND_WATCH_FAILED` with that id follows, and
+/// `OCS_EVENT_KIND_PRESENCE_CHANGED` on every change. Before sign-in the
+/// watch waits for it. A URI that is not a SIP URI is refused
+/// (`OCS_RESULT_INVALID_INPUT`). Blocks briefly: not from inside a callback
+/// (`OCS_RESULT_WRONG_THREAD`).
 ///
 /// # Safety
-/// `client` is NULL or a live client; `uri` is NULL or NUL-terminated.
+/// `client` is NULL or a live client; `uri` is NULL or NUL-terminated;
+/// `out_watch_id` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocs_client_watch(
     client: *const OcsClient,
     uri: *const c_char,
+    out_watch_id: *mut u64,
 ) -> OcsResult {
     guard(|| {
         // SAFETY: the caller passes a live client and a C string.
         let (client, uri) = unsafe { (handle(client, "client")?, str_arg(uri, "uri")?) };
-        send(client, Command::Watch(uri.to_owned()))
+        let id = wait_for("ocs_client_watch", running(client)?.watch(uri))?;
+        // SAFETY: the caller passes NULL or a writable pointer.
+        unsafe { write_opt(out_watch_id, id.0) };
+        Ok(())
     })
 }
 
-/// Stops watching a contact. Does not block; fine in a callback.
+/// Stops watching a contact (a watch still waiting for the server ends in
+/// `OCS_EVENT_KIND_WATCH_FAILED` with `OCS_RESULT_CANCELLED`). Does not
+/// block; fine in a callback.
 ///
 /// # Safety
 /// As [`ocs_client_watch`].
@@ -957,55 +987,84 @@ pub unsafe extern "C" fn ocs_client_unwatch(
     guard(|| {
         // SAFETY: the caller passes a live client and a C string.
         let (client, uri) = unsafe { (handle(client, "client")?, str_arg(uri, "uri")?) };
-        send(client, Command::Unwatch(uri.to_owned()))
+        running(client)?.unwatch(uri);
+        Ok(())
     })
 }
 
 /// Reports how many seconds the user has been idle (no keyboard or mouse
 /// input); call it when the host's idle time changes and with 0 on input.
 /// Crossing 5 and 20 minutes publishes inactive and away, as Communicator
-/// does. Does not block; fine in a callback.
+/// does. `*out_publish_id` (if not NULL) gets the command's id, ended by
+/// one `OCS_EVENT_KIND_PRESENCE_PUBLISHED` or
+/// `OCS_EVENT_KIND_PRESENCE_PUBLISH_FAILED` (at once when no threshold was
+/// crossed). Blocks briefly: not from inside a callback.
 ///
 /// # Safety
-/// `client` is NULL or a live client.
+/// `client` is NULL or a live client; `out_publish_id` is NULL or
+/// writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocs_client_set_idle(client: *const OcsClient, seconds: u32) -> OcsResult {
-    guard(|| {
-        // SAFETY: the caller passes a live client.
-        let client = unsafe { handle(client, "client")? };
-        send(client, Command::SetIdle(seconds))
-    })
-}
-
-/// Reports that a call started (`in_call` non-zero) or ended: "on the
-/// phone" shows while it lasts. Does not block; fine in a callback.
-///
-/// # Safety
-/// `client` is NULL or a live client.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocs_client_set_in_call(
+pub unsafe extern "C" fn ocs_client_set_idle(
     client: *const OcsClient,
-    in_call: i32,
+    seconds: u32,
+    out_publish_id: *mut u64,
 ) -> OcsResult {
     guard(|| {
         // SAFETY: the caller passes a live client.
         let client = unsafe { handle(client, "client")? };
-        send(client, Command::SetInCall(in_call != 0))
+        let idle = std::time::Duration::from_secs(u64::from(seconds));
+        let id = wait_for("ocs_client_set_idle", running(client)?.set_idle(idle))?;
+        // SAFETY: the caller passes NULL or a writable pointer.
+        unsafe { write_opt(out_publish_id, id.0) };
+        Ok(())
+    })
+}
+
+/// Reports that a call started (`in_call` non-zero) or ended: "on the
+/// phone" shows while it lasts. `*out_publish_id` as for
+/// [`ocs_client_set_idle`]. Blocks briefly: not from inside a callback.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out_publish_id` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_client_set_in_call(
+    client: *const OcsClient,
+    in_call: i32,
+    out_publish_id: *mut u64,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { handle(client, "client")? };
+        let id = wait_for(
+            "ocs_client_set_in_call",
+            running(client)?.set_in_call(in_call != 0),
+        )?;
+        // SAFETY: the caller passes NULL or a writable pointer.
+        unsafe { write_opt(out_publish_id, id.0) };
+        Ok(())
     })
 }
 
 /// "Reset status": drops the manual state so the automatic one shows
-/// again (a publication event follows). Does not block; fine in a
-/// callback.
+/// again. `*out_publish_id` as for [`ocs_client_set_idle`]. Blocks
+/// briefly: not from inside a callback.
 ///
 /// # Safety
-/// `client` is NULL or a live client.
+/// `client` is NULL or a live client; `out_publish_id` is NULL or
+/// writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocs_client_reset_status(client: *const OcsClient) -> OcsResult {
+pub unsafe extern "C" fn ocs_client_reset_status(
+    client: *const OcsClient,
+    out_publish_id: *mut u64,
+) -> OcsResult {
     guard(|| {
         // SAFETY: the caller passes a live client.
         let client = unsafe { handle(client, "client")? };
-        send(client, Command::ResetStatus)
+        let id = wait_for("ocs_client_reset_status", running(client)?.reset_status())?;
+        // SAFETY: the caller passes NULL or a writable pointer.
+        unsafe { write_opt(out_publish_id, id.0) };
+        Ok(())
     })
 }
 
@@ -1030,10 +1089,8 @@ pub unsafe extern "C" fn ocs_client_set_credentials(
                 str_arg(password, "password")?,
             )
         };
-        send(
-            client,
-            Command::SetCredentials(Credentials::new(user, password)),
-        )
+        running(client)?.set_credentials(Credentials::new(user, password));
+        Ok(())
     })
 }
 
@@ -1062,40 +1119,30 @@ pub unsafe extern "C" fn ocs_client_send_im(
                 str_arg(text, "text")?,
             )
         };
-        not_on_event_thread("ocs_client_send_im")?;
-        let (reply, rx) = sync_channel(1);
-        send(
-            client,
-            Command::SendIm {
-                to: uri.to_owned(),
-                text: text.to_owned(),
-                reply,
-            },
-        )?;
-        let id = rx
-            .recv()
-            .map_err(|_| Failure(OcsResult::Stopped, "the client has stopped".into()))??;
-        if !out_message_id.is_null() {
-            // SAFETY: not NULL, and the caller promises it is writable.
-            unsafe { out_message_id.write(id.0) };
-        }
+        let id = wait_for("ocs_client_send_im", running(client)?.send_im(uri, text))?;
+        // SAFETY: the caller passes NULL or a writable pointer.
+        unsafe { write_opt(out_message_id, id.0) };
         Ok(())
     })
 }
 
 /// Publishes our status (an [`OcsState`] value) and note (NULL for none).
-/// `OCS_EVENT_KIND_PRESENCE_PUBLISHED` follows once the server took it.
-/// Appear offline is refused unless the EnableAppearOffline policy allows
-/// it. Blocks briefly: not from inside a callback
+/// On success `*out_publish_id` (if not NULL) holds the command's id;
+/// exactly one `OCS_EVENT_KIND_PRESENCE_PUBLISHED` or
+/// `OCS_EVENT_KIND_PRESENCE_PUBLISH_FAILED` with that id follows. Appear
+/// offline is refused unless the EnableAppearOffline policy allows it
+/// (`OCS_RESULT_POLICY_DENIED`). Blocks briefly: not from inside a callback
 /// (`OCS_RESULT_WRONG_THREAD`).
 ///
 /// # Safety
-/// `client` is NULL or a live client; `note` is NULL or NUL-terminated.
+/// `client` is NULL or a live client; `note` is NULL or NUL-terminated;
+/// `out_publish_id` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocs_client_set_status(
     client: *const OcsClient,
     state: u32,
     note: *const c_char,
+    out_publish_id: *mut u64,
 ) -> OcsResult {
     guard(|| {
         // SAFETY: the caller passes a live client and a C string or NULL.
@@ -1103,18 +1150,12 @@ pub unsafe extern "C" fn ocs_client_set_status(
         let Some(state) = OcsState::from_c(state) else {
             return fail(OcsResult::InvalidInput, format!("state {state} is unknown"));
         };
-        not_on_event_thread("ocs_client_set_status")?;
-        let (reply, rx) = sync_channel(1);
-        send(
-            client,
-            Command::SetStatus {
-                state,
-                note: note.map(str::to_owned),
-                reply,
-            },
+        let id = wait_for(
+            "ocs_client_set_status",
+            running(client)?.set_status(state, note),
         )?;
-        rx.recv()
-            .map_err(|_| Failure(OcsResult::Stopped, "the client has stopped".into()))??;
+        // SAFETY: the caller passes NULL or a writable pointer.
+        unsafe { write_opt(out_publish_id, id.0) };
         Ok(())
     })
 }
@@ -1138,12 +1179,217 @@ pub unsafe extern "C" fn ocs_client_free(client: *mut OcsClient) {
         // caller promises, not freed before.
         let mut client = unsafe { Box::from_raw(client) };
         client.closed.store(true, Ordering::Release);
-        // Closing the command channel ends the event loop.
-        client.cmds = None;
+        // Ends the event loop, which drops (and so stops) the core client.
+        if let Some(stop) = client.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(t) = client.thread.take()
             && t.thread().id() != std::thread::current().id()
         {
             let _ = t.join();
+        }
+        Ok(())
+    });
+}
+
+// ----- the embedded test server -------------------------------------------
+
+/// **Test support, not for production.** The embedded OCS 2007 R2-dialect
+/// server (NTLM, signed messages, presence, IM relay) on 127.0.0.1 (opaque;
+/// TCP and UDP on free ports). Made by [`ocs_sim_start`], freed (and
+/// stopped) by [`ocs_sim_free`]. Left out of builds without the `sim`
+/// feature (mobile): define `OCS_SIM` before including ocs.h to see it.
+#[cfg(feature = "sim")]
+pub struct OcsSim {
+    handle: ocs_core::driver::sim::SimHandle,
+}
+
+/// Runs `f` on the test server and waits for it (not on an event thread).
+#[cfg(feature = "sim")]
+fn on_sim<R: Send + 'static>(
+    sim: &OcsSim,
+    what: &str,
+    f: impl FnOnce(&mut ocs_core::sim::SimServer, std::time::Instant) -> R + Send + 'static,
+) -> Result<R, Failure> {
+    not_on_event_thread(what)?;
+    runtime()
+        .block_on(sim.handle.with(f))
+        .ok_or_else(|| Failure(OcsResult::Stopped, "the test server has stopped".into()))
+}
+
+/// Starts a test server for SIP domain `domain` (e.g. `contoso.com`); on
+/// success `*out_sim` holds it for [`ocs_sim_free`]. Blocks briefly.
+///
+/// # Safety
+/// `domain` is NULL or NUL-terminated; `out_sim` is NULL or writable.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_start(
+    domain: *const c_char,
+    out_sim: *mut *mut OcsSim,
+) -> OcsResult {
+    guard(|| {
+        out_arg(out_sim, "out_sim")?;
+        // SAFETY: the caller passes a C string.
+        let domain = unsafe { str_arg(domain, "domain")? };
+        not_on_event_thread("ocs_sim_start")?;
+        let handle = runtime()
+            .block_on(ocs_core::driver::sim::serve_users(domain, &[]))
+            .map_err(|e| {
+                Failure(
+                    OcsResult::Network,
+                    format!("cannot listen on loopback: {e}"),
+                )
+            })?;
+        let boxed = Box::into_raw(Box::new(OcsSim { handle }));
+        // SAFETY: out_sim is not NULL (checked) and the caller promises it
+        // is writable.
+        unsafe { out_sim.write(boxed) };
+        Ok(())
+    })
+}
+
+/// Adds a user who signs in as `sip:{user}@{domain}` with the NTLM account
+/// `{ntlm_domain}\{user}` and `password`. Blocks briefly.
+///
+/// # Safety
+/// `sim` is NULL or a live test server; the strings are NULL or
+/// NUL-terminated.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_add_user(
+    sim: *const OcsSim,
+    user: *const c_char,
+    ntlm_domain: *const c_char,
+    password: *const c_char,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live server and C strings.
+        let (sim, user, ntlm_domain, password) = unsafe {
+            (
+                handle(sim, "sim")?,
+                str_arg(user, "user")?.to_owned(),
+                str_arg(ntlm_domain, "ntlm_domain")?.to_owned(),
+                str_arg(password, "password")?.to_owned(),
+            )
+        };
+        on_sim(sim, "ocs_sim_add_user", move |s, _| {
+            s.registrar_mut().add_user(&user, &ntlm_domain, &password)
+        })
+    })
+}
+
+/// The server's TCP port on 127.0.0.1; 0 when `sim` is NULL.
+///
+/// # Safety
+/// `sim` is NULL or a live test server.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_port(sim: *const OcsSim) -> u16 {
+    // SAFETY: the caller passes a live server or NULL.
+    catch_unwind(AssertUnwindSafe(|| {
+        unsafe { sim.as_ref() }.map_or(0, |s| s.handle.tcp.port())
+    }))
+    .unwrap_or(0)
+}
+
+/// Makes the server answer every presence publication with SIP status
+/// `status` (e.g. 403 or 409), or accept them again with 0. Blocks briefly.
+///
+/// # Safety
+/// `sim` is NULL or a live test server.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_refuse_publications(sim: *const OcsSim, status: u32) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live server.
+        let sim = unsafe { handle(sim, "sim")? };
+        let status = match u16::try_from(status) {
+            Ok(0) => None,
+            Ok(s @ 300..=699) => Some(s),
+            _ => {
+                return fail(
+                    OcsResult::InvalidInput,
+                    format!("status {status} is not a SIP failure status"),
+                );
+            }
+        };
+        on_sim(sim, "ocs_sim_refuse_publications", move |s, _| {
+            s.refuse_publications(status)
+        })
+    })
+}
+
+/// Hands out the ucPolicy property `name` = `value` (e.g. `DisableIM` =
+/// `true`) by in-band provisioning to every client that signs in from now
+/// on. Blocks briefly.
+///
+/// # Safety
+/// `sim` is NULL or a live test server; the strings are NULL or
+/// NUL-terminated.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_set_uc_policy(
+    sim: *const OcsSim,
+    name: *const c_char,
+    value: *const c_char,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live server and C strings.
+        let (sim, name, value) = unsafe {
+            (
+                handle(sim, "sim")?,
+                str_arg(name, "name")?.to_owned(),
+                str_arg(value, "value")?.to_owned(),
+            )
+        };
+        on_sim(sim, "ocs_sim_set_uc_policy", move |s, _| {
+            s.set_uc_policy(&name, &value)
+        })
+    })
+}
+
+/// How many users `watcher` (a SIP URI) has a live presence subscription
+/// to, as the server sees it, in `*out_count`. Blocks briefly.
+///
+/// # Safety
+/// `sim` is NULL or a live test server; `watcher` is NULL or
+/// NUL-terminated; `out_count` is NULL or writable.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_watched_count(
+    sim: *const OcsSim,
+    watcher: *const c_char,
+    out_count: *mut u32,
+) -> OcsResult {
+    guard(|| {
+        out_arg(out_count, "out_count")?;
+        // SAFETY: the caller passes a live server and a C string.
+        let (sim, watcher) =
+            unsafe { (handle(sim, "sim")?, str_arg(watcher, "watcher")?.to_owned()) };
+        let n = on_sim(sim, "ocs_sim_watched_count", move |s, now| {
+            s.presence().watched_by(&watcher, now).len()
+        })?;
+        // SAFETY: out_count is not NULL (checked) and the caller promises
+        // it is writable.
+        unsafe { out_count.write(u32::try_from(n).unwrap_or(u32::MAX)) };
+        Ok(())
+    })
+}
+
+/// Stops and frees a test server (NULL is ignored).
+///
+/// # Safety
+/// `sim` is NULL or a server from [`ocs_sim_start`] not freed before and
+/// not in use on another thread.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_sim_free(sim: *mut OcsSim) {
+    let _ = guard(|| {
+        if !sim.is_null() {
+            // SAFETY: made by Box::into_raw in ocs_sim_start and, as the
+            // caller promises, not freed before.
+            drop(unsafe { Box::from_raw(sim) });
         }
         Ok(())
     });
@@ -1169,13 +1415,13 @@ mod tests {
 
     #[test]
     fn every_code_has_a_message() {
-        for code in 0..=11 {
+        for code in 0..=12 {
             // SAFETY: ocs_result_message returns a static C string.
             let m = unsafe { CStr::from_ptr(ocs_result_message(code)) };
             assert_ne!(m.to_bytes(), b"unknown result code", "code {code}");
         }
         // SAFETY: as above.
-        let m = unsafe { CStr::from_ptr(ocs_result_message(12)) };
+        let m = unsafe { CStr::from_ptr(ocs_result_message(13)) };
         assert_eq!(m.to_bytes(), b"unknown result code");
     }
 

@@ -83,6 +83,12 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// True once the client has stopped: commands are refused
+    /// ([`Error::Stopped`]) or ignored.
+    pub fn is_stopped(&self) -> bool {
+        self.cmds.is_closed()
+    }
+
     /// Sends a command that answers and waits for the answer; a client
     /// that has stopped answers [`Error::Stopped`].
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {

@@ -504,6 +504,25 @@ impl PresenceServer {
         self.subs.len()
     }
 
+    /// The users `watcher` has a live presence subscription to (lower
+    /// case, sorted).
+    pub fn watched_by(&self, watcher: &str, now: Instant) -> Vec<String> {
+        let Some(w) = normalize(watcher) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|s| {
+                s.owner == w && matches!(s.kind, SubKind::Presence { .. }) && s.expires_at > now
+            })
+            .flat_map(|s| s.targets.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// True for the requests this service answers: SERVICE and SUBSCRIBE.
     pub fn is_presence_request(m: &Message) -> bool {
         matches!(m.method(), Some(Method::Service | Method::Subscribe))
