@@ -21,7 +21,7 @@ fn hello_signs_in_watches_sends_and_signs_out() {
             "alice and bob signed in",
             "bob sees alice: busy",
             "bob got: lunch at noon?",
-            "alice: delivered",
+            "alice: IM 1 delivered",
             "signed out",
         ]
     );

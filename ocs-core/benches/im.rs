@@ -206,7 +206,8 @@ async fn batch(alice: &mut Client, n: u64, window: usize) -> Batch {
             let id = alice
                 .send_im("sip:bob@127.0.0.1", &format!("bench message {sent}"))
                 .await
-                .expect("send_im");
+                .expect("send_im")
+                .id;
             outstanding.insert(id, at);
             sent += 1;
         }

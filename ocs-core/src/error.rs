@@ -124,6 +124,14 @@ pub enum Error {
     /// before the server accepted the watch).
     #[error("cancelled")]
     Cancelled,
+    /// An instant message was not delivered: why, and the server's detail.
+    #[error("not delivered: {reason}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    NotDelivered {
+        /// Why (offline, do not disturb, blocked by policy, ...).
+        reason: crate::im::outcome::FailureReason,
+        /// The status and diagnostics the server gave.
+        detail: String,
+    },
 }
 
 impl Error {

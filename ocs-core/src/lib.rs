@@ -26,13 +26,17 @@
 //! let mut bob = Client::start(config("bob")?)?;
 //! alice.signed_in().await?;
 //! bob.signed_in().await?;
-//! alice.watch("sip:bob@contoso.com");
-//! let id = alice.send_im("sip:bob@contoso.com", "hello bob").await?;
+//! alice.watch("sip:bob@contoso.com").await?.outcome().await?;
+//! // Every command has an id and exactly one outcome: it can be awaited,
+//! // and it is reported as an event too.
+//! let sent = alice.send_im("sip:bob@contoso.com", "hello bob").await?;
+//! let id = sent.id;
 //! while let Some(e) = alice.next_event().await {
 //!     if e == ClientEvent::Im(ImEvent::Delivered { id }) {
 //!         break;
 //!     }
 //! }
+//! sent.outcome().await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -41,7 +45,9 @@
 //! - [`Client`] (feature `tokio`, default) runs a session on a tokio
 //!   runtime: [`ClientConfig::builder`] configures it, its
 //!   [`ClientHandle`] commands (`send_im`, `set_status`, `watch`,
-//!   `add_contact`, `sign_out`, ...) can be used from any task, and
+//!   `add_contact`, `sign_out`, ...) can be used from any task (the ones
+//!   that start something return a [`Pending`]: its id now, its outcome
+//!   to await), and
 //!   [`ClientEvent`]s report what happened: sign-in
 //!   ([`RegistrationEvent`]), IM ([`ImEvent`], every [`MessageId`] ends
 //!   delivered or failed), presence ([`PresenceEvent`]), provisioning,
@@ -97,7 +103,7 @@ pub use discovery::{Dialect, ServerConfig, Transport};
 pub use driver::sim::{SimHandle as TestServer, serve_users as start_test_server};
 #[cfg(feature = "tokio")]
 pub use driver::{
-    Client, ClientConfig, ClientConfigBuilder, ClientHandle, TlsSettings, TraceConfig,
+    Client, ClientConfig, ClientConfigBuilder, ClientHandle, Pending, TlsSettings, TraceConfig,
 };
 pub use error::{Error, Provenance};
 pub use im::outcome::FailureReason;

@@ -46,7 +46,8 @@ async fn alice_and_bob_chat_through_the_embedded_server() {
     let id = alice
         .send_im("sip:bob@contoso.com", "hello bob")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     wait_for(&mut bob, "the message", |e| {
         matches!(e, ClientEvent::Im(ImEvent::Received { content, .. }) if content.plain_text == "hello bob")
     })
@@ -60,7 +61,8 @@ async fn alice_and_bob_chat_through_the_embedded_server() {
     let back = bob
         .send_im("sip:alice@contoso.com", "hi alice")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     wait_for(&mut alice, "the reply", |e| {
         matches!(e, ClientEvent::Im(ImEvent::Received { content, .. }) if content.plain_text == "hi alice")
     })
@@ -79,7 +81,8 @@ async fn alice_and_bob_chat_through_the_embedded_server() {
     let refused = alice
         .send_im("sip:bob@contoso.com", "still there?")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     let seen = wait_for(
         &mut alice,
         "refusal",
@@ -106,7 +109,8 @@ async fn alice_and_bob_chat_through_the_embedded_server() {
     let nobody = alice
         .send_im("sip:carol@contoso.com", "carol?")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     wait_for(&mut alice, "failure", |e| {
         matches!(e, ClientEvent::Im(ImEvent::Failed { id, reason: FailureReason::Offline, .. }) if *id == nobody)
     })

@@ -353,7 +353,8 @@ async fn im_both_ways(transport: Transport) {
     let id = alice
         .send_im("sip:bob@127.0.0.1", "hello bob, via kamailio")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     assert_eq!(outcome(&mut alice, id).await, Ok(()), "{transport}");
     let seen = wait_for(&mut bob, "alice's message", |e| {
         received_text(e, "hello bob, via kamailio")
@@ -368,7 +369,8 @@ async fn im_both_ways(transport: Transport) {
     let back = bob
         .send_im("sip:alice@127.0.0.1", "hi alice ✓")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     assert_eq!(outcome(&mut bob, back).await, Ok(()), "{transport}");
     let seen = wait_for(&mut alice, "bob's reply", |e| {
         received_text(e, "hi alice ✓")
@@ -410,7 +412,8 @@ async fn unregistered_user_fails(transport: Transport) {
     let id = alice
         .send_im("sip:carol@127.0.0.1", "carol?")
         .await
-        .expect("send");
+        .expect("send")
+        .id;
     let (reason, detail) = outcome(&mut alice, id)
         .await
         .expect_err("no carol is registered");
@@ -473,7 +476,11 @@ async fn several_in_a_row(transport: Transport) {
     let texts: Vec<String> = (1..=5).map(|i| format!("in turn {i} of 5")).collect();
     let mut ids = Vec::new();
     for t in &texts {
-        let id = alice.send_im("sip:bob@127.0.0.1", t).await.expect("send");
+        let id = alice
+            .send_im("sip:bob@127.0.0.1", t)
+            .await
+            .expect("send")
+            .id;
         assert_eq!(outcome(&mut alice, id).await, Ok(()), "{transport}: {t}");
         ids.push(id);
     }
@@ -491,7 +498,13 @@ async fn several_in_a_row(transport: Transport) {
     let texts: Vec<String> = (1..=10).map(|i| format!("burst {i} of 10")).collect();
     let mut ids = Vec::new();
     for t in &texts {
-        ids.push(alice.send_im("sip:bob@127.0.0.1", t).await.expect("send"));
+        ids.push(
+            alice
+                .send_im("sip:bob@127.0.0.1", t)
+                .await
+                .expect("send")
+                .id,
+        );
     }
     let got = outcomes(&mut alice, ids.len(), transport).await;
     let mut delivered: Vec<MessageId> = got
@@ -752,7 +765,8 @@ async fn linphonec_chat(both_ways: bool) {
         let id = alice
             .send_im("sip:bob@127.0.0.1", "hello linphonec")
             .await
-            .expect("send");
+            .expect("send")
+            .id;
         assert_eq!(outcome(&mut alice, id).await, Ok(()));
         assert!(
             bob.wait_output(

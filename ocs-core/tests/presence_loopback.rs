@@ -165,10 +165,12 @@ async fn idle_times_move_the_machine_state_and_the_watcher_sees_it() {
     alice.set_idle(Duration::ZERO).await.expect("idle");
     wait_for(&mut bob, "alice back", alice_is(State::Online)).await;
     // A manual busy overrides the machine state.
-    alice.set_status(State::Busy, None).await.expect("publish");
+    // The command's outcome, awaited instead of read from the events.
+    let busy = alice.set_status(State::Busy, None).await.expect("publish");
+    assert_eq!(busy.outcome().await, Ok(State::Busy));
     wait_for(&mut bob, "alice busy", alice_is(State::Busy)).await;
     // Reset status: the manual state is deleted and the machine state shows.
-    let reset = alice.reset_status().await.expect("reset");
+    let reset = alice.reset_status().await.expect("reset").id;
     wait_for(&mut alice, "reset accepted", |e| {
         matches!(
             e,

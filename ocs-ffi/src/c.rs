@@ -968,7 +968,7 @@ pub unsafe extern "C" fn ocs_client_watch(
         let (client, uri) = unsafe { (handle(client, "client")?, str_arg(uri, "uri")?) };
         let id = wait_for("ocs_client_watch", running(client)?.watch(uri))?;
         // SAFETY: the caller passes NULL or a writable pointer.
-        unsafe { write_opt(out_watch_id, id.0) };
+        unsafe { write_opt(out_watch_id, id.id.0) };
         Ok(())
     })
 }
@@ -1015,7 +1015,7 @@ pub unsafe extern "C" fn ocs_client_set_idle(
         let idle = std::time::Duration::from_secs(u64::from(seconds));
         let id = wait_for("ocs_client_set_idle", running(client)?.set_idle(idle))?;
         // SAFETY: the caller passes NULL or a writable pointer.
-        unsafe { write_opt(out_publish_id, id.0) };
+        unsafe { write_opt(out_publish_id, id.id.0) };
         Ok(())
     })
 }
@@ -1041,7 +1041,7 @@ pub unsafe extern "C" fn ocs_client_set_in_call(
             running(client)?.set_in_call(in_call != 0),
         )?;
         // SAFETY: the caller passes NULL or a writable pointer.
-        unsafe { write_opt(out_publish_id, id.0) };
+        unsafe { write_opt(out_publish_id, id.id.0) };
         Ok(())
     })
 }
@@ -1063,7 +1063,7 @@ pub unsafe extern "C" fn ocs_client_reset_status(
         let client = unsafe { handle(client, "client")? };
         let id = wait_for("ocs_client_reset_status", running(client)?.reset_status())?;
         // SAFETY: the caller passes NULL or a writable pointer.
-        unsafe { write_opt(out_publish_id, id.0) };
+        unsafe { write_opt(out_publish_id, id.id.0) };
         Ok(())
     })
 }
@@ -1121,7 +1121,7 @@ pub unsafe extern "C" fn ocs_client_send_im(
         };
         let id = wait_for("ocs_client_send_im", running(client)?.send_im(uri, text))?;
         // SAFETY: the caller passes NULL or a writable pointer.
-        unsafe { write_opt(out_message_id, id.0) };
+        unsafe { write_opt(out_message_id, id.id.0) };
         Ok(())
     })
 }
@@ -1155,7 +1155,7 @@ pub unsafe extern "C" fn ocs_client_set_status(
             running(client)?.set_status(state, note),
         )?;
         // SAFETY: the caller passes NULL or a writable pointer.
-        unsafe { write_opt(out_publish_id, id.0) };
+        unsafe { write_opt(out_publish_id, id.id.0) };
         Ok(())
     })
 }

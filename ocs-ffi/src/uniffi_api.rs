@@ -1522,7 +1522,7 @@ impl Pump {
                 // The outcome event cannot have been read yet: this loop is
                 // the only reader.
                 Ok(id) => {
-                    self.ims.insert(id, reply);
+                    self.ims.insert(id.id, reply);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e.into()));

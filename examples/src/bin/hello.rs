@@ -40,7 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     println!("bob sees alice: {}", seen.as_str());
 
-    let id = alice
+    // Every command has an id and one outcome: as an event, or awaited.
+    let sent = alice
         .send_im("sip:bob@contoso.com", "lunch at noon?")
         .await?;
     let text = until(&mut bob, |e| match e {
@@ -49,11 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     println!("bob got: {text}");
-    until(&mut alice, |e| {
-        (*e == ClientEvent::Im(ImEvent::Delivered { id })).then_some(())
-    })
-    .await?;
-    println!("alice: delivered");
+    let id = sent.id;
+    sent.outcome().await?;
+    println!("alice: IM {} delivered", id.0);
 
     for c in [&mut alice, &mut bob] {
         c.sign_out();

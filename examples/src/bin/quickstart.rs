@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::driver::Pending;
 use ocs_core::driver::sim::{SimHandle, serve};
 use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings};
 use ocs_core::endpoint::EndpointConfig;
@@ -349,27 +350,21 @@ async fn watch(
 
 /// Waits for the outcome of `u`'s presence command `asked`.
 async fn until_published(
-    u: &mut User,
-    asked: Result<PublishId, ocs_core::Error>,
+    u: &User,
+    asked: Result<Pending<PublishId, State>, ocs_core::Error>,
 ) -> Result<State, String> {
-    let asked = Some(asked.map_err(|e| e.to_string())?);
     let what = format!("{}'s publication", u.name);
-    until(&mut u.client, &what, |e| match e {
-        ClientEvent::Presence(PresenceEvent::Published { id, state }) if id == asked => {
-            Some(Ok(state))
-        }
-        ClientEvent::Presence(PresenceEvent::PublishFailed { id, error }) if id == asked => {
-            Some(Err(error.to_string()))
-        }
-        _ => None,
-    })
-    .await
+    let asked = asked.map_err(|e| format!("{what}: {e}"))?;
+    tokio::time::timeout(WAIT, asked.outcome())
+        .await
+        .map_err(|_| format!("timed out waiting for {what}"))?
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// Sends an IM from `from` to `to` and waits until it is received and
 /// delivered.
 async fn send_im(from: &mut User, to: &mut User, text: &str) -> Result<(), String> {
-    let id = from
+    let sent = from
         .client
         .send_im(&to.uri, text)
         .await
@@ -382,12 +377,10 @@ async fn send_im(from: &mut User, to: &mut User, text: &str) -> Result<(), Strin
     .await?;
     println!("  {} -> {}: \"{received}\"", from.name, to.name);
     let what = format!("{}'s IM to be delivered", from.name);
-    until(&mut from.client, &what, |e| match e {
-        ClientEvent::Im(ImEvent::Delivered { id: d }) if d == id => Some(Ok(())),
-        ClientEvent::Im(ImEvent::Failed { id: d, detail, .. }) if d == id => Some(Err(detail)),
-        _ => None,
-    })
-    .await
+    tokio::time::timeout(WAIT, sent.outcome())
+        .await
+        .map_err(|_| format!("timed out waiting for {what}"))?
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// Step 7: a message each way, then bob's client gets the DisableIM policy
@@ -413,7 +406,8 @@ async fn exchange_messages(
         .client
         .send_im(&bob.uri, "Are you still there?")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .id;
     let what = format!("{}'s IM to be refused", alice.name);
     let why = until(&mut alice.client, &what, |e| match e {
         ClientEvent::Im(ImEvent::Failed { id, reason, detail }) if id == refused => {

@@ -14,13 +14,18 @@ use super::background::{AbortOnDrop, AbsState};
 use super::config::ClientConfig;
 use super::conn::Conn;
 use super::dns::Resolver;
-use super::handle::{ClientHandle, Command, Publish};
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use super::handle::{ClientHandle, Command, Pending, Publish};
 pub use crate::client::{AddressBookEvent, ClientEvent};
 use crate::client::{Client as Session, ConnectTarget, Connected, Io};
 use crate::discovery::Candidate;
 use crate::error::Error;
 use crate::log::log;
-use crate::presence_agent::{ContactOpId, PresenceEvent};
+use crate::messaging::{ImEvent, MessageId};
+use crate::presence::model::State;
+use crate::presence_agent::{ContactOpId, PresenceEvent, PublishId, WatchId};
 use crate::register::RegistrationEvent;
 use crate::rng::Rng;
 use crate::sip::SipUri;
@@ -94,6 +99,7 @@ impl Client {
                 }
             },
             contact_replies: std::collections::HashMap::new(),
+            waiting: Waiting::default(),
         };
         let handle = tokio::spawn(task.run(cmd_rx));
         Ok(Client {
@@ -163,6 +169,35 @@ pub(super) struct Task {
     /// Callers waiting for their contact-list change.
     pub(super) contact_replies:
         std::collections::HashMap<ContactOpId, oneshot::Sender<Result<Option<u32>, Error>>>,
+    /// The outcomes [`Pending`] commands wait for.
+    pub(super) waiting: Waiting,
+}
+
+type Waiters<I, T> = HashMap<I, oneshot::Sender<Result<T, Error>>>;
+
+/// Where each command's outcome goes once its event arrives. Registered
+/// while the command is handled, before the session's events are read, so
+/// no outcome can pass by unseen.
+#[derive(Default)]
+pub(super) struct Waiting {
+    ims: Waiters<MessageId, ()>,
+    publications: Waiters<PublishId, State>,
+    watches: Waiters<WatchId, ()>,
+}
+
+/// A [`Pending`] for command `id`, its outcome registered in `waiters`.
+fn pending<I: Copy + Eq + Hash, T>(waiters: &mut Waiters<I, T>, id: I) -> Pending<I, T> {
+    let (tx, rx) = oneshot::channel();
+    waiters.insert(id, tx);
+    Pending { id, outcome: rx }
+}
+
+/// Hands command `id` its outcome (a caller that stopped waiting misses
+/// nothing: the event says the same).
+fn settle<I: Eq + Hash, T>(waiters: &mut Waiters<I, T>, id: &I, outcome: Result<T, Error>) {
+    if let Some(tx) = waiters.remove(id) {
+        let _ = tx.send(outcome);
+    }
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -240,7 +275,8 @@ impl Task {
             Some(Command::NetworkChanged) => s.network_changed(t),
             Some(Command::SetCredentials(c)) => s.set_credentials(c, t),
             Some(Command::SendIm { to, text, reply }) => {
-                let _ = reply.send(s.send_im(&to, &text, t));
+                let r = s.send_im(&to, &text, t);
+                let _ = reply.send(r.map(|id| pending(&mut self.waiting.ims, id)));
             }
             Some(Command::Typing { to, active }) => s.send_typing(&to, active, t),
             Some(Command::EndSession(to)) => s.end_im_session(&to, t),
@@ -259,10 +295,11 @@ impl Task {
                         note,
                     } => s.set_custom_state(availability, lcid, &text, note.as_deref(), t),
                 };
-                let _ = reply.send(r);
+                let _ = reply.send(r.map(|id| pending(&mut self.waiting.publications, id)));
             }
             Some(Command::Watch { uri, reply }) => {
-                let _ = reply.send(s.watch(&uri, t));
+                let r = s.watch(&uri, t);
+                let _ = reply.send(r.map(|id| pending(&mut self.waiting.watches, id)));
             }
             Some(Command::Unwatch(uri)) => s.unwatch(&uri, t),
             Some(Command::Diagnostics(reply)) => {
@@ -365,10 +402,34 @@ impl Task {
         }
     }
 
-    /// What the driver itself does on a session event: answer contact-list
-    /// callers.
+    /// What the driver itself does on a session event: answer the callers
+    /// waiting for an outcome.
     fn on_event(&mut self, e: &ClientEvent) {
+        let w = &mut self.waiting;
         match e {
+            ClientEvent::Im(ImEvent::Delivered { id }) => settle(&mut w.ims, id, Ok(())),
+            ClientEvent::Im(ImEvent::Failed { id, reason, detail }) => settle(
+                &mut w.ims,
+                id,
+                Err(Error::NotDelivered {
+                    reason: *reason,
+                    detail: detail.clone(),
+                }),
+            ),
+            ClientEvent::Presence(PresenceEvent::Published {
+                id: Some(id),
+                state,
+            }) => settle(&mut w.publications, id, Ok(*state)),
+            ClientEvent::Presence(PresenceEvent::PublishFailed {
+                id: Some(id),
+                error,
+            }) => settle(&mut w.publications, id, Err(error.clone())),
+            ClientEvent::Presence(PresenceEvent::Watching { id, .. }) => {
+                settle(&mut w.watches, id, Ok(()))
+            }
+            ClientEvent::Presence(PresenceEvent::WatchFailed { id, error, .. }) => {
+                settle(&mut w.watches, id, Err(error.clone()))
+            }
             ClientEvent::Presence(PresenceEvent::ContactListChanged { id, group_id, .. }) => {
                 if let Some(r) = self.contact_replies.remove(id) {
                     let _ = r.send(Ok(*group_id));

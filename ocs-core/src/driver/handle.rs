@@ -21,7 +21,7 @@ pub(super) enum Command {
     SendIm {
         to: String,
         text: String,
-        reply: oneshot::Sender<Result<MessageId, Error>>,
+        reply: oneshot::Sender<Result<Pending<MessageId, ()>, Error>>,
     },
     Typing {
         to: String,
@@ -31,11 +31,11 @@ pub(super) enum Command {
     SetDisableIm(Option<Provenance>),
     Publish {
         what: Publish,
-        reply: oneshot::Sender<Result<PublishId, Error>>,
+        reply: oneshot::Sender<Result<Pending<PublishId, State>, Error>>,
     },
     Watch {
         uri: String,
-        reply: oneshot::Sender<Result<WatchId, Error>>,
+        reply: oneshot::Sender<Result<Pending<WatchId, ()>, Error>>,
     },
     Unwatch(String),
     Diagnostics(oneshot::Sender<Snapshot>),
@@ -51,6 +51,32 @@ pub(super) enum Command {
         request: ContactRequest,
         reply: oneshot::Sender<Result<Option<u32>, Error>>,
     },
+}
+
+/// A command the client has taken: its id now, its outcome when it ends.
+/// The outcome is also reported as the command's outcome event
+/// ([`ImEvent::Delivered`](crate::messaging::ImEvent::Delivered) /
+/// [`Failed`](crate::messaging::ImEvent::Failed),
+/// [`PresenceEvent::Published`](crate::presence_agent::PresenceEvent::Published) /
+/// [`PublishFailed`](crate::presence_agent::PresenceEvent::PublishFailed),
+/// [`PresenceEvent::Watching`](crate::presence_agent::PresenceEvent::Watching) /
+/// [`WatchFailed`](crate::presence_agent::PresenceEvent::WatchFailed));
+/// dropping it changes nothing.
+#[derive(Debug)]
+pub struct Pending<I, T> {
+    /// The command's id, as its outcome event carries it.
+    pub id: I,
+    pub(super) outcome: oneshot::Receiver<Result<T, Error>>,
+}
+
+impl<I, T> Pending<I, T> {
+    /// Waits for the outcome: `Ok` with what the command achieved (the
+    /// state watchers see for a presence command), or why it failed
+    /// ([`Error::NotDelivered`] for an IM, [`Error::Stopped`] when the
+    /// client stopped first).
+    pub async fn outcome(self) -> Result<T, Error> {
+        self.outcome.await.unwrap_or(Err(Error::Stopped))
+    }
 }
 
 /// One presence command: what to publish.
@@ -99,7 +125,7 @@ impl ClientHandle {
 
     /// A presence command; the id ends in one
     /// [`PresenceEvent::Published`](crate::presence_agent::PresenceEvent::Published) or [`PresenceEvent::PublishFailed`](crate::presence_agent::PresenceEvent::PublishFailed).
-    async fn publish(&self, what: Publish) -> Result<PublishId, Error> {
+    async fn publish(&self, what: Publish) -> Result<Pending<PublishId, State>, Error> {
         self.ask(|reply| Command::Publish { what, reply }).await?
     }
 
@@ -121,7 +147,7 @@ impl ClientHandle {
     /// Sends an instant message. The id ends in exactly one
     /// [`crate::messaging::ImEvent::Delivered`] or [`crate::messaging::ImEvent::Failed`]; an immediate refusal
     /// (DisableIM, not signed in) is returned as an error.
-    pub async fn send_im(&self, to: &str, text: &str) -> Result<MessageId, Error> {
+    pub async fn send_im(&self, to: &str, text: &str) -> Result<Pending<MessageId, ()>, Error> {
         self.ask(|reply| Command::SendIm {
             to: to.to_owned(),
             text: text.to_owned(),
@@ -147,7 +173,11 @@ impl ClientHandle {
     /// is refused unless the EnableAppearOffline policy allows it. The id
     /// ends in one [`PresenceEvent::Published`](crate::presence_agent::PresenceEvent::Published) or
     /// [`PresenceEvent::PublishFailed`](crate::presence_agent::PresenceEvent::PublishFailed).
-    pub async fn set_status(&self, state: State, note: Option<&str>) -> Result<PublishId, Error> {
+    pub async fn set_status(
+        &self,
+        state: State,
+        note: Option<&str>,
+    ) -> Result<Pending<PublishId, State>, Error> {
         self.publish(Publish::Status {
             state,
             note: note.map(str::to_owned),
@@ -162,7 +192,7 @@ impl ClientHandle {
         lcid: u32,
         text: &str,
         note: Option<&str>,
-    ) -> Result<PublishId, Error> {
+    ) -> Result<Pending<PublishId, State>, Error> {
         self.publish(Publish::CustomState {
             availability,
             lcid,
@@ -176,7 +206,7 @@ impl ClientHandle {
     /// [`PresenceEvent::Watching`](crate::presence_agent::PresenceEvent::Watching) or
     /// [`PresenceEvent::WatchFailed`](crate::presence_agent::PresenceEvent::WatchFailed).
     /// A URI that is not a SIP URI is refused ([`Error::ApiMisuse`]).
-    pub async fn watch(&self, uri: &str) -> Result<WatchId, Error> {
+    pub async fn watch(&self, uri: &str) -> Result<Pending<WatchId, ()>, Error> {
         self.ask(|reply| Command::Watch {
             uri: uri.to_owned(),
             reply,
@@ -189,26 +219,32 @@ impl ClientHandle {
     /// on input. Crossing Communicator's thresholds (inactive after 5
     /// minutes, away after 20) publishes the machine state; otherwise the
     /// id ends at once.
-    pub async fn set_idle(&self, idle: std::time::Duration) -> Result<PublishId, Error> {
+    pub async fn set_idle(
+        &self,
+        idle: std::time::Duration,
+    ) -> Result<Pending<PublishId, State>, Error> {
         self.publish(Publish::Idle(idle)).await
     }
 
     /// Reports a meeting from the host's calendar (free/busy data, e.g.
     /// from an Outlook add-in); `None` when it is over. Watchers see "in a
     /// meeting" (busy) while it lasts.
-    pub async fn set_in_meeting(&self, meeting: Option<Meeting>) -> Result<PublishId, Error> {
+    pub async fn set_in_meeting(
+        &self,
+        meeting: Option<Meeting>,
+    ) -> Result<Pending<PublishId, State>, Error> {
         self.publish(Publish::InMeeting(meeting)).await
     }
 
     /// Reports that a call started (`true`) or ended: "on the phone" is
     /// shown while it lasts.
-    pub async fn set_in_call(&self, in_call: bool) -> Result<PublishId, Error> {
+    pub async fn set_in_call(&self, in_call: bool) -> Result<Pending<PublishId, State>, Error> {
         self.publish(Publish::InCall(in_call)).await
     }
 
     /// "Reset status": drops the manual state so the automatic one shows
     /// again.
-    pub async fn reset_status(&self) -> Result<PublishId, Error> {
+    pub async fn reset_status(&self) -> Result<Pending<PublishId, State>, Error> {
         self.publish(Publish::Reset).await
     }
 

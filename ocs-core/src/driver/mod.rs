@@ -29,5 +29,5 @@ pub use customstates::{
     fetch_custom_states, fetch_custom_states_bytes,
 };
 pub use dns::{DiscoveryError, Resolver};
-pub use handle::ClientHandle;
+pub use handle::{ClientHandle, Pending};
 pub use trace::{TraceConfig, TraceFormat};

@@ -70,7 +70,7 @@ pub(crate) async fn run(cmd: ImCommand) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             signed_in(&mut client, print).await?;
             let id = match client.send_im(&uri, &text).await {
-                Ok(id) => id,
+                Ok(sent) => sent.id,
                 Err(e) => {
                     sign_out(&mut client, print).await?;
                     return Err(CliError::Failed(e.to_string()));
