@@ -732,6 +732,14 @@ fn every_presence_command_ends_in_exactly_one_outcome_with_its_id() {
     assert_eq!(publish_outcome(&p, a, same_call), Ok(State::Online));
     // After reset the call shows: busy.
     assert_eq!(publish_outcome(&p, a, reset), Ok(State::Busy));
+    // A note on its own keeps the state set last (here: a custom busy).
+    let now = p.now;
+    let c = &mut p.users[a].client;
+    c.set_custom_state(State::Busy.availability(), 1033, "Seminar", None, now)
+        .expect("asked");
+    let note = c.set_note(Some("back at 3"), now).expect("asked");
+    p.flush();
+    assert_eq!(publish_outcome(&p, a, note), Ok(State::Busy));
     let ids = [
         refused, conflict, online, idle_short, in_call, same_call, reset,
     ];
@@ -816,6 +824,21 @@ fn every_watch_command_ends_in_exactly_one_outcome_with_its_id() {
         watch_outcome(&p, a, again),
         Ok("sip:bob@contoso.com".into())
     );
+    // Two commands hold bob's watch: releasing one keeps it, releasing
+    // both ends it (the server sees the subscription end).
+    let watched = |p: &Pair| {
+        p.server
+            .presence()
+            .watched_by("sip:alice@contoso.com", p.now)
+    };
+    assert_eq!(watched(&p), vec!["sip:bob@contoso.com".to_owned()]);
+    let now = p.now;
+    p.users[a].client.release_watch(early, now);
+    p.flush();
+    assert_eq!(watched(&p), vec!["sip:bob@contoso.com".to_owned()]);
+    p.users[a].client.release_watch(again, now);
+    p.flush();
+    assert!(watched(&p).is_empty(), "{:?}", watched(&p));
     // Unwatched before the server answered: cancelled.
     let cancelled = p.users[a]
         .client

@@ -449,6 +449,24 @@ impl Client {
         r
     }
 
+    /// Releases the watch command `id` asked for (see
+    /// [`PresenceAgent::release_watch`]).
+    pub fn release_watch(&mut self, id: WatchId, now: Instant) {
+        let _in = self.span.enter();
+        self.presence.release_watch(&mut self.ep, id, now);
+        self.drive(now);
+    }
+
+    /// Changes the note, keeping the state set last (see
+    /// [`PresenceAgent::set_note`]).
+    pub fn set_note(&mut self, note: Option<&str>, now: Instant) -> Result<PublishId, Error> {
+        self.accepting()?;
+        let _in = self.span.enter();
+        let id = self.presence.set_note(&mut self.ep, note, now);
+        self.drive(now);
+        Ok(id)
+    }
+
     /// Stops watching a contact.
     pub fn unwatch(&mut self, uri: &str, now: Instant) {
         let _in = self.span.enter();

@@ -287,6 +287,7 @@ impl Task {
                     Publish::InCall(c) => s.set_in_call(c, t),
                     Publish::InMeeting(m) => s.set_in_meeting(m, t),
                     Publish::Reset => s.reset_status(t),
+                    Publish::Note(note) => s.set_note(note.as_deref(), t),
                     Publish::Status { state, note } => s.set_status(state, note.as_deref(), t),
                     Publish::CustomState {
                         availability,
@@ -302,6 +303,7 @@ impl Task {
                 let _ = reply.send(r.map(|id| pending(&mut self.waiting.watches, id)));
             }
             Some(Command::Unwatch(uri)) => s.unwatch(&uri, t),
+            Some(Command::ReleaseWatch(id)) => s.release_watch(id, t),
             Some(Command::Diagnostics(reply)) => {
                 let _ = reply.send(s.snapshot(t));
             }

@@ -38,6 +38,7 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<Pending<WatchId, ()>, Error>>,
     },
     Unwatch(String),
+    ReleaseWatch(WatchId),
     Diagnostics(oneshot::Sender<Snapshot>),
     ReloadCustomStates,
     SearchAddressBook {
@@ -86,6 +87,7 @@ pub(super) enum Publish {
     InCall(bool),
     InMeeting(Option<Meeting>),
     Reset,
+    Note(Option<String>),
     Status {
         state: State,
         note: Option<String>,
@@ -248,7 +250,20 @@ impl ClientHandle {
         self.publish(Publish::Reset).await
     }
 
-    /// Stops watching a contact.
+    /// Changes the note and keeps the state set last (online when none
+    /// was set).
+    pub async fn set_note(&self, note: Option<&str>) -> Result<Pending<PublishId, State>, Error> {
+        self.publish(Publish::Note(note.map(str::to_owned))).await
+    }
+
+    /// Releases the watch `id` asked for: the contact is unwatched once no
+    /// other watch (and not the contact list) holds it; a watch still
+    /// waiting for the server ends [`Error::Cancelled`].
+    pub fn release_watch(&self, id: WatchId) {
+        let _ = self.cmds.send(Command::ReleaseWatch(id));
+    }
+
+    /// Stops watching a contact, whoever asked for the watch.
     pub fn unwatch(&self, uri: &str) {
         let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
     }

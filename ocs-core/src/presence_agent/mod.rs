@@ -317,6 +317,11 @@ struct Watch {
     refresh_at: Option<Instant>,
     /// `watch` commands still waiting for the server's first answer.
     waiting: Vec<WatchId>,
+    /// `watch` commands that hold the watch (it ends when the last one is
+    /// released and the contact list does not hold it either).
+    holders: Vec<WatchId>,
+    /// The contact list holds it (a contact added to the list).
+    listed: bool,
     /// Resubscriptions asked for since the last notification that carried
     /// this contact's presence; bounded so a server that keeps saying
     /// "resubscribe" cannot make us loop.

@@ -80,6 +80,21 @@ impl PresenceAgent {
         PublishId(self.next_publish)
     }
 
+    /// Changes the note (`None`: no note) and keeps the state set last
+    /// (standard or custom; online when none was set).
+    pub fn set_note(&mut self, ep: &mut Endpoint, note: Option<&str>, now: Instant) -> PublishId {
+        let mut status = self.status.take().unwrap_or(Status {
+            availability: State::Online.availability(),
+            note: None,
+            custom: None,
+        });
+        status.note = note.map(str::to_owned);
+        self.status = Some(status);
+        let id = self.next_publish_id();
+        self.publish(ep, now, 0, vec![id]);
+        id
+    }
+
     /// Publishes a custom state (online/busy/do-not-disturb availability
     /// with our own text for `lcid`).
     pub fn set_custom_state(

@@ -29,13 +29,17 @@ impl PresenceAgent {
         now: Instant,
     ) {
         match self.watches.get_mut(&k) {
-            Some(w) if w.dialog.is_some() => {
-                if let Some(id) = id {
-                    self.events
-                        .push_back(PresenceEvent::Watching { id, uri: k });
+            Some(w) => {
+                w.holders.extend(id);
+                w.listed |= id.is_none();
+                match id {
+                    Some(id) if w.dialog.is_some() => {
+                        self.events
+                            .push_back(PresenceEvent::Watching { id, uri: k });
+                    }
+                    _ => w.waiting.extend(id),
                 }
             }
-            Some(w) => w.waiting.extend(id),
             None => {
                 self.watches.insert(
                     k.clone(),
@@ -43,6 +47,8 @@ impl PresenceAgent {
                         dialog: None,
                         refresh_at: None,
                         waiting: id.into_iter().collect(),
+                        holders: id.into_iter().collect(),
+                        listed: id.is_none(),
                         resubscribes: 0,
                     },
                 );
@@ -90,8 +96,34 @@ impl PresenceAgent {
         }
     }
 
-    /// Stops watching `uri` (SUBSCRIBE with Expires: 0). `watch` commands
-    /// still waiting for the server fail with [`Error::Cancelled`].
+    /// Releases the watch that command `id` asked for: the contact is
+    /// unwatched when no other `watch` command (and not the contact list)
+    /// holds it. A command still waiting for the server fails with
+    /// [`Error::Cancelled`]. An id that holds nothing (any more) is ignored.
+    pub fn release_watch(&mut self, ep: &mut Endpoint, id: WatchId, now: Instant) {
+        let Some((uri, w)) = self
+            .watches
+            .iter_mut()
+            .find(|(_, w)| w.holders.contains(&id))
+        else {
+            return;
+        };
+        let uri = uri.clone();
+        w.holders.retain(|h| *h != id);
+        let cancelled = w.waiting.contains(&id);
+        w.waiting.retain(|h| *h != id);
+        let last = w.holders.is_empty() && !w.listed;
+        if cancelled {
+            self.fail_watches(&uri, vec![id], &Error::Cancelled);
+        }
+        if last {
+            self.unwatch(ep, &uri, now);
+        }
+    }
+
+    /// Stops watching `uri` (SUBSCRIBE with Expires: 0), whoever holds the
+    /// watch. `watch` commands still waiting for the server fail with
+    /// [`Error::Cancelled`].
     pub fn unwatch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) {
         let k = key(uri);
         let Some(w) = self.watches.remove(&k) else {
