@@ -695,6 +695,14 @@ enum OcsResult ocs_sim_watched_count(const struct OcsSim *sim,
 
 #if defined(OCS_SIM)
 /**
+ * Panics inside the library, to show that a panic below the C API
+ * becomes `OCS_RESULT_PANIC` for that call and the host carries on.
+ */
+enum OcsResult ocs_sim_panic_for_test(void);
+#endif
+
+#if defined(OCS_SIM)
+/**
  * Stops and frees a test server (NULL is ignored).
  *
  * # Safety

@@ -256,6 +256,18 @@ int main(void) {
     }
     ocs_client_free(alice.client);
     ocs_client_free(dave.client);
+
+    /* A panic below the C API is an error for that call, nothing more. */
+    if (ocs_sim_panic_for_test() != OCS_RESULT_PANIC ||
+        !strstr(ocs_last_error_message(), "on purpose")) {
+        fprintf(stderr, "FAIL: a panic below the FFI: %s\n", ocs_last_error_message());
+        return 1;
+    }
+    printf("ok: a panic below the FFI -> OCS_RESULT_PANIC (%s)\n", ocs_last_error_message());
+    uint32_t n = 99;
+    if (!check(ocs_sim_watched_count(sim, "sip:alice@contoso.com", &n), "the library after a panic")) {
+        return 1;
+    }
     ocs_sim_free(sim);
     printf("PASS: C API scenario\n");
     return 0;

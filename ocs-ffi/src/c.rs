@@ -1377,6 +1377,14 @@ pub unsafe extern "C" fn ocs_sim_watched_count(
     })
 }
 
+/// Panics inside the library, to show that a panic below the C API
+/// becomes `OCS_RESULT_PANIC` for that call and the host carries on.
+#[cfg(feature = "sim")]
+#[unsafe(no_mangle)]
+pub extern "C" fn ocs_sim_panic_for_test() -> OcsResult {
+    guard(|| panic!("a panic below the FFI, on purpose"))
+}
+
 /// Stops and frees a test server (NULL is ignored).
 ///
 /// # Safety

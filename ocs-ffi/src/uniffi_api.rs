@@ -1,29 +1,20 @@
 //! The uniffi facade for Python, Kotlin and Swift (proc-macros, no UDL;
 //! namespace `ocs`).
 //!
-//! Shaped like the C API in [`crate::c`]: a client object made from a
-//! configuration, one event thread (`ocs-events`) per signed-in client that
-//! owns the core's [`Client`], delivers events to the host's listeners and
-//! carries out the host's commands in between. The differences are what
-//! uniffi gives for free: `async` methods become coroutines (Python),
-//! `suspend` functions (Kotlin) and `async` functions (Swift); listeners are
-//! foreign traits; a subscription is an object the host owns.
+//! Conversion only: each method converts its arguments, calls the core
+//! driver's [`ClientHandle`] and converts the answer. `async` methods become
+//! coroutines (Python), `suspend` functions (Kotlin) and `async` functions
+//! (Swift); the commands that start something await their outcome
+//! ([`Pending`]) and return the command's id. The I/O runs on the library's
+//! one tokio runtime ([`crate::runtime`], shared with the C API).
 //!
-//! Async methods do not need a particular executor on the host side: each
-//! one hands its command to the event thread and awaits a oneshot reply,
-//! while the I/O runs on the library's one tokio runtime ([`crate::runtime`],
-//! shared with the C API).
-//!
-//! Listener and logger calls run on the client's `ocs-events` thread, one at
-//! a time and in order. A listener that throws is reported to the logger and
-//! otherwise ignored; it never stops the client.
-//!
-//! The core's [`Client`] has one owner (`next_event` takes `&mut self`): the
-//! event thread owns it, and commands that wait for the server (contact-list
-//! changes) run on a cloned [`ClientHandle`](ocs_core::driver::ClientHandle)
-//! so events keep flowing.
+//! Each signed-in client has one event thread (`ocs-events`) that hands the
+//! core's events to the host's listeners and logger, one at a time and in
+//! order. A listener that throws is reported to the logger and otherwise
+//! ignored; it never stops the client. What the facade keeps is the host's
+//! side: its listener objects, and the custom states and policy the events
+//! brought, for the synchronous getters.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -32,18 +23,20 @@ use std::time::Duration;
 use ocs_core::customstates::{self, CustomStates};
 use ocs_core::diag::Severity;
 use ocs_core::discovery::{self, ServerConfig};
-use ocs_core::driver::{Client, ClientConfig, ClientEvent, TlsSettings, TraceConfig};
+use ocs_core::driver::{
+    Client, ClientConfig, ClientEvent, ClientHandle, Pending, TlsSettings, TraceConfig,
+};
 use ocs_core::endpoint::EndpointConfig;
 use ocs_core::error::Error;
 use ocs_core::im::outcome::FailureReason;
-use ocs_core::messaging::{ImEvent, MessageId};
+use ocs_core::messaging::ImEvent;
 use ocs_core::policy::{self as core_policy, EffectivePolicy, InBand};
 use ocs_core::presence as core_presence;
 use ocs_core::presence::model::{self, State};
-use ocs_core::presence_agent::PresenceEvent;
+use ocs_core::presence_agent::{PresenceEvent, PublishId, WatchId};
 use ocs_core::provisioning_agent::ProvisioningEvent;
-use ocs_core::register::{Credentials, CredentialsReason, RegisterConfig, RegistrationEvent};
-use tokio::sync::{mpsc, oneshot};
+use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+use tokio::sync::{oneshot, watch};
 
 use crate::runtime;
 
@@ -156,6 +149,12 @@ impl From<Error> for OcsError {
                 reason,
                 detail,
             },
+            Error::NotDelivered { reason, detail } => OcsError::NotDelivered {
+                reason: ImFailureReason::of(reason),
+                detail,
+            },
+            Error::Stopped => OcsError::NotSignedIn,
+            Error::Cancelled => OcsError::InvalidArgument { detail },
             _ => OcsError::Internal { detail },
         }
     }
@@ -737,84 +736,6 @@ pub struct PolicyExplanation {
     pub explanation: Option<String>,
 }
 
-/// The host's last manual status, so a note can be changed on its own.
-#[derive(Debug, Clone)]
-enum Status {
-    State(State),
-    Custom {
-        availability: customstates::CustomAvailability,
-        lcid: u32,
-        text: String,
-    },
-}
-
-type Reply<T> = oneshot::Sender<Result<T, OcsError>>;
-
-enum Command {
-    SignOut(oneshot::Sender<()>),
-    Watch(String),
-    Unwatch(String),
-    SendIm {
-        to: String,
-        text: String,
-        reply: Reply<u64>,
-    },
-    Typing {
-        to: String,
-        active: bool,
-    },
-    EndImSession(String),
-    SetStatus {
-        state: State,
-        note: Option<String>,
-        reply: Reply<()>,
-    },
-    SetCustomState {
-        availability: customstates::CustomAvailability,
-        lcid: u32,
-        text: String,
-        note: Option<String>,
-    },
-    SetIdle(Duration),
-    SetInCall(bool),
-    ResetStatus,
-    Diagnostics(Reply<String>),
-    ContactList(Reply<Option<ContactList>>),
-    ChangeContacts {
-        change: ContactChange,
-        reply: Reply<Option<u32>>,
-    },
-}
-
-/// A contact-list change, carried to the event thread.
-enum ContactChange {
-    Add { uri: String, group: Option<String> },
-    Remove { uri: String },
-    Move { uri: String, to_group: String },
-    AddGroup { name: String },
-    RenameGroup { name: String, new_name: String },
-    RemoveGroup { name: String },
-}
-
-type Listeners = Vec<(u64, Arc<dyn PresenceListener>)>;
-
-/// What the event thread shares with the host's calls.
-struct Shared {
-    user: String,
-    lcid: u32,
-    subs: Mutex<Subs>,
-    im: Mutex<Option<Arc<dyn ImListener>>>,
-    contacts: Mutex<Option<Arc<dyn ContactListListener>>>,
-    custom_states: Mutex<Vec<CustomState>>,
-    policy: Mutex<EffectivePolicy>,
-}
-
-#[derive(Default)]
-struct Subs {
-    next: u64,
-    by_key: HashMap<String, Listeners>,
-}
-
 /// Locks, ignoring poisoning: every critical section here is one
 /// assignment, lookup or list edit, so a panic cannot leave the data
 /// half-changed.
@@ -822,16 +743,45 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A host's presence listener and the watch it belongs to.
+struct Sub {
+    /// This facade's number for the subscription (the watch id arrives
+    /// after the listener must already be in place).
+    token: u64,
+    /// The watched URI, keyed as the core keys it.
+    key: String,
+    listener: Arc<dyn PresenceListener>,
+}
+
+/// The host's listeners, and what events taught that hosts ask for
+/// synchronously (custom states, the policy with its in-band part).
+struct Shared {
+    user: String,
+    lcid: u32,
+    subs: Mutex<(u64, Vec<Sub>)>,
+    im: Mutex<Option<Arc<dyn ImListener>>>,
+    contacts: Mutex<Option<Arc<dyn ContactListListener>>>,
+    custom_states: Mutex<Vec<CustomState>>,
+    policy: Mutex<EffectivePolicy>,
+}
+
+/// One sign-in: the core client's handle, and the thread that hands its
+/// events to the host's listeners.
 struct Session {
-    cmds: mpsc::UnboundedSender<Command>,
+    handle: ClientHandle,
+    /// Ends the event thread, which drops (and so stops) the core client.
+    stop: Option<oneshot::Sender<()>>,
+    /// Turns true when the event thread has ended.
+    ended: watch::Receiver<bool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Session {
-    /// Closes the command channel (the event thread then stops the core
-    /// client and ends) and waits for the thread, unless called on it.
+    /// Stops the event thread and waits for it, unless called on it.
     fn end(mut self) {
-        drop(self.cmds);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(t) = self.thread.take()
             && t.thread().id() != std::thread::current().id()
         {
@@ -844,15 +794,18 @@ impl Session {
 /// watches presence, sends and receives instant messages.
 ///
 /// Made from an [`OcsConfig`]; nothing happens until [`OcsClient::sign_in`].
-/// After a sign-out (or a failed sign-in) it can sign in again.
-/// Subscriptions and listeners stay across sign-ins. Dropping the client
-/// stops it at once without signing out.
+/// After a sign-out (or a failed sign-in) it can sign in again; listeners
+/// stay, subscriptions end with the session. Dropping the client stops it
+/// at once without signing out.
+///
+/// Every command that starts something has an id and exactly one outcome:
+/// the async call returns the id once it succeeded and raises the reason
+/// when it failed; the logger sees the same outcome as an event.
 #[derive(uniffi::Object)]
 pub struct OcsClient {
     cfg: ClientConfig,
     shared: Arc<Shared>,
     session: Mutex<Option<Session>>,
-    status: Mutex<Option<Status>>,
 }
 
 impl Drop for OcsClient {
@@ -864,77 +817,24 @@ impl Drop for OcsClient {
 }
 
 impl OcsClient {
-    /// Hands a command to the event thread.
-    fn send(&self, c: Command) -> Result<(), OcsError> {
+    /// The running session's command handle.
+    fn handle(&self) -> Result<ClientHandle, OcsError> {
         lock(&self.session)
             .as_ref()
-            .and_then(|s| s.cmds.send(c).ok())
+            .filter(|s| !*s.ended.borrow() && !s.handle.is_stopped())
+            .map(|s| s.handle.clone())
             .ok_or(OcsError::NotSignedIn)
     }
 
-    /// Hands a command with a reply to the event thread and awaits the reply.
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, OcsError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
-        rx.await.map_err(|_| OcsError::NotSignedIn)?
-    }
-
-    /// Starts the core client and its event thread; the receiver gets the
-    /// sign-in's outcome.
-    fn start(&self) -> Result<oneshot::Receiver<Result<SignInInfo, OcsError>>, OcsError> {
-        let mut session = lock(&self.session);
-        if session.as_ref().is_some_and(|s| !s.cmds.is_closed()) {
-            return Err(invalid("already signed in (or signing in)"));
-        }
-        if let Some(old) = session.take() {
-            old.end();
-        }
-        let client = {
-            let _rt = runtime().enter();
-            Client::start(self.cfg.clone())?
-        };
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (done_tx, done_rx) = oneshot::channel();
-        let shared = self.shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("ocs-events".into())
-            .spawn(move || runtime().block_on(pump(client, cmd_rx, shared, done_tx)))
-            .map_err(|e| OcsError::Internal {
-                detail: format!("cannot start a thread: {e}"),
-            })?;
-        *session = Some(Session {
-            cmds: cmd_tx,
-            thread: Some(thread),
-        });
-        Ok(done_rx)
-    }
-
-    fn unsubscribe(&self, id: u64, key: &str) {
-        let last = {
-            let mut subs = lock(&self.shared.subs);
-            let Some(list) = subs.by_key.get_mut(key) else {
-                return;
-            };
-            list.retain(|(i, _)| *i != id);
-            let last = list.is_empty();
-            if last {
-                subs.by_key.remove(key);
-            }
-            last
-        };
-        if last {
-            // Not signed in: nothing is watched, nothing to undo.
-            let _ = self.send(Command::Unwatch(key.to_owned()));
-        }
-    }
-
-    async fn change_contacts(&self, change: ContactChange) -> Result<Option<u32>, OcsError> {
-        self.ask(|reply| Command::ChangeContacts { change, reply })
-            .await
-    }
-
-    fn remember(&self, s: Status) {
-        *lock(&self.status) = Some(s);
+    /// Waits for a presence command's outcome; its id when it succeeded.
+    async fn published(
+        &self,
+        asked: Result<Pending<PublishId, State>, Error>,
+    ) -> Result<u64, OcsError> {
+        let asked = asked?;
+        let id = asked.id.0;
+        asked.outcome().await?;
+        Ok(id)
     }
 }
 
@@ -957,7 +857,6 @@ impl OcsClient {
             }),
             cfg,
             session: Mutex::default(),
-            status: Mutex::default(),
         }))
     }
 
@@ -973,18 +872,55 @@ impl OcsClient {
     /// reconnects and re-registers by itself (reported to the logger).
     /// Cancelling the call leaves the client trying; `sign_out` stops it.
     pub async fn sign_in(&self) -> Result<SignInInfo, OcsError> {
-        let rx = self.start()?;
-        rx.await.map_err(|_| OcsError::NotSignedIn)?
+        let signed_in = {
+            let mut session = lock(&self.session);
+            if session
+                .as_ref()
+                .is_some_and(|s| !*s.ended.borrow() && !s.handle.is_stopped())
+            {
+                return Err(invalid("already signed in (or signing in)"));
+            }
+            if let Some(old) = session.take() {
+                old.end();
+            }
+            let client = {
+                let _rt = runtime().enter();
+                Client::start(self.cfg.clone())?
+            };
+            let handle = client.handle();
+            let (stop, stopped) = oneshot::channel();
+            let (signed_in_tx, signed_in) = oneshot::channel();
+            let (ended_tx, ended) = watch::channel(false);
+            let shared = self.shared.clone();
+            let thread = std::thread::Builder::new()
+                .name("ocs-events".into())
+                .spawn(move || {
+                    runtime().block_on(events(client, shared, signed_in_tx, stopped, ended_tx));
+                })
+                .map_err(|e| OcsError::Internal {
+                    detail: format!("cannot start a thread: {e}"),
+                })?;
+            *session = Some(Session {
+                handle,
+                stop: Some(stop),
+                ended,
+                thread: Some(thread),
+            });
+            signed_in
+        };
+        signed_in.await.unwrap_or(Err(OcsError::NotSignedIn))
     }
 
     /// Signs out (un-registers) and stops; returns when done. Does nothing
     /// when not signed in.
     pub async fn sign_out(&self) -> Result<(), OcsError> {
-        let (tx, rx) = oneshot::channel();
-        if self.send(Command::SignOut(tx)).is_ok() {
-            // The event thread answers once the client has stopped; a
-            // closed channel means it has stopped too.
-            let _ = rx.await;
+        let ended = lock(&self.session).as_ref().map(|s| {
+            s.handle.sign_out();
+            s.ended.clone()
+        });
+        if let Some(mut ended) = ended {
+            // The event thread ends once the client has stopped.
+            let _ = ended.wait_for(|e| *e).await;
         }
         let session = lock(&self.session).take();
         if let Some(s) = session {
@@ -995,103 +931,74 @@ impl OcsClient {
 
     /// Whether the client is signed in or signing in.
     pub fn is_running(&self) -> bool {
-        lock(&self.session)
-            .as_ref()
-            .is_some_and(|s| !s.cmds.is_closed())
+        self.handle().is_ok()
     }
 
-    /// Publishes our state and note (`None`: no note). Returns once the
-    /// client took the request; the server's answer is logged (events 1401
-    /// and 1402). `Offline` is "appear offline" (see
-    /// [`OcsClient::appear_offline`]).
+    /// Publishes our state and note (`None`: no note); returns the
+    /// command's id once the server accepted it. `Offline` is "appear
+    /// offline" (see [`OcsClient::appear_offline`]).
     #[uniffi::method(default(note = None))]
     pub async fn set_status(
         &self,
         state: PresenceState,
         note: Option<String>,
-    ) -> Result<(), OcsError> {
-        let state = state.core();
-        self.ask(|reply| Command::SetStatus {
-            state,
-            note: note.clone(),
-            reply,
-        })
-        .await?;
-        self.remember(Status::State(state));
-        Ok(())
+    ) -> Result<u64, OcsError> {
+        let h = self.handle()?;
+        self.published(h.set_status(state.core(), note.as_deref()).await)
+            .await
     }
 
     /// Appears offline to everybody (availability 18500) while staying
     /// signed in. Fails with `PolicyDenied` unless the EnableAppearOffline
     /// policy allows it.
     #[uniffi::method(default(note = None))]
-    pub async fn appear_offline(&self, note: Option<String>) -> Result<(), OcsError> {
+    pub async fn appear_offline(&self, note: Option<String>) -> Result<u64, OcsError> {
         self.set_status(PresenceState::Offline, note).await
     }
 
-    /// Changes the note and keeps the last state set through this client
-    /// (online when none was set yet).
-    pub async fn set_note(&self, note: Option<String>) -> Result<(), OcsError> {
-        let last = lock(&self.status).clone();
-        match last {
-            Some(Status::Custom {
-                availability,
-                lcid,
-                text,
-            }) => self.send(Command::SetCustomState {
-                availability,
-                lcid,
-                text,
-                note,
-            }),
-            Some(Status::State(s)) => self.set_status(PresenceState::of(s), note).await,
-            None => self.set_status(PresenceState::Online, note).await,
-        }
+    /// Changes the note and keeps the state set last (online when none was
+    /// set yet).
+    pub async fn set_note(&self, note: Option<String>) -> Result<u64, OcsError> {
+        let h = self.handle()?;
+        self.published(h.set_note(note.as_deref()).await).await
     }
 
     /// Publishes a custom state: an availability with our own text in
     /// language `lcid` (see [`OcsClient::custom_states`] for the ones the
-    /// administrator defined). The server's answer is logged.
+    /// administrator defined).
     #[uniffi::method(default(note = None))]
-    pub fn set_custom_state(
+    pub async fn set_custom_state(
         &self,
         availability: CustomAvailability,
         lcid: u32,
         text: String,
         note: Option<String>,
-    ) -> Result<(), OcsError> {
-        let availability = availability.core();
-        self.send(Command::SetCustomState {
-            availability,
-            lcid,
-            text: text.clone(),
-            note,
-        })?;
-        self.remember(Status::Custom {
-            availability,
-            lcid,
-            text,
-        });
-        Ok(())
+    ) -> Result<u64, OcsError> {
+        let h = self.handle()?;
+        let a = availability.core().availability();
+        self.published(h.set_custom_state(a, lcid, &text, note.as_deref()).await)
+            .await
     }
 
     /// "Reset status": drops the manual state so the automatic one (idle,
     /// calls) shows again.
-    pub fn reset_status(&self) -> Result<(), OcsError> {
-        self.send(Command::ResetStatus)?;
-        *lock(&self.status) = None;
-        Ok(())
+    pub async fn reset_status(&self) -> Result<u64, OcsError> {
+        let h = self.handle()?;
+        self.published(h.reset_status().await).await
     }
 
     /// Reports how long the user has been idle (call it when that changes,
     /// and with 0 on input): inactive after 5 minutes, away after 20.
-    pub fn set_idle(&self, seconds: u32) -> Result<(), OcsError> {
-        self.send(Command::SetIdle(Duration::from_secs(u64::from(seconds))))
+    pub async fn set_idle(&self, seconds: u32) -> Result<u64, OcsError> {
+        let h = self.handle()?;
+        let idle = Duration::from_secs(u64::from(seconds));
+        self.published(h.set_idle(idle).await).await
     }
 
     /// Reports that a call started or ended ("on the phone" meanwhile).
-    pub fn set_in_call(&self, in_call: bool) -> Result<(), OcsError> {
-        self.send(Command::SetInCall(in_call))
+    pub async fn set_in_call(&self, in_call: bool) -> Result<u64, OcsError> {
+        let h = self.handle()?;
+        self.published(h.set_in_call(in_call).await).await
     }
 
     /// The custom states loaded from CustomStateURL after sign-in (empty
@@ -1100,33 +1007,42 @@ impl OcsClient {
         lock(&self.shared.custom_states).clone()
     }
 
-    /// Watches `uri`'s presence: `listener` gets its presence now and on
-    /// every change. Works before sign-in too (the watch starts once signed
-    /// in) and survives a sign-out and the next sign-in. The watch ends when
-    /// the returned subscription is cancelled or dropped.
-    pub fn subscribe(
-        self: Arc<Self>,
+    /// Watches `uri`'s presence: `listener` gets its presence on every
+    /// change (and when the server ends the watch). Returns once the
+    /// client took the watch; the subscription ends when cancelled,
+    /// dropped, or when the session ends.
+    pub async fn subscribe(
+        &self,
         uri: String,
         listener: Arc<dyn PresenceListener>,
     ) -> Result<Arc<Subscription>, OcsError> {
-        ocs_core::sip::SipUri::parse(uri.trim().trim_start_matches('<').trim_end_matches('>'))
-            .map_err(|e| invalid(format!("uri {uri}: {e}")))?;
+        let h = self.handle()?;
         let key = watch_key(&uri);
-        let id = {
+        // In place before the watch starts, so no notification passes by.
+        let token = {
             let mut subs = lock(&self.shared.subs);
-            subs.next += 1;
-            let id = subs.next;
-            subs.by_key
-                .entry(key.clone())
-                .or_default()
-                .push((id, listener));
-            id
+            subs.0 += 1;
+            let token = subs.0;
+            subs.1.push(Sub {
+                token,
+                key: key.clone(),
+                listener,
+            });
+            token
         };
-        // Sent for every subscription: the core ignores a contact it already
-        // watches and watches again one whose watch had ended.
-        let _ = self.send(Command::Watch(key.clone()));
+        let shared = Arc::downgrade(&self.shared);
+        let forget = || lock(&self.shared.subs).1.retain(|s| s.token != token);
+        let id = match h.watch(&uri).await {
+            Ok(p) => p.id,
+            Err(e) => {
+                forget();
+                return Err(e.into());
+            }
+        };
         Ok(Arc::new(Subscription {
-            client: Arc::downgrade(&self),
+            handle: h,
+            shared,
+            token,
             id,
             key,
             cancelled: Mutex::new(false),
@@ -1139,35 +1055,40 @@ impl OcsClient {
         *lock(&self.shared.im) = listener;
     }
 
-    /// Sends an instant message and returns when it was delivered, with
-    /// its message id. Fails with `NotDelivered` (and the reason) when the
-    /// recipient or the server refused it, `PolicyDenied` when DisableIM is
-    /// set here.
+    /// Sends an instant message and returns its id once it was delivered.
+    /// Fails with `NotDelivered` (and the reason) when the recipient or the
+    /// server refused it, `PolicyDenied` when DisableIM is set here.
     pub async fn send_im(&self, to: String, text: String) -> Result<u64, OcsError> {
-        self.ask(|reply| Command::SendIm { to, text, reply }).await
+        let sent = self.handle()?.send_im(&to, &text).await?;
+        let id = sent.id.0;
+        sent.outcome().await?;
+        Ok(id)
     }
 
     /// Tells `to` that we started or stopped typing.
     pub fn send_typing(&self, to: String, active: bool) -> Result<(), OcsError> {
-        self.send(Command::Typing { to, active })
+        self.handle()?.send_typing(&to, active);
+        Ok(())
     }
 
     /// Ends the conversation with `to` (OCS closes its session).
     pub fn end_im_session(&self, to: String) -> Result<(), OcsError> {
-        self.send(Command::EndImSession(to))
+        self.handle()?.end_im_session(&to);
+        Ok(())
     }
 
     /// The diagnostics snapshot (what `ocs diag` shows) as JSON: server,
     /// registration, provisioning, address book, custom states and every
     /// effective policy with its source.
     pub async fn diagnostics(&self) -> Result<String, OcsError> {
-        self.ask(Command::Diagnostics).await
+        Ok(self.handle()?.diagnostics().await?.to_json())
     }
 
     /// The server-stored contact list (OCS), once the server sent it after
     /// sign-in; `None` before that and in the standard dialect.
     pub async fn contact_list(&self) -> Result<Option<ContactList>, OcsError> {
-        self.ask(Command::ContactList).await
+        let list = self.handle()?.contact_list().await?;
+        Ok(list.as_ref().map(ContactList::of))
     }
 
     /// Sets (or with `None` removes) the listener for contact-list changes.
@@ -1180,46 +1101,32 @@ impl OcsClient {
     /// A contact already in the list is added to that group as well.
     #[uniffi::method(default(group = None))]
     pub async fn add_contact(&self, uri: String, group: Option<String>) -> Result<(), OcsError> {
-        self.change_contacts(ContactChange::Add { uri, group })
-            .await
-            .map(drop)
+        Ok(self.handle()?.add_contact(&uri, group.as_deref()).await?)
     }
 
     /// Removes a contact from the list (and stops watching it).
     pub async fn remove_contact(&self, uri: String) -> Result<(), OcsError> {
-        self.change_contacts(ContactChange::Remove { uri })
-            .await
-            .map(drop)
+        Ok(self.handle()?.remove_contact(&uri).await?)
     }
 
     /// Moves a contact into the group `to_group`, out of all others.
     pub async fn move_contact(&self, uri: String, to_group: String) -> Result<(), OcsError> {
-        self.change_contacts(ContactChange::Move { uri, to_group })
-            .await
-            .map(drop)
+        Ok(self.handle()?.move_contact(&uri, &to_group).await?)
     }
 
     /// Creates a group; returns the id the server gave it.
     pub async fn add_group(&self, name: String) -> Result<u32, OcsError> {
-        self.change_contacts(ContactChange::AddGroup { name })
-            .await?
-            .ok_or_else(|| OcsError::Internal {
-                detail: "the server confirmed the group without an id".into(),
-            })
+        Ok(self.handle()?.add_group(&name).await?)
     }
 
     /// Renames a group.
     pub async fn rename_group(&self, name: String, new_name: String) -> Result<(), OcsError> {
-        self.change_contacts(ContactChange::RenameGroup { name, new_name })
-            .await
-            .map(drop)
+        Ok(self.handle()?.rename_group(&name, &new_name).await?)
     }
 
     /// Removes a group; its contacts stay in their other groups.
     pub async fn remove_group(&self, name: String) -> Result<(), OcsError> {
-        self.change_contacts(ContactChange::RemoveGroup { name })
-            .await
-            .map(drop)
+        Ok(self.handle()?.remove_group(&name).await?)
     }
 
     /// Explains the policy `name` (case-insensitive): its effective value,
@@ -1256,11 +1163,14 @@ impl OcsClient {
 }
 
 /// A presence watch the host owns (from [`OcsClient::subscribe`]). The
-/// watch ends on [`Subscription::cancel`] or when this object is dropped.
+/// watch ends on [`Subscription::cancel`], when this object is dropped, or
+/// with the session.
 #[derive(uniffi::Object)]
 pub struct Subscription {
-    client: Weak<OcsClient>,
-    id: u64,
+    handle: ClientHandle,
+    shared: Weak<Shared>,
+    token: u64,
+    id: WatchId,
     key: String,
     cancelled: Mutex<bool>,
 }
@@ -1272,17 +1182,22 @@ impl Subscription {
         self.key.clone()
     }
 
-    /// Stops this subscription (the contact is unwatched when no other
-    /// subscription wants it). Calling it again does nothing.
+    /// The watch command's id (the logger's watch events carry it).
+    pub fn id(&self) -> u64 {
+        self.id.0
+    }
+
+    /// Stops this subscription (the core unwatches the contact when no
+    /// other subscription holds it). Calling it again does nothing.
     pub fn cancel(&self) {
         let mut cancelled = lock(&self.cancelled);
-        if *cancelled {
+        if std::mem::replace(&mut *cancelled, true) {
             return;
         }
-        *cancelled = true;
-        if let Some(c) = self.client.upgrade() {
-            c.unsubscribe(self.id, &self.key);
+        if let Some(shared) = self.shared.upgrade() {
+            lock(&shared.subs).1.retain(|s| s.token != self.token);
         }
+        self.handle.release_watch(self.id);
     }
 }
 
@@ -1304,289 +1219,129 @@ fn call_host(user: &str, what: &str, f: impl FnOnce()) {
     }
 }
 
-/// What the event thread tracks while a client runs.
-struct Pump {
-    client: Client,
+/// The event thread: hands every event of `client` to the host's
+/// listeners and the logger, answers `signed_in` with the first sign-in's
+/// outcome, and ends when the client stops or `stop` fires (then `ended`
+/// turns true).
+async fn events(
+    mut client: Client,
     shared: Arc<Shared>,
-    sign_in: Option<oneshot::Sender<Result<SignInInfo, OcsError>>>,
-    /// Why the sign-in failed, answered once the loop has ended.
-    failure: Option<OcsError>,
-    registered: bool,
-    ims: HashMap<MessageId, Reply<u64>>,
-    sign_out: Vec<oneshot::Sender<()>>,
-}
-
-/// The event thread's loop: events to listeners, commands to the client,
-/// until the client stops or the host drops it.
-async fn pump(
-    client: Client,
-    mut cmds: mpsc::UnboundedReceiver<Command>,
-    shared: Arc<Shared>,
-    sign_in: oneshot::Sender<Result<SignInInfo, OcsError>>,
+    signed_in: oneshot::Sender<Result<SignInInfo, OcsError>>,
+    mut stop: oneshot::Receiver<()>,
+    ended: watch::Sender<bool>,
 ) {
-    let mut p = Pump {
-        client,
-        shared,
-        sign_in: Some(sign_in),
-        failure: None,
-        registered: false,
-        ims: HashMap::new(),
-        sign_out: Vec::new(),
-    };
+    let mut signed_in = Some(signed_in);
+    let mut failed = None;
     loop {
-        tokio::select! {
-            e = p.client.next_event() => match e {
-                Some(e) => {
-                    if !p.event(e) {
-                        break;
-                    }
+        let e = tokio::select! {
+            e = client.next_event() => e,
+            _ = &mut stop => None,
+        };
+        let Some(e) = e else { break };
+        if signed_in.is_some()
+            && let Some(outcome) = e.sign_in_outcome()
+            && let Some(reply) = signed_in.take()
+        {
+            let info = match &e {
+                ClientEvent::Registration(RegistrationEvent::Registered {
+                    gruu,
+                    expires,
+                    auth_scheme,
+                    ..
+                }) => Some(SignInInfo {
+                    gruu: gruu.clone(),
+                    expires_secs: *expires,
+                    auth_scheme: auth_scheme.clone(),
+                }),
+                _ => None,
+            };
+            match outcome {
+                Ok(()) => {
+                    let _ = reply.send(info.ok_or(OcsError::NotSignedIn));
                 }
-                None => break,
-            },
-            c = cmds.recv() => match c {
-                Some(c) => p.command(c).await,
-                None => break,
-            },
+                Err(why) => {
+                    // This facade has no way to give other credentials: a
+                    // failed first sign-in ends the session. The caller
+                    // hears why once the client has stopped.
+                    failed = Some((reply, OcsError::from(why)));
+                    deliver(&shared, e);
+                    break;
+                }
+            }
         }
+        deliver(&shared, e);
     }
-    let Pump {
-        client,
-        sign_in,
-        failure,
-        ims,
-        sign_out,
-        ..
-    } = p;
     // Stop first and answer afterwards, so a host that hears back sees the
     // client stopped (is_running false, a new sign_in allowed).
-    drop(cmds);
     drop(client);
-    if let Some(s) = sign_in {
-        let _ = s.send(Err(failure.unwrap_or(OcsError::NotSignedIn)));
+    lock(&shared.subs).1.clear();
+    let _ = ended.send(true);
+    if let Some((reply, why)) = failed {
+        let _ = reply.send(Err(why));
     }
-    for (_, r) in ims {
-        let _ = r.send(Err(OcsError::NotSignedIn));
-    }
-    for s in sign_out {
-        let _ = s.send(());
+    // Stopped before a sign-in outcome: the caller hears so.
+    if let Some(reply) = signed_in {
+        let _ = reply.send(Err(OcsError::NotSignedIn));
     }
 }
 
-impl Pump {
-    /// Handles one event; false when the loop should end.
-    fn event(&mut self, e: ClientEvent) -> bool {
-        let user = self.shared.user.clone();
-        log(LogLevel::of(e.severity()), e.id(), &user, || e.summary());
-        match e {
-            ClientEvent::Registration(r) => return self.registration(r),
-            ClientEvent::Stopped => return false,
-            ClientEvent::Im(im) => self.im(im),
-            ClientEvent::Presence(PresenceEvent::Changed { uri, presence }) => {
-                let update = ContactPresence::of(&uri, &presence, self.shared.lcid);
-                for (_, l) in self.listeners(&uri) {
-                    let u = update.clone();
-                    call_host(&user, "PresenceListener.on_presence", || l.on_presence(u));
-                }
-            }
-            ClientEvent::Presence(PresenceEvent::WatchEnded { uri, reason }) => {
-                for (_, l) in self.listeners(&uri) {
-                    let (u, r) = (uri.clone(), reason.clone());
-                    call_host(&user, "PresenceListener.on_ended", || l.on_ended(u, r));
-                }
-            }
-            ClientEvent::Presence(PresenceEvent::ContactList(list)) => {
-                if let Some(l) = lock(&self.shared.contacts).clone() {
-                    let list = ContactList::of(&list);
-                    call_host(&user, "ContactListListener.on_contact_list", || {
-                        l.on_contact_list(list)
-                    });
-                }
-            }
-            ClientEvent::CustomStates { states, .. } => {
-                *lock(&self.shared.custom_states) = custom_states_of(&states);
-            }
-            ClientEvent::Provisioning(ProvisioningEvent::Received(p)) => {
-                lock(&self.shared.policy).set_in_band(&p.to_in_band());
-            }
-            _ => {}
-        }
-        true
-    }
-
-    fn listeners(&self, uri: &str) -> Listeners {
-        lock(&self.shared.subs)
-            .by_key
-            .get(&watch_key(uri))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn registration(&mut self, r: RegistrationEvent) -> bool {
-        match r {
-            RegistrationEvent::Registered {
-                refresh: false,
-                gruu,
-                expires,
-                auth_scheme,
-                ..
-            } => {
-                self.registered = true;
-                let keys: Vec<String> = lock(&self.shared.subs).by_key.keys().cloned().collect();
-                let h = self.client.handle();
-                runtime().spawn(async move {
-                    for k in keys {
-                        // The URI was checked when the host subscribed.
-                        let _ = h.watch(&k).await;
-                    }
-                });
-                if let Some(s) = self.sign_in.take() {
-                    let _ = s.send(Ok(SignInInfo {
-                        gruu,
-                        expires_secs: expires,
-                        auth_scheme,
-                    }));
-                }
-                true
-            }
-            // Before the first sign-in these end the attempt: the host
-            // gets the reason now rather than a call that never returns.
-            RegistrationEvent::CredentialsNeeded { realm, reason } if !self.registered => {
-                let detail = match reason {
-                    CredentialsReason::Missing => format!("no credentials for {realm}"),
-                    _ => format!("{realm} refused the credentials"),
-                };
-                self.fail_sign_in(OcsError::Auth { detail })
-            }
-            RegistrationEvent::RetryScheduled { error, .. } if !self.registered => {
-                self.fail_sign_in(error.into())
-            }
-            RegistrationEvent::Failed(e) => {
-                self.failure.get_or_insert(e.into());
-                // Stopped follows.
-                true
-            }
-            _ => true,
-        }
-    }
-
-    fn fail_sign_in(&mut self, e: OcsError) -> bool {
-        self.failure = Some(e);
-        // Ending the loop drops the core client, which stops it.
-        false
-    }
-
-    fn im(&mut self, im: ImEvent) {
-        let user = self.shared.user.clone();
-        match im {
-            ImEvent::Delivered { id } => {
-                if let Some(r) = self.ims.remove(&id) {
-                    let _ = r.send(Ok(id.0));
-                }
-            }
-            ImEvent::Failed { id, reason, detail } => {
-                if let Some(r) = self.ims.remove(&id) {
-                    let _ = r.send(Err(OcsError::NotDelivered {
-                        reason: ImFailureReason::of(reason),
-                        detail,
-                    }));
-                }
-            }
-            ImEvent::Received { from, content } => {
-                if let Some(l) = lock(&self.shared.im).clone() {
-                    call_host(&user, "ImListener.on_message", || {
-                        l.on_message(from, content.plain_text)
-                    });
-                }
-            }
-            ImEvent::Typing { from, active } => {
-                if let Some(l) = lock(&self.shared.im).clone() {
-                    call_host(&user, "ImListener.on_typing", || l.on_typing(from, active));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    async fn command(&mut self, c: Command) {
-        let client = &self.client;
-        match c {
-            Command::SignOut(done) => {
-                client.sign_out();
-                self.sign_out.push(done);
-            }
-            // Watches wait for the sign-in, which starts every subscribed one.
-            Command::Watch(uri) if self.registered => drop(client.watch(&uri).await),
-            Command::Watch(_) => {}
-            Command::Unwatch(uri) => client.unwatch(&uri),
-            Command::SendIm { to, text, reply } => match client.send_im(&to, &text).await {
-                // The outcome event cannot have been read yet: this loop is
-                // the only reader.
-                Ok(id) => {
-                    self.ims.insert(id.id, reply);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
-            Command::Typing { to, active } => client.send_typing(&to, active),
-            Command::EndImSession(to) => client.end_im_session(&to),
-            Command::SetStatus { state, note, reply } => {
-                let r = client.set_status(state, note.as_deref()).await;
-                let _ = reply.send(r.map(drop).map_err(OcsError::from));
-            }
-            Command::SetCustomState {
-                availability,
-                lcid,
-                text,
-                note,
-            } => drop(
-                client
-                    .set_custom_state(availability.availability(), lcid, &text, note.as_deref())
-                    .await,
-            ),
-            Command::SetIdle(d) => drop(client.set_idle(d).await),
-            Command::SetInCall(c) => drop(client.set_in_call(c).await),
-            Command::ResetStatus => drop(client.reset_status().await),
-            Command::Diagnostics(reply) => {
-                let r = client.diagnostics().await.map(|s| s.to_json());
-                let _ = reply.send(r.map_err(OcsError::from));
-            }
-            Command::ContactList(reply) => {
-                let r = client.contact_list().await;
-                let _ = reply.send(
-                    r.map(|l| l.as_ref().map(ContactList::of))
-                        .map_err(OcsError::from),
-                );
-            }
-            // The core answers once the server has; a handle waits for it
-            // on the runtime while this loop goes on delivering events.
-            Command::ChangeContacts { change, reply } => {
-                let client = self.client.handle();
-                runtime().spawn(async move {
-                    let r = match change {
-                        ContactChange::Add { uri, group } => client
-                            .add_contact(&uri, group.as_deref())
-                            .await
-                            .map(|()| None),
-                        ContactChange::Remove { uri } => {
-                            client.remove_contact(&uri).await.map(|()| None)
-                        }
-                        ContactChange::Move { uri, to_group } => {
-                            client.move_contact(&uri, &to_group).await.map(|()| None)
-                        }
-                        ContactChange::AddGroup { name } => client.add_group(&name).await.map(Some),
-                        ContactChange::RenameGroup { name, new_name } => {
-                            client.rename_group(&name, &new_name).await.map(|()| None)
-                        }
-                        ContactChange::RemoveGroup { name } => {
-                            client.remove_group(&name).await.map(|()| None)
-                        }
-                    };
-                    let _ = reply.send(r.map_err(OcsError::from));
+/// One event to the logger and to the listeners it concerns.
+fn deliver(shared: &Shared, e: ClientEvent) {
+    let user = shared.user.as_str();
+    log(LogLevel::of(e.severity()), e.id(), user, || e.summary());
+    match e {
+        ClientEvent::Im(ImEvent::Received { from, content }) => {
+            if let Some(l) = lock(&shared.im).clone() {
+                call_host(user, "ImListener.on_message", || {
+                    l.on_message(from, content.plain_text)
                 });
             }
         }
+        ClientEvent::Im(ImEvent::Typing { from, active }) => {
+            if let Some(l) = lock(&shared.im).clone() {
+                call_host(user, "ImListener.on_typing", || l.on_typing(from, active));
+            }
+        }
+        ClientEvent::Presence(PresenceEvent::Changed { uri, presence }) => {
+            let update = ContactPresence::of(&uri, &presence, shared.lcid);
+            for l in listeners(shared, &uri) {
+                let u = update.clone();
+                call_host(user, "PresenceListener.on_presence", || l.on_presence(u));
+            }
+        }
+        ClientEvent::Presence(PresenceEvent::WatchEnded { uri, reason }) => {
+            for l in listeners(shared, &uri) {
+                let (u, r) = (uri.clone(), reason.clone());
+                call_host(user, "PresenceListener.on_ended", || l.on_ended(u, r));
+            }
+        }
+        ClientEvent::Presence(PresenceEvent::ContactList(list)) => {
+            if let Some(l) = lock(&shared.contacts).clone() {
+                let list = ContactList::of(&list);
+                call_host(user, "ContactListListener.on_contact_list", || {
+                    l.on_contact_list(list)
+                });
+            }
+        }
+        ClientEvent::CustomStates { states, .. } => {
+            *lock(&shared.custom_states) = custom_states_of(&states);
+        }
+        ClientEvent::Provisioning(ProvisioningEvent::Received(p)) => {
+            lock(&shared.policy).set_in_band(&p.to_in_band());
+        }
+        _ => {}
     }
+}
+
+/// The listeners subscribed to `uri`.
+fn listeners(shared: &Shared, uri: &str) -> Vec<Arc<dyn PresenceListener>> {
+    let key = watch_key(uri);
+    lock(&shared.subs)
+        .1
+        .iter()
+        .filter(|s| s.key == key)
+        .map(|s| s.listener.clone())
+        .collect()
 }
 
 // ----- the test server -------------------------------------------------------
@@ -1666,6 +1421,56 @@ impl SimServer {
     /// The UDP port on 127.0.0.1.
     pub fn udp_port(&self) -> u16 {
         self.handle.udp.port()
+    }
+
+    /// Answers every presence publication with SIP status `status` (e.g.
+    /// 403 or 409) from now on; 0 accepts them again.
+    pub fn refuse_publications(&self, status: u16) -> Result<(), OcsError> {
+        let refuse = match status {
+            0 => None,
+            300..=699 => Some(status),
+            _ => {
+                return Err(invalid(format!(
+                    "status {status} is not a SIP failure status"
+                )));
+            }
+        };
+        self.on_server(move |s, _| s.refuse_publications(refuse))
+    }
+
+    /// Hands out the ucPolicy property `name` = `value` (e.g. `DisableIM`
+    /// = `true`) by in-band provisioning to every client that signs in from
+    /// now on.
+    pub fn set_uc_policy(&self, name: String, value: String) -> Result<(), OcsError> {
+        self.on_server(move |s, _| s.set_uc_policy(&name, &value))
+    }
+
+    /// How many users `watcher` (a SIP URI) has a live presence
+    /// subscription to, as the server sees it.
+    pub fn watched_count(&self, watcher: String) -> Result<u32, OcsError> {
+        let n = self.on_server(move |s, now| s.presence().watched_by(&watcher, now).len())?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Panics inside the library, to show that a panic below the FFI
+    /// becomes an error for that call (`InternalError` in Python) and the
+    /// host carries on.
+    pub fn panic_for_test(&self) {
+        panic!("a panic below the FFI, on purpose");
+    }
+}
+
+#[cfg(feature = "sim")]
+impl SimServer {
+    /// Runs `f` on the server and waits for it.
+    fn on_server<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut ocs_core::sim::SimServer, std::time::Instant) -> R + Send + 'static,
+    ) -> Result<R, OcsError> {
+        let handle = self.handle.clone();
+        wait(async move { handle.with(f).await })
+            .flatten()
+            .ok_or(OcsError::NotSignedIn)
     }
 }
 
@@ -1795,7 +1600,14 @@ mod tests {
     #[test]
     fn commands_before_sign_in_say_not_signed_in() {
         let c = OcsClient::new(config(Vec::new())).expect("client");
-        assert_eq!(c.set_idle(10), Err(OcsError::NotSignedIn));
+        assert_eq!(
+            runtime().block_on(c.set_idle(10)),
+            Err(OcsError::NotSignedIn)
+        );
+        assert_eq!(
+            c.send_typing("sip:bob@contoso.com".into(), true),
+            Err(OcsError::NotSignedIn)
+        );
         assert!(!c.is_running());
         assert_eq!(c.custom_states(), Vec::new());
         let e = c

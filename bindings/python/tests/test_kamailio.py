@@ -48,7 +48,7 @@ async def watch(client, uri, pred, what):
     """Subscribes until a presence that `pred` accepts arrives."""
     for attempt in range(3):
         seen = Presence()
-        sub = client.subscribe(uri, seen)
+        sub = await client.subscribe(uri, seen)
         try:
             item = await seen.rec.wait_for(
                 lambda i: i[0] == "ended" or pred(i[1]), what

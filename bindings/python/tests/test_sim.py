@@ -50,7 +50,7 @@ def test_two_users_publish_watch_and_message(sim):
 
         # bob watches alice; alice turns busy with a note.
         seen = Presence()
-        sub = bob.subscribe("sip:alice@contoso.com", seen)
+        sub = await bob.subscribe("sip:alice@contoso.com", seen)
         assert sub.uri() == "sip:alice@contoso.com"
         await alice.set_status(ocs.PresenceState.BUSY, "in a Python meeting")
         p = await seen.wait(
@@ -69,7 +69,7 @@ def test_two_users_publish_watch_and_message(sim):
         )
 
         # A custom state shows its text.
-        alice.set_custom_state(
+        await alice.set_custom_state(
             ocs.CustomAvailability.DO_NOT_DISTURB, 1033, "Writing Python", None
         )
         await seen.wait(
@@ -146,7 +146,7 @@ def test_appear_offline_needs_the_policy(sim, out_dir):
 
         # With it, carol appears offline (18500) to bob while signed in.
         seen = Presence()
-        sub = bob.subscribe("sip:carol@contoso.com", seen)
+        sub = await bob.subscribe("sip:carol@contoso.com", seen)
         await carol.set_status(ocs.PresenceState.ONLINE, None)
         await seen.wait(lambda p: p.state == ocs.PresenceState.ONLINE, "carol online")
         await carol.appear_offline("not here")
@@ -221,7 +221,7 @@ def test_errors_a_host_branches_on(sim):
         with pytest.raises(ocs.OcsError.NotSignedIn):
             await alice.send_im("sip:bob@contoso.com", "x")
         with pytest.raises(ocs.OcsError.NotSignedIn):
-            alice.set_idle(60)
+            await alice.set_idle(60)
 
         # A wrong password is an authentication error, and the client stops.
         wrong = ocs.OcsClient(config(sim, "bob", password="wrong"))
@@ -253,7 +253,7 @@ def test_errors_a_host_branches_on(sim):
             await alice.send_im("sip:carol@contoso.com", "are you there?")
         assert failed.value.reason == ocs.ImFailureReason.OFFLINE
         with pytest.raises(ocs.OcsError.InvalidArgument):
-            alice.subscribe("not a uri", Presence())
+            await alice.subscribe("not a uri", Presence())
         await alice.sign_out()
 
         # After a sign-out the same client signs in again.
@@ -276,9 +276,9 @@ def test_a_throwing_listener_does_not_stop_the_client(sim):
         bob = ocs.OcsClient(config(sim, "bob"))
         await alice.sign_in()
         await bob.sign_in()
-        broken = bob.subscribe("sip:alice@contoso.com", Broken())
+        broken = await bob.subscribe("sip:alice@contoso.com", Broken())
         seen = Presence()
-        sub = bob.subscribe("sip:alice@contoso.com", seen)
+        sub = await bob.subscribe("sip:alice@contoso.com", seen)
         await alice.set_status(ocs.PresenceState.BE_RIGHT_BACK, None)
         await seen.wait(lambda p: p.state == ocs.PresenceState.BE_RIGHT_BACK, "alice brb")
         await LOG.rec.wait_for(

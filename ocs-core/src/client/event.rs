@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::customstates::{CustomStates, Violation};
 use crate::discovery::Transport;
+use crate::error::Error;
 use crate::messaging::ImEvent;
 use crate::presence_agent::PresenceEvent;
 use crate::provisioning_agent::ProvisioningEvent;
@@ -104,4 +105,23 @@ pub enum AddressBookEvent {
         /// The last error.
         error: String,
     },
+}
+
+impl ClientEvent {
+    /// Whether this event ends the first sign-in: `Ok` when signed in,
+    /// the reason when it failed (refused, out of time, credentials
+    /// missing or refused, the client stopped); `None` for any other
+    /// event. Read only until the first `Some`: later events of the same
+    /// kinds belong to refreshes and re-registrations.
+    pub fn sign_in_outcome(&self) -> Option<Result<(), Error>> {
+        match self {
+            ClientEvent::Registration(RegistrationEvent::Registered { .. }) => Some(Ok(())),
+            ClientEvent::Registration(RegistrationEvent::Failed(err)) => Some(Err(err.clone())),
+            ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { realm, reason }) => {
+                Some(Err(Error::Auth(format!("{realm}: credentials {reason:?}"))))
+            }
+            ClientEvent::Stopped => Some(Err(Error::Stopped)),
+            _ => None,
+        }
+    }
 }

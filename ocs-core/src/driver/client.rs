@@ -26,7 +26,6 @@ use crate::log::log;
 use crate::messaging::{ImEvent, MessageId};
 use crate::presence::model::State;
 use crate::presence_agent::{ContactOpId, PresenceEvent, PublishId, WatchId};
-use crate::register::RegistrationEvent;
 use crate::rng::Rng;
 use crate::sip::SipUri;
 
@@ -122,18 +121,7 @@ impl Client {
     pub async fn signed_in(&mut self) -> Result<Vec<ClientEvent>, Error> {
         let mut seen = Vec::new();
         while let Some(e) = self.next_event().await {
-            let outcome = match &e {
-                ClientEvent::Registration(RegistrationEvent::Registered { .. }) => Some(Ok(())),
-                ClientEvent::Registration(RegistrationEvent::Failed(err)) => Some(Err(err.clone())),
-                ClientEvent::Registration(RegistrationEvent::CredentialsNeeded {
-                    realm,
-                    reason,
-                }) => Some(Err(Error::Auth(format!("{realm}: credentials {reason:?}")))),
-                ClientEvent::Stopped => {
-                    Some(Err(Error::ApiMisuse("the client has stopped".into())))
-                }
-                _ => None,
-            };
+            let outcome = e.sign_in_outcome();
             seen.push(e);
             match outcome {
                 Some(Ok(())) => return Ok(seen),
@@ -141,7 +129,7 @@ impl Client {
                 None => {}
             }
         }
-        Err(Error::ApiMisuse("the client has stopped".into()))
+        Err(Error::Stopped)
     }
 
     /// A cloneable handle for commands (see [`ClientHandle`]).
