@@ -259,12 +259,18 @@ namespace Ocs
         public MiStatus Status { get; private set; }
         /// <summary>Details of a failure (empty on success).</summary>
         public string Message { get; private set; }
+        /// <summary>
+        /// The id SetMyStatus returned for the change this reports; 0 for a
+        /// change the library made by itself (a refresh, a reconnect).
+        /// </summary>
+        public ulong PublishId { get; private set; }
 
-        internal OcsMyStatusEventArgs(OcsResult result, MiStatus status, string message)
+        internal OcsMyStatusEventArgs(OcsResult result, MiStatus status, string message, ulong publishId)
         {
             Result = result;
             Status = status;
             Message = message ?? "";
+            PublishId = publishId;
         }
     }
 
@@ -412,6 +418,12 @@ namespace Ocs
 
         /// <summary>A message sent by InstantMessage was not delivered.</summary>
         public event EventHandler<OcsMessageOutcomeEventArgs> OnInstantMessageFailed;
+
+        /// <summary>
+        /// The server's in-band policies arrived after sign-in (DisableIM and
+        /// the others now apply).
+        /// </summary>
+        public event EventHandler<EventArgs> OnPoliciesReceived;
 
         /// <summary>Our SIP address (empty before the first SignIn).</summary>
         public string MySigninName
@@ -623,24 +635,45 @@ namespace Ocs
 
         /// <summary>
         /// Publishes our status with a note (null for none); see MyStatus.
+        /// Returns the change's id: exactly one OnMyStatusChange with that
+        /// PublishId follows, with Result Ok or why the server refused it.
         /// </summary>
-        public void SetMyStatus(MiStatus status, string note)
+        public ulong SetMyStatus(MiStatus status, string note)
         {
             uint state = ToNative(status);
             byte[] noteBytes = note == null ? null : Native.Utf8(note, "note");
             Session s = Current();
-            lock (Gate)
-                s.PendingPublishes++;
             string detail;
-            ulong publishId;
+            ulong publishId = 0;
             OcsResult r = Call(() => Native.ocs_client_set_status(s.Handle, state, noteBytes, out publishId),
                 out detail);
             if (r != OcsResult.Ok)
-            {
-                lock (Gate)
-                    s.PendingPublishes--;
                 throw new OcsException(r, detail);
+            return publishId;
+        }
+
+        /// <summary>
+        /// Stops watching a contact and forgets it (GetContact makes a new
+        /// one). Nothing happens for an address that is not a contact.
+        /// </summary>
+        public void RemoveContact(string signinName)
+        {
+            string key = Key(NormalizeUri(signinName));
+            Session s = null;
+            lock (Gate)
+            {
+                ThrowIfDisposed();
+                contacts.Remove(key);
+                if (session != null && session.Handle != null && session.Watched.Remove(key))
+                    s = session;
             }
+            if (s == null)
+                return;
+            byte[] u = Native.Utf8(NormalizeUri(signinName), "signinName");
+            string detail;
+            OcsResult r = Call(() => Native.ocs_client_unwatch(s.Handle, u), out detail);
+            if (r != OcsResult.Ok && r != OcsResult.Stopped)
+                throw new OcsException(r, detail);
         }
 
         /// <summary>
@@ -737,10 +770,13 @@ namespace Ocs
                     OnStopped(s);
                     break;
                 case Native.EventKind.PresencePublished:
-                    OnPublished(s, FromNative(e.State, 1), OcsResult.Ok, "");
+                    OnPublished(s, e.Id, FromNative(e.State, 1), OcsResult.Ok, "");
                     break;
                 case Native.EventKind.PresencePublishFailed:
-                    OnPublished(s, null, (OcsResult)e.Error, Native.Utf8String(e.Text));
+                    OnPublished(s, e.Id, null, (OcsResult)e.Error, Native.Utf8String(e.Text));
+                    break;
+                case Native.EventKind.ProvisioningReceived:
+                    Raise(() => Fire(OnPoliciesReceived, EventArgs.Empty));
                     break;
                 case Native.EventKind.PresenceChanged:
                     OnPresence(s, Native.Utf8String(e.Uri), FromNative(e.State, e.Number), Native.Utf8String(e.Text));
@@ -784,7 +820,7 @@ namespace Ocs
                 myStatus = MiStatus.Online;
             }
             OcsSigninEventArgs a = new OcsSigninEventArgs(OcsResult.Ok, "");
-            OcsMyStatusEventArgs m = new OcsMyStatusEventArgs(OcsResult.Ok, MiStatus.Online, "");
+            OcsMyStatusEventArgs m = new OcsMyStatusEventArgs(OcsResult.Ok, MiStatus.Online, "", 0);
             Raise(() => Fire(OnSignin, a));
             Raise(() => Fire(OnMyStatusChange, m));
         }
@@ -855,7 +891,7 @@ namespace Ocs
             }
             if (statusChanged)
             {
-                OcsMyStatusEventArgs m = new OcsMyStatusEventArgs(OcsResult.Ok, MiStatus.Offline, "");
+                OcsMyStatusEventArgs m = new OcsMyStatusEventArgs(OcsResult.Ok, MiStatus.Offline, "", 0);
                 Raise(() => Fire(OnMyStatusChange, m));
             }
             if (signedIn)
@@ -870,25 +906,24 @@ namespace Ocs
                 h.Dispose();
         }
 
-        void OnPublished(Session s, MiStatus? status, OcsResult result, string why)
+        void OnPublished(Session s, ulong id, MiStatus? status, OcsResult result, string why)
         {
             OcsMyStatusEventArgs m = null;
             lock (Gate)
             {
                 if (session != s)
                     return;
-                bool asked = s.PendingPublishes > 0;
-                if (asked)
-                    s.PendingPublishes--;
+                // A change the host asked for carries its id: always reported.
+                bool asked = id != 0;
                 if (status.HasValue)
                 {
                     if (asked || status.Value != myStatus)
-                        m = new OcsMyStatusEventArgs(result, status.Value, why);
+                        m = new OcsMyStatusEventArgs(result, status.Value, why, id);
                     myStatus = status.Value;
                 }
                 else
                 {
-                    m = new OcsMyStatusEventArgs(result, myStatus, why);
+                    m = new OcsMyStatusEventArgs(result, myStatus, why, id);
                 }
             }
             if (m != null)
@@ -1107,12 +1142,91 @@ namespace Ocs
             internal bool SignOutRequested;
             internal bool ByServer;
             internal string EndReason = "";
-            internal int PendingPublishes;
 
             internal Session(OcsMessenger owner)
             {
                 Owner = owner;
             }
+        }
+    }
+
+    /// <summary>
+    /// <b>Test support, not for production.</b> The embedded OCS 2007
+    /// R2-dialect server (NTLM, signed messages, presence, IM relay) on
+    /// 127.0.0.1, so tests sign in without an OCS installation. Dispose stops
+    /// it.
+    /// </summary>
+    public sealed class OcsTestServer : IDisposable
+    {
+        IntPtr sim;
+
+        /// <summary>Starts a server for SIP domain <paramref name="domain"/>.</summary>
+        public OcsTestServer(string domain)
+        {
+            IntPtr raw;
+            Check(Native.ocs_sim_start(Native.Utf8(domain, "domain"), out raw));
+            sim = raw;
+        }
+
+        /// <summary>Its TCP port on 127.0.0.1.</summary>
+        public ushort Port
+        {
+            get { return Native.ocs_sim_port(Live()); }
+        }
+
+        /// <summary>A user who signs in as sip:user@domain with the NTLM account ntlmDomain\user.</summary>
+        public void AddUser(string user, string ntlmDomain, string password)
+        {
+            Check(Native.ocs_sim_add_user(Live(), Native.Utf8(user, "user"),
+                Native.Utf8(ntlmDomain, "ntlmDomain"), Native.Utf8(password, "password")));
+        }
+
+        /// <summary>Answers every presence publication with SIP status <paramref name="status"/> (0: accept them).</summary>
+        public void RefusePublications(uint status)
+        {
+            Check(Native.ocs_sim_refuse_publications(Live(), status));
+        }
+
+        /// <summary>Hands out the ucPolicy property name = value to the clients that sign in from now on.</summary>
+        public void SetUcPolicy(string name, string value)
+        {
+            Check(Native.ocs_sim_set_uc_policy(Live(), Native.Utf8(name, "name"), Native.Utf8(value, "value")));
+        }
+
+        /// <summary>How many users <paramref name="watcher"/> has a live presence subscription to.</summary>
+        public uint WatchedCount(string watcher)
+        {
+            uint n;
+            Check(Native.ocs_sim_watched_count(Live(), Native.Utf8(watcher, "watcher"), out n));
+            return n;
+        }
+
+        /// <summary>Panics inside the library: the call fails with OcsResult.Panic, nothing more.</summary>
+        public static void PanicForTest()
+        {
+            Check(Native.ocs_sim_panic_for_test());
+        }
+
+        /// <summary>Stops the server.</summary>
+        public void Dispose()
+        {
+            IntPtr p = Interlocked.Exchange(ref sim, IntPtr.Zero);
+            if (p != IntPtr.Zero)
+                Native.ocs_sim_free(p);
+        }
+
+        IntPtr Live()
+        {
+            if (sim == IntPtr.Zero)
+                throw new ObjectDisposedException("OcsTestServer");
+            return sim;
+        }
+
+        static void Check(int result)
+        {
+            OcsResult r = (OcsResult)result;
+            if (r != OcsResult.Ok)
+                throw new OcsException(r, Native.LastError());
         }
     }
 
@@ -1390,6 +1504,33 @@ namespace Ocs
             out ulong publishId);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_client_unwatch(ClientHandle client, byte[] uri);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void ocs_client_free(IntPtr client);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_sim_start(byte[] domain, out IntPtr sim);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_sim_add_user(IntPtr sim, byte[] user, byte[] ntlmDomain, byte[] password);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern ushort ocs_sim_port(IntPtr sim);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_sim_refuse_publications(IntPtr sim, uint status);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_sim_set_uc_policy(IntPtr sim, byte[] name, byte[] value);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_sim_watched_count(IntPtr sim, byte[] watcher, out uint count);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_sim_panic_for_test();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void ocs_sim_free(IntPtr sim);
     }
 }

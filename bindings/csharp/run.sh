@@ -27,6 +27,10 @@ mkdir -p "$out"
 # TRACE keeps the wrapper's Trace.TraceError reports (as in Visual Studio builds).
 mcs -nologo -warnaserror+ -d:TRACE -target:library -out:"$out/Ocs.dll" bindings/csharp/Ocs.cs
 mcs -nologo -warnaserror+ -target:exe -r:"$out/Ocs.dll" -out:"$out/OcsTest.exe" bindings/csharp/Test.cs
-echo "built $out/Ocs.dll and $out/OcsTest.exe"
+mcs -nologo -warnaserror+ -target:exe -r:"$out/Ocs.dll" -out:"$out/OcsScenario.exe" bindings/csharp/Scenario.cs
+echo "built $out/Ocs.dll, $out/OcsTest.exe and $out/OcsScenario.exe"
+# The hosts' common scenario against the embedded test server (no Kamailio).
+LD_LIBRARY_PATH="$PWD/$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  timeout 120 mono --debug "$out/OcsScenario.exe"
 LD_LIBRARY_PATH="$PWD/$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   timeout 120 mono --debug "$out/OcsTest.exe" "$OCS_KAMAILIO_PORT"
