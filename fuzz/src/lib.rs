@@ -649,7 +649,7 @@ pub fn check_client_inputs(data: &[u8]) {
             }
             4 if seen.connect_wanted => {
                 seen.connect_wanted = false;
-                c.handle_connect_failed(ocs_core::Error::Transport("refused".into()), now);
+                c.handle_connect_failed(ocs_core::Error::transport(ocs_core::error::TransportFailure::Connect, "refused"), now);
             }
             5 => c.handle_connection_lost("reset".into(), now),
             6 => {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::discovery::Transport;
 use crate::error::Error;
+use crate::error::{Misuse, TransportFailure};
 use crate::log::log;
 use crate::register::{
     Credentials, LocalTransport, RegisterConfig, Registration, RegistrationEvent,
@@ -248,10 +249,13 @@ impl Endpoint {
     /// come back as [`EndpointEvent::Response`].
     pub fn send_request(&mut self, req: Message, now: Instant) -> Result<RequestId, Error> {
         let Some(local) = self.local else {
-            return Err(Error::Transport("not connected".into()));
+            return Err(Error::transport(
+                TransportFailure::NotConnected,
+                "not connected",
+            ));
         };
         if req.method() == Some(&Method::Ack) {
-            return Err(Error::ApiMisuse("send ACK with send_ack".into()));
+            return Err(Error::misuse(Misuse::WrongState, "send ACK with send_ack"));
         }
         self.next_request += 1;
         let id = RequestId(self.next_request);
@@ -274,7 +278,10 @@ impl Endpoint {
     /// Sends an ACK for a 2xx (no transaction, §13.2.2.4).
     pub fn send_ack(&mut self, mut ack: Message, now: Instant) -> Result<(), Error> {
         let Some(local) = self.local else {
-            return Err(Error::Transport("not connected".into()));
+            return Err(Error::transport(
+                TransportFailure::NotConnected,
+                "not connected",
+            ));
         };
         self.prepare(&mut ack, local);
         self.sign_outgoing(&mut ack)?;

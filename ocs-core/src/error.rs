@@ -84,13 +84,19 @@ pub enum Error {
     Parse(#[from] ParseError),
     /// The peer broke the protocol (bad signature, impossible state). The
     /// connection is not trustworthy: reconnect or report.
-    #[error("peer misbehaved: {0}")]
-    PeerMisbehaved(String),
+    #[error("peer misbehaved: {detail}")]
+    PeerMisbehaved {
+        /// What kind of violation.
+        kind: Misbehavior,
+        /// What exactly, in words.
+        detail: String,
+    },
     /// The server said no. Show `reason`/`diagnostics`; retry after
     /// `retry_after` when given.
-    #[error("rejected by server: {status} {reason}{}", diagnostics.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    #[error("rejected by server: {}{reason}{}", if *status == 0 { String::new() } else { format!("{status} ") }, diagnostics.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
     Rejected {
-        /// Status code.
+        /// Status code; 0 when the server ended something in a NOTIFY
+        /// (`Subscription-State: terminated`) rather than a response.
         status: u16,
         /// Reason phrase.
         reason: String,
@@ -100,8 +106,13 @@ pub enum Error {
         diagnostics: Option<Diagnostics>,
     },
     /// The caller used the API wrongly (e.g. unregister before register).
-    #[error("API misuse: {0}")]
-    ApiMisuse(String),
+    #[error("API misuse: {detail}")]
+    ApiMisuse {
+        /// What kind of mistake.
+        kind: Misuse,
+        /// What exactly, in words.
+        detail: String,
+    },
     /// A policy forbids the action.
     #[error("{policy} forbids this (value from {})", provenance.source)]
     PolicyDenied {
@@ -111,11 +122,21 @@ pub enum Error {
         provenance: Provenance,
     },
     /// Authentication could not proceed (no usable scheme, bad challenge).
-    #[error("authentication failed: {0}")]
-    Auth(String),
+    #[error("authentication failed: {detail}")]
+    Auth {
+        /// Why.
+        kind: AuthFailure,
+        /// What exactly, in words.
+        detail: String,
+    },
     /// The transaction timed out or the transport failed (driver).
-    #[error("transport: {0}")]
-    Transport(String),
+    #[error("transport: {detail}")]
+    Transport {
+        /// Which step failed.
+        kind: TransportFailure,
+        /// What exactly, in words (the step and the target).
+        detail: String,
+    },
     /// The client has stopped (signed out, or failed for good) or is
     /// signing out: the command was not, or not completely, carried out.
     #[error("the client has stopped")]
@@ -134,7 +155,121 @@ pub enum Error {
     },
 }
 
+/// Which step of getting a message across failed ([`Error::Transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// There is no connection to send on.
+    NotConnected,
+    /// Finding or reaching the server failed (DNS, TCP connect, TLS
+    /// handshake).
+    Connect,
+    /// No answer in time (a transaction's timer or a deadline).
+    TimedOut,
+    /// The connection dropped.
+    ConnectionLost,
+    /// The machine could not provide what the client needs (DNS settings,
+    /// randomness).
+    System,
+}
+
+/// Why authentication could not proceed ([`Error::Auth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The server's challenge is malformed or incomplete.
+    BadChallenge,
+    /// The server offers no scheme this client speaks.
+    NoUsableScheme,
+    /// Credentials are missing or were refused.
+    CredentialsNeeded,
+    /// The mechanism itself failed (NTLM, Kerberos, Digest computation, or
+    /// a handshake that does not finish).
+    Mechanism,
+}
+
+/// What kind of protocol violation the peer committed
+/// ([`Error::PeerMisbehaved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Misbehavior {
+    /// A message that must be signed is not, or its signature is wrong.
+    BadSignature,
+    /// A document (XML, token) the peer sent does not parse.
+    BadDocument,
+    /// An answer the protocol does not allow at this point.
+    BadAnswer,
+    /// Redirects that do not end.
+    RedirectLoop,
+}
+
+/// What kind of mistake the caller made ([`Error::ApiMisuse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// An argument is not valid (a malformed URI, an unknown group).
+    BadArgument,
+    /// The call does not fit the current state (already in flight,
+    /// signing out).
+    WrongState,
+    /// The dialect or configuration does not offer this.
+    NotSupported,
+}
+
+impl TransportFailure {
+    /// The kind of a failed transaction.
+    pub fn of(f: &crate::transaction::TxFailure) -> TransportFailure {
+        match f {
+            crate::transaction::TxFailure::TransportError => TransportFailure::ConnectionLost,
+            _ => TransportFailure::TimedOut,
+        }
+    }
+}
+
 impl Error {
+    /// A [`Error::Transport`].
+    pub fn transport(kind: TransportFailure, detail: impl Into<String>) -> Error {
+        Error::Transport {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`Error::Auth`].
+    pub fn auth(kind: AuthFailure, detail: impl Into<String>) -> Error {
+        Error::Auth {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`Error::PeerMisbehaved`].
+    pub fn misbehaved(kind: Misbehavior, detail: impl Into<String>) -> Error {
+        Error::PeerMisbehaved {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`Error::ApiMisuse`].
+    pub fn misuse(kind: Misuse, detail: impl Into<String>) -> Error {
+        Error::ApiMisuse {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// A [`Error::Rejected`] for something the server ended in a NOTIFY
+    /// (status 0).
+    pub fn ended_by_server(reason: impl Into<String>) -> Error {
+        Error::Rejected {
+            status: 0,
+            reason: reason.into(),
+            retry_after: None,
+            diagnostics: None,
+        }
+    }
+
     /// A `Rejected` error built from a final response.
     pub fn rejected(resp: &Message) -> Error {
         Error::Rejected {

@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::discovery::Dialect;
 use crate::endpoint::{Endpoint, EndpointEvent, RequestId};
 use crate::error::Error;
+use crate::error::{Misbehavior, TransportFailure};
 use crate::presence::publish::PROVISIONING_V2_BODY;
 use crate::provisioning::{
     PROVISIONING_V2_CONTENT_TYPE, PROVISIONING_V2_EVENT, ProvisionGroupList, parse,
@@ -130,9 +131,10 @@ impl ProvisioningAgent {
                             self.last = Some(p.clone());
                             ProvisioningEvent::Received(Box::new(p))
                         }
-                        Err(err) => ProvisioningEvent::Failed(Error::PeerMisbehaved(format!(
-                            "provisionGroupList: {err}"
-                        ))),
+                        Err(err) => ProvisioningEvent::Failed(Error::misbehaved(
+                            Misbehavior::BadDocument,
+                            format!("provisionGroupList: {err}"),
+                        )),
                     }
                 };
                 self.events.push_back(ev);
@@ -141,9 +143,10 @@ impl ProvisioningAgent {
             EndpointEvent::RequestFailed { id, failure } if Some(*id) == self.pending => {
                 self.pending = None;
                 self.events
-                    .push_back(ProvisioningEvent::Failed(Error::Transport(format!(
-                        "provisioning SUBSCRIBE failed: {failure:?}"
-                    ))));
+                    .push_back(ProvisioningEvent::Failed(Error::transport(
+                        TransportFailure::of(failure),
+                        format!("provisioning SUBSCRIBE failed: {failure:?}"),
+                    )));
                 true
             }
             _ => false,
@@ -281,7 +284,7 @@ mod tests {
         assert!(a.handle_event(&EndpointEvent::Response { id, response: bad }));
         assert!(matches!(
             a.poll_event(),
-            Some(ProvisioningEvent::Failed(Error::PeerMisbehaved(_)))
+            Some(ProvisioningEvent::Failed(Error::PeerMisbehaved { .. }))
         ));
 
         a.on_registered(&mut ep, now);

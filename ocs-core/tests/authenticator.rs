@@ -160,7 +160,7 @@ fn host_mechanism_is_preferred_and_signs_afterwards() {
 fn a_forged_server_signature_fails_the_sign_in() {
     let (mut reg, _) = run(true);
     match reg.poll_event() {
-        Some(RegistrationEvent::Failed(Error::PeerMisbehaved(m))) => {
+        Some(RegistrationEvent::Failed(Error::PeerMisbehaved { detail: m, .. })) => {
             assert!(m.contains("signature"), "{m}")
         }
         other => panic!("{other:?}"),

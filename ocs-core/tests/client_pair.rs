@@ -803,7 +803,7 @@ fn every_watch_command_ends_in_exactly_one_outcome_with_its_id() {
         .expect("asked");
     // Not a SIP URI: refused at once, no id.
     match p.users[a].client.watch("bob at contoso", now) {
-        Err(ocs_core::Error::ApiMisuse(_)) => {}
+        Err(ocs_core::Error::ApiMisuse { .. }) => {}
         other => panic!("{other:?}"),
     }
     p.flush();

@@ -134,7 +134,7 @@ async fn add_move_rename_remove_refuse_and_retry_a_stale_version() {
         (a1.add_contact("  ", None).await, "empty"),
     ] {
         match r {
-            Err(Error::ApiMisuse(m)) => assert!(m.contains(what), "{m}"),
+            Err(Error::ApiMisuse { detail: m, .. }) => assert!(m.contains(what), "{m}"),
             other => panic!("{what}: {other:?}"),
         }
     }
@@ -177,7 +177,7 @@ async fn the_standard_dialect_has_no_server_list() {
     // The sim is OCS-only for contact lists; the refusal is local anyway.
     let c = client("alice", "a1a1a1a1a1", srv.tcp.port(), Dialect::Standard);
     match c.add_group("x").await {
-        Err(Error::ApiMisuse(m)) => assert!(m.contains("standard dialect"), "{m}"),
+        Err(Error::ApiMisuse { detail: m, .. }) => assert!(m.contains("standard dialect"), "{m}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(c.contact_list().await.expect("list"), None);

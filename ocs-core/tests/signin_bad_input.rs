@@ -262,7 +262,7 @@ fn only_unknown_schemes_fail_naming_the_offered_schemes() {
         ))
     })
     .expect("no loop");
-    let Error::Auth(msg) = p.failure() else {
+    let Error::Auth { detail: msg, .. } = p.failure() else {
         panic!("{:?}", p.failure())
     };
     assert!(
@@ -303,7 +303,7 @@ fn kerberos_and_tls_dsk_only_fail_in_the_same_way() {
     .expect("no loop");
     let msg = p.failure().to_string();
     assert!(
-        matches!(p.failure(), Error::Auth(_))
+        matches!(p.failure(), Error::Auth { .. })
             && msg.contains("Kerberos")
             && msg.contains("TLS-DSK"),
         "{msg}"
@@ -317,7 +317,7 @@ fn challenge_response_without_a_challenge_header_fails() {
         let mut p = Peer::ocs();
         p.sign_in(&mut |req, _| Some(reply(req, code, &[])))
             .expect("no loop");
-        let Error::Auth(msg) = p.failure() else {
+        let Error::Auth { detail: msg, .. } = p.failure() else {
             panic!("{:?}", p.failure())
         };
         assert_eq!(msg, &format!("{code} without a challenge"));
@@ -339,7 +339,7 @@ fn digest_without_nonce_fails_naming_the_nonce() {
             ))
         })
         .expect("no loop");
-        let Error::Auth(msg) = p.failure() else {
+        let Error::Auth { detail: msg, .. } = p.failure() else {
             panic!("{:?}", p.failure())
         };
         assert!(msg.contains("nonce"), "{msg}");
@@ -369,7 +369,7 @@ fn unanswerable_digest_challenges_fail_clearly() {
         let mut p = Peer::standard();
         p.sign_in(&mut |req, _| Some(reply(req, 401, &[("WWW-Authenticate", challenge)])))
             .expect("no loop");
-        let RegistrationEvent::Failed(e @ Error::Auth(_)) = p.last_event() else {
+        let RegistrationEvent::Failed(e @ Error::Auth { .. }) = p.last_event() else {
             panic!("{challenge}: {:?}", p.events)
         };
         assert!(e.to_string().contains(word), "{challenge}: {e}");
@@ -390,7 +390,7 @@ fn malformed_challenge_text_fails_with_the_position() {
         ))
     })
     .expect("no loop");
-    let Error::Auth(msg) = p.failure() else {
+    let Error::Auth { detail: msg, .. } = p.failure() else {
         panic!("{:?}", p.failure())
     };
     assert!(msg.starts_with("malformed challenge: "), "{msg}");
@@ -450,7 +450,7 @@ fn ntlm_challenge_that_is_not_base64_fails() {
         Some("AB12CD34"),
     )))
     .expect("no loop");
-    let Error::PeerMisbehaved(msg) = p.failure() else {
+    let Error::PeerMisbehaved { detail: msg, .. } = p.failure() else {
         panic!("{:?}", p.failure())
     };
     assert!(msg.starts_with("bad NTLM CHALLENGE: "), "{msg}");
@@ -495,7 +495,7 @@ fn truncated_or_inconsistent_ntlm_challenges_fail() {
         p.sign_in(&mut ntlm_server(ntlm_challenge(&token, Some("AB12CD34"))))
             .expect("no loop");
         match p.last_event() {
-            RegistrationEvent::Failed(e @ Error::PeerMisbehaved(msg)) => {
+            RegistrationEvent::Failed(e @ Error::PeerMisbehaved { detail: msg, .. }) => {
                 assert!(msg.contains("NTLM"), "{what}: {e}");
             }
             // An empty decoded token is the same as no token at all.
@@ -515,7 +515,7 @@ fn ntlm_round_two_without_a_token_fails() {
         let mut p = Peer::ocs();
         p.sign_in(&mut ntlm_server(challenge.clone()))
             .expect("no loop");
-        let Error::PeerMisbehaved(msg) = p.failure() else {
+        let Error::PeerMisbehaved { detail: msg, .. } = p.failure() else {
             panic!("{challenge}: {:?}", p.failure())
         };
         assert_eq!(msg, "NTLM challenge without a CHALLENGE token");
@@ -534,7 +534,7 @@ fn ntlm_challenge_without_opaque_fails() {
         None,
     )))
     .expect("no loop");
-    let Error::Auth(msg) = p.failure() else {
+    let Error::Auth { detail: msg, .. } = p.failure() else {
         panic!("{:?}", p.failure())
     };
     assert!(msg.contains("opaque"), "{msg}");
@@ -566,7 +566,7 @@ fn well_formed_ntlm_exchange_reaches_authenticate() {
     .expect("no loop");
     assert_eq!(p.registers.len(), 3);
     assert!(is_authenticate(&p.registers[2].1));
-    let Error::PeerMisbehaved(msg) = p.failure() else {
+    let Error::PeerMisbehaved { detail: msg, .. } = p.failure() else {
         panic!("{:?}", p.failure())
     };
     assert_eq!(msg, "unsigned 200 OK after NTLM authentication");
@@ -650,7 +650,7 @@ fn expires_zero_in_a_200_does_not_spin() {
     assert!(
         matches!(
             p.last_event(),
-            RegistrationEvent::RetryScheduled { error: ocs_core::error::Error::PeerMisbehaved(m), .. } if m.contains("expires 0")
+            RegistrationEvent::RetryScheduled { error: ocs_core::error::Error::PeerMisbehaved { detail: m, .. }, .. } if m.contains("expires 0")
         ),
         "{:?}",
         p.events
@@ -980,7 +980,7 @@ fn ntlm_refresh_answered_with_plain_challenges_forever_is_not_looped() {
     assert!(
         matches!(
             p.last_event(),
-            RegistrationEvent::Failed(Error::PeerMisbehaved(_))
+            RegistrationEvent::Failed(Error::PeerMisbehaved { .. })
         ),
         "{:?}",
         p.events
@@ -1133,7 +1133,7 @@ fn redirect_without_a_usable_contact_fails() {
         let mut p = Peer::ocs();
         p.sign_in(&mut |req, _| Some(reply(req, *code, headers)))
             .expect("no loop");
-        let Error::PeerMisbehaved(msg) = p.failure() else {
+        let Error::PeerMisbehaved { detail: msg, .. } = p.failure() else {
             panic!("{code} {headers:?}: {:?}", p.failure())
         };
         assert_eq!(

@@ -48,14 +48,18 @@ fn config(host: &str, port: u16, transport: Transport) -> ClientConfig {
 /// failure's text.
 async fn until_stopped(c: &mut Client) -> (Vec<ClientEvent>, String) {
     let seen = wait_for(c, "the end of sign-in", |e| *e == ClientEvent::Stopped).await;
-    let failure = seen
-        .iter()
+    let failure = failure_of(&seen).to_string();
+    (seen, failure)
+}
+
+/// The error the sign-in failed with.
+fn failure_of(seen: &[ClientEvent]) -> ocs_core::Error {
+    seen.iter()
         .find_map(|e| match e {
-            ClientEvent::Registration(RegistrationEvent::Failed(e)) => Some(e.to_string()),
+            ClientEvent::Registration(RegistrationEvent::Failed(e)) => Some(e.clone()),
             _ => None,
         })
-        .unwrap_or_else(|| panic!("no failure in {seen:?}"));
-    (seen, failure)
+        .unwrap_or_else(|| panic!("no failure in {seen:?}"))
 }
 
 #[tokio::test]
@@ -133,6 +137,13 @@ async fn a_redirect_loop_ends_sign_in() {
     let mut c = Client::start(config("127.0.0.1", a.tcp.port(), Transport::Tcp)).expect("client");
     let (seen, failure) = until_stopped(&mut c).await;
     assert!(failure.contains("redirect loop"), "{failure}");
+    assert!(matches!(
+        failure_of(&seen),
+        ocs_core::Error::PeerMisbehaved {
+            kind: ocs_core::error::Misbehavior::RedirectLoop,
+            ..
+        }
+    ));
     let redirects = seen
         .iter()
         .filter(|e| {
@@ -181,7 +192,7 @@ async fn a_silent_server_fails_each_step_within_its_deadline() {
     cfg.tls_handshake_timeout = Duration::from_secs(1);
     let started = wall_now();
     let mut c = Client::start(cfg).expect("client");
-    let (_, failure) = until_stopped(&mut c).await;
+    let (seen, failure) = until_stopped(&mut c).await;
     assert!(
         failure.contains(&format!(
             "TLS handshake with localhost:{} timed out after 1 s",
@@ -189,6 +200,14 @@ async fn a_silent_server_fails_each_step_within_its_deadline() {
         )),
         "{failure}"
     );
+    // The step that failed is reaching the server.
+    assert!(matches!(
+        failure_of(&seen),
+        ocs_core::Error::Transport {
+            kind: ocs_core::error::TransportFailure::Connect,
+            ..
+        }
+    ));
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // The whole sign-in has a limit of its own, shorter here than the
@@ -197,11 +216,18 @@ async fn a_silent_server_fails_each_step_within_its_deadline() {
     cfg.sign_in_timeout = Some(Duration::from_millis(700));
     let started = wall_now();
     let mut c = Client::start(cfg).expect("client");
-    let (_, failure) = until_stopped(&mut c).await;
+    let (seen, failure) = until_stopped(&mut c).await;
     assert!(
         failure.contains("sign-in did not complete within 700 ms"),
         "{failure}"
     );
+    assert!(matches!(
+        failure_of(&seen),
+        ocs_core::Error::Transport {
+            kind: ocs_core::error::TransportFailure::TimedOut,
+            ..
+        }
+    ));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 

@@ -81,11 +81,11 @@ impl OcsResult {
     /// on).
     fn of(e: &Error) -> OcsResult {
         match e {
-            Error::Parse(_) | Error::ApiMisuse(_) => OcsResult::InvalidInput,
+            Error::Parse(_) | Error::ApiMisuse { .. } => OcsResult::InvalidInput,
             Error::Rejected { .. } => OcsResult::Rejected,
             Error::PolicyDenied { .. } => OcsResult::PolicyDenied,
-            Error::Transport(_) => OcsResult::Network,
-            Error::Auth(_) => OcsResult::Authentication,
+            Error::Transport { .. } => OcsResult::Network,
+            Error::Auth { .. } => OcsResult::Authentication,
             Error::Stopped => OcsResult::Stopped,
             Error::Cancelled => OcsResult::Cancelled,
             _ => OcsResult::Internal,

@@ -136,14 +136,14 @@ impl From<Error> for OcsError {
     fn from(e: Error) -> OcsError {
         let detail = e.to_string();
         match e {
-            Error::Auth(_) => OcsError::Auth { detail },
-            Error::Transport(_) | Error::PeerMisbehaved(_) => OcsError::Network { detail },
+            Error::Auth { .. } => OcsError::Auth { detail },
+            Error::Transport { .. } | Error::PeerMisbehaved { .. } => OcsError::Network { detail },
             Error::PolicyDenied { policy, provenance } => OcsError::PolicyDenied {
                 policy,
                 source: provenance.source,
                 location: provenance.from,
             },
-            Error::Parse(_) | Error::ApiMisuse(_) => OcsError::InvalidArgument { detail },
+            Error::Parse(_) | Error::ApiMisuse { .. } => OcsError::InvalidArgument { detail },
             Error::Rejected { status, reason, .. } => OcsError::Server {
                 status,
                 reason,
@@ -1528,15 +1528,18 @@ mod tests {
             matches!(rejected, OcsError::Server { status: 403, ref reason, .. } if reason == "Forbidden")
         );
         assert!(matches!(
-            OcsError::from(Error::Transport("x".into())),
+            OcsError::from(Error::transport(
+                ocs_core::error::TransportFailure::Connect,
+                "x"
+            )),
             OcsError::Network { .. }
         ));
         assert!(matches!(
-            OcsError::from(Error::Auth("x".into())),
+            OcsError::from(Error::auth(ocs_core::error::AuthFailure::Mechanism, "x")),
             OcsError::Auth { .. }
         ));
         assert!(matches!(
-            OcsError::from(Error::ApiMisuse("x".into())),
+            OcsError::from(Error::misuse(ocs_core::error::Misuse::BadArgument, "x")),
             OcsError::InvalidArgument { .. }
         ));
     }

@@ -37,9 +37,10 @@ impl Epid {
         if ok {
             Ok(Epid(s.to_ascii_lowercase()))
         } else {
-            Err(crate::error::Error::ApiMisuse(format!(
-                "epid {s:?}: expected 1 to 32 hex digits"
-            )))
+            Err(crate::error::Error::misuse(
+                crate::error::Misuse::BadArgument,
+                format!("epid {s:?}: expected 1 to 32 hex digits"),
+            ))
         }
     }
 

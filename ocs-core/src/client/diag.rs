@@ -393,7 +393,10 @@ mod tests {
                 Severity::Warning,
             ),
             (
-                ClientEvent::Registration(RegistrationEvent::Failed(Error::Transport("x".into()))),
+                ClientEvent::Registration(RegistrationEvent::Failed(Error::transport(
+                    crate::error::TransportFailure::Connect,
+                    "x",
+                ))),
                 1105,
                 Severity::Error,
             ),

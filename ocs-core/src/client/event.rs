@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::customstates::{CustomStates, Violation};
 use crate::discovery::Transport;
+use crate::error::AuthFailure;
 use crate::error::Error;
 use crate::messaging::ImEvent;
 use crate::presence_agent::PresenceEvent;
@@ -118,7 +119,10 @@ impl ClientEvent {
             ClientEvent::Registration(RegistrationEvent::Registered { .. }) => Some(Ok(())),
             ClientEvent::Registration(RegistrationEvent::Failed(err)) => Some(Err(err.clone())),
             ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { realm, reason }) => {
-                Some(Err(Error::Auth(format!("{realm}: credentials {reason:?}"))))
+                Some(Err(Error::auth(
+                    AuthFailure::CredentialsNeeded,
+                    format!("{realm}: credentials {reason:?}"),
+                )))
             }
             ClientEvent::Stopped => Some(Err(Error::Stopped)),
             _ => None,

@@ -40,6 +40,7 @@ use crate::diag::Severity;
 use crate::diag::Snapshot;
 use crate::discovery::{ServerConfig, Transport};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent};
+use crate::error::TransportFailure;
 use crate::error::{Error, Provenance};
 use crate::log::{ClientSpan, log};
 use crate::messaging::{ImConfig, MessageId, Messaging};
@@ -339,7 +340,10 @@ impl Client {
         let r = if self.ep.registration().is_registered() || self.ep.local().is_some() {
             self.im.send(&mut self.ep, to, text, now)
         } else {
-            Err(Error::Transport("not connected".into()))
+            Err(Error::transport(
+                TransportFailure::NotConnected,
+                "not connected",
+            ))
         };
         self.drive(now);
         r
@@ -589,10 +593,13 @@ impl Client {
         }
         if self.sign_in_deadline.is_some_and(|d| d <= now) {
             let limit = self.cfg.sign_in_timeout.unwrap_or_default();
-            self.finish(Some(Error::Transport(format!(
-                "sign-in did not complete within {}",
-                crate::error::show_duration(limit)
-            ))));
+            self.finish(Some(Error::transport(
+                TransportFailure::TimedOut,
+                format!(
+                    "sign-in did not complete within {}",
+                    crate::error::show_duration(limit)
+                ),
+            )));
             return;
         }
         self.ep.handle_timeout(now);

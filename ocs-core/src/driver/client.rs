@@ -22,6 +22,7 @@ pub use crate::client::{AddressBookEvent, ClientEvent};
 use crate::client::{Client as Session, ConnectTarget, Connected, Io};
 use crate::discovery::Candidate;
 use crate::error::Error;
+use crate::error::TransportFailure;
 use crate::log::log;
 use crate::messaging::{ImEvent, MessageId};
 use crate::presence::model::State;
@@ -60,14 +61,16 @@ impl Client {
             Some(ns) => Resolver::with_nameserver(ns),
             None => Resolver::from_system_conf(),
         }
-        .map_err(|e| Error::Transport(e.to_string()))?;
+        .map_err(|e| Error::transport(TransportFailure::System, e.to_string()))?;
         let mut entropy = [0u8; 32];
-        getrandom::fill(&mut entropy)
-            .map_err(|e| Error::Transport(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut entropy).map_err(|e| {
+            Error::transport(TransportFailure::System, format!("no OS randomness: {e}"))
+        })?;
         let seed = u64::from_le_bytes(entropy[..8].try_into().unwrap_or([0; 8]));
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| Error::Transport(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut secret).map_err(|e| {
+            Error::transport(TransportFailure::System, format!("no OS randomness: {e}"))
+        })?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         #[allow(clippy::disallowed_methods)]
@@ -506,7 +509,7 @@ impl Task {
                 self.session
                     .handle_connect_attempt_failed("discovery".into(), e.clone());
                 self.session
-                    .handle_connect_failed(Error::Transport(e), now());
+                    .handle_connect_failed(Error::transport(TransportFailure::Connect, e), now());
                 return;
             }
         };
@@ -552,7 +555,9 @@ impl Task {
             }
         }
         // Every address failed: the errors name the steps and targets.
-        self.session
-            .handle_connect_failed(Error::Transport(errors.join("; ")), now());
+        self.session.handle_connect_failed(
+            Error::transport(TransportFailure::Connect, errors.join("; ")),
+            now(),
+        );
     }
 }

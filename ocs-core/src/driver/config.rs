@@ -231,7 +231,7 @@ impl ClientConfigBuilder {
     /// Checks the settings and builds the configuration; the error names
     /// the setting and what is wrong with it.
     pub fn build(self) -> Result<ClientConfig, Error> {
-        let misuse = |m: String| Error::ApiMisuse(m);
+        let misuse = |m: String| Error::misuse(crate::error::Misuse::BadArgument, m);
         let uri = SipUri::parse(&self.aor)
             .map_err(|e| misuse(format!("user address {:?}: {e}", self.aor)))?;
         if uri.user.is_none() {

@@ -5,6 +5,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::addressbook::Entry;
 use crate::diag::Snapshot;
+use crate::error::Misbehavior;
 use crate::error::{Error, Provenance};
 use crate::messaging::MessageId;
 use crate::presence::ContactList;
@@ -340,7 +341,12 @@ impl ClientHandle {
             name: name.to_owned(),
         })
         .await?
-        .ok_or_else(|| Error::PeerMisbehaved("addGroup answered without a group id".into()))
+        .ok_or_else(|| {
+            Error::misbehaved(
+                Misbehavior::BadAnswer,
+                "addGroup answered without a group id",
+            )
+        })
     }
 
     /// Renames a group.

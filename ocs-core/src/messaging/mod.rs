@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::dialog::Dialog;
 use crate::discovery::Dialect;
 use crate::endpoint::{Endpoint, EndpointEvent, IncomingId, RequestId};
+use crate::error::Misuse;
 use crate::error::{Error, Provenance};
 use crate::im::body::{ImContent, MESSAGE_ACCEPT};
 use crate::im::outcome::{
@@ -235,7 +236,10 @@ impl Messaging {
             return Err(e);
         }
         if self.ending {
-            return Err(Error::ApiMisuse("signing out: no new messages".into()));
+            return Err(Error::misuse(
+                Misuse::WrongState,
+                "signing out: no new messages",
+            ));
         }
         let id = self.alloc();
         let key = uri_key(to);

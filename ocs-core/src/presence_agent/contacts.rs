@@ -2,6 +2,7 @@
 //! and the SOAP changes sent one at a time.
 
 use super::*;
+use crate::error::{Misbehavior, Misuse};
 
 impl PresenceAgent {
     /// The contact list, once the server sent it (OCS).
@@ -20,8 +21,9 @@ impl PresenceAgent {
         now: Instant,
     ) -> Result<ContactOpId, Error> {
         if self.cfg.dialect != Dialect::Ocs {
-            return Err(Error::ApiMisuse(
-                "the standard dialect has no server-stored contact list".into(),
+            return Err(Error::misuse(
+                Misuse::NotSupported,
+                "the standard dialect has no server-stored contact list",
             ));
         }
         let empty = |s: &str| s.trim().is_empty();
@@ -33,9 +35,10 @@ impl PresenceAgent {
             ContactRequest::RenameGroup { name, new_name } => empty(name) || empty(new_name),
         };
         if bad {
-            return Err(Error::ApiMisuse(format!(
-                "empty URI or group name in {request:?}"
-            )));
+            return Err(Error::misuse(
+                Misuse::BadArgument,
+                format!("empty URI or group name in {request:?}"),
+            ));
         }
         if let Some(e) = &self.contacts_refused {
             return Err(e.clone());
@@ -87,13 +90,17 @@ impl PresenceAgent {
     pub(super) fn resolve(list: &ContactList, r: &ContactRequest) -> Result<ContactOp, Error> {
         let group = |name: &str| {
             list.group_named(name).map(|g| g.id).ok_or_else(|| {
-                Error::ApiMisuse(format!("no group named {name:?} in the contact list"))
+                Error::misuse(
+                    Misuse::BadArgument,
+                    format!("no group named {name:?} in the contact list"),
+                )
             })
         };
         let not_default = |name: &str| {
             if name == DEFAULT_GROUP {
-                Err(Error::ApiMisuse(
-                    "the default group \"~\" cannot be renamed or deleted".into(),
+                Err(Error::misuse(
+                    Misuse::BadArgument,
+                    "the default group \"~\" cannot be renamed or deleted",
                 ))
             } else {
                 Ok(())
@@ -104,7 +111,10 @@ impl PresenceAgent {
                 let gid = match g {
                     Some(name) => group(name)?,
                     None => list.default_group().map(|g| g.id).ok_or_else(|| {
-                        Error::ApiMisuse("the contact list has no group to add to".into())
+                        Error::misuse(
+                            Misuse::WrongState,
+                            "the contact list has no group to add to",
+                        )
                     })?,
                 };
                 let (name, mut groups) = match list.contact(uri) {
@@ -122,17 +132,23 @@ impl PresenceAgent {
                 }
             }
             ContactRequest::Remove { uri } => {
-                let c = list
-                    .contact(uri)
-                    .ok_or_else(|| Error::ApiMisuse(format!("{uri} is not in the contact list")))?;
+                let c = list.contact(uri).ok_or_else(|| {
+                    Error::misuse(
+                        Misuse::BadArgument,
+                        format!("{uri} is not in the contact list"),
+                    )
+                })?;
                 ContactOp::DeleteContact {
                     uri: c.uri.to_string(),
                 }
             }
             ContactRequest::Move { uri, to_group } => {
-                let c = list
-                    .contact(uri)
-                    .ok_or_else(|| Error::ApiMisuse(format!("{uri} is not in the contact list")))?;
+                let c = list.contact(uri).ok_or_else(|| {
+                    Error::misuse(
+                        Misuse::BadArgument,
+                        format!("{uri} is not in the contact list"),
+                    )
+                })?;
                 ContactOp::SetContact {
                     uri: c.uri.to_string(),
                     name: c.name.as_deref().map(str::to_owned),
@@ -142,9 +158,10 @@ impl PresenceAgent {
             }
             ContactRequest::AddGroup { name } => {
                 if list.group_named(name).is_some() {
-                    return Err(Error::ApiMisuse(format!(
-                        "a group named {name:?} exists already"
-                    )));
+                    return Err(Error::misuse(
+                        Misuse::BadArgument,
+                        format!("a group named {name:?} exists already"),
+                    ));
                 }
                 ContactOp::AddGroup { name: name.clone() }
             }
@@ -223,9 +240,10 @@ impl PresenceAgent {
             }
             Err(e) if self.contacts.is_none() => {
                 // The list itself is unreadable: nothing can be resolved.
-                self.contacts_unavailable(Error::PeerMisbehaved(format!(
-                    "the server's contact list does not parse: {e}"
-                )));
+                self.contacts_unavailable(Error::misbehaved(
+                    Misbehavior::BadDocument,
+                    format!("the server's contact list does not parse: {e}"),
+                ));
                 return;
             }
             Err(_) => return,

@@ -34,6 +34,7 @@ use crate::auth::epid::sip_instance_uuid;
 use crate::dialog::Dialog;
 use crate::discovery::Dialect;
 use crate::endpoint::{Endpoint, EndpointEvent, IncomingId, RequestId};
+use crate::error::TransportFailure;
 use crate::error::{Error, Provenance};
 use crate::presence::categories::ParseOptions;
 use crate::presence::contacts::{
@@ -576,24 +577,31 @@ impl PresenceAgent {
                     | Pending::Extra { ids, .. }
                     | Pending::Removed { ids } => self.publish_failed(
                         ids,
-                        Error::Transport(format!("publication failed: {failure:?}")),
+                        Error::transport(
+                            TransportFailure::of(failure),
+                            format!("publication failed: {failure:?}"),
+                        ),
                     ),
                     Pending::Subscribe { uri, .. } => self.end_watch(
                         &uri,
                         format!("{failure:?}"),
-                        Error::Transport(format!("no answer to the subscription ({failure:?})")),
+                        Error::transport(
+                            TransportFailure::of(failure),
+                            format!("no answer to the subscription ({failure:?})"),
+                        ),
                     ),
                     Pending::ContactChange { change, .. } => {
                         self.contact_in_flight = false;
                         self.events.push_back(PresenceEvent::ContactListChangeFailed {
                             id: change.id,
-                            error: Error::Transport(format!(
+                            error: Error::transport(TransportFailure::of(failure), format!(
                                 "no answer to the contact-list change ({failure:?}); it may or may not have been made"
                             )),
                         });
                         self.pump_contacts(ep, now);
                     }
-                    Pending::RoamingContacts { .. } => self.contacts_unavailable(Error::Transport(
+                    Pending::RoamingContacts { .. } => self.contacts_unavailable(Error::transport(
+                        TransportFailure::of(failure),
                         format!("no answer to the roaming-contacts subscription ({failure:?})"),
                     )),
                     Pending::RoamingRefresh { which } => {
@@ -711,7 +719,7 @@ impl PresenceAgent {
             && let Some(uri) = watch
         {
             let reason = "subscription terminated by the server";
-            self.end_watch(&uri, reason.into(), Error::Transport(reason.into()));
+            self.end_watch(&uri, reason.into(), Error::ended_by_server(reason));
         }
     }
 
@@ -774,8 +782,8 @@ impl PresenceAgent {
                 Pending::ContactChange { change, .. } => {
                     self.events.push_back(PresenceEvent::ContactListChangeFailed {
                         id: change.id,
-                        error: Error::Transport(
-                            "the connection dropped before the server answered the contact-list change; it may or may not have been made".into(),
+                        error: Error::transport(TransportFailure::ConnectionLost,
+                            "the connection dropped before the server answered the contact-list change; it may or may not have been made",
                         ),
                     });
                 }
@@ -791,8 +799,8 @@ impl PresenceAgent {
         for id in publications {
             self.publish_failed(
                 vec![id],
-                Error::Transport(
-                    "the connection dropped before the server answered the publication; the state goes out again after the next sign-in".into(),
+                Error::transport(TransportFailure::ConnectionLost,
+                    "the connection dropped before the server answered the publication; the state goes out again after the next sign-in",
                 ),
             );
         }

@@ -3,6 +3,7 @@
 //! with roaming-self's versions, standard PUBLISH with SIP-ETag.
 
 use super::*;
+use crate::error::Misuse;
 use crate::log::log;
 
 impl PresenceAgent {
@@ -468,8 +469,9 @@ impl PresenceAgent {
         let Some(e) = Self::epid_e(ep) else {
             self.publish_failed(
                 ids,
-                Error::ApiMisuse(
-                    "the epid has no hex head to derive publication instances from".into(),
+                Error::misuse(
+                    Misuse::BadArgument,
+                    "the epid has no hex head to derive publication instances from",
                 ),
             );
             return;

@@ -3,6 +3,7 @@
 //! every subscription at sign-out.
 
 use super::*;
+use crate::error::{Misbehavior, Misuse};
 use crate::sip::SipUri;
 
 impl PresenceAgent {
@@ -12,7 +13,8 @@ impl PresenceAgent {
     /// the watch waits for it.
     pub fn watch(&mut self, ep: &mut Endpoint, uri: &str, now: Instant) -> Result<WatchId, Error> {
         let k = key(uri);
-        SipUri::parse(&k).map_err(|e| Error::ApiMisuse(format!("watch {uri:?}: {e}")))?;
+        SipUri::parse(&k)
+            .map_err(|e| Error::misuse(Misuse::BadArgument, format!("watch {uri:?}: {e}")))?;
         self.next_watch += 1;
         let id = WatchId(self.next_watch);
         self.start_watch(ep, k, Some(id), now);
@@ -274,7 +276,7 @@ impl PresenceAgent {
                                 .map(|r| format!(" ({r})"))
                                 .unwrap_or_default()
                         );
-                        self.end_watch(&uri, reason.clone(), Error::Transport(reason));
+                        self.end_watch(&uri, reason.clone(), Error::ended_by_server(reason));
                         continue;
                     }
                     _ => {}
@@ -312,7 +314,11 @@ impl PresenceAgent {
                 "the server asked to resubscribe {} times in a row without a notification",
                 MAX_RESUBSCRIBES + 1
             );
-            self.end_watch(uri, reason.clone(), Error::PeerMisbehaved(reason));
+            self.end_watch(
+                uri,
+                reason.clone(),
+                Error::misbehaved(Misbehavior::BadAnswer, reason),
+            );
             return;
         }
         w.resubscribes += 1;

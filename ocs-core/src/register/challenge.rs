@@ -3,6 +3,7 @@
 //! for other requests, and asking the app for credentials.
 
 use super::*;
+use crate::error::{AuthFailure, Misbehavior};
 use crate::log::log;
 
 impl Registration {
@@ -99,11 +100,17 @@ impl Registration {
         let challenges: Vec<AuthHeader> = match challenges {
             Ok(c) => c.iter().map(AuthHeader::from_typed).collect(),
             Err(e) => {
-                return self.fail(Error::Auth(format!("malformed challenge: {e}")));
+                return self.fail(Error::auth(
+                    AuthFailure::BadChallenge,
+                    format!("malformed challenge: {e}"),
+                ));
             }
         };
         if challenges.is_empty() {
-            return self.fail(Error::Auth(format!("{code} without a challenge")));
+            return self.fail(Error::auth(
+                AuthFailure::BadChallenge,
+                format!("{code} without a challenge"),
+            ));
         }
         log!(
             DEBUG,
@@ -144,10 +151,13 @@ impl Registration {
             return self.on_digest_challenge(c, header, now);
         }
         let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
-        self.fail(Error::Auth(format!(
-            "no supported authentication scheme (offered: {})",
-            offered.join(", ")
-        )));
+        self.fail(Error::auth(
+            AuthFailure::NoUsableScheme,
+            format!(
+                "no supported authentication scheme (offered: {})",
+                offered.join(", ")
+            ),
+        ));
     }
 
     pub(super) fn need_credentials(&mut self, realm: &str, reason: CredentialsReason) {
@@ -170,13 +180,18 @@ impl Registration {
         match (c.get("gssapi-data"), &self.auth) {
             (Some(token), AuthState::NtlmStarted) if !token.is_empty() => {
                 let Some(opaque) = c.get("opaque").map(str::to_owned) else {
-                    return self.fail(Error::Auth("NTLM challenge without opaque".into()));
+                    return self.fail(Error::auth(
+                        AuthFailure::BadChallenge,
+                        "NTLM challenge without opaque",
+                    ));
                 };
                 let challenge = match ChallengeMessage::from_base64(token) {
                     Ok(ch) => ch,
                     Err(e) => {
-                        return self
-                            .fail(Error::PeerMisbehaved(format!("bad NTLM CHALLENGE: {e}")));
+                        return self.fail(Error::misbehaved(
+                            Misbehavior::BadDocument,
+                            format!("bad NTLM CHALLENGE: {e}"),
+                        ));
                     }
                 };
                 let wall = self.wall_now(now);
@@ -193,7 +208,10 @@ impl Registration {
                 };
                 let auth = match ntlm::build_authenticate(&challenge, &params) {
                     Ok(a) => a,
-                    Err(e) => return self.fail(Error::Auth(format!("NTLM: {e}"))),
+                    Err(e) => {
+                        return self
+                            .fail(Error::auth(AuthFailure::Mechanism, format!("NTLM: {e}")));
+                    }
                 };
                 let gssapi = auth.to_base64();
                 let mut sa = SecurityAssociation::new(
@@ -252,8 +270,9 @@ impl Registration {
                 self.need_credentials(&realm, CredentialsReason::Rejected);
             }
             (_, AuthState::NtlmStarted) => {
-                self.fail(Error::PeerMisbehaved(
-                    "NTLM challenge without a CHALLENGE token".into(),
+                self.fail(Error::misbehaved(
+                    Misbehavior::BadAnswer,
+                    "NTLM challenge without a CHALLENGE token",
                 ));
             }
             _ => {
@@ -283,7 +302,10 @@ impl Registration {
             Some(t) => match base64::engine::general_purpose::STANDARD.decode(t) {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    return self.fail(Error::PeerMisbehaved(format!("bad gssapi-data: {e}")));
+                    return self.fail(Error::misbehaved(
+                        Misbehavior::BadDocument,
+                        format!("bad gssapi-data: {e}"),
+                    ));
                 }
             },
             None => None,
@@ -303,19 +325,29 @@ impl Registration {
                 };
                 match a.start(&targetname) {
                     Ok(ctx) => (ctx, 0),
-                    Err(e) => return self.fail(Error::Auth(format!("{}: {e}", c.scheme.as_str()))),
+                    Err(e) => {
+                        return self.fail(Error::auth(
+                            AuthFailure::Mechanism,
+                            format!("{}: {e}", c.scheme.as_str()),
+                        ));
+                    }
                 }
             }
         };
         if rounds > 8 {
-            return self.fail(Error::Auth(format!(
-                "{} handshake did not finish in 8 rounds",
-                c.scheme.as_str()
-            )));
+            return self.fail(Error::auth(
+                AuthFailure::Mechanism,
+                format!("{} handshake did not finish in 8 rounds", c.scheme.as_str()),
+            ));
         }
         let token = match ctx.step(input.as_deref()) {
             Ok(t) => t,
-            Err(e) => return self.fail(Error::Auth(format!("{}: {e}", c.scheme.as_str()))),
+            Err(e) => {
+                return self.fail(Error::auth(
+                    AuthFailure::Mechanism,
+                    format!("{}: {e}", c.scheme.as_str()),
+                ));
+            }
         };
         let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
         let value = SipAuthorization {
@@ -354,10 +386,12 @@ impl Registration {
         else {
             return Ok(());
         };
-        let info =
-            resp.authentication_info().ok().flatten().ok_or_else(|| {
-                Error::PeerMisbehaved("200 OK without Authentication-Info".into())
-            })?;
+        let info = resp.authentication_info().ok().flatten().ok_or_else(|| {
+            Error::misbehaved(
+                Misbehavior::BadSignature,
+                "200 OK without Authentication-Info",
+            )
+        })?;
         let opaque = info.params.get("opaque").map(|o| o.into_owned());
         let sa = SecurityAssociation::external(
             ctx,
@@ -370,8 +404,18 @@ impl Registration {
         );
         match sa.verify(resp) {
             Ok(true) => {}
-            Ok(false) => return Err(Error::PeerMisbehaved("200 OK is not signed".into())),
-            Err(e) => return Err(Error::PeerMisbehaved(format!("200 OK signature: {e}"))),
+            Ok(false) => {
+                return Err(Error::misbehaved(
+                    Misbehavior::BadSignature,
+                    "200 OK is not signed",
+                ));
+            }
+            Err(e) => {
+                return Err(Error::misbehaved(
+                    Misbehavior::BadSignature,
+                    format!("200 OK signature: {e}"),
+                ));
+            }
         }
         self.sa = Some(sa);
         self.sa_since = Some(now);
@@ -387,7 +431,12 @@ impl Registration {
     ) {
         let challenge = match DigestChallenge::from_header(c) {
             Ok(ch) => ch,
-            Err(e) => return self.fail(Error::Auth(format!("malformed Digest challenge: {e}"))),
+            Err(e) => {
+                return self.fail(Error::auth(
+                    AuthFailure::BadChallenge,
+                    format!("malformed Digest challenge: {e}"),
+                ));
+            }
         };
         if self.creds.is_none() {
             return self.need_credentials(&challenge.realm, CredentialsReason::Missing);
@@ -402,7 +451,10 @@ impl Registration {
             return self.need_credentials(&realm, CredentialsReason::Rejected);
         }
         let Some(value) = self.digest_value(&challenge, 1) else {
-            return self.fail(Error::Auth("Digest challenge not answerable (qop)".into()));
+            return self.fail(Error::auth(
+                AuthFailure::BadChallenge,
+                "Digest challenge not answerable (qop)",
+            ));
         };
         self.auth = AuthState::Digest {
             header: header.clone(),

@@ -36,6 +36,7 @@ use crate::auth::ntlm::{self, AuthenticateParams, ChallengeMessage};
 use crate::auth::sipae::SecurityAssociation;
 use crate::discovery::{Dialect, Transport};
 use crate::error::{Diagnostics, Error};
+use crate::error::{Misuse, TransportFailure};
 use crate::rng::Rng;
 use crate::sip::{Contacts, HeaderName, Message, Method, SipUri};
 use crate::transaction::TxFailure;
@@ -490,7 +491,10 @@ impl Registration {
     /// [`Registration::set_local`] ([`Registration::needs_connection`] says so).
     pub fn register(&mut self, now: Instant) -> Result<(), Error> {
         if matches!(self.state, RegState::Registering | RegState::Unregistering) && self.in_flight {
-            return Err(Error::ApiMisuse("a REGISTER is already in flight".into()));
+            return Err(Error::misuse(
+                Misuse::WrongState,
+                "a REGISTER is already in flight",
+            ));
         }
         self.refresh_at = None;
         self.retry_at = None;
@@ -538,7 +542,11 @@ impl Registration {
             return;
         }
         self.in_flight = false;
-        self.schedule_retry(now, None, Error::Transport("connection lost".into()));
+        self.schedule_retry(
+            now,
+            None,
+            Error::transport(TransportFailure::ConnectionLost, "connection lost"),
+        );
     }
 
     // ----- inputs ----------------------------------------------------------
@@ -611,11 +619,17 @@ impl Registration {
             return;
         }
         let error = match failure {
-            TxFailure::Timeout => Error::Transport(format!(
-                "REGISTER got no final answer within {}",
-                crate::error::show_duration(self.transaction_timeout())
-            )),
-            other => Error::Transport(format!("REGISTER could not be sent: {other:?}")),
+            TxFailure::Timeout => Error::transport(
+                TransportFailure::TimedOut,
+                format!(
+                    "REGISTER got no final answer within {}",
+                    crate::error::show_duration(self.transaction_timeout())
+                ),
+            ),
+            other => Error::transport(
+                TransportFailure::of(&other),
+                format!("REGISTER could not be sent: {other:?}"),
+            ),
         };
         self.schedule_retry(now, None, error);
     }

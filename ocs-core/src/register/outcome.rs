@@ -3,6 +3,7 @@
 //! redirect target and its loop limit.
 
 use super::*;
+use crate::error::Misbehavior;
 
 impl Registration {
     pub(super) fn on_success(&mut self, resp: &Message, now: Instant) {
@@ -15,12 +16,16 @@ impl Registration {
             match sa.verify(resp) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return self.fail(Error::PeerMisbehaved(
-                        "unsigned 200 OK after NTLM authentication".into(),
+                    return self.fail(Error::misbehaved(
+                        Misbehavior::BadSignature,
+                        "unsigned 200 OK after NTLM authentication",
                     ));
                 }
                 Err(e) => {
-                    return self.fail(Error::PeerMisbehaved(format!("200 OK signature: {e}")));
+                    return self.fail(Error::misbehaved(
+                        Misbehavior::BadSignature,
+                        format!("200 OK signature: {e}"),
+                    ));
                 }
             }
         }
@@ -37,7 +42,10 @@ impl Registration {
             self.schedule_retry(
                 now,
                 None,
-                Error::PeerMisbehaved("refresh answered register-action=added".into()),
+                Error::misbehaved(
+                    Misbehavior::BadAnswer,
+                    "refresh answered register-action=added",
+                ),
             );
             return;
         }
@@ -72,7 +80,7 @@ impl Registration {
             self.schedule_retry(
                 now,
                 None,
-                Error::PeerMisbehaved("200 OK to REGISTER with expires 0".into()),
+                Error::misbehaved(Misbehavior::BadAnswer, "200 OK to REGISTER with expires 0"),
             );
             return;
         }
@@ -153,10 +161,13 @@ impl Registration {
             if self.redirects.len() > self.cfg.max_redirects as usize {
                 let chain = self.redirects.join(" -> ");
                 self.redirects.clear();
-                return self.fail(Error::PeerMisbehaved(format!(
-                    "redirect loop: more than {} redirects in a row ({chain})",
-                    self.cfg.max_redirects
-                )));
+                return self.fail(Error::misbehaved(
+                    Misbehavior::RedirectLoop,
+                    format!(
+                        "redirect loop: more than {} redirects in a row ({chain})",
+                        self.cfg.max_redirects
+                    ),
+                ));
             }
         }
         match target {
@@ -170,8 +181,9 @@ impl Registration {
                 self.timers_off();
                 self.events.push_back(RegistrationEvent::Redirected(t));
             }
-            None => self.fail(Error::PeerMisbehaved(
-                "redirect without a usable Contact".into(),
+            None => self.fail(Error::misbehaved(
+                Misbehavior::BadAnswer,
+                "redirect without a usable Contact",
             )),
         }
     }

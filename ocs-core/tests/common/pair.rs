@@ -193,8 +193,9 @@ impl Pair {
                 moved = true;
                 match io {
                     Io::Connect(_) if down => u.client.handle_connect_failed(
-                        ocs_core::error::Error::Transport(
-                            "TCP connect to 192.0.2.1:5061: refused".into(),
+                        ocs_core::error::Error::transport(
+                            ocs_core::error::TransportFailure::Connect,
+                            "TCP connect to 192.0.2.1:5061: refused",
                         ),
                         now,
                     ),
