@@ -168,7 +168,8 @@ typedef enum OcsEventKind {
    */
   OCS_EVENT_KIND_IM_DELIVERED = 9,
   /**
-   * An IM was not delivered: `id`, `text` = why, `error` = its kind.
+   * An IM was not delivered: `id`, `text` = why (the reason, then the
+   * server's status and diagnostics), `error` = its kind.
    */
   OCS_EVENT_KIND_IM_FAILED = 10,
   /**
@@ -508,6 +509,18 @@ enum OcsResult ocs_client_sign_out(const struct OcsClient *client);
 enum OcsResult ocs_client_watch(const struct OcsClient *client,
                                 const char *uri,
                                 uint64_t *out_watch_id);
+
+/**
+ * Releases the watch `watch_id` (from [`ocs_client_watch`]) asked for:
+ * the contact is unwatched once no other watch of it is held. A watch
+ * still waiting for the server ends in `OCS_EVENT_KIND_WATCH_FAILED` with
+ * `OCS_RESULT_CANCELLED`; an id that holds nothing is ignored. Does not
+ * block; fine in a callback.
+ *
+ * # Safety
+ * `client` is NULL or a live client.
+ */
+enum OcsResult ocs_client_release_watch(const struct OcsClient *client, uint64_t watch_id);
 
 /**
  * Stops watching a contact (a watch still waiting for the server ends in

@@ -6,8 +6,9 @@
  *   1. alice signs in (REGISTERED).
  *   2. The server refuses publications (403): her status command ends in
  *      PRESENCE_PUBLISH_FAILED with its id and OCS_RESULT_REJECTED.
- *   3. She watches bob (WATCHING with the id; the server sees the
- *      subscription), then unwatches him (the server sees it end).
+ *   3. She watches bob twice (WATCHING with each id; the server sees the
+ *      subscription), then releases both watches (the server sees it end
+ *      after the second).
  *   4. She sends an IM to carol, who is offline: IM_FAILED with its id and
  *      the reason.
  *   5. The administrator sets DisableIM in-band; dave signs in, the policy
@@ -201,7 +202,13 @@ int main(void) {
         !server_sees(sim, "sip:alice@contoso.com", 1, "alice watches bob")) {
         return 1;
     }
-    if (!check(ocs_client_unwatch(alice.client, "sip:bob@contoso.com"), "ocs_client_unwatch") ||
+    /* A second watch of bob: releasing the first keeps him watched. */
+    uint64_t second = 0;
+    if (!check(ocs_client_watch(alice.client, "<SIP:Bob@contoso.com>", &second), "ocs_client_watch(bob again)") ||
+        !wait_event(&alice, OCS_EVENT_KIND_WATCHING, second, &s, "the second watch of bob") ||
+        !check(ocs_client_release_watch(alice.client, watch_id), "ocs_client_release_watch(first)") ||
+        !server_sees(sim, "sip:alice@contoso.com", 1, "bob still watched (the second watch holds him)") ||
+        !check(ocs_client_release_watch(alice.client, second), "ocs_client_release_watch(second)") ||
         !server_sees(sim, "sip:alice@contoso.com", 0, "alice's watch of bob ended")) {
         return 1;
     }

@@ -216,7 +216,8 @@ pub enum OcsEventKind {
     SecurityViolation = 8,
     /// An IM was delivered: `id` = its id from [`ocs_client_send_im`].
     ImDelivered = 9,
-    /// An IM was not delivered: `id`, `text` = why, `error` = its kind.
+    /// An IM was not delivered: `id`, `text` = why (the reason, then the
+    /// server's status and diagnostics), `error` = its kind.
     ImFailed = 10,
     /// An IM arrived: `uri` = the sender, `text` = the message as plain text.
     ImReceived = 11,
@@ -775,8 +776,9 @@ impl Converted {
         use OcsEventKind as K;
         match im {
             ImEvent::Delivered { id } => Converted::new(K::ImDelivered).id(id.0),
-            ImEvent::Failed { id, detail, .. } => {
-                let mut c = Converted::new(K::ImFailed).id(id.0).text(detail);
+            ImEvent::Failed { id, reason, detail } => {
+                let why = format!("{} ({detail})", reason.description());
+                let mut c = Converted::new(K::ImFailed).id(id.0).text(why);
                 c.error = OcsResult::Rejected;
                 c
             }
@@ -969,6 +971,27 @@ pub unsafe extern "C" fn ocs_client_watch(
         let id = wait_for("ocs_client_watch", running(client)?.watch(uri))?;
         // SAFETY: the caller passes NULL or a writable pointer.
         unsafe { write_opt(out_watch_id, id.id.0) };
+        Ok(())
+    })
+}
+
+/// Releases the watch `watch_id` (from [`ocs_client_watch`]) asked for:
+/// the contact is unwatched once no other watch of it is held. A watch
+/// still waiting for the server ends in `OCS_EVENT_KIND_WATCH_FAILED` with
+/// `OCS_RESULT_CANCELLED`; an id that holds nothing is ignored. Does not
+/// block; fine in a callback.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_client_release_watch(
+    client: *const OcsClient,
+    watch_id: u64,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { handle(client, "client")? };
+        running(client)?.release_watch(ocs_core::WatchId(watch_id));
         Ok(())
     })
 }
