@@ -1,6 +1,7 @@
 //! Shared helpers for the example programs (input reading, exit codes).
 
 pub mod custom_state_server;
+pub mod track;
 
 use std::io::Read;
 use std::process::ExitCode;

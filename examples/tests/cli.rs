@@ -833,3 +833,120 @@ fn contacts_commands_change_the_server_list() {
     assert_eq!(v["contacts"].as_array().map(Vec::len), Some(0));
     let _ = server.kill();
 }
+
+#[test]
+fn track_run_records_presence_and_report_sums_each_day() {
+    let (mut server, port) = sim_server();
+    let addr = format!("127.0.0.1:{port}");
+    let db = std::env::temp_dir().join(format!("ocs-cli-track-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let spec = format!("sqlite:{}", db.display());
+    let sign_in = |user: &str| {
+        vec![
+            "--user".to_owned(),
+            format!("sip:{user}@contoso.com"),
+            "--auth-user".to_owned(),
+            format!("CONTOSO\\{user}"),
+            "--server".to_owned(),
+            addr.clone(),
+            "--transport".to_owned(),
+            "tcp".to_owned(),
+        ]
+    };
+    let tracker = ocs()
+        .args([
+            "track",
+            "run",
+            "--db",
+            &spec,
+            "--watch",
+            "sip:bob@contoso.com",
+            "--for",
+            "4",
+        ])
+        .args(sign_in("alice"))
+        .env("OCS_PASSWORD", "alicepw")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tracker");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let bob = ocs()
+        .args(["status", "set", "busy", "--note", "tracked", "--for", "1"])
+        .args(sign_in("bob"))
+        .env("OCS_PASSWORD", "bobpw")
+        .output()
+        .expect("bob");
+    assert_eq!(
+        bob.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&bob.stderr)
+    );
+    let out = tracker.wait_with_output().expect("tracker ends");
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let to: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "transition")
+        .filter_map(|l| l["to"].as_str())
+        .collect();
+    assert!(to.contains(&"busy"), "{lines:?}");
+    assert_eq!(lines.last().expect("last")["event"], "stopped");
+    // The day bob turned busy (UTC), whenever the test ran.
+    let day = lines
+        .iter()
+        .find(|l| l["to"] == "busy")
+        .and_then(|l| l["at"].as_str())
+        .map(|at| at[..10].to_owned())
+        .expect("a time");
+
+    let report = |format: &str| {
+        let o = ocs()
+            .args(["track", "report", "--db", &spec, "--format", format])
+            .args(["--from", &day, "--to", &day])
+            .output()
+            .expect("report");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let rows: serde_json::Value = serde_json::from_str(&report("json")).expect("json");
+    let bob_today = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["who"] == "sip:bob@contoso.com")
+        .expect("a row for bob");
+    assert!(
+        bob_today["seconds"]["busy"].as_f64().unwrap_or(0.0) > 0.0,
+        "{bob_today}"
+    );
+    // Every second of the day is accounted for: states, unknown, gaps.
+    let total: f64 = bob_today["seconds"]
+        .as_object()
+        .expect("seconds")
+        .values()
+        .filter_map(|v| v.as_f64())
+        .sum::<f64>()
+        + bob_today["tracker_offline_seconds"].as_f64().expect("gaps");
+    assert!((total - 86_400.0).abs() < 0.001, "{total}");
+    let csv = report("csv");
+    assert!(csv.starts_with("who,day,first_seen,last_seen,"), "{csv}");
+    assert!(csv.contains("sip:bob@contoso.com,"), "{csv}");
+    // Bad input: a clear usage error.
+    let bad = ocs()
+        .args(["track", "report", "--db", &spec, "--from", "someday"])
+        .output()
+        .expect("bad");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected YYYY-MM-DD"));
+    let _ = server.kill();
+    let _ = std::fs::remove_file(&db);
+}

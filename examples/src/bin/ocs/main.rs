@@ -14,6 +14,7 @@ mod signin;
 mod simserver;
 mod sip;
 mod status;
+mod track;
 
 use std::process::ExitCode;
 
@@ -96,6 +97,11 @@ enum Command {
     /// write a sample. Live commands download with --address-book DIR.
     #[command(subcommand)]
     AddressBook(addressbook::AddressBookCommand),
+    /// Presence time tracking: `run` records contacts' presence changes in
+    /// a database (sqlite:PATH), `report` shows time per state per person
+    /// per day (csv or json).
+    #[command(subcommand)]
+    Track(track::TrackCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
         Command::Diag(a) => live(diag::run(a)),
         Command::AddressBook(cmd) => addressbook::run(cmd),
         Command::Contacts(a) => live(contacts::run(a)),
+        Command::Track(cmd) => live(track::run(cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,183 @@
+//! `ocs track`: presence time tracking. `run` signs in, watches contacts
+//! and records every presence change in a database; `report` turns the
+//! records into time per state per person per day.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use ocs_core::Client;
+use ocs_examples::track::report;
+use ocs_examples::track::run::{TrackError, TrackOptions, run as track_run};
+use ocs_examples::track::store::Store;
+use ocs_examples::track::{Millis, parse_day, utc_name};
+use ocs_examples::{CliError, emit};
+use serde_json::json;
+
+use crate::signin::{DialectArg, SignIn};
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrackCommand {
+    /// Sign in, watch the contacts, record every presence change until
+    /// Ctrl-C (or --for); a restart resumes in the same database.
+    Run(Box<RunArgs>),
+    /// Time per state per person per day from the database.
+    Report(ReportArgs),
+}
+
+/// `ocs track run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    sign_in: SignIn,
+    /// The database: sqlite:PATH (created when missing).
+    #[arg(long, default_value = "sqlite:ocs-track.db")]
+    db: String,
+    /// A contact to watch (repeatable).
+    #[arg(long = "watch", value_name = "URI", required = true)]
+    watch: Vec<String>,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long = "for", value_name = "SECS")]
+    hold: Option<f64>,
+    /// Delete records older than this many days at start.
+    #[arg(long, value_name = "DAYS")]
+    retention: Option<u32>,
+}
+
+/// `ocs track report`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The database: sqlite:PATH.
+    #[arg(long, default_value = "sqlite:ocs-track.db")]
+    db: String,
+    /// The first day, YYYY-MM-DD (UTC; default: today).
+    #[arg(long)]
+    from: Option<String>,
+    /// The last day, YYYY-MM-DD (UTC, included; default: --from).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this person.
+    #[arg(long, value_name = "URI")]
+    who: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Json,
+}
+
+const DAY: Millis = 86_400_000;
+
+#[allow(clippy::disallowed_methods)]
+fn wall() -> Millis {
+    // The CLI is a host: it knows the time of day.
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn store(spec: &str) -> Result<Store, CliError> {
+    Store::open(spec).map_err(|e| CliError::Usage(format!("--db {spec}: {e}")))
+}
+
+pub(crate) async fn run(cmd: TrackCommand) -> Result<(), CliError> {
+    match cmd {
+        TrackCommand::Run(a) => run_tracker(*a).await,
+        TrackCommand::Report(a) => print_report(a),
+    }
+}
+
+async fn run_tracker(a: RunArgs) -> Result<(), CliError> {
+    let db = store(&a.db)?;
+    if let Some(days) = a.retention {
+        let gone = db
+            .purge(wall() - i64::from(days) * DAY)
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        emit(json!({"event": "purged", "transitions": gone, "older_than_days": days}))?;
+    }
+    let cfg = a.sign_in.client_config()?;
+    let mut client = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
+    let opts = TrackOptions {
+        watch: a.watch.clone(),
+        heartbeat: Duration::from_secs(30),
+        source: match a.sign_in.dialect {
+            DialectArg::Ocs => "ocs".into(),
+            DialectArg::Standard => "standard".into(),
+        },
+    };
+    let hold = a.hold;
+    let stop = async move {
+        match hold {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    let summary = track_run(&mut client, &db, &a.sign_in.user, &opts, stop, wall, |t| {
+        let _ = emit(json!({
+            "event": "transition",
+            "who": t.who,
+            "at": utc_name(t.at),
+            "from": t.from,
+            "to": t.to.label(),
+            "note": t.to.note,
+        }));
+    })
+    .await
+    .map_err(|e| match e {
+        TrackError::Watch(..) => CliError::Usage(e.to_string()),
+        other => CliError::Failed(other.to_string()),
+    })?;
+    for (who, why) in &summary.refused {
+        emit(json!({"event": "not_tracked", "who": who, "reason": why}))?;
+    }
+    emit(json!({
+        "event": "stopped",
+        "run": summary.run,
+        "recorded": summary.recorded,
+        "outages": summary.outages,
+    }))
+}
+
+fn print_report(a: ReportArgs) -> Result<(), CliError> {
+    let day = |flag: &str, v: &str| {
+        parse_day(v).ok_or_else(|| CliError::Usage(format!("{flag} {v}: expected YYYY-MM-DD")))
+    };
+    let from = match &a.from {
+        Some(v) => day("--from", v)?,
+        None => {
+            let (y, m, d) = ocs_examples::track::civil_day(wall());
+            ocs_examples::track::day_start(y, m, d)
+        }
+    };
+    let to = match &a.to {
+        Some(v) => day("--to", v)? + DAY,
+        None => from + DAY,
+    };
+    if to <= from {
+        return Err(CliError::Usage("--to is before --from".into()));
+    }
+    let db = store(&a.db)?;
+    let fail = |e: ocs_examples::track::store::StoreError| CliError::Failed(e.to_string());
+    let spans = db.spans(from, to).map_err(fail)?;
+    // A state seen before the range still counts inside it: read from the
+    // start of the first span that reaches into the range.
+    let since = spans.iter().map(|s| s.from).min().unwrap_or(from).min(from);
+    let transitions = db.transitions(since, to, a.who.as_deref()).map_err(fail)?;
+    let people = match &a.who {
+        Some(w) => vec![w.clone()],
+        None => db.people().map_err(fail)?,
+    };
+    let rows = report::days(&transitions, &spans, &people, from, to);
+    match a.format {
+        Format::Csv => print!("{}", report::csv(&rows)),
+        Format::Json => emit(report::json(&rows))?,
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! `ocs_examples::track` against the embedded OCS server: a tracker signs
+//! in, watches bob and records his changes in SQLite; a second run after a
+//! restart records again; the report covers the day without guessing
+//! across the gap.
+
+use std::time::Duration;
+
+use ocs_core::{Client, ClientConfig, State, Transport, start_test_server};
+use ocs_examples::track::report::{self, UNKNOWN};
+use ocs_examples::track::run::{TrackOptions, run};
+use ocs_examples::track::store::Store;
+use ocs_examples::track::{Millis, Transition, day_start};
+
+#[allow(clippy::disallowed_methods)]
+fn wall() -> Millis {
+    // A test host: it reads the clock, as the CLI does.
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn config(server: &str, user: &str) -> ClientConfig {
+    ClientConfig::builder(&format!("sip:{user}@contoso.com"))
+        .credentials(&format!("CONTOSO\\{user}"), &format!("{user}pw"))
+        .server(server, Transport::Tcp)
+        .build()
+        .expect("config")
+}
+
+/// Runs a tracker until `n` transitions are recorded while `act` changes
+/// bob's presence; returns what it recorded.
+async fn track_while(
+    server: &str,
+    store: &Store,
+    n: usize,
+    act: impl std::future::Future<Output = ()>,
+) -> Vec<Transition> {
+    let mut lead = Client::start(config(server, "lead")).expect("lead");
+    let opts = TrackOptions {
+        watch: vec!["sip:bob@contoso.com".into()],
+        heartbeat: Duration::from_millis(200),
+        source: "ocs".into(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    let tracker = run(
+        &mut lead,
+        store,
+        "sip:lead@contoso.com",
+        &opts,
+        stop,
+        wall,
+        |t| {
+            let _ = tx.send(t.clone());
+        },
+    );
+    let watcher = async {
+        act.await;
+        let mut got = Vec::new();
+        while got.len() < n {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(t)) => got.push(t),
+                _ => break,
+            }
+        }
+        let _ = stop_tx.send(());
+        got
+    };
+    let (summary, got) = tokio::join!(tracker, watcher);
+    let summary = summary.expect("the run ends cleanly");
+    assert_eq!(summary.recorded, got.len(), "{got:?}");
+    got
+}
+
+#[tokio::test]
+async fn a_tracker_records_changes_and_a_restart_leaves_an_honest_gap() {
+    let sim = start_test_server("contoso.com", &[("lead", "leadpw"), ("bob", "bobpw")])
+        .await
+        .expect("server");
+    let server = sim.tcp.to_string();
+    let dir = std::env::temp_dir().join(format!("ocs-track-it-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let store = Store::open(&format!("sqlite:{}", dir.display())).expect("store");
+
+    let mut bob = Client::start(config(&server, "bob")).expect("bob");
+    bob.signed_in().await.expect("bob signs in");
+    let b = bob.handle();
+    let act = async move {
+        for s in [State::Busy, State::Away] {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let asked = b.set_status(s, Some("tracked")).await.expect("asked");
+            asked.outcome().await.expect("published");
+        }
+    };
+    // Bob's presence at the start (online), busy, away.
+    let first = track_while(&server, &store, 3, act).await;
+    let states: Vec<&str> = first.iter().map(|t| t.to.state.as_str()).collect();
+    assert_eq!(states, ["online", "busy", "away"], "{first:?}");
+    assert_eq!(first[1].from.as_deref(), Some("online"));
+    assert_eq!(first[2].to.note.as_deref(), Some("tracked"));
+
+    // The tracker is off for a while; bob changes meanwhile; the next run
+    // records what it finds, as a fresh start.
+    let b = bob.handle();
+    b.set_status(State::DoNotDisturb, None)
+        .await
+        .expect("asked")
+        .outcome()
+        .await
+        .expect("published");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = track_while(&server, &store, 1, async {}).await;
+    assert_eq!(second[0].to.state, "do-not-disturb");
+    assert_eq!(second[0].from, None, "a new run knows no state before it");
+
+    // The report: two spans, a gap between them, every millisecond of the
+    // day accounted for.
+    // The days the test ran on (two when it crossed midnight).
+    let midnight = |at: Millis| {
+        let (y, m, d) = ocs_examples::track::civil_day(at);
+        day_start(y, m, d)
+    };
+    let (day, end) = (midnight(first[0].at), midnight(wall()) + 86_400_000);
+    let spans = store.spans(day, end).expect("spans");
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!(spans[0].to < spans[1].from, "a gap between the runs");
+    let rows = report::days(
+        &store.transitions(day, end, None).expect("read"),
+        &spans,
+        &[],
+        day,
+        end,
+    );
+    let bob_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r.who == "sip:bob@contoso.com")
+        .collect();
+    assert!(!bob_rows.is_empty());
+    for r in &bob_rows {
+        assert_eq!(r.accounted(), 86_400_000, "{r:?}");
+    }
+    let totals = |label: &str| -> Millis {
+        bob_rows
+            .iter()
+            .map(|r| r.totals.get(label).copied().unwrap_or(0))
+            .sum()
+    };
+    assert!(totals("busy") >= 200, "busy for about 300 ms");
+    assert!(totals("away") > 0);
+    assert!(totals("do-not-disturb") > 0);
+    assert!(
+        totals(UNKNOWN) < 2_000,
+        "unknown only until the first notification"
+    );
+    let covered: Millis = spans.iter().map(|s| s.to - s.from).sum();
+    let offline: Millis = bob_rows.iter().map(|r| r.tracker_offline).sum();
+    assert_eq!(offline, 86_400_000 * bob_rows.len() as i64 - covered);
+
+    bob.sign_out();
+    let _ = std::fs::remove_file(&dir);
+}
