@@ -950,3 +950,80 @@ fn track_run_records_presence_and_report_sums_each_day() {
     let _ = server.kill();
     let _ = std::fs::remove_file(&db);
 }
+
+#[test]
+fn track_demo_accounts_for_exactly_the_hour_and_draws_it() {
+    let dir = std::env::temp_dir().join(format!("ocs-cli-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let html = dir.join("demo.html");
+    let out = ocs()
+        .args(["track", "demo", "--speed", "1200", "--minutes", "60"])
+        .arg("--db")
+        .arg(format!("sqlite:{}", dir.join("demo.db").display()))
+        .arg("--out")
+        .arg(&html)
+        .output()
+        .expect("demo");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let people: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "person").collect();
+    assert_eq!(people.len(), 3, "{lines:?}");
+    for p in &people {
+        // The durations of the demo hour sum exactly to the hour.
+        assert_eq!(p["accounted_seconds"], 3600.0, "{p}");
+        let states: f64 = p["seconds"]
+            .as_object()
+            .expect("seconds")
+            .values()
+            .filter_map(|v| v.as_f64())
+            .sum();
+        // The tracker signs in during the first simulated seconds (at this
+        // speed a real 50 ms is a minute): that much is tracker_offline.
+        assert!(states > 3600.0 - 120.0, "the tracker watched the hour: {p}");
+        assert!(
+            p["seconds"]["unknown"].as_f64().unwrap_or(0.0) < 120.0,
+            "{p}"
+        );
+    }
+    let anna = people
+        .iter()
+        .find(|p| p["who"] == "sip:anna@contoso.com")
+        .expect("anna");
+    // Her custom state (minutes 35-50) is filed under its name.
+    let custom = anna["seconds"]["custom: Customer visit"]
+        .as_f64()
+        .expect("custom state");
+    assert!((custom - 900.0).abs() < 120.0, "{anna}");
+    // The page: one timeline per person, each drawn across the width.
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert_eq!(page.matches("<svg").count(), 3);
+    for svg in page.split("<svg").skip(1) {
+        let svg = svg.split("</svg>").next().expect("svg");
+        let width: f64 = svg
+            .split("<rect ")
+            .skip(2) // the pattern's background
+            .filter_map(|r| {
+                r.split("width=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .sum();
+        // The whole width but the tracker's first seconds (hatched).
+        assert!(
+            width <= 960.5 && width > 960.0 * (1.0 - 120.0 / 3600.0),
+            "{width}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

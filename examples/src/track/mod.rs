@@ -7,6 +7,7 @@
 //! runs, and while its connection was down, is a gap ("tracker offline
 //! from .. to .."), never the last state stretched over it.
 
+pub mod demo;
 pub mod report;
 pub mod run;
 pub mod store;

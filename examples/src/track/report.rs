@@ -58,6 +58,54 @@ pub fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     out
 }
 
+/// One stretch of one person's time: `[from, to)` in state `label`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// From (inclusive).
+    pub from: Millis,
+    /// To (exclusive).
+    pub to: Millis,
+    /// The state label, or [`UNKNOWN`].
+    pub label: String,
+}
+
+/// `who`'s time within `[from, to)` that the (merged) spans cover, as
+/// consecutive segments: each state from its transition to the next one
+/// or the span's end, [`UNKNOWN`] from a span's start to the first
+/// notification in it. `ts` are `who`'s transitions, oldest first.
+pub fn segments(ts: &[&Transition], spans: &[Span], from: Millis, to: Millis) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut push = |a: Millis, b: Millis, label: &str| {
+        if a < b {
+            out.push(Segment {
+                from: a,
+                to: b,
+                label: label.to_owned(),
+            });
+        }
+    };
+    for span in spans {
+        let (a, b) = (span.from.max(from), span.to.min(to));
+        if a >= b {
+            continue;
+        }
+        let mut cursor = a;
+        let mut label = UNKNOWN.to_owned();
+        for t in ts.iter().filter(|t| t.at >= span.from && t.at < span.to) {
+            if t.at > cursor {
+                push(cursor, t.at.min(b), &label);
+            }
+            cursor = cursor.max(t.at);
+            label = t.to.label();
+            if cursor >= b {
+                break;
+            }
+        }
+        push(cursor, b, &label);
+    }
+    out
+}
+
 /// The rows for `[from, to)`: one per person (in `people`, plus everyone
 /// with transitions) per day. `transitions` may come in any order.
 pub fn days(
@@ -96,32 +144,8 @@ pub fn days(
             );
             day += 86_400_000;
         }
-        for span in &spans {
-            let (a, b) = (span.from.max(from), span.to.min(to));
-            if a >= b {
-                continue;
-            }
-            // Transitions seen in this span, in order; before the first,
-            // the person is unknown.
-            let inside: Vec<&&Transition> = ts
-                .iter()
-                .filter(|t| t.at >= span.from && t.at < span.to)
-                .collect();
-            let mut cursor = a;
-            let mut label = UNKNOWN.to_owned();
-            for t in inside {
-                if t.at > cursor {
-                    add(&mut row_of, &label, cursor, t.at.min(b));
-                }
-                cursor = cursor.max(t.at);
-                label = t.to.label();
-                if cursor >= b {
-                    break;
-                }
-            }
-            if cursor < b {
-                add(&mut row_of, &label, cursor, b);
-            }
+        for seg in segments(&ts, &spans, from, to) {
+            add(&mut row_of, &seg.label, seg.from, seg.to);
         }
         rows.extend(row_of.into_values());
     }
@@ -255,6 +279,105 @@ pub fn json(rows: &[DayRow]) -> Value {
     )
 }
 
+/// A state's colour in the HTML report (Communicator's: green available,
+/// red busy, yellow away, grey offline; custom states by their kind).
+fn colour(label: &str) -> &'static str {
+    match label {
+        "online" => "#3c9a3c",
+        "inactive" => "#8cc68c",
+        "busy" | "busy-idle" => "#d03c3c",
+        "do-not-disturb" => "#8b1a1a",
+        "be-right-back" | "away" => "#e3b505",
+        "offline" => "#9a9a9a",
+        UNKNOWN => "#ffffff",
+        _ => "#5a6fd0",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The report as one self-contained HTML file: a timeline (SVG) per person
+/// over `[from, to)`, coloured by state, with hatched gaps where no tracker
+/// watched, and the daily totals table. `timelines` are each person's
+/// segments ([`segments`]).
+pub fn html(
+    rows: &[DayRow],
+    timelines: &[(String, Vec<Segment>)],
+    from: Millis,
+    to: Millis,
+) -> String {
+    const W: f64 = 960.0;
+    let span = (to - from).max(1) as f64;
+    let x = |t: Millis| ((t - from) as f64 / span * W * 100.0).round() / 100.0;
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>Presence report</title>\n<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child,th:first-child{text-align:left}</style>\n</head><body>\n",
+    );
+    out.push_str(&format!(
+        "<h1>Presence report</h1>\n<p>{} to {} (UTC)</p>\n",
+        utc_name(from),
+        utc_name(to)
+    ));
+    for (who, segs) in timelines {
+        out.push_str(&format!("<h2>{}</h2>\n", esc(who)));
+        out.push_str(&format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"40\" role=\"img\" aria-label=\"timeline of {}\">\n<defs><pattern id=\"gap\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0 6L6 0\" stroke=\"#bbb\"/></pattern></defs>\n<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"24\" fill=\"url(#gap)\"><title>tracker offline</title></rect>\n",
+            esc(who)
+        ));
+        for s in segs {
+            out.push_str(&format!(
+                "<rect x=\"{}\" y=\"0\" width=\"{}\" height=\"24\" fill=\"{}\" data-state=\"{}\"><title>{}: {} to {}</title></rect>\n",
+                x(s.from),
+                (x(s.to) - x(s.from)).max(0.0),
+                colour(&s.label),
+                esc(&s.label),
+                esc(&s.label),
+                utc_name(s.from),
+                utc_name(s.to)
+            ));
+        }
+        out.push_str(&format!(
+            "<text x=\"0\" y=\"38\" font-size=\"11\">{}</text><text x=\"{W}\" y=\"38\" font-size=\"11\" text-anchor=\"end\">{}</text>\n</svg>\n",
+            utc_name(from),
+            utc_name(to)
+        ));
+    }
+    let labels = labels(rows);
+    out.push_str("<h2>Daily totals (minutes)</h2>\n<table>\n<tr><th>who</th><th>day</th><th>first seen</th><th>last seen</th>");
+    for l in &labels {
+        out.push_str(&format!(
+            "<th><span style=\"color:{}\">&#9632;</span> {}</th>",
+            colour(l),
+            esc(l)
+        ));
+    }
+    out.push_str("<th>tracker offline</th></tr>\n");
+    let min = |ms: Millis| format!("{:.1}", ms as f64 / 60_000.0);
+    for r in rows {
+        let time = |t: Option<Millis>| t.map(utc_name).unwrap_or_default();
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&r.who),
+            r.day,
+            time(r.first_seen),
+            time(r.last_seen)
+        ));
+        for l in &labels {
+            out.push_str(&format!(
+                "<td>{}</td>",
+                min(r.totals.get(l).copied().unwrap_or(0))
+            ));
+        }
+        out.push_str(&format!("<td>{}</td></tr>\n", min(r.tracker_offline)));
+    }
+    out.push_str("</table>\n</body></html>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Snapshot;
@@ -368,6 +491,39 @@ mod tests {
         assert_eq!(rows[0].totals[UNKNOWN], 4 * H);
         assert_eq!(rows[0].tracker_offline, 20 * H);
         assert_eq!(rows[0].first_seen, None);
+    }
+
+    #[test]
+    fn the_html_report_draws_each_segment_where_it_belongs() {
+        let d = day0();
+        let ts = [
+            t("sip:bob@x", d + 6 * H, "online"),
+            t("sip:bob@x", d + 12 * H, "busy"),
+        ];
+        let spans = [Span {
+            from: d + 6 * H,
+            to: d + 18 * H,
+        }];
+        let refs: Vec<&Transition> = ts.iter().collect();
+        let segs = segments(&refs, &spans, d, d + 24 * H);
+        assert_eq!(
+            segs.iter()
+                .map(|s| (s.from - d, s.to - d, s.label.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(6 * H, 12 * H, "online"), (12 * H, 18 * H, "busy")]
+        );
+        let rows = days(&ts, &spans, &[], d, d + 24 * H);
+        let page = html(&rows, &[("sip:bob@x".into(), segs)], d, d + 24 * H);
+        // A quarter of the width per six hours.
+        assert!(page.contains(r##"<rect x="240" y="0" width="240" height="24" fill="#3c9a3c" data-state="online">"##), "{page}");
+        assert!(
+            page.contains(
+                r##"<rect x="480" y="0" width="240" height="24" fill="#d03c3c" data-state="busy">"##
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<td>360.0</td>"), "six hours online");
+        assert!(!page.contains("<script"), "self-contained, no scripts");
     }
 
     #[test]

@@ -23,6 +23,26 @@ pub(crate) enum TrackCommand {
     Run(Box<RunArgs>),
     /// Time per state per person per day from the database.
     Report(ReportArgs),
+    /// The embedded server, three people changing their presence through
+    /// an hour on a fast clock, a tracker, and the hour's report.
+    Demo(DemoArgs),
+}
+
+/// `ocs track demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The database for the demo's records.
+    #[arg(long, default_value = "sqlite:ocs-track-demo.db")]
+    db: String,
+    /// Write the HTML report here.
+    #[arg(long, default_value = "ocs-track-demo.html")]
+    out: std::path::PathBuf,
+    /// Simulated minutes per real minute (60: an hour takes a minute).
+    #[arg(long, default_value_t = 60)]
+    speed: u32,
+    /// How many simulated minutes the demo lasts.
+    #[arg(long, default_value_t = 60)]
+    minutes: u32,
 }
 
 /// `ocs track run`.
@@ -59,15 +79,20 @@ pub(crate) struct ReportArgs {
     /// Only this person.
     #[arg(long, value_name = "URI")]
     who: Option<String>,
-    /// Output format.
+    /// Output format: csv, json, or html (one self-contained file with a
+    /// timeline per person).
     #[arg(long, value_enum, default_value = "csv")]
     format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     Csv,
     Json,
+    Html,
 }
 
 const DAY: Millis = 86_400_000;
@@ -89,7 +114,74 @@ pub(crate) async fn run(cmd: TrackCommand) -> Result<(), CliError> {
     match cmd {
         TrackCommand::Run(a) => run_tracker(*a).await,
         TrackCommand::Report(a) => print_report(a),
+        TrackCommand::Demo(a) => run_demo(a).await,
     }
+}
+
+/// Writes `text` to `out`, or to standard output.
+fn write_out(out: Option<&std::path::Path>, text: &str) -> Result<(), CliError> {
+    match out {
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| CliError::Usage(format!("writing {}: {e}", p.display()))),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+async fn run_demo(a: DemoArgs) -> Result<(), CliError> {
+    if a.speed == 0 || a.minutes == 0 {
+        return Err(CliError::Usage(
+            "--speed and --minutes must be positive".into(),
+        ));
+    }
+    if let Some(path) = a.db.strip_prefix("sqlite:") {
+        // A fresh demo each time.
+        let _ = std::fs::remove_file(path);
+    }
+    let opts = ocs_examples::track::demo::DemoOptions {
+        speed: a.speed,
+        minutes: a.minutes,
+        db: a.db.clone(),
+    };
+    let r = ocs_examples::track::demo::demo(&opts, |t| {
+        let _ = emit(json!({
+            "event": "transition",
+            "who": t.who,
+            "at": utc_name(t.at),
+            "to": t.to.label(),
+        }));
+    })
+    .await
+    .map_err(CliError::Failed)?;
+    let page = report::html(&r.rows, &r.timelines, r.from, r.to);
+    write_out(Some(&a.out), &page)?;
+    for (who, _) in &r.timelines {
+        let mine: Vec<&report::DayRow> = r.rows.iter().filter(|x| &x.who == who).collect();
+        let mut seconds = serde_json::Map::new();
+        for row in &mine {
+            for (label, ms) in &row.totals {
+                let v = seconds.entry(label.clone()).or_insert(json!(0.0));
+                *v = json!(v.as_f64().unwrap_or(0.0) + *ms as f64 / 1000.0);
+            }
+        }
+        let total: Millis = mine.iter().map(|x| x.accounted()).sum();
+        emit(json!({
+            "event": "person",
+            "who": who,
+            "seconds": seconds,
+            "accounted_seconds": total as f64 / 1000.0,
+        }))?;
+    }
+    emit(json!({
+        "event": "report",
+        "from": utc_name(r.from),
+        "to": utc_name(r.to),
+        "recorded": r.recorded,
+        "html": a.out.display().to_string(),
+        "db": a.db,
+    }))
 }
 
 async fn run_tracker(a: RunArgs) -> Result<(), CliError> {
@@ -175,9 +267,21 @@ fn print_report(a: ReportArgs) -> Result<(), CliError> {
         None => db.people().map_err(fail)?,
     };
     let rows = report::days(&transitions, &spans, &people, from, to);
-    match a.format {
-        Format::Csv => print!("{}", report::csv(&rows)),
-        Format::Json => emit(report::json(&rows))?,
-    }
-    Ok(())
+    let text = match a.format {
+        Format::Csv => report::csv(&rows),
+        Format::Json => format!("{}\n", report::json(&rows)),
+        Format::Html => {
+            let merged = report::merge(spans);
+            let timelines: Vec<(String, Vec<report::Segment>)> = people
+                .iter()
+                .map(|w| {
+                    let ts: Vec<&ocs_examples::track::Transition> =
+                        transitions.iter().filter(|t| &t.who == w).collect();
+                    (w.clone(), report::segments(&ts, &merged, from, to))
+                })
+                .collect();
+            report::html(&rows, &timelines, from, to)
+        }
+    };
+    write_out(a.out.as_deref(), &text)
 }
