@@ -301,6 +301,74 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Every person's timeline in one SVG picture (a row each, a legend of
+/// the states that occur, the range's ends), for a README or a wiki.
+pub fn timelines_svg(timelines: &[(String, Vec<Segment>)], from: Millis, to: Millis) -> String {
+    const LEFT: f64 = 180.0;
+    const W: f64 = 720.0;
+    const ROW: f64 = 30.0;
+    let span = (to - from).max(1) as f64;
+    let x = |t: Millis| ((t - from) as f64 / span * W * 100.0).round() / 100.0;
+    let mut used: Vec<String> = timelines
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|s| s.label.clone()))
+        .collect();
+    used.sort();
+    used.dedup();
+    let height = ROW * timelines.len() as f64 + 60.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<defs><pattern id=\"gap\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0 6L6 0\" stroke=\"#bbb\"/></pattern></defs>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n",
+        LEFT + W + 10.0
+    );
+    for (i, (who, segs)) in timelines.iter().enumerate() {
+        let y = 10.0 + ROW * i as f64;
+        out.push_str(&format!(
+            "<text x=\"0\" y=\"{}\">{}</text>\n<rect x=\"{LEFT}\" y=\"{y}\" width=\"{W}\" height=\"20\" fill=\"url(#gap)\"/>\n",
+            y + 15.0,
+            esc(who)
+        ));
+        for s in segs {
+            out.push_str(&format!(
+                "<rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"20\" fill=\"{}\"><title>{}</title></rect>\n",
+                ((LEFT + x(s.from)) * 100.0).round() / 100.0,
+                ((x(s.to) - x(s.from)) * 100.0).round().max(0.0) / 100.0,
+                colour(&s.label),
+                esc(&s.label)
+            ));
+        }
+    }
+    let y = 10.0 + ROW * timelines.len() as f64;
+    out.push_str(&format!(
+        "<text x=\"{LEFT}\" y=\"{}\" font-size=\"10\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>\n",
+        y + 4.0,
+        utc_name(from),
+        LEFT + W,
+        y + 4.0,
+        utc_name(to)
+    ));
+    let mut lx = 0.0;
+    for l in used
+        .iter()
+        .chain(std::iter::once(&"tracker offline".to_owned()))
+    {
+        let fill = if l == "tracker offline" {
+            "url(#gap)".to_owned()
+        } else {
+            colour(l).to_owned()
+        };
+        out.push_str(&format!(
+            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{fill}\" stroke=\"#999\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+            y + 20.0,
+            lx + 16.0,
+            y + 30.0,
+            esc(l)
+        ));
+        lx += 24.0 + 7.0 * l.len() as f64;
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// The report as one self-contained HTML file: a timeline (SVG) per person
 /// over `[from, to)`, coloured by state, with hatched gaps where no tracker
 /// watched, and the daily totals table. `timelines` are each person's
@@ -332,7 +400,7 @@ pub fn html(
             out.push_str(&format!(
                 "<rect x=\"{}\" y=\"0\" width=\"{}\" height=\"24\" fill=\"{}\" data-state=\"{}\"><title>{}: {} to {}</title></rect>\n",
                 x(s.from),
-                (x(s.to) - x(s.from)).max(0.0),
+                ((x(s.to) - x(s.from)) * 100.0).round().max(0.0) / 100.0,
                 colour(&s.label),
                 esc(&s.label),
                 esc(&s.label),

@@ -43,6 +43,9 @@ pub(crate) struct DemoArgs {
     /// How many simulated minutes the demo lasts.
     #[arg(long, default_value_t = 60)]
     minutes: u32,
+    /// Also write every timeline as one SVG picture here.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 /// `ocs track run`.
@@ -157,6 +160,12 @@ async fn run_demo(a: DemoArgs) -> Result<(), CliError> {
     .map_err(CliError::Failed)?;
     let page = report::html(&r.rows, &r.timelines, r.from, r.to);
     write_out(Some(&a.out), &page)?;
+    if let Some(svg) = &a.svg {
+        write_out(
+            Some(svg),
+            &report::timelines_svg(&r.timelines, r.from, r.to),
+        )?;
+    }
     for (who, _) in &r.timelines {
         let mine: Vec<&report::DayRow> = r.rows.iter().filter(|x| &x.who == who).collect();
         let mut seconds = serde_json::Map::new();
