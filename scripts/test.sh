@@ -56,6 +56,8 @@ fi
 step "interop with Kamailio on 127.0.0.1:$OCS_KAMAILIO_PORT"
 # The linphonec_ tests run in the next step.
 cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --test-threads=1 --skip linphonec_
+# The presence tracker in the standard dialect (ocs track).
+cargo test -p ocs-examples --test track -- --ignored
 
 step "C API smoke test against Kamailio (bindings/c/run.sh: gcc, ocs.h, libocs_ffi.so)"
 bindings/c/run.sh

@@ -163,3 +163,92 @@ async fn a_tracker_records_changes_and_a_restart_leaves_an_honest_gap() {
     bob.sign_out();
     let _ = std::fs::remove_file(&dir);
 }
+
+/// The standard dialect: the tracker (alice) watches bob through
+/// Kamailio's presence server. Run by scripts/test.sh with Kamailio
+/// started (OCS_KAMAILIO_PORT); by hand: `cargo test -p ocs-examples
+/// --test track -- --ignored`.
+#[tokio::test]
+#[ignore = "needs Kamailio (scripts/test.sh starts it)"]
+async fn a_tracker_records_changes_through_kamailio_in_the_standard_dialect() {
+    let port: u16 = std::env::var("OCS_KAMAILIO_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .expect("OCS_KAMAILIO_PORT is not set: start Kamailio with scripts/kamailio.sh start");
+    let server = format!("127.0.0.1:{port}");
+    let config = |user: &str| {
+        ClientConfig::builder(&format!("sip:{user}@127.0.0.1"))
+            .credentials(user, &format!("{user}pw"))
+            .dialect(ocs_core::Dialect::Standard)
+            .server(&server, Transport::Tcp)
+            .build()
+            .expect("config")
+    };
+    let dir = std::env::temp_dir().join(format!("ocs-track-kam-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let store = Store::open(&format!("sqlite:{}", dir.display())).expect("store");
+
+    let mut bob = Client::start(config("bob")).expect("bob");
+    bob.signed_in().await.expect("bob signs in");
+    let b = bob.handle();
+    let mut alice = Client::start(config("alice")).expect("alice");
+    let opts = TrackOptions {
+        watch: vec!["sip:bob@127.0.0.1".into()],
+        heartbeat: Duration::from_secs(1),
+        source: "standard".into(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Transition>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let tracker = run(
+        &mut alice,
+        &store,
+        "sip:alice@127.0.0.1",
+        &opts,
+        async move {
+            let _ = stop_rx.await;
+        },
+        wall,
+        |t| {
+            let _ = tx.send(t.clone());
+        },
+    );
+    let script = async move {
+        // Kamailio notifies on a 5 s timer: give each state time to arrive.
+        let mut seen = Vec::new();
+        for s in [State::Busy, State::Away] {
+            b.set_status(s, Some("tracked"))
+                .await
+                .expect("asked")
+                .outcome()
+                .await
+                .expect("published");
+            let want = s.as_str();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while !seen.iter().any(|t: &Transition| t.to.state == want) {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(t)) => seen.push(t),
+                    _ => panic!("the tracker did not see {want}: {seen:?}"),
+                }
+            }
+        }
+        let _ = stop_tx.send(());
+        seen
+    };
+    let (summary, seen) = tokio::join!(tracker, script);
+    let summary = summary.expect("the run ends cleanly");
+    assert_eq!(summary.recorded, seen.len());
+    let stored = store.transitions(0, i64::MAX, None).expect("read");
+    assert!(stored.iter().all(|t| t.source == "standard"));
+    let states: Vec<&str> = stored.iter().map(|t| t.to.state.as_str()).collect();
+    let busy = states
+        .iter()
+        .position(|s| *s == "busy")
+        .expect("busy stored");
+    let away = states
+        .iter()
+        .position(|s| *s == "away")
+        .expect("away stored");
+    assert!(busy < away, "{states:?}");
+    bob.sign_out();
+    let _ = std::fs::remove_file(&dir);
+}
