@@ -21,7 +21,7 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "Kamailio for the interop tests (scripts/kamailio.sh: installs it when missing)"
-trap 'scripts/kamailio.sh stop' EXIT
+trap 'scripts/kamailio.sh stop; scripts/postgres.sh stop' EXIT
 scripts/kamailio.sh start
 set -a
 # shellcheck source=/dev/null # written by scripts/kamailio.sh start
@@ -58,6 +58,15 @@ step "interop with Kamailio on 127.0.0.1:$OCS_KAMAILIO_PORT"
 cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --test-threads=1 --skip linphonec_
 # The presence tracker in the standard dialect (ocs track).
 cargo test -p ocs-examples --test track -- --ignored
+
+step "ocs track on PostgreSQL (scripts/postgres.sh: installs it when missing, a throw-away cluster)"
+scripts/postgres.sh start
+set -a
+# shellcheck source=/dev/null # written by scripts/postgres.sh start
+. target/postgres.env
+set +a
+cargo test -p ocs-examples --test track_postgres -- --ignored
+scripts/postgres.sh stop
 
 step "C API smoke test against Kamailio (bindings/c/run.sh: gcc, ocs.h, libocs_ffi.so)"
 bindings/c/run.sh

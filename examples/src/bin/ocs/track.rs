@@ -53,7 +53,8 @@ pub(crate) struct DemoArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     sign_in: SignIn,
-    /// The database: sqlite:PATH (created when missing).
+    /// The database: sqlite:PATH (created when missing), or
+    /// postgres://USER@HOST:PORT/DB when several trackers share one.
     #[arg(long, default_value = "sqlite:ocs-track.db")]
     db: String,
     /// A contact to watch (repeatable).
@@ -70,7 +71,7 @@ pub(crate) struct RunArgs {
 /// `ocs track report`.
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
-    /// The database: sqlite:PATH.
+    /// The database: sqlite:PATH or postgres://USER@HOST:PORT/DB.
     #[arg(long, default_value = "sqlite:ocs-track.db")]
     db: String,
     /// The first day, YYYY-MM-DD (UTC; default: today).
