@@ -862,7 +862,7 @@ fn track_run_records_presence_and_report_sums_each_day() {
             "--watch",
             "sip:bob@contoso.com",
             "--for",
-            "4",
+            "8",
         ])
         .args(sign_in("alice"))
         .env("OCS_PASSWORD", "alicepw")

@@ -67,6 +67,8 @@ async fn track_while(
                 _ => break,
             }
         }
+        // The last state lasts a moment before the run ends.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = stop_tx.send(());
         got
     };
