@@ -39,6 +39,7 @@ async fn track_while(
     let mut lead = Client::start(config(server, "lead")).expect("lead");
     let opts = TrackOptions {
         watch: vec!["sip:bob@contoso.com".into()],
+        group: None,
         heartbeat: Duration::from_millis(200),
         source: "ocs".into(),
     };
@@ -196,6 +197,7 @@ async fn a_tracker_records_changes_through_kamailio_in_the_standard_dialect() {
     let mut alice = Client::start(config("alice")).expect("alice");
     let opts = TrackOptions {
         watch: vec!["sip:bob@127.0.0.1".into()],
+        group: None,
         heartbeat: Duration::from_secs(1),
         source: "standard".into(),
     };
@@ -252,5 +254,107 @@ async fn a_tracker_records_changes_through_kamailio_in_the_standard_dialect() {
         .expect("away stored");
     assert!(busy < away, "{states:?}");
     bob.sign_out();
+    let _ = std::fs::remove_file(&dir);
+}
+
+#[tokio::test]
+async fn a_tracker_watches_a_contact_list_group_and_names_a_missing_one() {
+    let sim = start_test_server(
+        "contoso.com",
+        &[
+            ("lead", "leadpw"),
+            ("bob", "bobpw"),
+            ("carol", "carolpw"),
+            ("dave", "davepw"),
+        ],
+    )
+    .await
+    .expect("server");
+    sim.with(|s, _| {
+        s.set_contacts(
+            "sip:lead@contoso.com",
+            &[
+                ("sip:bob@contoso.com", "Bob", "Team"),
+                ("sip:carol@contoso.com", "Carol", "Team"),
+                ("sip:dave@contoso.com", "Dave", "Other"),
+            ],
+        )
+    })
+    .await
+    .expect("contacts");
+    let server = sim.tcp.to_string();
+    let dir = std::env::temp_dir().join(format!("ocs-track-group-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let store = Store::open(&format!("sqlite:{}", dir.display())).expect("store");
+
+    // A group the list does not have: a clear error naming the ones it has.
+    let mut lead = Client::start(config(&server, "lead")).expect("lead");
+    let opts = |group: &str| TrackOptions {
+        watch: Vec::new(),
+        group: Some(group.into()),
+        heartbeat: Duration::from_millis(200),
+        source: "ocs".into(),
+    };
+    let missing = run(
+        &mut lead,
+        &store,
+        "sip:lead@contoso.com",
+        &opts("Family"),
+        std::future::pending::<()>(),
+        wall,
+        |_| {},
+    )
+    .await
+    .expect_err("no such group");
+    let text = missing.to_string();
+    assert!(
+        text.contains("Family") && text.contains("Team") && text.contains("Other"),
+        "{text}"
+    );
+    lead.sign_out();
+
+    // "team" (any case): bob and carol are watched, dave is not.
+    let mut lead = Client::start(config(&server, "lead")).expect("lead");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Transition>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let team = opts("team");
+    let tracker = run(
+        &mut lead,
+        &store,
+        "sip:lead@contoso.com",
+        &team,
+        async move {
+            let _ = stop_rx.await;
+        },
+        wall,
+        |t| {
+            let _ = tx.send(t.clone());
+        },
+    );
+    let watcher = async move {
+        let mut who = std::collections::BTreeSet::new();
+        while who.len() < 2 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(t)) => {
+                    who.insert(t.who);
+                }
+                _ => break,
+            }
+        }
+        // Long enough for a notification about dave to arrive, were he
+        // watched.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(t) = rx.try_recv() {
+            who.insert(t.who);
+        }
+        let _ = stop_tx.send(());
+        who
+    };
+    let (summary, who) = tokio::join!(tracker, watcher);
+    summary.expect("clean end");
+    assert_eq!(
+        who.into_iter().collect::<Vec<_>>(),
+        ["sip:bob@contoso.com", "sip:carol@contoso.com"]
+    );
     let _ = std::fs::remove_file(&dir);
 }

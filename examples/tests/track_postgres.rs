@@ -154,6 +154,7 @@ async fn a_tracker_records_in_postgres() {
     let mut lead = Client::start(config("lead")).expect("lead");
     let opts = TrackOptions {
         watch: vec!["sip:bob@contoso.com".into()],
+        group: None,
         heartbeat: Duration::from_millis(200),
         source: "ocs".into(),
     };

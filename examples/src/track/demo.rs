@@ -115,6 +115,7 @@ pub async fn demo(
             .iter()
             .map(|p| format!("sip:{p}@contoso.com"))
             .collect(),
+        group: None,
         heartbeat: real(60_000).max(Duration::from_millis(50)),
         source: "ocs".into(),
     };

@@ -14,8 +14,12 @@ use super::{Millis, Snapshot, Transition};
 /// How a run is set up.
 #[derive(Debug, Clone)]
 pub struct TrackOptions {
-    /// The contacts to watch (SIP URIs).
+    /// The contacts to watch (SIP URIs). With neither these nor `group`,
+    /// the tracker watches itself.
     pub watch: Vec<String>,
+    /// Also watch every contact of this group of the server-stored contact
+    /// list (OCS; the name compared without regard to case).
+    pub group: Option<String>,
     /// How often the run tells the store it is alive.
     pub heartbeat: Duration,
     /// The dialect recorded with each transition (`ocs` or `standard`).
@@ -47,6 +51,51 @@ pub enum TrackError {
     /// A watch was refused at once (not a SIP URI).
     #[error("watch {0}: {1}")]
     Watch(String, ocs_core::Error),
+    /// The contact-list group to watch is not there.
+    #[error("{0}")]
+    Group(String),
+}
+
+/// The contacts of `group` in the server-stored contact list, once the
+/// server has sent it (within 10 s of sign-in).
+async fn group_members(client: &mut Client, group: &str) -> Result<Vec<String>, TrackError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        if let Some(l) = client
+            .contact_list()
+            .await
+            .map_err(|e| TrackError::Group(format!("--group {group}: {e}")))?
+        {
+            break l;
+        }
+        // The list arrives after sign-in; events meanwhile are not part
+        // of the run yet.
+        match tokio::time::timeout_at(deadline, client.next_event()).await {
+            Ok(Some(_)) => {}
+            _ => {
+                return Err(TrackError::Group(format!(
+                    "--group {group}: the server sent no contact list (the standard dialect has none)"
+                )));
+            }
+        }
+    };
+    let Some(g) = list
+        .groups
+        .iter()
+        .find(|g| g.name.eq_ignore_ascii_case(group))
+    else {
+        let names: Vec<&str> = list.groups.iter().map(|g| &*g.name).collect();
+        return Err(TrackError::Group(format!(
+            "--group {group}: no such group in the contact list (it has: {})",
+            names.join(", ")
+        )));
+    };
+    Ok(list
+        .contacts
+        .iter()
+        .filter(|c| c.groups.contains(&g.id))
+        .map(|c| c.uri.to_string())
+        .collect())
 }
 
 /// Signs `client` in, watches `opts.watch` and records until `stop`
@@ -67,7 +116,16 @@ pub async fn run(
         ..RunSummary::default()
     };
     let run = summary.run;
-    for uri in &opts.watch {
+    let mut watch = opts.watch.clone();
+    if let Some(g) = &opts.group {
+        watch.extend(group_members(client, g).await?);
+    }
+    if watch.is_empty() && opts.group.is_none() {
+        watch.push(tracker.to_owned());
+    }
+    watch.sort();
+    watch.dedup();
+    for uri in &watch {
         client
             .watch(uri)
             .await

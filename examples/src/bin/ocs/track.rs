@@ -57,9 +57,14 @@ pub(crate) struct RunArgs {
     /// postgres://USER@HOST:PORT/DB when several trackers share one.
     #[arg(long, default_value = "sqlite:ocs-track.db")]
     db: String,
-    /// A contact to watch (repeatable).
-    #[arg(long = "watch", value_name = "URI", required = true)]
+    /// A contact to watch (repeatable). Without --watch and --group the
+    /// tracker watches its own user.
+    #[arg(long = "watch", value_name = "URI")]
     watch: Vec<String>,
+    /// Watch every contact of this group of the server-stored contact
+    /// list (OCS).
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long = "for", value_name = "SECS")]
     hold: Option<f64>,
@@ -206,6 +211,7 @@ async fn run_tracker(a: RunArgs) -> Result<(), CliError> {
     let mut client = Client::start(cfg).map_err(|e| CliError::Failed(e.to_string()))?;
     let opts = TrackOptions {
         watch: a.watch.clone(),
+        group: a.group.clone(),
         heartbeat: Duration::from_secs(30),
         source: match a.sign_in.dialect {
             DialectArg::Ocs => "ocs".into(),
@@ -233,7 +239,7 @@ async fn run_tracker(a: RunArgs) -> Result<(), CliError> {
     })
     .await
     .map_err(|e| match e {
-        TrackError::Watch(..) => CliError::Usage(e.to_string()),
+        TrackError::Watch(..) | TrackError::Group(_) => CliError::Usage(e.to_string()),
         other => CliError::Failed(other.to_string()),
     })?;
     for (who, why) in &summary.refused {
