@@ -59,6 +59,15 @@ cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --t
 # The presence tracker in the standard dialect (ocs track).
 cargo test -p ocs-examples --test track -- --ignored
 
+step "ocs track's HTML report in a real browser (Debian chromium, headless)"
+if ! command -v chromium >/dev/null; then
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+    || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+fi
+cargo test -p ocs-examples --test cli chromium -- --ignored
+
 step "ocs track on PostgreSQL (scripts/postgres.sh: installs it when missing, a throw-away cluster)"
 scripts/postgres.sh start
 set -a

@@ -1027,3 +1027,67 @@ fn track_demo_accounts_for_exactly_the_hour_and_draws_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The HTML report in a real browser: headless Chromium loads it, the DOM
+/// it builds has a timeline per person and the totals table, and it
+/// renders a screenshot. Run by scripts/test.sh, which installs Debian's
+/// chromium; by hand: `cargo test -p ocs-examples --test cli -- --ignored
+/// chromium`.
+#[test]
+#[ignore = "needs chromium (scripts/test.sh installs it)"]
+fn track_report_renders_in_headless_chromium() {
+    let dir = std::env::temp_dir().join(format!("ocs-cli-chromium-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let html = dir.join("report.html");
+    let demo = ocs()
+        .args(["track", "demo", "--speed", "1200", "--minutes", "60"])
+        .arg("--db")
+        .arg(format!("sqlite:{}", dir.join("demo.db").display()))
+        .arg("--out")
+        .arg(&html)
+        .output()
+        .expect("demo");
+    assert_eq!(demo.status.code(), Some(0));
+    let chromium = |extra: &[&str]| {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium (install Debian's chromium)")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(dom.matches("<svg").count(), 3, "a timeline per person");
+    assert!(dom.contains("Daily totals"));
+    for state in ["online", "busy", "custom: Customer visit"] {
+        assert!(dom.contains(&format!("data-state=\"{state}\"")), "{state}");
+    }
+    let png = dir.join("report.png");
+    let shot = chromium(&[
+        "--window-size=1000,700",
+        &format!("--screenshot={}", png.display()),
+    ]);
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("screenshot");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "{} bytes",
+        bytes.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
