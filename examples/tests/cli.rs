@@ -1091,3 +1091,87 @@ fn track_report_renders_in_headless_chromium() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn load_signs_many_clients_in_and_reports_figures() {
+    let (mut server, port) =
+        sim_server_with(&["--users", "30", "--user-prefix", "u", "--password", "pw"]);
+    let out = ocs()
+        .args([
+            "load",
+            "--user",
+            "sip:u@contoso.com",
+            "--auth-user",
+            "CONTOSO\\u",
+        ])
+        .args([
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--transport",
+            "tcp",
+        ])
+        .args([
+            "--clients",
+            "30",
+            "--rate",
+            "300",
+            "--watch",
+            "2",
+            "--im-rate",
+            "30",
+            "--hold",
+            "1",
+        ])
+        .env("OCS_PASSWORD", "pw")
+        .output()
+        .expect("load");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The progress bar went to stderr, the figures to stdout.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("30/30 signed in"));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("one JSON line");
+    assert_eq!(v["clients"], 30);
+    assert_eq!(v["signed_in"], 30);
+    assert_eq!(v["failed"], 0);
+    assert!(v["signin_per_s"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(v["p50_ms"].as_f64().unwrap_or(0.0) <= v["p99_ms"].as_f64().unwrap_or(0.0));
+    assert!(v["rss_per_client_bytes"].as_u64().unwrap_or(0) > 0);
+    let sent = v["ims_sent"].as_u64().expect("ims");
+    assert!(sent > 0);
+    // Every IM ended, delivered or failed (none vanished).
+    assert_eq!(
+        v["ims_delivered"].as_u64().unwrap_or(0) + v["ims_failed"].as_u64().unwrap_or(0),
+        sent,
+        "{v}"
+    );
+    // A user the server does not know: failures counted with the reason.
+    let bad = ocs()
+        .args([
+            "load",
+            "--user",
+            "sip:nobody@contoso.com",
+            "--auth-user",
+            "CONTOSO\\nobody",
+        ])
+        .args([
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--transport",
+            "tcp",
+        ])
+        .args(["--clients", "2", "--user-prefix", "nobody"])
+        .env("OCS_PASSWORD", "pw")
+        .output()
+        .expect("load");
+    assert_eq!(bad.status.code(), Some(1));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&bad.stdout).trim()).expect("one JSON line");
+    assert_eq!(v["failed"], 2);
+    assert!(v["first_error"].as_str().is_some(), "{v}");
+    let _ = server.kill();
+}

@@ -8,6 +8,7 @@ mod contacts;
 mod customstates;
 mod diag;
 mod im;
+mod load;
 mod policy;
 mod presence;
 mod signin;
@@ -102,6 +103,10 @@ enum Command {
     /// per day (csv or json).
     #[command(subcommand)]
     Track(track::TrackCommand),
+    /// Many clients in one process (like SIPp for this dialect): sign in
+    /// PREFIX0..PREFIX{N-1}, hold, optionally watch and send IMs, sign
+    /// out; prints one JSON line of figures (rate, latency, memory).
+    Load(Box<load::LoadArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
         Command::AddressBook(cmd) => addressbook::run(cmd),
         Command::Contacts(a) => live(contacts::run(a)),
         Command::Track(cmd) => live(track::run(cmd)),
+        Command::Load(a) => live(load::run(*a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

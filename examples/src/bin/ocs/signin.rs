@@ -31,7 +31,7 @@ pub(crate) enum DialectArg {
 }
 
 /// How to sign in.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct SignIn {
     /// Your SIP address, e.g. sip:alice@contoso.com.
     #[arg(long)]

@@ -36,6 +36,16 @@ pub(crate) struct SimArgs {
     /// An account as NAME:PASSWORD (repeatable).
     #[arg(long = "account", default_values_t = ["alice:alicepw".to_owned(), "bob:bobpw".to_owned()])]
     accounts: Vec<String>,
+    /// Also serve this many users, PREFIX0..PREFIX{N-1} (--user-prefix),
+    /// all with --password (for `ocs load`).
+    #[arg(long, default_value_t = 0)]
+    users: u32,
+    /// The prefix of the --users names.
+    #[arg(long, default_value = "u")]
+    user_prefix: String,
+    /// The password of the --users.
+    #[arg(long, default_value = "pw")]
+    password: String,
     /// Authentication scheme.
     #[arg(long, value_enum, default_value = "ntlm")]
     auth: AuthArg,
@@ -86,6 +96,13 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
             .split_once(':')
             .ok_or_else(|| CliError::Usage(format!("--account {acct}: expected NAME:PASSWORD")))?;
         reg.add_user(name, &a.ntlm_domain, pw);
+    }
+    for i in 0..a.users {
+        reg.add_user(
+            &format!("{}{i}", a.user_prefix),
+            &a.ntlm_domain,
+            &a.password,
+        );
     }
     let server = SimServer::new(reg, Rng::from_seed(u64::from(std::process::id()) ^ 0xabc));
     let h = serve(server, a.listen, a.port, None)
