@@ -204,7 +204,8 @@ impl Task {
 
     async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
         self.session.start(now());
-        let mut buf = vec![0u8; 65536];
+        // Sized for the connection in use (see Conn::recv_buffer_len).
+        let mut buf: Vec<u8> = Vec::new();
         let mut abs_rx = self.abs.rx.take();
         self.load_stored_address_book();
         loop {
@@ -218,6 +219,10 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
+            let want = self.conn.as_ref().map_or(0, Conn::recv_buffer_len);
+            if buf.len() != want {
+                buf = vec![0u8; want];
+            }
             let conn = &mut self.conn;
             let recv = async {
                 match conn.as_mut() {

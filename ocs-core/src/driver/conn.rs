@@ -233,6 +233,17 @@ impl Conn {
     }
 
     /// Reads what is available; `Ok(0)` means the peer closed the stream.
+    /// How large a receive buffer this connection needs: a whole datagram
+    /// for UDP (up to 64 KB), a modest chunk for a stream (the framer
+    /// joins the pieces). Most clients use TCP or TLS, and a 64 KB buffer
+    /// per client was most of its memory (`ocs load`).
+    pub(crate) fn recv_buffer_len(&self) -> usize {
+        match self {
+            Conn::Udp(_) => 65_535,
+            Conn::Tcp(_) | Conn::Tls(_) => 8_192,
+        }
+    }
+
     pub(crate) async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Udp(s) => s.recv(buf).await,
