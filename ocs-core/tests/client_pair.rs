@@ -839,7 +839,8 @@ fn every_watch_command_ends_in_exactly_one_outcome_with_its_id() {
     p.users[a].client.release_watch(again, now);
     p.flush();
     assert!(watched(&p).is_empty(), "{:?}", watched(&p));
-    // Unwatched before the server answered: cancelled.
+    // Unwatched before the server answered: cancelled, and the
+    // subscription the server made meanwhile is ended too.
     let cancelled = p.users[a]
         .client
         .watch("sip:carol@contoso.com", now)
@@ -850,6 +851,7 @@ fn every_watch_command_ends_in_exactly_one_outcome_with_its_id() {
         watch_outcome(&p, a, cancelled),
         Err(ocs_core::Error::Cancelled)
     );
+    assert!(watched(&p).is_empty(), "{:?}", watched(&p));
     // Still waiting when the session ends: stopped.
     let now = p.now;
     let last = p.users[a]

@@ -374,6 +374,21 @@ impl PresenceAgent {
         now: Instant,
     ) {
         let code = resp.status().unwrap_or(0);
+        if (200..300).contains(&code) && !self.watches.contains_key(&uri) {
+            // Unwatched while the SUBSCRIBE was on its way: end the
+            // subscription the server has just made, or it would live on
+            // there with nobody to refresh or end it.
+            if let Ok(mut d) = Dialog::from_uac(&req, resp) {
+                let mut bye = d.request(Method::Subscribe, ep.epid_param().as_deref());
+                bye.push_header(HeaderName::Event, "presence");
+                bye.push_header(HeaderName::Expires, "0");
+                if let Some(c) = ep.contact() {
+                    bye.push_header(HeaderName::Contact, c);
+                }
+                self.submit(ep, bye, Pending::Other, now);
+            }
+            return;
+        }
         if (200..300).contains(&code) {
             let dialog = Dialog::from_uac(&req, resp).ok().map(|mut d| {
                 // Keep what an early NOTIFY already taught us.
