@@ -407,6 +407,39 @@ pub fn check_custom_states(data: &[u8]) {
 
 /// `provisioning`: the provisionGroupList parser never panics, and what it
 /// accepts feeds the policy engine and picks an address-book URL.
+/// Feeds arbitrary bytes to the autodiscover answer parser and the walk:
+/// no panic; an answer that parses always says what to do next; a SIP
+/// access point has a host and a port; the lookup URLs for any text are
+/// http(s) and a walk over them never repeats itself.
+pub fn check_autodiscover(data: &[u8]) {
+    use ocs_core::autodiscover::{lookup_urls, parse, Next, Walk};
+    if let Ok(r) = parse(data) {
+        match r.next() {
+            Next::Sip(points) => {
+                assert!(!points.is_empty());
+                for p in points {
+                    assert!(!p.fqdn.is_empty() && p.port != 0);
+                }
+            }
+            Next::Redirect(u) | Next::User(u) => {
+                let mut w = Walk::new();
+                let _ = w.step(&u);
+            }
+            Next::Nowhere => {}
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(urls) = lookup_urls(text) {
+            assert_eq!(urls.len(), 4);
+            let mut w = Walk::new();
+            for u in &urls {
+                assert!(u.starts_with("http://") || u.starts_with("https://"));
+                w.step(u).expect("the lookup URLs are distinct http(s) URLs");
+            }
+        }
+    }
+}
+
 pub fn check_provisioning(data: &[u8]) {
     use ocs_core::provisioning::parse;
     let Ok(p) = parse(data) else { return };

@@ -133,3 +133,8 @@ fn roaming_contacts_corpus() {
 fn client_inputs_corpus() {
     replay(TARGETS[7].0, TARGETS[7].1);
 }
+
+#[test]
+fn autodiscover_corpus() {
+    replay("autodiscover", ocs_fuzz::check_autodiscover);
+}

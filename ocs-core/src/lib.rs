@@ -69,6 +69,7 @@
 
 pub mod addressbook;
 pub mod auth;
+pub mod autodiscover;
 pub mod client;
 pub mod customstates;
 pub mod diag;
