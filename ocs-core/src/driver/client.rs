@@ -57,11 +57,6 @@ impl Client {
     /// Starts the client task on the current tokio runtime: discover,
     /// connect, register.
     pub fn start(cfg: ClientConfig) -> Result<Client, Error> {
-        let resolver = match cfg.nameserver {
-            Some(ns) => Resolver::with_nameserver(ns),
-            None => Resolver::from_system_conf(),
-        }
-        .map_err(|e| Error::transport(TransportFailure::System, e.to_string()))?;
         let mut entropy = [0u8; 32];
         getrandom::fill(&mut entropy).map_err(|e| {
             Error::transport(TransportFailure::System, format!("no OS randomness: {e}"))
@@ -84,7 +79,7 @@ impl Client {
             session,
             cfg,
             tls: None,
-            resolver,
+            resolver: None,
             rng: Rng::from_seed(seed ^ 0x5eed),
             conn: None,
             events: ev_tx,
@@ -147,7 +142,9 @@ pub(super) struct Task {
     pub(super) session: Session,
     pub(super) cfg: ClientConfig,
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(super) resolver: Resolver,
+    /// Made at the first lookup: a client given its server as an address
+    /// never needs one, and each costs about 40 KB (`ocs load`).
+    pub(super) resolver: Option<Resolver>,
     pub(super) rng: Rng,
     pub(super) conn: Option<Conn>,
     pub(super) events: mpsc::UnboundedSender<ClientEvent>,
@@ -460,11 +457,26 @@ impl Task {
     }
 
     async fn find_candidates(&mut self, target: &ConnectTarget) -> Result<Vec<Candidate>, String> {
+        if let ConnectTarget::Manual(s) = target
+            && let Some(c) = super::dns::literal_candidate(s)
+        {
+            return Ok(vec![c]);
+        }
+        if self.resolver.is_none() {
+            let r = match self.cfg.nameserver {
+                Some(ns) => Resolver::with_nameserver(ns),
+                None => Resolver::from_system_conf(),
+            }
+            .map_err(|e| e.to_string())?;
+            self.resolver = Some(r);
+        }
+        let Some(resolver) = self.resolver.as_ref() else {
+            return Err("no DNS resolver".into());
+        };
         let manual = match target {
             // RFC 3263 for the server a 301/302 named.
             ConnectTarget::Redirect(r) => {
-                return self
-                    .resolver
+                return resolver
                     .discover_redirect(r, &mut self.rng)
                     .await
                     .map_err(|e| e.to_string());
@@ -476,7 +488,7 @@ impl Task {
         let domain = SipUri::parse(&aor)
             .map(|u| u.host.to_string())
             .map_err(|e| format!("bad user address {aor}: {e}"))?;
-        self.resolver
+        resolver
             .discover(
                 &domain,
                 self.cfg.endpoint.register.dialect,

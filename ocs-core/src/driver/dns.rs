@@ -394,6 +394,24 @@ impl Resolver {
 
 /// Removes candidates seen before (same address and transport) and turns
 /// an empty result into [`DiscoveryError::NoServerFound`].
+/// The candidate for a configured server given as an IP address: no
+/// lookup, so no resolver is needed (each one costs about 40 KB, which
+/// adds up for thousands of clients in one process). `None` for a name.
+pub fn literal_candidate(server: &ServerConfig) -> Option<Candidate> {
+    let host = server
+        .host
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    Some(Candidate {
+        host: host.to_owned(),
+        addr: SocketAddr::new(ip, server.effective_port()),
+        transport: server.transport,
+        source: "manual configuration".to_owned(),
+    })
+}
+
 fn finish(
     found: Vec<Candidate>,
     domain: &str,
