@@ -9,24 +9,10 @@ use ocs_core::{Client, ClientConfig, State, Transport, start_test_server};
 use ocs_examples::track::report::{self, UNKNOWN};
 use ocs_examples::track::run::{TrackOptions, run};
 use ocs_examples::track::store::Store;
-use ocs_examples::track::{Millis, Transition, day_start};
+use ocs_examples::track::{Millis, Transition, day_start, wall_clock as wall};
 
-#[allow(clippy::disallowed_methods)]
-fn wall() -> Millis {
-    // A test host: it reads the clock, as the CLI does.
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn config(server: &str, user: &str) -> ClientConfig {
-    ClientConfig::builder(&format!("sip:{user}@contoso.com"))
-        .credentials(&format!("CONTOSO\\{user}"), &format!("{user}pw"))
-        .server(server, Transport::Tcp)
-        .build()
-        .expect("config")
-}
+mod common;
+use common::{config, track_until, watching_bob};
 
 /// Runs a tracker until `n` transitions are recorded while `act` changes
 /// bob's presence; returns what it recorded.
@@ -37,46 +23,17 @@ async fn track_while(
     act: impl std::future::Future<Output = ()>,
 ) -> Vec<Transition> {
     let mut lead = Client::start(config(server, "lead")).expect("lead");
-    let opts = TrackOptions {
-        watch: vec!["sip:bob@contoso.com".into()],
-        group: None,
-        heartbeat: Duration::from_millis(200),
-        source: "ocs".into(),
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        let _ = stop_rx.await;
-    };
-    let tracker = run(
-        &mut lead,
-        store,
-        "sip:lead@contoso.com",
-        &opts,
-        stop,
-        wall,
-        |t| {
-            let _ = tx.send(t.clone());
-        },
-    );
-    let watcher = async {
-        act.await;
-        let mut got = Vec::new();
-        while got.len() < n {
-            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-                Ok(Some(t)) => got.push(t),
-                _ => break,
-            }
-        }
-        // The last state lasts a moment before the run ends.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = stop_tx.send(());
-        got
-    };
-    let (summary, got) = tokio::join!(tracker, watcher);
-    let summary = summary.expect("the run ends cleanly");
-    assert_eq!(summary.recorded, got.len(), "{got:?}");
-    got
+    track_until(&mut lead, store, &watching_bob(), act, |got| got.len() >= n)
+        .await
+        .1
+}
+
+#[test]
+fn the_sqlite_store_keeps_what_it_is_given() {
+    let path = std::env::temp_dir().join(format!("ocs-track-store-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    common::store_round_trip(&format!("sqlite:{}", path.display()));
+    let _ = std::fs::remove_file(&path);
 }
 
 #[tokio::test]

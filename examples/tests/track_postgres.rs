@@ -9,10 +9,12 @@
 
 use std::time::Duration;
 
-use ocs_core::{Client, ClientConfig, State, Transport, start_test_server};
-use ocs_examples::track::run::{TrackOptions, run};
+use ocs_core::{Client, State, start_test_server};
 use ocs_examples::track::store::Store;
-use ocs_examples::track::{Millis, Snapshot, Span, Transition};
+
+mod common;
+use common::{config, track_until, watching_bob};
+use ocs_examples::track::{Millis, Snapshot, Transition};
 
 /// A fresh database on the test server; its URL.
 fn fresh_database(name: &str) -> String {
@@ -56,45 +58,7 @@ fn change(who: &str, at: Millis, state: &str) -> Transition {
 #[test]
 #[ignore = "needs PostgreSQL (scripts/test.sh starts one)"]
 fn the_store_keeps_runs_outages_and_transitions() {
-    let url = fresh_database("roundtrip");
-    let s = Store::open(&url).expect("open");
-    assert_eq!(s.schema_version().expect("version"), 1);
-    let run = s.start_run("sip:lead@x", 1_000).expect("run");
-    s.record(run, &change("sip:bob@x", 2_000, "busy"))
-        .expect("record");
-    s.record(run, &change("sip:bob@x", 2_000, "busy"))
-        .expect("a repeat is ignored");
-    s.outage_start(run, 3_000).expect("outage");
-    s.outage_start(run, 3_500).expect("the same outage");
-    s.outage_end(run, 4_000).expect("back");
-    s.heartbeat(run, 6_000).expect("heartbeat");
-    assert_eq!(
-        s.spans(0, 10_000).expect("spans"),
-        vec![
-            Span {
-                from: 1_000,
-                to: 3_000
-            },
-            Span {
-                from: 4_000,
-                to: 6_000
-            }
-        ]
-    );
-    s.end_run(run, 8_000).expect("end");
-    let ts = s.transitions(0, 10_000, None).expect("read");
-    assert_eq!(ts, vec![change("sip:bob@x", 2_000, "busy")]);
-    assert!(
-        s.transitions(0, 10_000, Some("sip:carol@x"))
-            .expect("none")
-            .is_empty()
-    );
-    assert_eq!(s.people().expect("people"), vec!["sip:bob@x".to_owned()]);
-    drop(s);
-    let again = Store::open(&url).expect("reopen");
-    assert_eq!(again.schema_version().expect("version"), 1);
-    assert_eq!(again.purge(5_000).expect("purge"), 1);
-    assert!(again.transitions(0, 10_000, None).expect("gone").is_empty());
+    common::store_round_trip(&fresh_database("roundtrip"));
 }
 
 #[test]
@@ -140,48 +104,12 @@ async fn a_tracker_records_in_postgres() {
         .await
         .expect("server");
     let server = sim.tcp.to_string();
-    let config = |user: &str| {
-        ClientConfig::builder(&format!("sip:{user}@contoso.com"))
-            .credentials(&format!("CONTOSO\\{user}"), &format!("{user}pw"))
-            .server(&server, Transport::Tcp)
-            .build()
-            .expect("config")
-    };
     let store = Store::open(&url).expect("store");
-    let mut bob = Client::start(config("bob")).expect("bob");
+    let mut bob = Client::start(config(&server, "bob")).expect("bob");
     bob.signed_in().await.expect("bob signs in");
     let b = bob.handle();
-    let mut lead = Client::start(config("lead")).expect("lead");
-    let opts = TrackOptions {
-        watch: vec!["sip:bob@contoso.com".into()],
-        group: None,
-        heartbeat: Duration::from_millis(200),
-        source: "ocs".into(),
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Transition>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    #[allow(clippy::disallowed_methods)]
-    fn wall() -> Millis {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-    }
-    let tracker = run(
-        &mut lead,
-        &store,
-        "sip:lead@contoso.com",
-        &opts,
-        async move {
-            let _ = stop_rx.await;
-        },
-        wall,
-        |t| {
-            let _ = tx.send(t.clone());
-        },
-    );
-    let script = async move {
-        let mut seen = Vec::new();
+    let mut lead = Client::start(config(&server, "lead")).expect("lead");
+    let busy = async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         b.set_status(State::Busy, None)
             .await
@@ -189,17 +117,11 @@ async fn a_tracker_records_in_postgres() {
             .outcome()
             .await
             .expect("published");
-        while !seen.iter().any(|t: &Transition| t.to.state == "busy") {
-            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-                Ok(Some(t)) => seen.push(t),
-                _ => panic!("no busy: {seen:?}"),
-            }
-        }
-        let _ = stop_tx.send(());
-        seen
     };
-    let (summary, seen) = tokio::join!(tracker, script);
-    assert_eq!(summary.expect("clean end").recorded, seen.len());
+    track_until(&mut lead, &store, &watching_bob(), busy, |seen| {
+        seen.iter().any(|t| t.to.state == "busy")
+    })
+    .await;
     let stored: Vec<String> = store
         .transitions(0, i64::MAX, None)
         .expect("read")

@@ -66,6 +66,16 @@ pub struct Span {
     pub to: Millis,
 }
 
+/// The time of day now, in [`Millis`]: the one place the tracker's hosts
+/// (the CLI, tests) read the wall clock.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock() -> Millis {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The days (UTC) of a Unix time in milliseconds: `(year, month, day)`.
 pub fn civil_day(at: Millis) -> (i64, u32, u32) {
     // Howard Hinnant's days-to-civil algorithm.

@@ -5,7 +5,7 @@
 //! each once (on PostgreSQL under an advisory lock, so trackers starting
 //! together do not race).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 use super::{Millis, Snapshot, Span, Transition};
 
@@ -131,22 +131,74 @@ fn without_gaps(start: Millis, end: Millis, gaps: &[(Millis, Millis)], out: &mut
     }
 }
 
-fn pg_transition(r: &postgres::Row) -> Transition {
-    Transition {
-        who: r.get(0),
-        at: r.get(1),
-        from: r.get(2),
-        to: Snapshot {
-            state: r.get(3),
-            availability: r
-                .get::<_, Option<i64>>(4)
-                .and_then(|a| u32::try_from(a).ok()),
-            activity: r.get(5),
-            custom: r.get(6),
-            note: r.get(7),
-        },
-        source: r.get(8),
+/// A query argument: both backends bind these.
+#[derive(Debug, Clone)]
+enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Int(v) => v.to_sql(),
+            Arg::Text(v) => v.to_sql(),
+        }
     }
+}
+
+fn int(v: i64) -> Arg {
+    Arg::Int(Some(v))
+}
+
+fn text(v: &str) -> Arg {
+    Arg::Text(Some(v.to_owned()))
+}
+
+/// Which kind of value a result column holds.
+#[derive(Debug, Clone, Copy)]
+enum Col {
+    Int,
+    Text,
+}
+
+/// A result value.
+#[derive(Debug, Clone)]
+enum Val {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl Val {
+    fn int(&self) -> Option<i64> {
+        match self {
+            Val::Int(v) => *v,
+            Val::Text(_) => None,
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Val::Text(v) => v.clone(),
+            Val::Int(_) => None,
+        }
+    }
+}
+
+/// The queries below are written once, in SQLite's `?N` placeholders and
+/// SQL both databases speak (`ON CONFLICT DO NOTHING`, `RETURNING`,
+/// `CASE` instead of `MAX`/`GREATEST`, `CAST`); PostgreSQL gets `$N`.
+fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Store {
@@ -245,237 +297,191 @@ impl Store {
         Ok(())
     }
 
+    /// Runs a statement; how many rows it changed.
+    fn exec(&self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => {
+                Ok(c.execute(sql, rusqlite::params_from_iter(args.iter()))? as u64)
+            }
+            Backend::Postgres(pg) => pg.call(move |c| {
+                let refs = pg_args(&args);
+                c.execute(pg_sql(sql).as_str(), &refs)
+            }),
+        }
+    }
+
+    /// Runs a query; its rows, each column read as `cols` says.
+    fn rows(
+        &self,
+        sql: &'static str,
+        args: Vec<Arg>,
+        cols: &'static [Col],
+    ) -> Result<Vec<Vec<Val>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => {
+                let mut q = c.prepare(sql)?;
+                let rows = q.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    cols.iter()
+                        .enumerate()
+                        .map(|(i, col)| {
+                            Ok(match col {
+                                Col::Int => Val::Int(r.get(i)?),
+                                Col::Text => Val::Text(r.get(i)?),
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<Val>>>()
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(pg) => pg.call(move |c| {
+                let refs = pg_args(&args);
+                let rows = c.query(pg_sql(sql).as_str(), &refs)?;
+                rows.iter()
+                    .map(|r| {
+                        cols.iter()
+                            .enumerate()
+                            .map(|(i, col)| {
+                                Ok(match col {
+                                    Col::Int => Val::Int(r.try_get(i)?),
+                                    Col::Text => Val::Text(r.try_get(i)?),
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// Runs `steps` as one transaction.
+    fn transaction<T>(
+        &self,
+        steps: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.exec("BEGIN", Vec::new())?;
+        match steps(self) {
+            Ok(v) => {
+                self.exec("COMMIT", Vec::new())?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.exec("ROLLBACK", Vec::new());
+                Err(e)
+            }
+        }
+    }
+
     /// The schema version in use.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        let q = "SELECT MAX(version) FROM schema_version";
-        match &self.backend {
-            Backend::Sqlite(c) => Ok(c.query_row(q, [], |r| r.get(0))?),
-            Backend::Postgres(pg) => pg.call(move |c| Ok(c.query_one(q, &[])?.get(0))),
-        }
+        let rows = self.rows(
+            "SELECT MAX(version) FROM schema_version",
+            Vec::new(),
+            &[Col::Int],
+        )?;
+        Ok(rows.first().and_then(|r| r[0].int()).unwrap_or(0))
     }
 
     /// A run of `tracker` (its SIP URI) starts; returns its id.
     pub fn start_run(&self, tracker: &str, at: Millis) -> Result<i64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                c.execute(
-                    "INSERT INTO runs (tracker, started_ms, heartbeat_ms) VALUES (?1, ?2, ?2)",
-                    params![tracker, at],
-                )?;
-                Ok(c.last_insert_rowid())
-            }
-            Backend::Postgres(pg) => {
-                let tracker = tracker.to_owned();
-                pg.call(move |c| {
-                    Ok(c.query_one(
-                        "INSERT INTO runs (tracker, started_ms, heartbeat_ms) VALUES ($1, $2, $2) RETURNING id",
-                        &[&tracker, &at],
-                    )?
-                    .get(0))
-                })
-            }
-        }
+        let rows = self.rows(
+            "INSERT INTO runs (tracker, started_ms, heartbeat_ms) VALUES (?1, ?2, ?2) RETURNING id",
+            vec![text(tracker), int(at)],
+            &[Col::Int],
+        )?;
+        rows.first()
+            .and_then(|r| r[0].int())
+            .ok_or_else(|| StoreError::Spec("the database gave the new run no id".into()))
     }
 
     /// The run is still alive at `at` (a run that dies without
     /// [`Store::end_run`] counts until its last heartbeat).
     pub fn heartbeat(&self, run: i64, at: Millis) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                c.execute(
-                    "UPDATE runs SET heartbeat_ms = MAX(heartbeat_ms, ?2) WHERE id = ?1",
-                    params![run, at],
-                )?;
-                Ok(())
-            }
-            Backend::Postgres(pg) => pg.call(move |c| {
-                c.execute(
-                    "UPDATE runs SET heartbeat_ms = GREATEST(heartbeat_ms, $2) WHERE id = $1",
-                    &[&run, &at],
-                )
-                .map(drop)
-            }),
-        }
+        self.exec(
+            "UPDATE runs SET heartbeat_ms = CASE WHEN heartbeat_ms > ?2 THEN heartbeat_ms ELSE ?2 END \
+             WHERE id = ?1",
+            vec![int(run), int(at)],
+        )
+        .map(drop)
     }
 
     /// The run ended cleanly at `at`; an outage still open ends with it.
     pub fn end_run(&self, run: i64, at: Millis) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                c.execute(
-                    "UPDATE runs SET ended_ms = ?2, heartbeat_ms = MAX(heartbeat_ms, ?2) WHERE id = ?1",
-                    params![run, at],
-                )?;
-                c.execute(
-                    "UPDATE outages SET to_ms = ?2 WHERE run_id = ?1 AND to_ms IS NULL",
-                    params![run, at],
-                )?;
-                Ok(())
-            }
-            Backend::Postgres(pg) => pg.call(move |c| {
-                c.execute(
-                    "UPDATE runs SET ended_ms = $2, heartbeat_ms = GREATEST(heartbeat_ms, $2) WHERE id = $1",
-                    &[&run, &at],
-                )?;
-                c.execute(
-                    "UPDATE outages SET to_ms = $2 WHERE run_id = $1 AND to_ms IS NULL",
-                    &[&run, &at],
-                )
-                .map(drop)
-            }),
-        }
+        self.exec(
+            "UPDATE runs SET ended_ms = ?2, \
+             heartbeat_ms = CASE WHEN heartbeat_ms > ?2 THEN heartbeat_ms ELSE ?2 END WHERE id = ?1",
+            vec![int(run), int(at)],
+        )?;
+        self.outage_end(run, at)
     }
 
     /// The run's connection dropped at `at` (nothing it reports until
-    /// [`Store::outage_end`] is trusted).
+    /// [`Store::outage_end`] is trusted); an outage already open stays.
     pub fn outage_start(&self, run: i64, at: Millis) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                let open: Option<i64> = c
-                    .query_row(
-                        "SELECT id FROM outages WHERE run_id = ?1 AND to_ms IS NULL",
-                        [run],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if open.is_none() {
-                    c.execute(
-                        "INSERT INTO outages (run_id, from_ms) VALUES (?1, ?2)",
-                        params![run, at],
-                    )?;
-                }
-                Ok(())
-            }
-            Backend::Postgres(pg) => pg.call(move |c| {
-                c.execute(
-                    "INSERT INTO outages (run_id, from_ms) SELECT $1, $2 WHERE NOT EXISTS \
-                     (SELECT 1 FROM outages WHERE run_id = $1 AND to_ms IS NULL)",
-                    &[&run, &at],
-                )
-                .map(drop)
-            }),
-        }
+        self.exec(
+            "INSERT INTO outages (run_id, from_ms) SELECT ?1, ?2 WHERE NOT EXISTS \
+             (SELECT 1 FROM outages WHERE run_id = ?1 AND to_ms IS NULL)",
+            vec![int(run), int(at)],
+        )
+        .map(drop)
     }
 
     /// The run is signed in again at `at`.
     pub fn outage_end(&self, run: i64, at: Millis) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                c.execute(
-                    "UPDATE outages SET to_ms = ?2 WHERE run_id = ?1 AND to_ms IS NULL",
-                    params![run, at],
-                )?;
-                Ok(())
-            }
-            Backend::Postgres(pg) => pg.call(move |c| {
-                c.execute(
-                    "UPDATE outages SET to_ms = $2 WHERE run_id = $1 AND to_ms IS NULL",
-                    &[&run, &at],
-                )
-                .map(drop)
-            }),
-        }
+        self.exec(
+            "UPDATE outages SET to_ms = ?2 WHERE run_id = ?1 AND to_ms IS NULL",
+            vec![int(run), int(at)],
+        )
+        .map(drop)
     }
 
     /// Records a transition the run saw (again: no duplicate).
     pub fn record(&self, run: i64, t: &Transition) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                c.execute(
-                    "INSERT OR IGNORE INTO transitions \
-                     (run_id, who, at_ms, from_state, state, availability, activity, custom, note, source) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        run,
-                        t.who,
-                        t.at,
-                        t.from,
-                        t.to.state,
-                        t.to.availability,
-                        t.to.activity,
-                        t.to.custom,
-                        t.to.note,
-                        t.source
-                    ],
-                )?;
-                Ok(())
-            }
-            Backend::Postgres(pg) => {
-                let t = t.clone();
-                pg.call(move |c| {
-                    let availability = t.to.availability.map(i64::from);
-                    c.execute(
-                        "INSERT INTO transitions \
-                         (run_id, who, at_ms, from_state, state, availability, activity, custom, note, source) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                        &[
-                            &run,
-                            &t.who,
-                            &t.at,
-                            &t.from,
-                            &t.to.state,
-                            &availability,
-                            &t.to.activity,
-                            &t.to.custom,
-                            &t.to.note,
-                            &t.source,
-                        ],
-                    )
-                    .map(drop)
-                })
-            }
-        }
+        self.exec(
+            "INSERT INTO transitions \
+             (run_id, who, at_ms, from_state, state, availability, activity, custom, note, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+            vec![
+                int(run),
+                text(&t.who),
+                int(t.at),
+                Arg::Text(t.from.clone()),
+                text(&t.to.state),
+                Arg::Int(t.to.availability.map(i64::from)),
+                Arg::Text(t.to.activity.clone()),
+                Arg::Text(t.to.custom.clone()),
+                Arg::Text(t.to.note.clone()),
+                text(&t.source),
+            ],
+        )
+        .map(drop)
     }
 
     /// The spans the trackers covered that overlap `[from, to)`: each run
     /// from its start to its end (or last heartbeat), without its outages.
     pub fn spans(&self, from: Millis, to: Millis) -> Result<Vec<Span>, StoreError> {
+        let runs = self.rows(
+            "SELECT id, started_ms, COALESCE(ended_ms, heartbeat_ms) FROM runs \
+             WHERE started_ms < ?2 AND COALESCE(ended_ms, heartbeat_ms) > ?1",
+            vec![int(from), int(to)],
+            &[Col::Int, Col::Int, Col::Int],
+        )?;
         let mut spans = Vec::new();
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                let mut runs = c.prepare(
-                    "SELECT id, started_ms, COALESCE(ended_ms, heartbeat_ms) FROM runs \
-                     WHERE started_ms < ?2 AND COALESCE(ended_ms, heartbeat_ms) > ?1",
-                )?;
-                let mut outages = c.prepare(
+        for r in runs {
+            let (id, start, end) = (
+                r[0].int().unwrap_or(0),
+                r[1].int().unwrap_or(0),
+                r[2].int().unwrap_or(0),
+            );
+            let gaps: Vec<(Millis, Millis)> = self
+                .rows(
                     "SELECT from_ms, COALESCE(to_ms, ?2) FROM outages WHERE run_id = ?1 ORDER BY from_ms",
-                )?;
-                let runs: Vec<(i64, Millis, Millis)> = runs
-                    .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<_, _>>()?;
-                for (id, start, end) in runs {
-                    let gaps: Vec<(Millis, Millis)> = outages
-                        .query_map(params![id, end], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<Result<_, _>>()?;
-                    without_gaps(start, end, &gaps, &mut spans);
-                }
-            }
-            Backend::Postgres(pg) => {
-                let runs = pg.call(move |c| {
-                    let runs = c.query(
-                        "SELECT id, started_ms, COALESCE(ended_ms, heartbeat_ms) FROM runs \
-                         WHERE started_ms < $2 AND COALESCE(ended_ms, heartbeat_ms) > $1",
-                        &[&from, &to],
-                    )?;
-                    let mut out = Vec::new();
-                    for r in runs {
-                        let (id, start, end): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-                        let gaps: Vec<(i64, i64)> = c
-                            .query(
-                                "SELECT from_ms, COALESCE(to_ms, $2) FROM outages WHERE run_id = $1 ORDER BY from_ms",
-                                &[&id, &end],
-                            )?
-                            .iter()
-                            .map(|g| (g.get(0), g.get(1)))
-                            .collect();
-                        out.push((start, end, gaps));
-                    }
-                    Ok(out)
-                })?;
-                for (start, end, gaps) in runs {
-                    without_gaps(start, end, &gaps, &mut spans);
-                }
-            }
+                    vec![int(id), int(end)],
+                    &[Col::Int, Col::Int],
+                )?
+                .iter()
+                .map(|g| (g[0].int().unwrap_or(0), g[1].int().unwrap_or(end)))
+                .collect();
+            without_gaps(start, end, &gaps, &mut spans);
         }
         Ok(spans)
     }
@@ -488,172 +494,80 @@ impl Store {
         to: Millis,
         who: Option<&str>,
     ) -> Result<Vec<Transition>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                let mut q = c.prepare(
-                    "SELECT who, at_ms, from_state, state, availability, activity, custom, note, source \
-                     FROM transitions WHERE at_ms >= ?1 AND at_ms < ?2 AND (?3 IS NULL OR who = ?3) \
-                     ORDER BY at_ms, id",
-                )?;
-                let rows = q.query_map(params![from, to, who], |r| {
-                    Ok(Transition {
-                        who: r.get(0)?,
-                        at: r.get(1)?,
-                        from: r.get(2)?,
-                        to: Snapshot {
-                            state: r.get(3)?,
-                            availability: r.get(4)?,
-                            activity: r.get(5)?,
-                            custom: r.get(6)?,
-                            note: r.get(7)?,
-                        },
-                        source: r.get(8)?,
-                    })
-                })?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            }
-            Backend::Postgres(pg) => {
-                let who = who.map(str::to_owned);
-                pg.call(move |c| {
-                    Ok(c.query(
-                        "SELECT who, at_ms, from_state, state, availability, activity, custom, note, source \
-                         FROM transitions WHERE at_ms >= $1 AND at_ms < $2 AND ($3::TEXT IS NULL OR who = $3) \
-                         ORDER BY at_ms, id",
-                        &[&from, &to, &who],
-                    )?
-                    .iter()
-                    .map(pg_transition)
-                    .collect())
-                })
-            }
-        }
+        use Col::{Int, Text};
+        let rows = self.rows(
+            "SELECT who, at_ms, from_state, state, availability, activity, custom, note, source \
+             FROM transitions WHERE at_ms >= ?1 AND at_ms < ?2 AND (CAST(?3 AS TEXT) IS NULL OR who = ?3) \
+             ORDER BY at_ms, id",
+            vec![int(from), int(to), Arg::Text(who.map(str::to_owned))],
+            &[Text, Int, Text, Text, Int, Text, Text, Text, Text],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Transition {
+                who: r[0].text().unwrap_or_default(),
+                at: r[1].int().unwrap_or(0),
+                from: r[2].text(),
+                to: Snapshot {
+                    state: r[3].text().unwrap_or_default(),
+                    availability: r[4].int().and_then(|a| u32::try_from(a).ok()),
+                    activity: r[5].text(),
+                    custom: r[6].text(),
+                    note: r[7].text(),
+                },
+                source: r[8].text().unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Everybody with a transition, sorted.
     pub fn people(&self) -> Result<Vec<String>, StoreError> {
-        let q = "SELECT DISTINCT who FROM transitions ORDER BY who";
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                let mut q = c.prepare(q)?;
-                let rows = q.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            }
-            Backend::Postgres(pg) => {
-                pg.call(move |c| Ok(c.query(q, &[])?.iter().map(|r| r.get(0)).collect()))
-            }
-        }
+        let rows = self.rows(
+            "SELECT DISTINCT who FROM transitions ORDER BY who",
+            Vec::new(),
+            &[Col::Text],
+        )?;
+        Ok(rows.iter().filter_map(|r| r[0].text()).collect())
     }
 
     /// Deletes what ended before `before` (`--retention`): transitions,
     /// and runs (with their outages) that ended by then. Returns how many
     /// transitions went.
     pub fn purge(&self, before: Millis) -> Result<usize, StoreError> {
-        let steps = [
-            "DELETE FROM transitions WHERE at_ms < {}",
-            "DELETE FROM outages WHERE run_id IN \
-             (SELECT id FROM runs WHERE COALESCE(ended_ms, heartbeat_ms) < {} \
-              AND id NOT IN (SELECT run_id FROM transitions))",
-            "DELETE FROM runs WHERE COALESCE(ended_ms, heartbeat_ms) < {} \
-             AND id NOT IN (SELECT run_id FROM transitions)",
-        ];
-        match &self.backend {
-            Backend::Sqlite(c) => {
-                let mut n = 0;
-                for (i, q) in steps.iter().enumerate() {
-                    let k = c.execute(&q.replace("{}", "?1"), [before])?;
-                    if i == 0 {
-                        n = k;
-                    }
-                }
-                Ok(n)
-            }
-            Backend::Postgres(pg) => pg.call(move |c| {
-                let mut tx = c.transaction()?;
-                let mut n = 0;
-                for (i, q) in steps.iter().enumerate() {
-                    let k = tx.execute(q.replace("{}", "$1").as_str(), &[&before])?;
-                    if i == 0 {
-                        n = usize::try_from(k).unwrap_or(usize::MAX);
-                    }
-                }
-                tx.commit()?;
-                Ok(n)
-            }),
-        }
+        self.transaction(|s| {
+            let n = s.exec(
+                "DELETE FROM transitions WHERE at_ms < ?1",
+                vec![int(before)],
+            )?;
+            s.exec(
+                "DELETE FROM outages WHERE run_id IN \
+                 (SELECT id FROM runs WHERE COALESCE(ended_ms, heartbeat_ms) < ?1 \
+                  AND id NOT IN (SELECT run_id FROM transitions))",
+                vec![int(before)],
+            )?;
+            s.exec(
+                "DELETE FROM runs WHERE COALESCE(ended_ms, heartbeat_ms) < ?1 \
+                 AND id NOT IN (SELECT run_id FROM transitions)",
+                vec![int(before)],
+            )?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
     }
+}
+
+/// The arguments as the postgres client takes them.
+fn pg_args(args: &[Arg]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Int(v) => v as &(dyn postgres::types::ToSql + Sync),
+            Arg::Text(v) => v as &(dyn postgres::types::ToSql + Sync),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("ocs-track-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&dir);
-        format!("sqlite:{}", dir.display())
-    }
-
-    fn busy(who: &str, at: Millis) -> Transition {
-        Transition {
-            who: who.into(),
-            at,
-            from: Some("online".into()),
-            to: Snapshot {
-                state: "busy".into(),
-                availability: Some(6500),
-                activity: None,
-                custom: None,
-                note: Some("budget".into()),
-            },
-            source: "ocs".into(),
-        }
-    }
-
-    #[test]
-    fn runs_outages_and_transitions_come_back_as_recorded() {
-        let spec = temp("roundtrip");
-        let s = Store::open(&spec).expect("open");
-        assert_eq!(s.schema_version().expect("version"), 1);
-        let run = s.start_run("sip:lead@x", 1_000).expect("run");
-        s.record(run, &busy("sip:bob@x", 2_000)).expect("record");
-        s.record(run, &busy("sip:bob@x", 2_000))
-            .expect("a repeat is ignored");
-        s.outage_start(run, 3_000).expect("outage");
-        s.outage_start(run, 3_500).expect("still the same outage");
-        s.outage_end(run, 4_000).expect("back");
-        s.heartbeat(run, 6_000).expect("heartbeat");
-        // Not ended: it counts until the last heartbeat.
-        assert_eq!(
-            s.spans(0, 10_000).expect("spans"),
-            vec![
-                Span {
-                    from: 1_000,
-                    to: 3_000
-                },
-                Span {
-                    from: 4_000,
-                    to: 6_000
-                }
-            ]
-        );
-        s.end_run(run, 8_000).expect("end");
-        assert_eq!(s.spans(0, 10_000).expect("spans")[1].to, 8_000);
-        let ts = s.transitions(0, 10_000, None).expect("transitions");
-        assert_eq!(ts, vec![busy("sip:bob@x", 2_000)]);
-        assert!(
-            s.transitions(0, 10_000, Some("sip:carol@x"))
-                .expect("none")
-                .is_empty()
-        );
-        assert_eq!(s.people().expect("people"), vec!["sip:bob@x".to_owned()]);
-        // Opening again keeps everything and migrates nothing twice.
-        drop(s);
-        let again = Store::open(&spec).expect("reopen");
-        assert_eq!(again.schema_version().expect("version"), 1);
-        assert_eq!(again.transitions(0, 10_000, None).expect("kept").len(), 1);
-        assert_eq!(again.purge(5_000).expect("purge"), 1);
-        assert!(again.transitions(0, 10_000, None).expect("gone").is_empty());
-    }
 
     #[test]
     fn unreachable_databases_are_refused_with_a_reason() {
@@ -661,5 +575,13 @@ mod tests {
         let e = Store::open("postgres://ocs@127.0.0.1:9/x").expect_err("nothing there");
         assert!(e.to_string().contains("PostgreSQL"), "{e}");
         assert!(Store::open("sqlite:").is_err());
+    }
+
+    #[test]
+    fn postgres_gets_dollar_placeholders() {
+        assert_eq!(
+            pg_sql("a = ?1 AND b = ?12 AND c = '?'"),
+            "a = $1 AND b = $12 AND c = '?'"
+        );
     }
 }

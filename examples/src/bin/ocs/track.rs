@@ -106,14 +106,7 @@ enum Format {
 
 const DAY: Millis = 86_400_000;
 
-#[allow(clippy::disallowed_methods)]
-fn wall() -> Millis {
-    // The CLI is a host: it knows the time of day.
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+use ocs_examples::track::wall_clock as wall;
 
 fn store(spec: &str) -> Result<Store, CliError> {
     Store::open(spec).map_err(|e| CliError::Usage(format!("--db {spec}: {e}")))
