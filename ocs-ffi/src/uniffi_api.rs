@@ -825,17 +825,14 @@ impl OcsClient {
             .map(|s| s.handle.clone())
             .ok_or(OcsError::NotSignedIn)
     }
+}
 
-    /// Waits for a presence command's outcome; its id when it succeeded.
-    async fn published(
-        &self,
-        asked: Result<Pending<PublishId, State>, Error>,
-    ) -> Result<u64, OcsError> {
-        let asked = asked?;
-        let id = asked.id.0;
-        asked.outcome().await?;
-        Ok(id)
-    }
+/// Waits for a presence command's outcome; its id when it succeeded.
+async fn published(asked: Result<Pending<PublishId, State>, Error>) -> Result<u64, OcsError> {
+    let asked = asked?;
+    let id = asked.id.0;
+    asked.outcome().await?;
+    Ok(id)
 }
 
 #[uniffi::export]
@@ -944,8 +941,7 @@ impl OcsClient {
         note: Option<String>,
     ) -> Result<u64, OcsError> {
         let h = self.handle()?;
-        self.published(h.set_status(state.core(), note.as_deref()).await)
-            .await
+        published(h.set_status(state.core(), note.as_deref()).await).await
     }
 
     /// Appears offline to everybody (availability 18500) while staying
@@ -960,7 +956,7 @@ impl OcsClient {
     /// set yet).
     pub async fn set_note(&self, note: Option<String>) -> Result<u64, OcsError> {
         let h = self.handle()?;
-        self.published(h.set_note(note.as_deref()).await).await
+        published(h.set_note(note.as_deref()).await).await
     }
 
     /// Publishes a custom state: an availability with our own text in
@@ -976,15 +972,14 @@ impl OcsClient {
     ) -> Result<u64, OcsError> {
         let h = self.handle()?;
         let a = availability.core().availability();
-        self.published(h.set_custom_state(a, lcid, &text, note.as_deref()).await)
-            .await
+        published(h.set_custom_state(a, lcid, &text, note.as_deref()).await).await
     }
 
     /// "Reset status": drops the manual state so the automatic one (idle,
     /// calls) shows again.
     pub async fn reset_status(&self) -> Result<u64, OcsError> {
         let h = self.handle()?;
-        self.published(h.reset_status().await).await
+        published(h.reset_status().await).await
     }
 
     /// Reports how long the user has been idle (call it when that changes,
@@ -992,13 +987,13 @@ impl OcsClient {
     pub async fn set_idle(&self, seconds: u32) -> Result<u64, OcsError> {
         let h = self.handle()?;
         let idle = Duration::from_secs(u64::from(seconds));
-        self.published(h.set_idle(idle).await).await
+        published(h.set_idle(idle).await).await
     }
 
     /// Reports that a call started or ended ("on the phone" meanwhile).
     pub async fn set_in_call(&self, in_call: bool) -> Result<u64, OcsError> {
         let h = self.handle()?;
-        self.published(h.set_in_call(in_call).await).await
+        published(h.set_in_call(in_call).await).await
     }
 
     /// The custom states loaded from CustomStateURL after sign-in (empty

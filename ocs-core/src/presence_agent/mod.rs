@@ -514,8 +514,9 @@ impl PresenceAgent {
         self.abandon_pending();
         let mut ids: Vec<PublishId> = self.deferred.drain(..).map(|(_, id)| id).collect();
         ids.sort();
-        for id in ids {
-            self.publish_failed(vec![id], Error::Stopped);
+        // Commands only: an empty list would report an automatic one.
+        if !ids.is_empty() {
+            self.publish_failed(ids, Error::Stopped);
         }
         let mut watches: Vec<(String, Vec<WatchId>)> = self
             .watches
@@ -796,9 +797,9 @@ impl PresenceAgent {
         // The state is published again after the next sign-in (without an
         // id); the command itself ends here, saying so.
         publications.sort();
-        for id in publications {
+        if !publications.is_empty() {
             self.publish_failed(
-                vec![id],
+                publications,
                 Error::transport(TransportFailure::ConnectionLost,
                     "the connection dropped before the server answered the publication; the state goes out again after the next sign-in",
                 ),
