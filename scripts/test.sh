@@ -59,6 +59,10 @@ cargo test -p ocs-core --test kamailio --test kamailio_presence -- --ignored --t
 # The presence tracker in the standard dialect (ocs track).
 cargo test -p ocs-examples --test track -- --ignored
 
+step "a Kamailio restart: both clients notice, sign in again, watch again (its own Kamailio)"
+# Prints one restart-recovery line per transport (README "Faults").
+cargo test -p ocs-core --test kamailio_restart -- --ignored --test-threads=1 --nocapture
+
 step "ocs track's HTML report in a real browser (Debian chromium, headless)"
 if ! command -v chromium >/dev/null; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -242,6 +242,13 @@ typedef enum OcsEventKind {
    * apply, e.g. DisableIM): `number` = how many ucPolicy values.
    */
   OCS_EVENT_KIND_PROVISIONING_RECEIVED = 26,
+  /**
+   * Signed in again after [`OcsEventKind::Disconnected`] (a
+   * `REGISTERED` event came just before; watches and publications are
+   * being renewed): `number` = milliseconds without a connection,
+   * `id` = the sign-in attempts it took.
+   */
+  OCS_EVENT_KIND_RECONNECTED = 27,
 } OcsEventKind;
 
 /**

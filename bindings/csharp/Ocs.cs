@@ -1364,6 +1364,7 @@ namespace Ocs
             Watching = 24,
             WatchFailed = 25,
             ProvisioningReceived = 26,
+            Reconnected = 27,
         }
 
         /// <summary>struct OcsEvent, field for field (C enums are ints, bool is one byte).</summary>

@@ -15,6 +15,7 @@
 //! | 1000 | Connected | info |
 //! | 1001 | ConnectFailed | warning |
 //! | 1002 | Disconnected | warning |
+//! | 1003 | Reconnected | info |
 //! | 1100 | Registration: Registered (first) | info |
 //! | 1101 | Registration: Registered (refresh) | verbose |
 //! | 1102 | Registration: CredentialsNeeded | warning |

@@ -44,6 +44,13 @@ pub struct EndpointConfig {
     /// Keep-alive interval on stream transports until the registrar names
     /// one (SIPE uses 60 s before the REGISTER answer).
     pub default_keep_alive: Duration,
+    /// Keep-alive interval on UDP (`None`: none). A datagram of CRLFs, as
+    /// PJSIP sends every 15 s by default: it keeps a NAT binding open, and
+    /// on a connected socket an ICMP "port unreachable" for it turns into
+    /// an error on the next read, so a server that went away is noticed
+    /// (and signed in to again when it is back) without waiting for the
+    /// registration's refresh.
+    pub udp_keep_alive: Option<Duration>,
 }
 
 impl EndpointConfig {
@@ -54,6 +61,7 @@ impl EndpointConfig {
             credentials,
             timers: TimerConfig::default(),
             default_keep_alive: Duration::from_secs(60),
+            udp_keep_alive: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -125,6 +133,7 @@ pub struct Endpoint {
     caps: Capabilities,
     rng: Rng,
     default_keep_alive: Duration,
+    udp_keep_alive: Option<Duration>,
     last_sent: Option<Instant>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<EndpointEvent>,
@@ -170,6 +179,7 @@ impl Endpoint {
             caps,
             rng,
             default_keep_alive: cfg.default_keep_alive,
+            udp_keep_alive: cfg.udp_keep_alive,
             last_sent: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -555,9 +565,12 @@ impl Endpoint {
     // ----- internals -----------------------------------------------------------
 
     fn keep_alive_at(&self) -> Option<Instant> {
-        // CRLF keep-alives only make sense on streams (RFC 5626 §3.5.1).
-        self.framer.as_ref()?;
-        let interval = self.reg.keep_alive().unwrap_or(self.default_keep_alive);
+        // RFC 5626 §3.5.1 defines CRLF keep-alives for streams; on UDP the
+        // same bytes are what PJSIP sends (servers skip such datagrams).
+        let interval = match self.local?.transport {
+            Transport::Udp => self.udp_keep_alive?,
+            _ => self.reg.keep_alive().unwrap_or(self.default_keep_alive),
+        };
         self.last_sent.map(|t| t + interval)
     }
 

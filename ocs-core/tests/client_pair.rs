@@ -129,21 +129,42 @@ fn after_a_sign_in_a_lost_server_is_retried_until_it_is_back() {
         .client
         .handle_connection_lost("server closed the connection".into(), now);
     p.users[a].connected = false;
-    p.until(a, S, |e| {
-        matches!(
-            e,
-            ClientEvent::Registration(RegistrationEvent::RetryScheduled { .. })
-        )
-    });
     // Still down at the first retry, back for a later one.
     p.run_for(5 * S);
     p.down = false;
+    let from = p.users[a].seen;
     p.until(a, 10 * 60 * S, |e| {
-        matches!(
-            e,
-            ClientEvent::Registration(RegistrationEvent::Registered { .. })
-        )
+        matches!(e, ClientEvent::Reconnected { .. })
     });
+    let seen: Vec<ClientEvent> = p.users[a].events[from..p.users[a].seen]
+        .iter()
+        .map(|(_, e)| e.clone())
+        .collect();
+    // Registered first, then Reconnected with how long it took and how
+    // many waits: at least the 5 s it was down, more than one attempt.
+    let n = seen.len();
+    assert!(
+        matches!(
+            seen[n - 2],
+            ClientEvent::Registration(RegistrationEvent::Registered { refresh: false, .. })
+        ),
+        "{seen:?}"
+    );
+    let retries = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ClientEvent::Registration(RegistrationEvent::RetryScheduled { .. })
+            )
+        })
+        .count();
+    let ClientEvent::Reconnected { down_for, attempts } = seen[n - 1].clone() else {
+        unreachable!()
+    };
+    assert!(down_for >= 5 * S, "{down_for:?}");
+    assert!(attempts >= 2, "{attempts}");
+    assert_eq!(attempts as usize, retries, "{seen:?}");
     assert!(!p.users[a].client.is_stopped());
 }
 

@@ -257,6 +257,11 @@ pub enum OcsEventKind {
     /// In-band provisioning arrived after sign-in (the server's policies now
     /// apply, e.g. DisableIM): `number` = how many ucPolicy values.
     ProvisioningReceived = 26,
+    /// Signed in again after [`OcsEventKind::Disconnected`] (a
+    /// `REGISTERED` event came just before; watches and publications are
+    /// being renewed): `number` = milliseconds without a connection,
+    /// `id` = the sign-in attempts it took.
+    Reconnected = 27,
 }
 
 /// One event, passed to the callback. It and its strings are borrowed:
@@ -719,6 +724,11 @@ impl Converted {
                 Converted::new(K::ConnectFailed).uri(target).text(error)
             }
             ClientEvent::Disconnected(why) => Converted::new(K::Disconnected).text(why),
+            ClientEvent::Reconnected { down_for, attempts } => {
+                let mut c = Converted::new(K::Reconnected).id(u64::from(*attempts));
+                c.number = u32::try_from(down_for.as_millis()).unwrap_or(u32::MAX);
+                c
+            }
             ClientEvent::Registration(r) => Converted::registration(r),
             ClientEvent::SecurityViolation(s) => Converted::new(K::SecurityViolation).text(s),
             ClientEvent::Im(im) => Converted::im(im),

@@ -145,6 +145,7 @@ impl ClientEvent {
             ClientEvent::Connected { .. } => 1000,
             ClientEvent::ConnectFailed { .. } => 1001,
             ClientEvent::Disconnected(_) => 1002,
+            ClientEvent::Reconnected { .. } => 1003,
             ClientEvent::Registration(r) => match r {
                 RegistrationEvent::Registered { refresh: false, .. } => 1100,
                 RegistrationEvent::Registered { refresh: true, .. } => 1101,
@@ -215,6 +216,11 @@ impl ClientEvent {
                 format!("cannot connect to {target}: {error}")
             }
             ClientEvent::Disconnected(why) => format!("disconnected: {why}"),
+            ClientEvent::Reconnected { down_for, attempts } => format!(
+                "reconnected after {} ({attempts} attempt{})",
+                crate::error::show_duration(*down_for),
+                if *attempts == 1 { "" } else { "s" }
+            ),
             ClientEvent::Registration(r) => match r {
                 RegistrationEvent::Registered {
                     refresh: false,
@@ -391,6 +397,14 @@ mod tests {
                 ClientEvent::Disconnected("x".into()),
                 1002,
                 Severity::Warning,
+            ),
+            (
+                ClientEvent::Reconnected {
+                    down_for: std::time::Duration::from_millis(2500),
+                    attempts: 2,
+                },
+                1003,
+                Severity::Info,
             ),
             (
                 ClientEvent::Registration(RegistrationEvent::Failed(Error::transport(

@@ -37,8 +37,19 @@ pub enum ClientEvent {
         /// Why.
         error: String,
     },
-    /// The connection dropped.
+    /// The connection dropped. A signed-in session keeps trying (jittered
+    /// exponential back-off, [`RegistrationEvent::RetryScheduled`] for each
+    /// wait) and reports [`ClientEvent::Reconnected`] once signed in again.
     Disconnected(String),
+    /// Signed in again after [`ClientEvent::Disconnected`]: registered anew
+    /// (the `Registered` event came just before), watches and publications
+    /// are being renewed.
+    Reconnected {
+        /// From the disconnect to the new registration.
+        down_for: Duration,
+        /// Sign-in attempts it took (1: the first retry succeeded).
+        attempts: u32,
+    },
     /// A registration event (registered, credentials needed, failed, ...).
     Registration(RegistrationEvent),
     /// A message failed MS-SIPAE verification and was dropped.

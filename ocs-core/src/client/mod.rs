@@ -139,6 +139,10 @@ pub struct Client {
     /// The first sign-in has happened (custom states loaded, the address
     /// book scheduled).
     signed_in_once: bool,
+    /// Since when a signed-in session has been without its registration
+    /// (the connection dropped), and the retries scheduled since: what
+    /// [`ClientEvent::Reconnected`] reports.
+    down: Option<(Instant, u32)>,
     /// For the address book's random first download.
     rng: Rng,
     abs: AbsState,
@@ -195,6 +199,7 @@ impl Client {
             events: VecDeque::new(),
             io: VecDeque::new(),
             signed_in_once: false,
+            down: None,
             rng: Rng::from_seed(seed ^ 0xab5_5eed),
             abs: AbsState::default(),
             wall0: (now, wall),
@@ -566,6 +571,9 @@ impl Client {
     pub fn handle_connection_lost(&mut self, why: String, now: Instant) {
         let _in = self.span.enter();
         self.emit(ClientEvent::Disconnected(why));
+        if self.signed_in_once && self.down.is_none() {
+            self.down = Some((now, 0));
+        }
         self.ep.handle_connection_lost(now);
         self.im.handle_connection_lost();
         self.presence.handle_connection_lost();
@@ -856,6 +864,11 @@ impl Client {
             // Asking a person for a password takes as long as it takes: no
             // sign-in deadline meanwhile.
             RegistrationEvent::CredentialsNeeded { .. } => self.sign_in_deadline = None,
+            RegistrationEvent::RetryScheduled { .. } => {
+                if let Some((_, retries)) = &mut self.down {
+                    *retries += 1;
+                }
+            }
             RegistrationEvent::Redirected(to) => {
                 self.redirect = Some(ServerConfig {
                     host: to.host.clone(),
@@ -871,7 +884,14 @@ impl Client {
             RegistrationEvent::Failed(_) | RegistrationEvent::SignedOut { .. }
         );
         let redirected = matches!(r, RegistrationEvent::Redirected(_));
+        let back = matches!(r, RegistrationEvent::Registered { refresh: false, .. });
         self.emit(ClientEvent::Registration(r));
+        if back && let Some((since, retries)) = self.down.take() {
+            self.emit(ClientEvent::Reconnected {
+                down_for: now.saturating_duration_since(since),
+                attempts: retries.max(1),
+            });
+        }
         if redirected {
             // The whole sign-in again at the home pool: new connection,
             // unsigned REGISTER, new handshake (NeedConnection follows).

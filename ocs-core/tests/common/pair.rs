@@ -30,7 +30,7 @@ pub struct User {
     /// Every event, with the time since the start.
     pub events: Vec<(Duration, ClientEvent)>,
     /// How many events [`Pair::until`] has looked at already.
-    seen: usize,
+    pub seen: usize,
     /// Every message it sent, in order.
     pub sent: Vec<Message>,
     /// Every message the server sent it, in order.

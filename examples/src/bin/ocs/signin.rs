@@ -221,6 +221,8 @@ pub(crate) fn event_json(e: &ClientEvent) -> Value {
             json!({"event": "connect_failed", "target": target, "error": error})
         }
         ClientEvent::Disconnected(why) => json!({"event": "disconnected", "reason": why}),
+        ClientEvent::Reconnected { down_for, attempts } => json!({"event": "reconnected",
+            "down_ms": u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX), "attempts": attempts}),
         ClientEvent::SecurityViolation(d) => json!({"event": "security_violation", "detail": d}),
         ClientEvent::Stopped => json!({"event": "stopped"}),
         ClientEvent::CustomStates { states, warnings } => json!({"event": "custom_states",
