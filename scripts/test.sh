@@ -63,6 +63,10 @@ step "a Kamailio restart: both clients notice, sign in again, watch again (its o
 # Prints one restart-recovery line per transport (README "Faults").
 cargo test -p ocs-core --test kamailio_restart -- --ignored --test-threads=1 --nocapture
 
+step "1,000 IMs through a lossy link and a Kamailio restart (our loss proxy, its own Kamailio)"
+# Prints one loss-ims line per transport (README "Faults").
+cargo test -p ocs-core --test kamailio_loss -- --ignored --test-threads=1 --nocapture
+
 step "ocs track's HTML report in a real browser (Debian chromium, headless)"
 if ! command -v chromium >/dev/null; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -359,10 +359,16 @@ impl Endpoint {
             0,
             HeaderName::Via,
             format!(
-                "SIP/2.0/{} {};branch={}",
+                "SIP/2.0/{} {};branch={}{}",
                 local.transport.as_str(),
                 local.addr,
-                self.rng.branch()
+                self.rng.branch(),
+                // RFC 3581, as for REGISTER.
+                if local.transport == Transport::Udp {
+                    ";rport"
+                } else {
+                    ""
+                }
             ),
         );
         if !req.has_header(HeaderName::MaxForwards) {
@@ -507,8 +513,13 @@ impl Endpoint {
             self.tx.handle_transport_error(id);
         }
         self.reg_deadline = None;
-        // Drain transaction events without feeding the registration twice.
-        while self.tx.poll_event().is_some() {}
+        // Every other request and answer belonged to the old connection:
+        // their owners (IM, presence, provisioning) are told the connection
+        // dropped and settle their commands; nothing of it may go out again
+        // on the next connection (see Transactions::abandon_all).
+        self.tx.abandon_all();
+        self.requests.clear();
+        self.sent.clear();
         self.framer = None;
         self.local = None;
         self.reg.clear_local();

@@ -13,9 +13,9 @@
 //! figures (README "Faults").
 #![cfg(feature = "tokio")]
 
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::kamailio::Kamailio;
+
 use std::time::{Duration, Instant};
 
 use ocs_core::discovery::{Dialect, ServerConfig, Transport};
@@ -28,65 +28,6 @@ use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
 
 /// How long Kamailio stays down.
 const DOWN: Duration = Duration::from_secs(3);
-
-fn peer_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kamailio")
-}
-
-/// True when UDP and TCP on `port` and `port + 1` are free on 127.0.0.1.
-fn free_pair(port: u16) -> bool {
-    [port, port + 1].iter().all(|p| {
-        TcpListener::bind(("127.0.0.1", *p)).is_ok() && UdpSocket::bind(("127.0.0.1", *p)).is_ok()
-    })
-}
-
-/// A Kamailio of this test's own (the shared one must not restart under
-/// the other interop tests), stopped and removed on drop.
-struct Kamailio {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Kamailio {
-    /// `name` keeps two tests of one run apart (folder and port range).
-    fn start(name: &str, base: u16) -> Kamailio {
-        let dir = std::env::temp_dir().join(format!("ocs-kamailio-{name}.{}", std::process::id()));
-        // Ports away from scripts/kamailio.sh's (5070 up).
-        let port = (base..base + 400)
-            .step_by(2)
-            .find(|p| free_pair(*p))
-            .expect("a free port pair for Kamailio");
-        let k = Kamailio { dir, port };
-        k.up();
-        k
-    }
-
-    fn up(&self) {
-        let st = Command::new("sh")
-            .arg(peer_dir().join("start.sh"))
-            .arg(&self.dir)
-            .arg(self.port.to_string())
-            .status()
-            .expect("run start.sh");
-        assert!(st.success(), "Kamailio did not start on port {}", self.port);
-    }
-
-    fn down(&self) {
-        let st = Command::new("sh")
-            .arg(peer_dir().join("stop.sh"))
-            .arg(&self.dir)
-            .status()
-            .expect("run stop.sh");
-        assert!(st.success(), "stop.sh failed");
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        self.down();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The real clock: this test times a real outage.
 #[allow(clippy::disallowed_methods)]
@@ -173,14 +114,12 @@ async fn watch_until_busy(bob: &mut Client) {
 }
 
 async fn restart(transport: Transport) {
-    let k = Kamailio::start(
-        transport.as_str(),
-        if transport == Transport::Udp {
-            17060
-        } else {
-            17560
-        },
-    );
+    let base = if transport == Transport::Udp {
+        17060
+    } else {
+        17560
+    };
+    let k = Kamailio::start(&format!("restart-{}", transport.as_str()), base, false);
     let mut alice = client("alice", k.port, transport);
     let mut bob = client("bob", k.port, transport);
     until(&mut alice, "alice", Duration::from_secs(10), registered).await;

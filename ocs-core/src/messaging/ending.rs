@@ -106,7 +106,11 @@ impl Messaging {
         let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
             if let Pending::Message { id, .. } = p {
-                self.fail(id, FailureReason::ServiceUnavailable, "connection lost");
+                self.fail(
+                    id,
+                    FailureReason::ServiceUnavailable,
+                    "the connection dropped before the server answered; it may or may not have been delivered",
+                );
             }
         }
         self.forget_sessions(FailureReason::ServiceUnavailable, "connection lost", true);

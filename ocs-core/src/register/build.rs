@@ -45,10 +45,15 @@ pub(super) fn registrar_uri(aor: &str) -> String {
 pub fn build_register(p: &RegisterParams<'_>) -> Message {
     let mut m = Message::request(Method::Register, &registrar_uri(p.aor));
     let transport = p.local.transport.as_str();
-    let via = match p.branch {
+    let mut via = match p.branch {
         Some(b) => format!("SIP/2.0/{transport} {};branch={b}", p.local.addr),
         None => format!("SIP/2.0/{transport} {}", p.local.addr),
     };
+    if p.local.transport == Transport::Udp {
+        // RFC 3581: answers come back to the address and port the request
+        // left from, through a NAT or a proxy.
+        via.push_str(";rport");
+    }
     m.push_header(HeaderName::Via, via);
     m.push_header(HeaderName::MaxForwards, "70");
     let lower = transport.to_ascii_lowercase();

@@ -287,6 +287,19 @@ impl Transactions {
         }
     }
 
+    /// Forgets every transaction, with no events: the connection they
+    /// belonged to is gone and their owners have been told so. Keeping
+    /// them would retransmit a request on the next connection (over UDP,
+    /// a new socket), where a server that lost its state (a restart) takes
+    /// it as new: an IM already reported failed would be delivered again.
+    pub fn abandon_all(&mut self) {
+        self.clients.clear();
+        self.client_keys.clear();
+        self.servers.clear();
+        self.server_keys.clear();
+        self.events.clear();
+    }
+
     /// Gives up on client transaction `id` as if its timeout (Timer B/F)
     /// had fired: it fails with [`TxFailure::Timeout`] and ends. The owner's
     /// own, shorter deadline for one request.

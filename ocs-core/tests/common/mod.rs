@@ -8,6 +8,9 @@ pub mod client;
 pub mod dns;
 #[cfg(feature = "tokio")]
 pub mod http;
+pub mod kamailio;
+#[cfg(feature = "tokio")]
+pub mod lossy;
 pub mod pair;
 #[cfg(feature = "tokio")]
 pub mod pki;
