@@ -454,6 +454,7 @@ impl Endpoint {
     /// the stream (TCP/TLS).
     pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
         let mut msgs = Vec::new();
+        let mut broken = None;
         if let Some(f) = &mut self.framer {
             f.push(bytes);
             loop {
@@ -462,8 +463,7 @@ impl Endpoint {
                     Ok(Some(Frame::KeepAlive)) => {}
                     Ok(None) => break,
                     Err(e) => {
-                        self.events
-                            .push_back(EndpointEvent::ConnectionBroken(e.to_string()));
+                        broken = Some((e.to_string(), f.take_refused()));
                         break;
                     }
                 }
@@ -478,6 +478,14 @@ impl Endpoint {
         }
         for m in msgs {
             self.handle_message(m, now);
+        }
+        if let Some((why, refused)) = broken {
+            // A request whose body is over the limit is still answered (its
+            // head parsed) before the connection closes.
+            if let Some(req) = refused.filter(|r| !r.is_response()) {
+                self.answer_statelessly(&req, 513, &[]);
+            }
+            self.events.push_back(EndpointEvent::ConnectionBroken(why));
         }
         self.pump(now);
     }
@@ -599,16 +607,11 @@ impl Endpoint {
             return;
         }
         if let RequestVerdict::Reject { code, headers, .. } = validate_request(&m, &self.caps) {
-            if m.method() != Some(&Method::Ack)
-                && let Ok(mut r) = builder::response(&m, code, None, Some(&self.rng.tag()))
-            {
-                for (n, v) in headers {
-                    r.insert_header(r.header_count() - 1, n, v);
-                }
-                if self.sign_outgoing(&mut r).is_ok() {
-                    self.transmits.push_back(r.to_bytes());
-                }
-            }
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            self.answer_statelessly(&m, code, &headers);
             return;
         }
         if let Some(sa) = self.reg.security() {
@@ -647,6 +650,15 @@ impl Endpoint {
                 }
             }
             Ok(Incoming::Ack(ack)) => self.events.push_back(EndpointEvent::IncomingAck(ack)),
+            Ok(Incoming::Overloaded(req)) => {
+                log!(
+                    WARN,
+                    "{} server transactions live: {} answered 503",
+                    self.tx.max_server_transactions(),
+                    req.method().map(Method::as_str).unwrap_or("request")
+                );
+                self.answer_statelessly(&req, 503, &[("Retry-After", "5")]);
+            }
             Ok(_) => {}
             Err(e) => self
                 .events
@@ -681,6 +693,22 @@ impl Endpoint {
                         "{code} response dropped: {e}"
                     )));
                 false
+            }
+        }
+    }
+
+    /// Answers `req` without a transaction (refused before one was made),
+    /// signed when signed in; never an ACK or a BENOTIFY.
+    fn answer_statelessly(&mut self, req: &Message, code: u16, headers: &[(&str, &str)]) {
+        if matches!(req.method(), Some(Method::Ack | Method::Benotify)) {
+            return;
+        }
+        if let Ok(mut r) = builder::response(req, code, None, Some(&self.rng.tag())) {
+            for (n, v) in headers {
+                r.insert_header(r.header_count() - 1, *n, *v);
+            }
+            if self.sign_outgoing(&mut r).is_ok() {
+                self.transmits.push_back(r.to_bytes());
             }
         }
     }

@@ -19,10 +19,23 @@ type Job = Box<dyn FnOnce(&mut SimServer, Instant) + Send>;
 
 enum Input {
     Stream(SocketAddr, Vec<u8>),
-    Open(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
+    Open(SocketAddr, Conn),
     Closed(SocketAddr),
     Job(Job),
 }
+
+/// The owner's side of one stream connection: its writer's queue, and the
+/// reader's stop signal (dropping both closes the connection).
+struct Conn {
+    out: mpsc::Sender<Vec<u8>>,
+    stop: oneshot::Sender<()>,
+}
+
+/// Reads from every connection wait when this many are queued for the
+/// server, so a flooding peer is slowed by TCP instead of filling memory.
+const INPUT_QUEUE: usize = 1024;
+/// Pieces queued for one peer that does not read; then it is disconnected.
+const OUTPUT_QUEUE: usize = 1024;
 
 /// A running test server. Dropping it stops the server.
 #[derive(Debug)]
@@ -33,7 +46,7 @@ pub struct SimHandle {
     pub tcp: SocketAddr,
     /// TLS listening address, when a certificate was given.
     pub tls: Option<SocketAddr>,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::Sender<Input>,
     tasks: Vec<JoinHandle<()>>,
     /// Dropped with the handle: every connection task watches it, so
     /// stopping the server closes its connections as a real restart would.
@@ -59,7 +72,7 @@ impl SimHandle {
         let job: Job = Box::new(move |s, now| {
             let _ = tx.send(f(s, now));
         });
-        self.inputs.send(Input::Job(job)).ok()?;
+        self.inputs.send(Input::Job(job)).await.ok()?;
         rx.await.ok()
     }
 }
@@ -113,7 +126,7 @@ pub async fn serve(
         None => None,
     };
     let tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Input>();
+    let (in_tx, mut in_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(());
     let mut tasks = Vec::new();
 
@@ -121,14 +134,14 @@ pub async fn serve(
     fn spawn_conn<S>(
         stream: S,
         peer: SocketAddr,
-        in_tx: mpsc::UnboundedSender<Input>,
+        in_tx: mpsc::Sender<Input>,
         mut shutdown: watch::Receiver<()>,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let _ = in_tx.send(Input::Open(peer, out_tx));
+        let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTPUT_QUEUE);
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             while let Some(b) = out_rx.recv().await {
                 if wr.write_all(&b).await.is_err() {
@@ -137,21 +150,29 @@ pub async fn serve(
             }
         });
         tokio::spawn(async move {
+            let conn = Conn {
+                out: out_tx,
+                stop: stop_tx,
+            };
+            if in_tx.send(Input::Open(peer, conn)).await.is_err() {
+                return;
+            }
             let mut buf = vec![0u8; 65536];
             loop {
                 tokio::select! {
                     r = rd.read(&mut buf) => match r {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if in_tx.send(Input::Stream(peer, buf[..n].to_vec())).is_err() {
+                            if in_tx.send(Input::Stream(peer, buf[..n].to_vec())).await.is_err() {
                                 break;
                             }
                         }
                     },
+                    _ = &mut stop_rx => break,
                     _ = shutdown.changed() => break,
                 }
             }
-            let _ = in_tx.send(Input::Closed(peer));
+            let _ = in_tx.send(Input::Closed(peer)).await;
         });
     }
     {
@@ -185,7 +206,7 @@ pub async fn serve(
     // The owner task.
     let udp_rx = udp.clone();
     tasks.push(tokio::spawn(async move {
-        let mut writers: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+        let mut writers: HashMap<SocketAddr, Conn> = HashMap::new();
         let mut buf = vec![0u8; 65536];
         loop {
             let deadline = server.poll_timeout();
@@ -216,11 +237,24 @@ pub async fn serve(
             while let Some((peer, bytes)) = server.poll_transmit() {
                 match writers.get(&peer) {
                     Some(w) => {
-                        let _ = w.send(bytes);
+                        // A peer that does not read what it asked for is
+                        // cut off rather than queued for without end.
+                        if w.out.try_send(bytes).is_err()
+                            && let Some(w) = writers.remove(&peer)
+                        {
+                            let _ = w.stop.send(());
+                        }
                     }
                     None => {
                         let _ = udp_rx.send_to(&bytes, peer).await;
                     }
+                }
+            }
+            // Dropping the writer's queue ends it once the answers queued
+            // before (a 513) are written; the reader stops too.
+            while let Some(peer) = server.poll_close() {
+                if let Some(w) = writers.remove(&peer) {
+                    let _ = w.stop.send(());
                 }
             }
         }

@@ -1714,7 +1714,11 @@ impl SimServer {
             }
             return true;
         }
-        if let Ok(Incoming::Request { id, request }) = self.tx.handle_message(m.clone(), rel, now) {
+        let incoming = self.tx.handle_message(m.clone(), rel, now);
+        if let Ok(Incoming::Overloaded(req)) = &incoming {
+            self.overloaded(peer, req);
+        }
+        if let Ok(Incoming::Request { id, request }) = incoming {
             self.peers.insert(id, peer);
             let registrar = &self.registrar;
             let reply = self.presence.handle_request(

@@ -1,9 +1,9 @@
 //! The test server's message plumbing: transactions per request, stream
 //! framing per peer, and the registrar behind them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::presence::PresenceServer;
 use super::registrar::{Registrar, RegistrarOutcome, SignatureCheck};
@@ -47,11 +47,21 @@ pub struct SimServer {
     verified: HashMap<String, u64>,
     /// The highest `cnum` seen per security association (by opaque).
     last_cnum: HashMap<String, u64>,
+    /// Stream peers to disconnect ([`SimServer::poll_close`]), and those
+    /// already asked for, whose bytes are ignored until they are gone.
+    closing: VecDeque<Peer>,
+    closed: HashSet<Peer>,
+    /// Stream peers with part of a message buffered, since when.
+    partial_since: HashMap<Peer, Instant>,
 }
 
 /// How many refused messages [`SimServer::recent_signature_violations`]
 /// keeps.
 const RECENT_VIOLATIONS: usize = 32;
+
+/// A message on a stream must arrive whole within this time of its first
+/// byte; a peer that dribbles (slowloris) is disconnected.
+pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(30);
 
 impl SimServer {
     /// A server around `registrar`.
@@ -85,6 +95,9 @@ impl SimServer {
             recent_violations: VecDeque::new(),
             verified: HashMap::new(),
             last_cnum: HashMap::new(),
+            closing: VecDeque::new(),
+            closed: HashSet::new(),
+            partial_since: HashMap::new(),
         }
     }
 
@@ -204,24 +217,50 @@ impl SimServer {
         }
     }
 
-    /// Stream bytes from `peer` (TCP/TLS).
+    /// Stream bytes from `peer` (TCP/TLS). A stream that breaks the
+    /// framing rules (a head over 64 KiB or 512 headers, a body over
+    /// 4 MiB, no Content-Length) is closed ([`SimServer::poll_close`]); a
+    /// request whose head parsed gets 513 first.
     pub fn handle_stream(&mut self, peer: Peer, bytes: &[u8], now: Instant) {
+        if self.closed.contains(&peer) {
+            return;
+        }
         let framer = self.framers.entry(peer).or_default();
         framer.push(bytes);
         let mut msgs = Vec::new();
+        let mut refused = None;
+        let mut broken = false;
         loop {
             match framer.next_frame() {
                 Ok(Some(Frame::Message(m))) => msgs.push(m),
                 Ok(Some(Frame::KeepAlive)) => {}
                 Ok(None) => break,
                 Err(_) => {
-                    self.framers.remove(&peer);
+                    refused = framer.take_refused();
+                    broken = true;
                     break;
                 }
             }
         }
+        let partial = framer.buffered() > 0;
+        if partial && !broken {
+            // The clock starts at a message's first byte.
+            if !msgs.is_empty() {
+                self.partial_since.insert(peer, now);
+            } else {
+                self.partial_since.entry(peer).or_insert(now);
+            }
+        } else {
+            self.partial_since.remove(&peer);
+        }
         for m in msgs {
             self.handle_message(peer, m, Reliability::Reliable, now);
+        }
+        if broken {
+            if let Some(req) = refused.filter(|r| !r.is_response()) {
+                self.answer_statelessly(peer, &req, 513, &[]);
+            }
+            self.close(peer);
         }
     }
 
@@ -229,6 +268,42 @@ impl SimServer {
     pub fn handle_disconnect(&mut self, peer: Peer) {
         self.framers.remove(&peer);
         self.signed_peers.remove(&peer);
+        self.closed.remove(&peer);
+        self.partial_since.remove(&peer);
+    }
+
+    /// The next stream peer to disconnect (its framing broke, or it took
+    /// longer than [`MESSAGE_DEADLINE`] over a message). Send what
+    /// [`SimServer::poll_transmit`] has for it first.
+    pub fn poll_close(&mut self) -> Option<Peer> {
+        self.closing.pop_front()
+    }
+
+    fn close(&mut self, peer: Peer) {
+        self.framers.remove(&peer);
+        self.partial_since.remove(&peer);
+        if self.closed.insert(peer) {
+            self.closing.push_back(peer);
+        }
+    }
+
+    /// Answers `req` without a transaction (ACKs are never answered).
+    fn answer_statelessly(
+        &mut self,
+        peer: Peer,
+        req: &Message,
+        code: u16,
+        headers: &[(&str, &str)],
+    ) {
+        if req.method() == Some(&Method::Ack) {
+            return;
+        }
+        if let Ok(mut r) = builder::response(req, code, None, Some(&self.rng.tag())) {
+            for (n, v) in headers {
+                r.insert_header(r.header_count() - 1, *n, *v);
+            }
+            self.out.push_back((peer, r.to_bytes()));
+        }
     }
 
     fn handle_message(&mut self, peer: Peer, m: Message, rel: Reliability, now: Instant) {
@@ -257,20 +332,21 @@ impl SimServer {
                 return;
             }
             if let RequestVerdict::Reject { code, headers, .. } = validate_request(&m, &self.caps) {
-                if m.method() != Some(&Method::Ack)
-                    && let Ok(mut r) = builder::response(&m, code, None, Some(&self.rng.tag()))
-                {
-                    for (n, v) in headers {
-                        r.insert_header(r.header_count() - 1, n, v);
-                    }
-                    self.out.push_back((peer, r.to_bytes()));
-                }
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                self.answer_statelessly(peer, &m, code, &headers);
                 return;
             }
-            if let Ok(Incoming::Request { id, request }) = self.tx.handle_message(m, rel, now) {
-                self.peers.insert(id, peer);
-                let resp = self.answer(peer, rel, &request, now);
-                self.tx.send_response(id, &resp, now);
+            match self.tx.handle_message(m, rel, now) {
+                Ok(Incoming::Request { id, request }) => {
+                    self.peers.insert(id, peer);
+                    let resp = self.answer(peer, rel, &request, now);
+                    self.tx.send_response(id, &resp, now);
+                }
+                Ok(Incoming::Overloaded(req)) => self.overloaded(peer, &req),
+                _ => {}
             }
         }
         self.drain();
@@ -513,8 +589,23 @@ impl SimServer {
         true
     }
 
+    /// Too many live transactions: a new request gets 503 with
+    /// Retry-After instead of one.
+    pub(super) fn overloaded(&mut self, peer: Peer, req: &Message) {
+        self.answer_statelessly(peer, req, 503, &[("Retry-After", "5")]);
+    }
+
     /// Advances timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let slow: Vec<Peer> = self
+            .partial_since
+            .iter()
+            .filter(|(_, t)| **t + MESSAGE_DEADLINE <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in slow {
+            self.close(p);
+        }
         self.tx.handle_timeout(now);
         self.registrar.handle_timeout(now);
         self.drain();
@@ -522,10 +613,17 @@ impl SimServer {
 
     /// The next deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.tx.poll_timeout(), self.registrar.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.tx.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.partial_since
+                .values()
+                .min()
+                .map(|t| *t + MESSAGE_DEADLINE),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next datagram or stream chunk to send, with its peer.

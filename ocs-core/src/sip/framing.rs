@@ -35,6 +35,8 @@ pub struct StreamFramer {
     pending: Option<(Message, usize, usize)>,
     /// How far the current head was already searched for its end.
     searched: usize,
+    /// The head of a message refused for its body size.
+    refused: Option<Message>,
 }
 
 impl StreamFramer {
@@ -51,13 +53,24 @@ impl StreamFramer {
         }
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes (none once it has failed: nothing more will
+    /// be read from this stream).
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// After a "body size limit exceeded" error: the message's head (it
+    /// parsed), so a request can still be answered (513 Message Too
+    /// Large) before the connection closes.
+    pub fn take_refused(&mut self) -> Option<Message> {
+        self.refused.take()
     }
 
     /// Bytes buffered but not yet returned as a frame.
@@ -122,6 +135,7 @@ impl StreamFramer {
                 Err(e) => return Err(e.shift(self.start)),
             };
             if body_len > self.limits.max_body_bytes {
+                self.refused = Some(head);
                 return Err(ParseError::new(
                     self.start + head_len,
                     ParseErrorKind::LimitExceeded("body size"),

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use client::{ClientEvent, ClientState, ClientTransaction};
 pub use server::{ServerEvent, ServerState, ServerTransaction};
-pub use table::{Incoming, Transactions, TxEvent, TxId};
+pub use table::{DEFAULT_MAX_SERVER_TRANSACTIONS, Incoming, Transactions, TxEvent, TxId};
 
 /// The timer base values of RFC 3261 Table 4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,7 +82,17 @@ pub enum Incoming {
     /// A response with no client transaction, e.g. a retransmitted 2xx to
     /// an INVITE; the TU may need it (§13.2.2.4), otherwise drop it.
     StrayResponse(Message),
+    /// A new request while [`Transactions::max_server_transactions`] are
+    /// live: no transaction was made. Answer it without one (503 with
+    /// Retry-After), so a flood cannot hold memory for 32 s per request.
+    Overloaded(Message),
 }
+
+/// How many server transactions a table holds at most by default. Over
+/// UDP a non-INVITE server transaction lives 32 s after its answer (Timer
+/// J) to absorb retransmissions; 4,096 of them (about 2 KB each) bound a
+/// flood of 10,000 requests a second to about 8 MB.
+pub const DEFAULT_MAX_SERVER_TRANSACTIONS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -125,7 +135,7 @@ fn server_key(req: &Message, method: &str) -> Result<Key, ParseError> {
 }
 
 /// A table of client and server transactions sharing one clock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Transactions {
     cfg: TimerConfig,
     next: u64,
@@ -134,6 +144,13 @@ pub struct Transactions {
     servers: HashMap<TxId, ServerTransaction>,
     server_keys: HashMap<Key, TxId>,
     events: VecDeque<TxEvent>,
+    max_servers: usize,
+}
+
+impl Default for Transactions {
+    fn default() -> Self {
+        Transactions::new(TimerConfig::default())
+    }
 }
 
 impl Transactions {
@@ -141,8 +158,26 @@ impl Transactions {
     pub fn new(cfg: TimerConfig) -> Self {
         Transactions {
             cfg,
-            ..Self::default()
+            next: 0,
+            clients: HashMap::new(),
+            client_keys: HashMap::new(),
+            servers: HashMap::new(),
+            server_keys: HashMap::new(),
+            events: VecDeque::new(),
+            max_servers: DEFAULT_MAX_SERVER_TRANSACTIONS,
         }
+    }
+
+    /// How many server transactions may be live at once (default
+    /// [`DEFAULT_MAX_SERVER_TRANSACTIONS`]); new requests beyond it come
+    /// back as [`Incoming::Overloaded`].
+    pub fn set_max_server_transactions(&mut self, n: usize) {
+        self.max_servers = n;
+    }
+
+    /// See [`Transactions::set_max_server_transactions`].
+    pub fn max_server_transactions(&self) -> usize {
+        self.max_servers
     }
 
     /// Number of live transactions.
@@ -266,6 +301,9 @@ impl Transactions {
         }
         if msg.method() == Some(&Method::Ack) {
             return Ok(Incoming::Ack(msg));
+        }
+        if self.servers.len() >= self.max_servers {
+            return Ok(Incoming::Overloaded(msg));
         }
         let id = self.alloc();
         self.server_keys.insert(key, id);
