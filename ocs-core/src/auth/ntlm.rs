@@ -641,7 +641,8 @@ const SERVER_SIGN_MAGIC: &[u8] = b"session key to server-to-client signing key m
 const SERVER_SEAL_MAGIC: &[u8] = b"session key to server-to-client sealing key magic constant\0";
 
 /// The four extended-session-security keys (MS-NLMP 3.4.5.2/3.4.5.3, 128-bit).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` prints none of them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionKeys {
     /// Client → server signing key.
     pub client_sign: [u8; 16],
@@ -737,7 +738,15 @@ pub enum Role {
     Server,
 }
 
-#[derive(Debug, Clone)]
+/// Key material never reaches a log, a panic message or a trace through
+/// `Debug`: these print what they are, not what they hold.
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys(<redacted>)")
+    }
+}
+
+#[derive(Clone)]
 enum ContextKeys {
     Ess(SessionKeys),
     Legacy([u8; 16]),
@@ -747,10 +756,23 @@ enum ContextKeys {
 ///
 /// Every signature uses [`SIP_SEQUENCE_NUMBER`]; the context is therefore stateless
 /// and `sign`/`verify` take `&self`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SecurityContext {
     keys: ContextKeys,
     role: Role,
+}
+
+impl std::fmt::Debug for SecurityContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.keys {
+            ContextKeys::Ess(_) => "extended session security",
+            ContextKeys::Legacy(_) => "legacy",
+        };
+        f.debug_struct("SecurityContext")
+            .field("keys", &format_args!("<redacted> ({kind})"))
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 impl SecurityContext {
@@ -830,7 +852,8 @@ impl SecurityContext {
 // ---------------------------------------------------------------------------
 
 /// Inputs for [`build_authenticate`]. All randomness comes from the caller.
-#[derive(Debug, Clone)]
+/// `Debug` leaves out the password and the session key.
+#[derive(Clone)]
 pub struct AuthenticateParams<'a> {
     /// User name (without domain), sent as given.
     pub user: &'a str,
@@ -852,8 +875,23 @@ pub struct AuthenticateParams<'a> {
     pub random_session_key: [u8; 16],
 }
 
+impl std::fmt::Debug for AuthenticateParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticateParams")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .field("password", &"<redacted>")
+            .field("workstation", &self.workstation)
+            .field("flags", &format_args!("{:#010x}", self.flags))
+            .field("timestamp", &self.timestamp)
+            .field("random_session_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
 /// Result of [`build_authenticate`]: the message plus the key material derived on the way.
-#[derive(Debug, Clone)]
+/// `Debug` shows the message's length only (it holds the proof) and no key.
+#[derive(Clone)]
 pub struct ClientAuthentication {
     /// The binary AUTHENTICATE message.
     pub message: Vec<u8>,
@@ -869,6 +907,15 @@ pub struct ClientAuthentication {
     pub exported_session_key: [u8; 16],
     /// The four signing/sealing keys.
     pub keys: SessionKeys,
+}
+
+impl std::fmt::Debug for ClientAuthentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuthentication")
+            .field("message", &format_args!("<{} bytes>", self.message.len()))
+            .field("keys", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientAuthentication {
@@ -1057,8 +1104,9 @@ impl AuthenticateMessage {
     }
 }
 
-/// What a server learns from a verified AUTHENTICATE message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a server learns from a verified AUTHENTICATE message. `Debug`
+/// prints no key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerAuthentication {
     /// NTProofStr that was checked.
     pub nt_proof_str: [u8; 16],
@@ -1068,6 +1116,12 @@ pub struct ServerAuthentication {
     pub exported_session_key: [u8; 16],
     /// The four signing/sealing keys.
     pub keys: SessionKeys,
+}
+
+impl std::fmt::Debug for ServerAuthentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerAuthentication(<redacted>)")
+    }
 }
 
 impl ServerAuthentication {
