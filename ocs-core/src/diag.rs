@@ -226,6 +226,12 @@ pub struct Snapshot {
     /// The effective policies with provenance
     /// ([`EffectivePolicy::settings`]).
     pub policies: Vec<Setting>,
+    /// Messages dropped since the session started because their MS-SIPAE
+    /// signature was missing or wrong (each was also reported as a
+    /// `SecurityViolation` event and never acted on).
+    pub refused_unsigned: u64,
+    /// Why the latest of them was dropped.
+    pub last_refused: Option<String>,
 }
 
 fn provenance_text(source: &str, from: &Option<String>) -> String {
@@ -368,7 +374,8 @@ impl Snapshot {
     ///  "provisioning",
     ///  "address_book":{"url","from","last_download","next_download","download"},
     ///  "custom_states":{"url","from","status"},
-    ///  "policies":{"NAME":{"value","source","from"},...}}
+    ///  "policies":{"NAME":{"value","source","from"},...},
+    ///  "security":{"refused_unsigned","last_refused"}}
     /// ```
     ///
     /// `keep_alive` is in seconds; `download` is the download's status.
@@ -445,6 +452,12 @@ impl Snapshot {
             }
             po.end();
         }
+        {
+            let mut so = Obj::new(o.key("security"));
+            so.opt_num("refused_unsigned", Some(self.refused_unsigned));
+            so.opt_str("last_refused", self.last_refused.as_deref());
+            so.end();
+        }
         o.end();
         out
     }
@@ -490,6 +503,13 @@ impl Snapshot {
             if r.remote_user { "yes" } else { "no" }.into(),
         );
         row("Provisioning", self.provisioning.clone());
+        row(
+            "Refused (unsigned)",
+            match &self.last_refused {
+                Some(why) => format!("{} (latest: {why})", self.refused_unsigned),
+                None => self.refused_unsigned.to_string(),
+            },
+        );
         let ab = &self.address_book;
         row(
             "Address book URL",
@@ -585,6 +605,8 @@ mod tests {
             address_book: AddressBookInfo::from_provisioning(Some(&prov), true),
             custom_states: CustomStatesInfo::from_policy(&policy),
             policies: policy.settings(),
+            refused_unsigned: 2,
+            last_refused: Some("unsigned NOTIFY dropped".into()),
         }
     }
 
@@ -612,6 +634,8 @@ mod tests {
         assert_eq!(j["auth"]["scheme"], "NTLM");
         assert_eq!(j["auth"]["version"], 3);
         assert_eq!(j["registration"]["keep_alive"], 300);
+        assert_eq!(j["security"]["refused_unsigned"], 2);
+        assert_eq!(j["security"]["last_refused"], "unsigned NOTIFY dropped");
         assert_eq!(j["registration"]["remote_user"], true);
         assert_eq!(j["address_book"]["url"], "https://edge/abs/ext");
         assert_eq!(

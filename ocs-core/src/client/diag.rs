@@ -21,6 +21,8 @@ pub(super) struct DiagState {
     auth: Option<(String, u32)>,
     expires: Option<u32>,
     provisioning: Option<String>,
+    refused: u64,
+    last_refused: Option<String>,
 }
 
 impl DiagState {
@@ -57,6 +59,10 @@ impl DiagState {
             }
             ClientEvent::Provisioning(ProvisioningEvent::Failed(err)) => {
                 self.provisioning = Some(format!("failed: {err}"));
+            }
+            ClientEvent::SecurityViolation(why) => {
+                self.refused += 1;
+                self.last_refused = Some(why.clone());
             }
             _ => {}
         }
@@ -133,6 +139,8 @@ impl DiagState {
             address_book: AddressBookInfo::from_provisioning(prov.last(), reg.is_remote_user()),
             custom_states,
             policies: policy.settings(),
+            refused_unsigned: self.refused,
+            last_refused: self.last_refused.clone(),
         }
     }
 }
