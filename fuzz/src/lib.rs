@@ -434,12 +434,14 @@ pub fn check_autodiscover(data: &[u8]) {
             let mut w = Walk::new();
             for u in &urls {
                 assert!(u.starts_with("http://") || u.starts_with("https://"));
-                w.step(u).expect("the lookup URLs are distinct http(s) URLs");
+                w.step(u)
+                    .expect("the lookup URLs are distinct http(s) URLs");
             }
         }
     }
 }
 
+/// `provisioning`: in-band provisioning documents parse or fail cleanly.
 pub fn check_provisioning(data: &[u8]) {
     use ocs_core::provisioning::parse;
     let Ok(p) = parse(data) else { return };
@@ -562,10 +564,10 @@ pub fn check_client_inputs(data: &[u8]) {
     use ocs_core::endpoint::EndpointConfig;
     use ocs_core::messaging::ImEvent;
     use ocs_core::presence::model::State;
-    use ocs_core::PresenceEvent;
     use ocs_core::register::{Credentials, RegisterConfig};
     use ocs_core::sip::{builder, HeaderName, Method};
     use ocs_core::ClientEvent;
+    use ocs_core::PresenceEvent;
     use std::collections::HashMap;
     use std::time::{Duration, Instant, SystemTime};
 
@@ -682,7 +684,13 @@ pub fn check_client_inputs(data: &[u8]) {
             }
             4 if seen.connect_wanted => {
                 seen.connect_wanted = false;
-                c.handle_connect_failed(ocs_core::Error::transport(ocs_core::error::TransportFailure::Connect, "refused"), now);
+                c.handle_connect_failed(
+                    ocs_core::Error::transport(
+                        ocs_core::error::TransportFailure::Connect,
+                        "refused",
+                    ),
+                    now,
+                );
             }
             5 => c.handle_connection_lost("reset".into(), now),
             6 => {
@@ -735,4 +743,187 @@ pub fn check_client_inputs(data: &[u8]) {
             "command {id:?} has no outcome"
         );
     }
+}
+
+/// `sim_server`: the embedded server (NTLM or Digest registrar, strict or
+/// lax signatures, users alice and bob) fed arbitrary sequences from three
+/// peers: raw stream and datagram bytes, well-formed requests of every
+/// method it knows (with fuzzed Event, Content-Type, Expires and body),
+/// answers to what it sent, time passing, disconnects and forced
+/// sign-outs. Invariants: no panic; everything it sends parses as SIP;
+/// its next timer is never in the past; it closes only peers that spoke.
+pub fn check_sim_server(data: &[u8]) {
+    use ocs_core::rng::Rng;
+    use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    let mut it = data.iter().copied();
+    let flags = it.next().unwrap_or(0);
+    let mut cfg = RegistrarConfig::ocs("contoso.com");
+    if flags & 1 == 1 {
+        cfg.auth = AuthMode::Digest;
+    }
+    let mut r = Registrar::new(cfg, Rng::from_seed(1), [7; 32]);
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    let mut s = SimServer::new(r, Rng::from_seed(2));
+    s.set_strict_signatures(flags & 2 == 0);
+
+    let peers: [SocketAddr; 3] = [
+        "198.51.100.1:40001".parse().expect("addr"),
+        "198.51.100.2:40002".parse().expect("addr"),
+        "198.51.100.3:40003".parse().expect("addr"),
+    ];
+    let methods = [
+        "REGISTER",
+        "SUBSCRIBE",
+        "SERVICE",
+        "MESSAGE",
+        "INVITE",
+        "NOTIFY",
+        "OPTIONS",
+        "BYE",
+        "ACK",
+        "CANCEL",
+        "PUBLISH",
+        "INFO",
+        "BENOTIFY",
+    ];
+    let users = ["alice", "bob", "carol"];
+    let events = [
+        "",
+        "presence",
+        "registration",
+        "vnd-microsoft-roaming-self",
+        "vnd-microsoft-roaming-contacts",
+        "vnd-microsoft-provisioning-v2",
+        "vnd-microsoft-roaming-ACL",
+    ];
+    let types = [
+        "",
+        "application/msrtc-category-publish+xml",
+        "application/msrtc-presence-batchsub+xml",
+        "application/vnd-microsoft-roaming-self+xml",
+        "application/SOAP+xml",
+        "text/plain",
+        "application/sdp",
+        "application/pidf+xml",
+    ];
+    let codes = [
+        100u16, 180, 200, 202, 400, 401, 403, 404, 481, 486, 500, 503,
+    ];
+
+    let mut now = Instant::now();
+    let mut spoke = [false; 3];
+    // The last request the server sent to each peer, to answer.
+    let mut last_request: HashMap<SocketAddr, Message> = HashMap::new();
+    let mut n = 0u32;
+    let drain = |s: &mut SimServer, last: &mut HashMap<SocketAddr, Message>, spoke: &[bool; 3]| {
+        while let Some((peer, bytes)) = s.poll_transmit() {
+            let m = Message::parse(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "the server sent what does not parse ({e}):\n{}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+            if m.is_request() {
+                last.insert(peer, m);
+            }
+        }
+        while let Some(peer) = s.poll_close() {
+            let k = peers.iter().position(|p| *p == peer);
+            assert!(
+                k.is_some_and(|k| spoke[k]),
+                "closed a peer that never spoke: {peer}"
+            );
+        }
+    };
+    while let Some(op) = it.next() {
+        let arg = it.next().unwrap_or(0);
+        let k = usize::from(arg) % 3;
+        let peer = peers[k];
+        match op % 8 {
+            0 | 1 => {
+                let len = usize::from(it.next().unwrap_or(0)) * 4;
+                let chunk: Vec<u8> = it.by_ref().take(len).collect();
+                spoke[k] = true;
+                if op % 8 == 0 {
+                    s.handle_stream(peer, &chunk, now);
+                } else {
+                    s.handle_datagram(peer, &chunk, now);
+                }
+            }
+            2 | 3 => {
+                n += 1;
+                let pick = |it: &mut std::iter::Copied<std::slice::Iter<'_, u8>>| {
+                    usize::from(it.next().unwrap_or(0))
+                };
+                let method = methods[pick(&mut it) % methods.len()];
+                let from = users[usize::from(arg >> 2) % users.len()];
+                let to = users[pick(&mut it) % users.len()];
+                let event = events[pick(&mut it) % events.len()];
+                let ctype = types[pick(&mut it) % types.len()];
+                let expires = [0u32, 1, 60, 3600, 4_294_967_295][pick(&mut it) % 5];
+                let body_len = pick(&mut it) * 2;
+                let body: Vec<u8> = it.by_ref().take(body_len).collect();
+                let transport = if op % 8 == 2 { "TCP" } else { "UDP" };
+                let mut head = format!(
+                    "{method} sip:{to}@contoso.com SIP/2.0\r\n\
+                     Via: SIP/2.0/{transport} {peer};branch=z9hG4bKfz{n}\r\n\
+                     Max-Forwards: 70\r\n\
+                     From: <sip:{from}@contoso.com>;tag=f{n};epid=01010101\r\n\
+                     To: <sip:{to}@contoso.com>\r\n\
+                     Call-ID: fuzz{k}-{}\r\n\
+                     CSeq: {n} {method}\r\n\
+                     Contact: <sip:{from}@{peer};transport={}>\r\n\
+                     Expires: {expires}\r\n",
+                    n % 4,
+                    transport.to_ascii_lowercase(),
+                );
+                if !event.is_empty() {
+                    head.push_str(&format!("Event: {event}\r\n"));
+                }
+                if !ctype.is_empty() {
+                    head.push_str(&format!("Content-Type: {ctype}\r\n"));
+                }
+                head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                let mut msg = head.into_bytes();
+                msg.extend_from_slice(&body);
+                spoke[k] = true;
+                if op % 8 == 2 {
+                    s.handle_stream(peer, &msg, now);
+                } else {
+                    s.handle_datagram(peer, &msg, now);
+                }
+            }
+            4 => {
+                if let Some(req) = last_request.get(&peer).cloned() {
+                    let code = codes[usize::from(arg >> 2) % codes.len()];
+                    if let Ok(r) = ocs_core::sip::builder::response(&req, code, None, Some("peer"))
+                    {
+                        s.handle_stream(peer, &r.to_bytes(), now);
+                    }
+                }
+            }
+            5 => {
+                now += Duration::from_millis(u64::from(arg) * 500);
+                s.handle_timeout(now);
+                if let Some(t) = s.poll_timeout() {
+                    assert!(t >= now, "a timer {:?} in the past", now - t);
+                }
+            }
+            6 => s.handle_disconnect(peer),
+            _ => {
+                let who = users[usize::from(arg) % 2];
+                let _ = s.force_sign_out(&format!("sip:{who}@contoso.com"), "fuzz", now);
+            }
+        }
+        drain(&mut s, &mut last_request, &spoke);
+    }
+    // Time passes: every transaction ends; nothing is left to send.
+    now += Duration::from_secs(3600);
+    s.handle_timeout(now);
+    drain(&mut s, &mut last_request, &spoke);
 }

@@ -138,3 +138,8 @@ fn client_inputs_corpus() {
 fn autodiscover_corpus() {
     replay("autodiscover", ocs_fuzz::check_autodiscover);
 }
+
+#[test]
+fn sim_server_corpus() {
+    replay("sim_server", ocs_fuzz::check_sim_server);
+}
