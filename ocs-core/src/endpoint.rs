@@ -204,6 +204,12 @@ impl Endpoint {
         }
     }
 
+    /// How many transactions (ours and the server's) are alive: a few at
+    /// a time in a quiet session.
+    pub fn live_transactions(&self) -> usize {
+        self.tx.len()
+    }
+
     /// Our Contact for new requests: the GRUU once registered (OCS), else
     /// our transport address.
     pub fn contact(&self) -> Option<String> {

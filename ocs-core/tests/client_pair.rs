@@ -891,3 +891,41 @@ fn every_watch_command_ends_in_exactly_one_outcome_with_its_id() {
     // Sign-out ends every watch still waiting for the server.
     assert_eq!(watch_outcome(&p, a, last), Err(ocs_core::Error::Stopped));
 }
+
+#[test]
+fn best_effort_notifications_leave_no_transaction_behind() {
+    // A BENOTIFY is never answered; each one used to leave a server
+    // transaction for the life of the connection (about 1 KB), and with the
+    // 4,096-transaction cap a long session would have started refusing
+    // the server's requests.
+    let mut p = Pair::new(&["alice", "bob"]);
+    let (a, b) = (p.add(Pair::config("alice")), p.add(Pair::config("bob")));
+    p.until(a, S, registered);
+    p.until(b, S, registered);
+    let now = p.now;
+    p.users[a]
+        .client
+        .watch("sip:bob@contoso.com", now)
+        .expect("watch");
+    p.flush();
+    let states = [State::Busy, State::Online, State::Away];
+    for i in 0..60 {
+        let now = p.now;
+        p.users[b]
+            .client
+            .set_status(states[i % 3], None, now)
+            .expect("publish");
+        p.flush();
+    }
+    let benotifies = p.users[a]
+        .received
+        .iter()
+        .filter(|m| m.method().is_some_and(|x| x.as_str() == "BENOTIFY"))
+        .count();
+    assert!(benotifies >= 50, "{benotifies} BENOTIFYs");
+    let live = p.users[a].client.endpoint().live_transactions();
+    assert!(
+        live <= 2,
+        "{live} transactions alive after {benotifies} BENOTIFYs"
+    );
+}

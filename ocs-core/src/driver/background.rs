@@ -36,8 +36,24 @@ pub(super) struct AbsState {
     /// download builds on the book in memory instead of re-reading them.
     pub(super) stored: Option<Stored>,
     pub(super) run: Option<AbortOnDrop>,
-    pub(super) tx: mpsc::UnboundedSender<AbsMsg>,
+    /// Made at the first background job (a client with no address book
+    /// and no CustomStateURL never pays for the channel's 2.3 KB); the
+    /// task's loop takes `rx` when it appears.
+    pub(super) tx: Option<mpsc::UnboundedSender<AbsMsg>>,
     pub(super) rx: Option<mpsc::UnboundedReceiver<AbsMsg>>,
+}
+
+impl AbsState {
+    /// The sender background jobs report on.
+    fn sender(&mut self) -> mpsc::UnboundedSender<AbsMsg> {
+        if let Some(tx) = &self.tx {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx = Some(tx.clone());
+        self.rx = Some(rx);
+        tx
+    }
 }
 
 /// Aborts a spawned task when dropped.
@@ -60,7 +76,7 @@ impl Task {
     pub(super) fn fetch_custom_states(&mut self, url: String) {
         let (client, high_security) = (self.cfg.custom_state_client, self.cfg.high_security);
         let tls = self.cfg.tls.clone();
-        let tx = self.abs.tx.clone();
+        let tx = self.abs.sender();
         self.custom_states_fetch = Some(AbortOnDrop(tokio::spawn(async move {
             let result = super::fetch_custom_states(&url, client, high_security, &tls)
                 .await
@@ -77,7 +93,7 @@ impl Task {
             return;
         };
         let dir = ab.dir.clone();
-        let tx = self.abs.tx.clone();
+        let tx = self.abs.sender();
         tokio::task::spawn_blocking(move || {
             let stored = super::abstore::AbsStore::open(&dir)
                 .ok()
@@ -93,7 +109,7 @@ impl Task {
         let Some(cfg) = self.cfg.address_book.clone() else {
             return;
         };
-        let tx = self.abs.tx.clone();
+        let tx = self.abs.sender();
         let tls = self.cfg.tls.clone();
         let creds = self.cfg.endpoint.credentials.clone();
         let local = self

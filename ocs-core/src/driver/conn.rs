@@ -134,6 +134,20 @@ mod danger {
     }
 }
 
+/// How much one read from a stream takes at most (the framer joins the
+/// pieces).
+const STREAM_READ: usize = 16 * 1024;
+
+thread_local! {
+    /// Room for a whole UDP datagram; borrowed only inside a non-blocking
+    /// read, never across an await.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 65_535]);
+}
+
+fn with_scratch<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    SCRATCH.with(|b| f(&mut b.borrow_mut()))
+}
+
 /// An open connection.
 #[derive(Debug)]
 pub(crate) enum Conn {
@@ -233,22 +247,38 @@ impl Conn {
     }
 
     /// Reads what is available; `Ok(0)` means the peer closed the stream.
-    /// How large a receive buffer this connection needs: a whole datagram
-    /// for UDP (up to 64 KB), a modest chunk for a stream (the framer
-    /// joins the pieces). Most clients use TCP or TLS, and a 64 KB buffer
-    /// per client was most of its memory (`ocs load`).
-    pub(crate) fn recv_buffer_len(&self) -> usize {
+    /// The next bytes from the connection (empty: closed by the peer).
+    ///
+    /// UDP and TCP wait for readiness and then read into one scratch buffer
+    /// per thread, so an idle client holds no receive buffer: a per-client
+    /// buffer (64 KB for a whole datagram, 8 KB for a stream) was most of
+    /// a client's memory (`ocs load`). TLS reads through rustls into an
+    /// 8 KB buffer that lives while it waits.
+    pub(crate) async fn recv(&mut self) -> io::Result<Vec<u8>> {
         match self {
-            Conn::Udp(_) => 65_535,
-            Conn::Tcp(_) | Conn::Tls(_) => 8_192,
-        }
-    }
-
-    pub(crate) async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Udp(s) => s.recv(buf).await,
-            Conn::Tcp(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
+            Conn::Udp(s) => loop {
+                s.readable().await?;
+                match with_scratch(|buf| s.try_recv(buf).map(|n| buf[..n].to_vec())) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            Conn::Tcp(s) => loop {
+                s.readable().await?;
+                match with_scratch(|buf| {
+                    s.try_read(&mut buf[..STREAM_READ])
+                        .map(|n| buf[..n].to_vec())
+                }) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            Conn::Tls(s) => {
+                let mut buf = vec![0u8; STREAM_READ];
+                let n = s.read(&mut buf).await?;
+                buf.truncate(n);
+                Ok(buf)
+            }
         }
     }
 }

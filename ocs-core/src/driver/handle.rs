@@ -108,7 +108,9 @@ pub(super) enum Publish {
 /// Commands to a client that has stopped fail or are ignored.
 #[derive(Debug, Clone)]
 pub struct ClientHandle {
-    pub(super) cmds: mpsc::UnboundedSender<Command>,
+    /// Boxed: a channel allocates room for 32 of its messages at a time,
+    /// and a `Command` by value made that 2.6 KB per client.
+    pub(super) cmds: mpsc::UnboundedSender<Box<Command>>,
 }
 
 impl ClientHandle {
@@ -120,9 +122,13 @@ impl ClientHandle {
 
     /// Sends a command that answers and waits for the answer; a client
     /// that has stopped answers [`Error::Stopped`].
+    fn send(&self, c: Command) -> Result<(), mpsc::error::SendError<Box<Command>>> {
+        self.cmds.send(Box::new(c))
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
-        self.cmds.send(make(reply)).map_err(|_| Error::Stopped)?;
+        self.send(make(reply)).map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)
     }
 
@@ -134,17 +140,17 @@ impl ClientHandle {
 
     /// Un-registers and stops; [`ClientEvent::Stopped`](crate::client::ClientEvent::Stopped) follows.
     pub fn sign_out(&self) {
-        let _ = self.cmds.send(Command::SignOut);
+        let _ = self.send(Command::SignOut);
     }
 
     /// The network changed: reconnect and re-register now.
     pub fn network_changed(&self) {
-        let _ = self.cmds.send(Command::NetworkChanged);
+        let _ = self.send(Command::NetworkChanged);
     }
 
     /// Credentials after [`RegistrationEvent::CredentialsNeeded`](crate::register::RegistrationEvent::CredentialsNeeded).
     pub fn set_credentials(&self, creds: Credentials) {
-        let _ = self.cmds.send(Command::SetCredentials(creds));
+        let _ = self.send(Command::SetCredentials(creds));
     }
 
     /// Sends an instant message. The id ends in exactly one
@@ -161,7 +167,7 @@ impl ClientHandle {
 
     /// Tells `to` we are (or stopped) typing.
     pub fn send_typing(&self, to: &str, active: bool) {
-        let _ = self.cmds.send(Command::Typing {
+        let _ = self.send(Command::Typing {
             to: to.to_owned(),
             active,
         });
@@ -169,7 +175,7 @@ impl ClientHandle {
 
     /// Ends the IM session with `to`.
     pub fn end_im_session(&self, to: &str) {
-        let _ = self.cmds.send(Command::EndSession(to.to_owned()));
+        let _ = self.send(Command::EndSession(to.to_owned()));
     }
 
     /// Publishes our status (and note). Appear offline ([`State::Offline`])
@@ -261,12 +267,12 @@ impl ClientHandle {
     /// other watch (and not the contact list) holds it; a watch still
     /// waiting for the server ends [`Error::Cancelled`].
     pub fn release_watch(&self, id: WatchId) {
-        let _ = self.cmds.send(Command::ReleaseWatch(id));
+        let _ = self.send(Command::ReleaseWatch(id));
     }
 
     /// Stops watching a contact, whoever asked for the watch.
     pub fn unwatch(&self, uri: &str) {
-        let _ = self.cmds.send(Command::Unwatch(uri.to_owned()));
+        let _ = self.send(Command::Unwatch(uri.to_owned()));
     }
 
     /// Loads `CustomStateURL` again (Communicator only loads it at
@@ -274,7 +280,7 @@ impl ClientHandle {
     /// [`ClientEvent::CustomStatesFailed`](crate::client::ClientEvent::CustomStatesFailed); a load still running is
     /// cancelled.
     pub fn reload_custom_states(&self) {
-        let _ = self.cmds.send(Command::ReloadCustomStates);
+        let _ = self.send(Command::ReloadCustomStates);
     }
 
     /// Up to `limit` address-book entries whose name, a word of it, e-mail
@@ -372,7 +378,7 @@ impl ClientHandle {
     /// (Communicator has no such button; the seed's workaround is
     /// `GalDownloadInitialDelay` = 0).
     pub fn download_address_book(&self) {
-        let _ = self.cmds.send(Command::DownloadAddressBook);
+        let _ = self.send(Command::DownloadAddressBook);
     }
 
     /// The configuration snapshot (`ocs diag`): server, registration,
@@ -383,6 +389,6 @@ impl ClientHandle {
 
     /// Applies the effective DisableIM policy (`None` allows IM).
     pub fn set_disable_im(&self, provenance: Option<Provenance>) {
-        let _ = self.cmds.send(Command::SetDisableIm(provenance));
+        let _ = self.send(Command::SetDisableIm(provenance));
     }
 }

@@ -91,6 +91,11 @@ impl StreamFramer {
             self.failed = true;
             self.buf = Vec::new();
             self.start = 0;
+        } else if self.start == self.buf.len() && self.buf.capacity() > 4096 {
+            // Everything was consumed: let a large buffer go (an idle
+            // connection should not keep the biggest read it ever saw).
+            self.buf = Vec::new();
+            self.start = 0;
         } else if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.start = 0;

@@ -302,6 +302,13 @@ impl Transactions {
         if msg.method() == Some(&Method::Ack) {
             return Ok(Incoming::Ack(msg));
         }
+        if msg.method() == Some(&Method::Benotify) {
+            // MS-SIP: a BENOTIFY is never answered (nor retransmitted), so
+            // a transaction for it would never end: each one used to stay
+            // in the table for the life of the connection.
+            let id = self.alloc();
+            return Ok(Incoming::Request { id, request: msg });
+        }
         if self.servers.len() >= self.max_servers {
             return Ok(Incoming::Overloaded(msg));
         }
