@@ -1,4 +1,5 @@
-//! Parse throughput of ocs against rsip and ezk-sip-types.
+//! Parse throughput of ocs against rsip, rsipstack (its own parser since
+//! 0.7) and ezk-sip-types.
 //!
 //! Three inputs (a typical INVITE with SDP, an OCS rlmi multipart NOTIFY,
 //! an NTLM REGISTER), two groups per input:
@@ -46,7 +47,7 @@ struct Lib {
     typed_print: Op,
 }
 
-const LIBS: [Lib; 3] = [
+const LIBS: [Lib; 4] = [
     Lib {
         name: "ocs",
         parse: ocs::parse,
@@ -56,6 +57,11 @@ const LIBS: [Lib; 3] = [
         name: "rsip",
         parse: rsip_impl::parse,
         typed_print: rsip_impl::typed_print,
+    },
+    Lib {
+        name: "rsipstack",
+        parse: rsipstack_impl::parse,
+        typed_print: rsipstack_impl::typed_print,
     },
     Lib {
         name: "ezk",
@@ -127,6 +133,45 @@ mod rsip_impl {
         let contact = m.contact_header().map_err(err)?.typed().map_err(err)?;
         black_box(&contact);
         Ok(m.to_string().len())
+    }
+}
+
+mod rsipstack_impl {
+    use std::hint::black_box;
+
+    use rsipstack::sip::SipMessage;
+    use rsipstack::sip::prelude::*;
+
+    fn err(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+
+    fn body(m: &SipMessage) -> usize {
+        match m {
+            SipMessage::Request(r) => r.body().len(),
+            SipMessage::Response(r) => r.body().len(),
+        }
+    }
+
+    pub fn parse(b: &[u8]) -> Result<usize, String> {
+        let m = SipMessage::try_from(b).map_err(err)?;
+        Ok(m.headers().iter().count() + body(&m))
+    }
+
+    pub fn typed_print(b: &[u8]) -> Result<usize, String> {
+        let m = SipMessage::try_from(b).map_err(err)?;
+        let via = m.via_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&via);
+        let from = m.from_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&from);
+        let to = m.to_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&to);
+        let cseq = m.cseq_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&cseq);
+        black_box(m.call_id_header().map_err(err)?.value());
+        let contact = m.contact_header().map_err(err)?.typed().map_err(err)?;
+        black_box(&contact);
+        Ok(m.to_bytes().len())
     }
 }
 
@@ -288,8 +333,15 @@ fn estimate(group: &str, lib: &str) -> Option<f64> {
 fn print_ratios() {
     println!();
     println!(
-        "{:<40} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "benchmark", "ocs ns", "rsip ns", "ezk ns", "vs rsip", "vs ezk"
+        "{:<40} {:>10} {:>10} {:>12} {:>10} {:>9} {:>12} {:>9}",
+        "benchmark",
+        "ocs ns",
+        "rsip ns",
+        "rsipstack ns",
+        "ezk ns",
+        "vs rsip",
+        "vs rsipstack",
+        "vs ezk"
     );
     for input in &INPUTS {
         for group in ["parse", "parse_typed_print"] {
@@ -302,8 +354,9 @@ fn print_ratios() {
                 None => ("-".to_owned(), "-".to_owned()),
             };
             let (r, rr) = show("rsip");
+            let (st, str_) = show("rsipstack");
             let (e, er) = show("ezk");
-            println!("{g:<40} {ours:>10.0} {r:>10} {e:>10} {rr:>9} {er:>9}");
+            println!("{g:<40} {ours:>10.0} {r:>10} {st:>12} {e:>10} {rr:>9} {str_:>12} {er:>9}");
         }
     }
 }
