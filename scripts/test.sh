@@ -141,6 +141,9 @@ else
   echo "skipped: rustup could not install the x86_64-pc-windows-gnu target" >&2
 fi
 
+step "mobile library size within 5 % of its budget (scripts/size.sh; budget in scripts/size-budget.txt)"
+./scripts/size.sh
+
 step "fuzz corpus replay (stable toolchain)"
 (cd fuzz && cargo test)
 
