@@ -724,3 +724,37 @@ fn the_server_refuses_unsigned_forged_and_replayed_requests_after_sign_in() {
     assert!(seen[1].contains("unsigned OPTIONS"), "{seen:?}");
     assert!(seen[2].contains("badly signed"), "{seen:?}");
 }
+
+#[test]
+fn the_server_keeps_refreshed_bindings_and_drops_lapsed_ones() {
+    // The registrar finds lapsed bindings through a queue of expiry times
+    // (an entry per REGISTER); the entries of refreshed bindings come up
+    // early and must not remove them, and a binding nobody refreshes must
+    // go when it lapses.
+    let mut w = World::new(Dialect::Ocs, AuthMode::Ntlm, Transport::Tcp, creds());
+    w.connect();
+    w.client.register(w.now).expect("register");
+    // Four refreshes (every 7,170 s of 7,200).
+    w.run_until(Duration::from_secs(30_000));
+    assert!(w.client.registration().is_registered());
+    let bound = |w: &World| w.server.registrar().bindings().count();
+    assert_eq!(bound(&w), 1);
+    assert!(
+        w.server
+            .registrar()
+            .binding("sip:alice@contoso.com", w.now)
+            .is_some()
+    );
+    // The client goes away without signing out: its binding lapses.
+    w.connected = false;
+    w.client.handle_connection_lost(w.now);
+    let later = w.elapsed() + Duration::from_secs(7_300);
+    while w.elapsed() < later {
+        let Some(at) = w.server.poll_timeout() else {
+            break;
+        };
+        w.now = at.max(w.now);
+        w.server.handle_timeout(w.now);
+    }
+    assert_eq!(bound(&w), 0, "the lapsed binding is still there");
+}

@@ -3,7 +3,8 @@
 //! responses, 301 redirects and binding expiry. Sans-IO: requests in,
 //! responses out, time passed in.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -127,11 +128,23 @@ pub struct Registrar {
     pending: HashMap<String, PendingNtlm>,
     /// Security associations by opaque, with the user they belong to.
     sas: HashMap<String, (String, SecurityAssociation)>,
+    /// The opaque of each user's association (one per user): signing for
+    /// a user was a scan of every association, the embedded server's
+    /// hottest spot with 10,000 users signed in (`ocs load`).
+    sa_of_user: HashMap<String, String>,
     /// Associations of users signed out by the server: the client still
     /// signs its answer to the NOTIFY that signed it out with them.
     retired: HashMap<String, (String, SecurityAssociation)>,
     nonces: HashMap<String, Instant>,
     bindings: HashMap<String, Binding>,
+    /// When bindings lapse, earliest first; an entry whose binding was
+    /// refreshed or removed since is skipped when it comes up (so
+    /// `poll_timeout` may wake early, never late). Finding the earliest
+    /// by scanning every binding on each wake-up made the server O(users)
+    /// per message.
+    expiries: BinaryHeap<Reverse<(Instant, String)>>,
+    /// Next time lapsed digest nonces are swept.
+    next_nonce_sweep: Option<Instant>,
     unavailable: Option<u32>,
 }
 
@@ -278,9 +291,12 @@ impl Registrar {
             accounts: HashMap::new(),
             pending: HashMap::new(),
             sas: HashMap::new(),
+            sa_of_user: HashMap::new(),
             retired: HashMap::new(),
             nonces: HashMap::new(),
             bindings: HashMap::new(),
+            expiries: BinaryHeap::new(),
+            next_nonce_sweep: None,
             unavailable: None,
         }
     }
@@ -325,19 +341,38 @@ impl Registrar {
 
     /// Drops lapsed bindings.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.bindings.retain(|_, b| b.expires_at > now);
-        self.nonces
-            .retain(|_, t| *t + Duration::from_secs(3600) > now);
+        while let Some(Reverse((at, _))) = self.expiries.peek()
+            && *at <= now
+        {
+            let Some(Reverse((_, user))) = self.expiries.pop() else {
+                break;
+            };
+            if self
+                .bindings
+                .get(&user)
+                .is_some_and(|b| b.expires_at <= now)
+            {
+                self.bindings.remove(&user);
+            }
+        }
+        // Nonces live an hour; sweeping them once a minute is enough.
+        if self.next_nonce_sweep.is_none_or(|t| t <= now) {
+            self.nonces
+                .retain(|_, t| *t + Duration::from_secs(3600) > now);
+            self.next_nonce_sweep = Some(now + Duration::from_secs(60));
+        }
     }
 
     /// When the next binding lapses.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.bindings.values().map(|b| b.expires_at).min()
+        self.expiries.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Forgets every security association, as a restarted server would.
     pub fn restart(&mut self) {
         self.sas.clear();
+        self.sa_of_user.clear();
+        self.expiries.clear();
         self.retired.clear();
         self.pending.clear();
         self.bindings.clear();
@@ -354,16 +389,10 @@ impl Registrar {
     pub fn restart_user(&mut self, user: &str) {
         let user = user.to_ascii_lowercase();
         self.bindings.remove(&user);
-        let gone: Vec<String> = self
-            .sas
-            .iter()
-            .filter(|(_, (u, _))| *u == user)
-            .map(|(o, _)| o.clone())
-            .collect();
-        for o in gone {
-            if let Some(sa) = self.sas.remove(&o) {
-                self.retired.insert(o, sa);
-            }
+        if let Some(o) = self.sa_of_user.remove(&user)
+            && let Some(sa) = self.sas.remove(&o)
+        {
+            self.retired.insert(o, sa);
         }
     }
 
@@ -403,9 +432,9 @@ impl Registrar {
     pub fn sign_for(&mut self, user: &str, msg: &mut Message) {
         let rand = self.rng.hex(8).to_ascii_uppercase();
         if let Some((_, sa)) = self
-            .sas
-            .values_mut()
-            .find(|(u, _)| u.eq_ignore_ascii_case(user))
+            .sa_of_user
+            .get(&user.to_ascii_lowercase())
+            .and_then(|o| self.sas.get_mut(o))
         {
             let _ = sa.sign(msg, &rand);
         }
@@ -577,7 +606,9 @@ impl Registrar {
                 let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
                 // One endpoint per user here: a new association replaces the
                 // old one, so the server never signs with stale keys.
-                self.sas.retain(|_, (u, _)| *u != user);
+                if let Some(old) = self.sa_of_user.insert(user.clone(), opaque.clone()) {
+                    self.sas.remove(&old);
+                }
                 self.sas.insert(opaque, (user, sa));
                 RegistrarOutcome::Respond(resp)
             }
@@ -727,6 +758,8 @@ impl Registrar {
                     Contacts::Star => None,
                 })
                 .unwrap_or_default();
+            let expires_at = now + Duration::from_secs(u64::from(expires));
+            self.expiries.push(Reverse((expires_at, user.to_owned())));
             self.bindings.insert(
                 user.to_owned(),
                 Binding {
@@ -734,7 +767,7 @@ impl Registrar {
                     contact,
                     gruu,
                     epid,
-                    expires_at: now + Duration::from_secs(u64::from(expires)),
+                    expires_at,
                 },
             );
         }
