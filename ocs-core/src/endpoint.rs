@@ -571,7 +571,7 @@ impl Endpoint {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {
-        self.events.pop_front()
+        crate::queue::take_next(&mut self.events)
     }
 
     /// When [`Endpoint::handle_timeout`] must run next.

@@ -85,6 +85,7 @@ pub mod presence;
 pub mod presence_agent;
 pub mod provisioning;
 pub mod provisioning_agent;
+mod queue;
 pub mod register;
 pub mod rng;
 #[cfg(feature = "sim")]

@@ -163,7 +163,7 @@ impl ProvisioningAgent {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ProvisioningEvent> {
-        self.events.pop_front()
+        crate::queue::take_next(&mut self.events)
     }
 }
 

@@ -627,7 +627,7 @@ impl Client {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        crate::queue::take_next(&mut self.events)
     }
 
     /// The next I/O the driver must do.

@@ -74,7 +74,8 @@ impl Task {
     /// Fetches CustomStateURL in the background (a fetch still running is
     /// cancelled); the result goes back to the session.
     pub(super) fn fetch_custom_states(&mut self, url: String) {
-        let (client, high_security) = (self.cfg.custom_state_client, self.cfg.high_security);
+        let c = self.session.config();
+        let (client, high_security) = (c.custom_state_client, c.high_security);
         let tls = self.cfg.tls.clone();
         let tx = self.abs.sender();
         self.custom_states_fetch = Some(AbortOnDrop(tokio::spawn(async move {
@@ -111,7 +112,7 @@ impl Task {
         };
         let tx = self.abs.sender();
         let tls = self.cfg.tls.clone();
-        let creds = self.cfg.endpoint.credentials.clone();
+        let creds = self.session.config().endpoint.credentials.clone();
         let local = self
             .abs
             .stored

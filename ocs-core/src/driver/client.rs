@@ -70,11 +70,12 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         #[allow(clippy::disallowed_methods)]
         let (now, wall) = (Instant::now(), SystemTime::now());
-        let mut session = Session::new(cfg.session(), seed, secret, now, wall);
-        if let Some(f) = &cfg.authenticator {
+        let (session_cfg, cfg, authenticator, trace) = cfg.split();
+        let mut session = Session::new(session_cfg, seed, secret, now, wall);
+        if let Some(f) = &authenticator {
             session.set_authenticator((f.0)());
         }
-        let trace = cfg.trace.clone().map(super::trace::TraceFile::new);
+        let trace = trace.map(super::trace::TraceFile::new);
         let task = Task {
             session,
             cfg,
@@ -140,7 +141,7 @@ impl Client {
 /// around the sans-IO [`Session`], which makes every protocol decision.
 pub(super) struct Task {
     pub(super) session: Session,
-    pub(super) cfg: ClientConfig,
+    pub(super) cfg: super::config::DriverSettings,
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
     /// Made at the first lookup: a client given its server as an address
     /// never needs one, and each costs about 40 KB (`ocs load`).
@@ -445,7 +446,7 @@ impl Task {
         let limit = self.cfg.dns_timeout;
         let shown = match target {
             ConnectTarget::Redirect(s) | ConnectTarget::Manual(s) => s.host.clone(),
-            ConnectTarget::Discover => self.cfg.endpoint.register.aor.clone(),
+            ConnectTarget::Discover => self.session.config().endpoint.register.aor.clone(),
         };
         tokio::time::timeout(limit, self.find_candidates(target))
             .await
@@ -485,14 +486,14 @@ impl Task {
             ConnectTarget::Manual(s) => Some(s.clone()),
             _ => None,
         };
-        let aor = self.cfg.endpoint.register.aor.clone();
+        let aor = self.session.config().endpoint.register.aor.clone();
         let domain = SipUri::parse(&aor)
             .map(|u| u.host.to_string())
             .map_err(|e| format!("bad user address {aor}: {e}"))?;
         resolver
             .discover(
                 &domain,
-                self.cfg.endpoint.register.dialect,
+                self.session.config().endpoint.register.dialect,
                 &self.cfg.allowed,
                 manual.as_ref(),
                 &mut self.rng,

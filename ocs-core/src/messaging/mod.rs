@@ -647,6 +647,6 @@ impl Messaging {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ImEvent> {
-        self.events.pop_front()
+        crate::queue::take_next(&mut self.events)
     }
 }

@@ -817,6 +817,6 @@ impl PresenceAgent {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<PresenceEvent> {
-        self.events.pop_front()
+        crate::queue::take_next(&mut self.events)
     }
 }

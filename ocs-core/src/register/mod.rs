@@ -715,7 +715,7 @@ impl Registration {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<RegistrationEvent> {
-        self.events.pop_front()
+        crate::queue::take_next(&mut self.events)
     }
 
     /// When [`Registration::handle_timeout`] must run next.
