@@ -571,7 +571,12 @@ impl Endpoint {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {
-        crate::queue::take_next(&mut self.events)
+        let e = crate::queue::take_next(&mut self.events);
+        if e.is_none() {
+            crate::queue::release_if_empty(&mut self.sent);
+            crate::queue::release_if_empty(&mut self.requests);
+        }
+        e
     }
 
     /// When [`Endpoint::handle_timeout`] must run next.

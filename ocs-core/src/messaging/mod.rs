@@ -647,6 +647,10 @@ impl Messaging {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ImEvent> {
-        crate::queue::take_next(&mut self.events)
+        let e = crate::queue::take_next(&mut self.events);
+        if e.is_none() {
+            crate::queue::release_if_empty(&mut self.pending);
+        }
+        e
     }
 }

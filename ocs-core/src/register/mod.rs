@@ -710,7 +710,7 @@ impl Registration {
 
     /// The next REGISTER to send (already signed where needed).
     pub fn poll_request(&mut self) -> Option<Message> {
-        self.requests.pop_front()
+        crate::queue::take_next(&mut self.requests)
     }
 
     /// The next event.
