@@ -84,6 +84,14 @@ pub(super) struct DriverSettings {
     pub(super) address_book: Option<AddressBookConfig>,
 }
 
+/// The schedule the session follows for the address-book download.
+fn schedule(ab: Option<&AddressBookConfig>) -> Option<AddressBookSchedule> {
+    ab.map(|a| AddressBookSchedule {
+        initial_delay: a.initial_delay,
+        url: a.url.clone(),
+    })
+}
+
 /// Makes the host's [`Authenticator`] for a client (called once per
 /// client start).
 #[derive(Clone)]
@@ -137,10 +145,7 @@ impl ClientConfig {
             trace,
             address_book,
         } = self;
-        session.address_book = address_book.as_ref().map(|a| AddressBookSchedule {
-            initial_delay: a.initial_delay,
-            url: a.url.clone(),
-        });
+        session.address_book = schedule(address_book.as_ref());
         let driver = DriverSettings {
             allowed,
             tls,
@@ -158,10 +163,7 @@ impl ClientConfig {
     /// from [`ClientConfig::address_book`].
     pub fn session(&self) -> crate::client::Config {
         let mut s = self.session.clone();
-        s.address_book = self.address_book.as_ref().map(|a| AddressBookSchedule {
-            initial_delay: a.initial_delay,
-            url: a.url.clone(),
-        });
+        s.address_book = schedule(self.address_book.as_ref());
         s
     }
 

@@ -411,18 +411,10 @@ impl Transactions {
     /// moment (sign-in): about 3.4 KB per client, a seventh of its heap,
     /// at 10,000 clients in one process.
     fn release_idle_memory(&mut self) {
-        if self.clients.is_empty() && self.clients.capacity() > 0 {
-            self.clients = HashMap::new();
-        }
-        if self.client_keys.is_empty() && self.client_keys.capacity() > 0 {
-            self.client_keys = HashMap::new();
-        }
-        if self.servers.is_empty() && self.servers.capacity() > 0 {
-            self.servers = HashMap::new();
-        }
-        if self.server_keys.is_empty() && self.server_keys.capacity() > 0 {
-            self.server_keys = HashMap::new();
-        }
+        crate::queue::release_if_empty(&mut self.clients);
+        crate::queue::release_if_empty(&mut self.client_keys);
+        crate::queue::release_if_empty(&mut self.servers);
+        crate::queue::release_if_empty(&mut self.server_keys);
     }
 
     fn alloc(&mut self) -> TxId {
