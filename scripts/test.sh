@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step line also says how much disk is left: a fresh CI clone once ran
+# out while linking a test (lld: Bus error), and the log did not say so.
+step() { printf '\n==> %s  [disk free: %s]\n' "$*" "$(df -h --output=avail . | tail -n 1 | tr -d ' ')"; }
 
 step "toolchain components"
 for c in rustfmt clippy; do
@@ -147,4 +149,4 @@ step "mobile library size within 5 % of its budget (scripts/size.sh; budget in s
 step "fuzz corpus replay (stable toolchain)"
 (cd fuzz && cargo test)
 
-step "all passed"
+step "all passed (target/ holds $(du -sh target | cut -f1))"
