@@ -1178,3 +1178,60 @@ fn load_signs_many_clients_in_and_reports_figures() {
     assert!(v["first_error"].as_str().is_some(), "{v}");
     let _ = server.kill();
 }
+
+#[test]
+fn autodiscover_finds_the_embedded_server_with_a_token() {
+    let mut server = ocs()
+        .args(["sim-server", "--port", "0", "--for", "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sim-server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    let url = v["autodiscover"]
+        .as_str()
+        .expect("autodiscover URL")
+        .to_owned();
+    let tcp = v["tcp"].as_str().expect("tcp").to_owned();
+    let discover = |password: &str| {
+        ocs()
+            .args(["autodiscover", "--user", "sip:alice@contoso.com"])
+            .args(["--auth-user", "CONTOSO\\alice", "--url", &url])
+            .env("OCS_PASSWORD", password)
+            .output()
+            .expect("runs")
+    };
+    let out = discover("alicepw");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "autodiscover_step")
+        .filter_map(|l| l["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert!(outcomes[1].starts_with("401: token from"), "{outcomes:?}");
+    let found = lines.last().expect("found");
+    assert_eq!(found["event"], "autodiscover_found");
+    let server_addr = format!(
+        "{}:{}",
+        found["servers"][0]["fqdn"].as_str().expect("fqdn"),
+        found["servers"][0]["port"]
+    );
+    assert_eq!(server_addr, tcp);
+
+    // A wrong password: exit 1 and the token service's reason.
+    let out = discover("wrong");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid_grant"), "{stderr}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -441,6 +441,121 @@ pub fn check_autodiscover(data: &[u8]) {
     }
 }
 
+/// `oauth_token`: the token answer reader and the `MsRtcOAuth` challenge
+/// reader never panic; an error's offset lies within the input; a token
+/// read has a non-empty access token, and its `Debug` never shows it.
+pub fn check_oauth_token(data: &[u8]) {
+    use ocs_core::oauth::{parse_object, parse_token, Challenge};
+    match parse_token(data) {
+        Ok(t) => {
+            assert!(!t.access_token.is_empty());
+            assert!(t.authorization().starts_with("Bearer "));
+            if t.access_token.len() > 8 {
+                assert!(!format!("{t:?}").contains(&t.access_token));
+            }
+        }
+        Err(e) => assert!(e.offset <= data.len().max(ocs_core::oauth::MAX_TOKEN_BYTES)),
+    }
+    if let Err(e) = parse_object(data) {
+        assert!(e.offset <= data.len());
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(c) = Challenge::parse(text) {
+            assert!(!c.href.is_empty());
+        }
+    }
+}
+
+/// `web_request`: the embedded server's HTTP request reader frames any
+/// bytes (complete, incomplete or refused, never more than given), and
+/// the web services answer whatever it reads with a status.
+pub fn check_web_request(data: &[u8]) {
+    use ocs_core::sim::web::{parse_request, WebConfig, MAX_BODY_BYTES};
+    match parse_request(data) {
+        Ok(Some((req, used))) => {
+            assert!(used <= data.len());
+            assert!(req.body.len() <= MAX_BODY_BYTES);
+            let mut s = sim_with_users();
+            s.configure_web(WebConfig {
+                base_url: "http://127.0.0.1:8080".into(),
+                sip_fqdn: "127.0.0.1".into(),
+                sip_port: 5061,
+            });
+            let r = s.handle_http(&req, fuzz_now());
+            assert!((200..600).contains(&r.status));
+            let wire = r.to_bytes();
+            assert!(wire.starts_with(b"HTTP/1.1 "));
+        }
+        Ok(None) => {
+            // Every prefix of an incomplete request is incomplete too.
+            let cut = data.len() / 2;
+            assert!(!matches!(parse_request(&data[..cut]), Ok(Some(_))));
+        }
+        Err(e) => assert!(matches!(e.status(), 400 | 413)),
+    }
+}
+
+/// `discovery_walk`: the autodiscover walk against answers made from the
+/// input (each: a status, a Location or challenge, a body). It ends
+/// within its request cap; a password or token goes only over https or
+/// to this machine; every request names an http(s) URL.
+pub fn check_discovery_walk(data: &[u8]) {
+    use ocs_core::autodiscover::{Discovery, DiscoveryConfig, HttpResponse, MAX_REQUESTS};
+    let mut d = Discovery::new(DiscoveryConfig {
+        sip_uri: "sip:alice@contoso.com".into(),
+        urls: None,
+        credentials: Some(("CONTOSO\\alice".into(), "secret-pw".into())),
+    });
+    let mut chunks = data.split(|b| *b == 0xFF);
+    let mut n = 0;
+    while let Some(req) = d.poll_request() {
+        n += 1;
+        assert!(n <= MAX_REQUESTS + 1, "the walk runs away");
+        let url = req.url.to_ascii_lowercase();
+        assert!(url.starts_with("http://") || url.starts_with("https://"));
+        let sends_secret = req.method == "POST"
+            || req
+                .headers
+                .iter()
+                .any(|(h, _)| h.eq_ignore_ascii_case("authorization"));
+        if sends_secret {
+            let host = url
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split(['/', '?', '#']).next())
+                .unwrap_or("");
+            assert!(
+                url.starts_with("https://")
+                    || host.starts_with("127.")
+                    || host.starts_with("localhost")
+                    || host.starts_with("[::1]"),
+                "a secret to {url}"
+            );
+        }
+        let answer = match chunks.next() {
+            None => Err("connection refused".to_owned()),
+            Some([]) => Err("timed out".to_owned()),
+            Some(c) => {
+                let status = [200u16, 301, 302, 401, 404, 500, 400][usize::from(c[0]) % 7];
+                let text = String::from_utf8_lossy(&c[1..]).into_owned();
+                let (head, body) = text.split_once('\n').unwrap_or(("", &text));
+                let headers = match status {
+                    301 | 302 => vec![("Location".to_owned(), head.to_owned())],
+                    401 => vec![("WWW-Authenticate".to_owned(), head.to_owned())],
+                    _ => Vec::new(),
+                };
+                Ok(HttpResponse {
+                    status,
+                    headers,
+                    body: body.as_bytes().to_vec(),
+                })
+            }
+        };
+        d.handle_response(req.id, answer);
+    }
+    assert!(d.outcome().is_some(), "no request and no outcome");
+}
+
 /// `provisioning`: in-band provisioning documents parse or fail cleanly.
 pub fn check_provisioning(data: &[u8]) {
     use ocs_core::provisioning::parse;
@@ -926,4 +1041,24 @@ pub fn check_sim_server(data: &[u8]) {
     now += Duration::from_secs(3600);
     s.handle_timeout(now);
     drain(&mut s, &mut last_request, &spoke);
+}
+
+/// The embedded server with alice and bob, for the web-service checks.
+fn sim_with_users() -> ocs_core::sim::SimServer {
+    use ocs_core::rng::Rng;
+    use ocs_core::sim::{Registrar, RegistrarConfig, SimServer};
+    let mut r = Registrar::new(
+        RegistrarConfig::ocs("contoso.com"),
+        Rng::from_seed(1),
+        [7; 32],
+    );
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.add_user("bob", "CONTOSO", "bobpw");
+    SimServer::new(r, Rng::from_seed(2))
+}
+
+/// The clock for checks that need one (only differences matter).
+#[allow(clippy::disallowed_methods)]
+fn fuzz_now() -> std::time::Instant {
+    std::time::Instant::now()
 }

@@ -143,3 +143,18 @@ fn autodiscover_corpus() {
 fn sim_server_corpus() {
     replay("sim_server", ocs_fuzz::check_sim_server);
 }
+
+#[test]
+fn oauth_token_corpus() {
+    replay("oauth_token", ocs_fuzz::check_oauth_token);
+}
+
+#[test]
+fn web_request_corpus() {
+    replay("web_request", ocs_fuzz::check_web_request);
+}
+
+#[test]
+fn discovery_walk_corpus() {
+    replay("discovery_walk", ocs_fuzz::check_discovery_walk);
+}

@@ -80,6 +80,7 @@ pub mod error;
 pub mod im;
 mod log;
 pub mod messaging;
+pub mod oauth;
 pub mod policy;
 pub mod presence;
 pub mod presence_agent;

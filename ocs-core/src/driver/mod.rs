@@ -5,6 +5,7 @@
 
 mod abstore;
 mod addressbook;
+mod autodiscover;
 mod background;
 mod client;
 mod config;
@@ -21,6 +22,7 @@ pub use addressbook::{
     AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, download_onto,
     load_stored,
 };
+pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, autodiscover};
 pub use client::{AddressBookEvent, Client, ClientEvent};
 pub use config::{AuthenticatorFactory, ClientConfig, ClientConfigBuilder};
 pub use conn::TlsSettings;

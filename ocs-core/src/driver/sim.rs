@@ -46,6 +46,9 @@ pub struct SimHandle {
     pub tcp: SocketAddr,
     /// TLS listening address, when a certificate was given.
     pub tls: Option<SocketAddr>,
+    /// The web services (autodiscover, OAuth tokens) over plain HTTP:
+    /// `http://{http}/autodiscover/autodiscoverservice.svc/root`.
+    pub http: SocketAddr,
     inputs: mpsc::Sender<Input>,
     tasks: Vec<JoinHandle<()>>,
     /// Dropped with the handle: every connection task watches it, so
@@ -126,6 +129,15 @@ pub async fn serve(
         None => None,
     };
     let tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let http = TcpListener::bind(SocketAddr::new(ip, if port == 0 { 0 } else { port + 2 })).await?;
+    let http_addr = http.local_addr()?;
+    // Autodiscover names the TLS listener when there is one, as a pool
+    // names its TLS port.
+    server.configure_web(crate::sim::web::WebConfig {
+        base_url: format!("http://{http_addr}"),
+        sip_fqdn: ip.to_string(),
+        sip_port: tls_addr.unwrap_or(tcp_addr).port(),
+    });
     let (in_tx, mut in_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(());
     let mut tasks = Vec::new();
@@ -203,6 +215,16 @@ pub async fn serve(
         }));
     }
 
+    {
+        let in_tx = in_tx.clone();
+        let shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok((s, _)) = http.accept().await {
+                tokio::spawn(serve_http(s, in_tx.clone(), shutdown.clone()));
+            }
+        }));
+    }
+
     // The owner task.
     let udp_rx = udp.clone();
     tasks.push(tokio::spawn(async move {
@@ -263,8 +285,59 @@ pub async fn serve(
         udp: udp_addr,
         tcp: tcp_addr,
         tls: tls_addr,
+        http: http_addr,
         inputs: in_tx,
         tasks,
         _shutdown: shutdown_tx,
     })
+}
+
+/// A web request must arrive whole within this time (no slowloris).
+const HTTP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One HTTP connection: one request, its answer (from the owner task),
+/// then close.
+async fn serve_http(
+    mut s: tokio::net::TcpStream,
+    in_tx: mpsc::Sender<Input>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    use crate::sim::web::{WebResponse, parse_request};
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match parse_request(&buf) {
+                Ok(Some((req, _))) => return Ok(req),
+                Ok(None) => {}
+                Err(e) => return Err(WebResponse::error(e.status(), &e.to_string())),
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Err(WebResponse::error(400, "the request ended early")),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let answer = tokio::select! {
+        r = tokio::time::timeout(HTTP_DEADLINE, read) => match r {
+            Ok(Ok(req)) => {
+                let (tx, rx) = oneshot::channel();
+                let job: Job = Box::new(move |server, now| {
+                    let _ = tx.send(server.handle_http(&req, now));
+                });
+                if in_tx.send(Input::Job(job)).await.is_err() {
+                    return;
+                }
+                match rx.await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            }
+            Ok(Err(r)) => r,
+            Err(_) => WebResponse::error(408, "the request took too long"),
+        },
+        _ = shutdown.changed() => return,
+    };
+    let _ = s.write_all(&answer.to_bytes()).await;
+    let _ = s.shutdown().await;
 }

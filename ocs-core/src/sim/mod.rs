@@ -9,6 +9,7 @@
 pub mod presence;
 pub mod registrar;
 pub mod server;
+pub mod web;
 
 pub use presence::{Outgoing, PresenceError, PresenceReply, PresenceServer};
 pub use registrar::{AuthMode, Binding, Registrar, RegistrarConfig, SignatureCheck};

@@ -319,6 +319,37 @@ impl Registrar {
         );
     }
 
+    /// The user `login` names (`DOMAIN\user`, `user@domain` or `user`)
+    /// when `password` is theirs: the web token service's check.
+    pub fn check_password(&self, login: &str, password: &str) -> Option<String> {
+        let (domain, user) = match login.split_once('\\') {
+            Some((d, u)) => (Some(d), u),
+            None => (None, login.split('@').next().unwrap_or(login)),
+        };
+        let user = user.to_ascii_lowercase();
+        let account = self.accounts.get(&user)?;
+        if domain.is_some_and(|d| !d.eq_ignore_ascii_case(&account.domain)) {
+            return None;
+        }
+        // Compared in full whatever the first difference (no early exit to time).
+        let (a, b) = (account.password.as_bytes(), password.as_bytes());
+        let same =
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        same.then_some(user)
+    }
+
+    /// Whether `user` (the part before `@`) has an account.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.accounts.contains_key(&user.to_ascii_lowercase())
+    }
+
+    /// A fresh unguessable token: `cwt=` and 192 bits from the secret
+    /// generator the NTLM challenges come from.
+    pub(crate) fn random_token(&mut self) -> String {
+        let b: [u8; 24] = self.secret.bytes();
+        format!("cwt={}", crate::auth::hex::encode(&b))
+    }
+
     /// Makes the registrar answer this user's authenticated REGISTER with
     /// `301` to `pool` (a `host:port;transport=tls` target).
     pub fn redirect_user(&mut self, user: &str, pool: &str) {

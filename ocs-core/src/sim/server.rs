@@ -53,6 +53,8 @@ pub struct SimServer {
     closed: HashSet<Peer>,
     /// Stream peers with part of a message buffered, since when.
     partial_since: HashMap<Peer, Instant>,
+    /// Autodiscover and the token service (HTTP).
+    web: super::web::WebService,
 }
 
 /// How many refused messages [`SimServer::recent_signature_violations`]
@@ -98,7 +100,36 @@ impl SimServer {
             closing: VecDeque::new(),
             closed: HashSet::new(),
             partial_since: HashMap::new(),
+            web: super::web::WebService::default(),
         }
+    }
+
+    /// The web services (autodiscover, tokens).
+    pub fn web(&self) -> &super::web::WebService {
+        &self.web
+    }
+
+    /// Turns the web services on: where they are and the SIP listener
+    /// autodiscover names.
+    pub fn configure_web(&mut self, cfg: super::web::WebConfig) {
+        self.web.configure(cfg);
+    }
+
+    /// Answers one HTTP request to the web services.
+    pub fn handle_http(
+        &mut self,
+        req: &super::web::WebRequest,
+        now: Instant,
+    ) -> super::web::WebResponse {
+        let token = self.registrar.random_token();
+        let registrar = &self.registrar;
+        self.web.handle(
+            req,
+            now,
+            |login, password| registrar.check_password(login, password),
+            |user| registrar.has_user(user),
+            || token,
+        )
     }
 
     /// Strict signature checking (on by default): after an NTLM sign-in,

@@ -4,6 +4,7 @@
 //! one-line `error: ...` on stderr), 2 usage or I/O error.
 
 mod addressbook;
+mod autodiscover;
 mod contacts;
 mod customstates;
 mod diag;
@@ -107,6 +108,11 @@ enum Command {
     /// PREFIX0..PREFIX{N-1}, hold, optionally watch and send IMs, sign
     /// out; prints one JSON line of figures (rate, latency, memory).
     Load(Box<load::LoadArgs>),
+    /// Find the SIP server the Lync/Skype for Business way: autodiscover
+    /// (lyncdiscoverinternal.DOMAIN, then lyncdiscover.DOMAIN, or --url),
+    /// with an OAuth token when the user resource asks for one. Prints each
+    /// step and the servers found as JSON lines.
+    Autodiscover(autodiscover::AutodiscoverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +139,7 @@ fn main() -> ExitCode {
         Command::Contacts(a) => live(contacts::run(a)),
         Command::Track(cmd) => live(track::run(cmd)),
         Command::Load(a) => live(load::run(*a)),
+        Command::Autodiscover(a) => live(autodiscover::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

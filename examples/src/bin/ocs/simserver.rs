@@ -108,9 +108,14 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
     let h = serve(server, a.listen, a.port, None)
         .await
         .map_err(|e| CliError::Usage(format!("listen on {}:{}: {e}", a.listen, a.port)))?;
-    emit(
-        json!({"event": "listening", "udp": h.udp.to_string(), "tcp": h.tcp.to_string(), "domain": a.domain}),
-    )?;
+    emit(json!({
+        "event": "listening",
+        "udp": h.udp.to_string(),
+        "tcp": h.tcp.to_string(),
+        "http": h.http.to_string(),
+        "autodiscover": format!("http://{}/autodiscover/autodiscoverservice.svc/root", h.http),
+        "domain": a.domain,
+    }))?;
     match a.hold {
         Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
         None => {

@@ -1,0 +1,412 @@
+//! The embedded server's web services, sans-IO: Lync-style autodiscover
+//! ([MS-OCDISCWS]) and the OAuth password-grant token service, so a
+//! client can find the server and get a token with no set-up.
+//!
+//! Routes (paths compare case-insensitively, as IIS does):
+//! - `GET /autodiscover/autodiscoverservice.svc/root?sipuri=u@d`: a `Root`
+//!   with `User` and `OAuth` links to the user resource;
+//! - `GET /autodiscover/autodiscoverservice.svc/root/oauth/user` (also
+//!   `.../root/user`): 401 with an `MsRtcOAuth` challenge without a valid
+//!   bearer token; with one, the `User` resource naming this server's SIP
+//!   listener;
+//! - `POST /webticket/oauthtoken`: `grant_type=password&username=..&password=..`
+//!   (the user as `DOMAIN\user`, `user@domain` or `user`) gives a token.
+//!
+//! Deviations from a Lync pool, on purpose: plain http on loopback (the
+//! root does not redirect http to https, and the client accepts tokens
+//! over http only to this machine); one SIP access point for internal and
+//! external.
+//!
+//! [`parse_request`] frames and reads one HTTP/1.1 request (httparse, with
+//! caps); the driver writes [`WebResponse::to_bytes`] back and closes.
+//!
+//! [MS-OCDISCWS]: https://learn.microsoft.com/en-us/openspecs/office_protocols/ms-ocdiscws
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Largest request head read.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Largest request body read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most headers in a request.
+pub const MAX_HEADERS: usize = 64;
+/// How long a token is good for (what Lync pools give: 8 hours).
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// Most live tokens kept; the oldest goes first.
+pub const MAX_TOKENS: usize = 100_000;
+
+/// One HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRequest {
+    /// The method.
+    pub method: String,
+    /// The request target (path and query).
+    pub target: String,
+    /// The headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl WebRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request could not be read. The driver answers 400 (413 for
+/// [`RequestError::TooLarge`]) and closes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Not HTTP/1.x (httparse's reason).
+    #[error("bad HTTP request: {0}")]
+    Malformed(String),
+    /// Head or body over the caps.
+    #[error("request too large: {0}")]
+    TooLarge(&'static str),
+}
+
+impl RequestError {
+    /// The status to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::Malformed(_) => 400,
+            RequestError::TooLarge(_) => 413,
+        }
+    }
+}
+
+/// Reads one request from the start of `buf`: `Ok(None)` while more bytes
+/// are needed, else the request and how many bytes it took.
+pub fn parse_request(buf: &[u8]) -> Result<Option<(WebRequest, usize)>, RequestError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > MAX_HEAD_BYTES {
+                Err(RequestError::TooLarge("head"))
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooLarge("headers")),
+        Err(e) => return Err(RequestError::Malformed(e.to_string())),
+    };
+    if head > MAX_HEAD_BYTES {
+        return Err(RequestError::TooLarge("head"));
+    }
+    let mut out = WebRequest {
+        method: req.method.unwrap_or_default().to_owned(),
+        target: req.path.unwrap_or_default().to_owned(),
+        headers: Vec::with_capacity(req.headers.len()),
+        body: Vec::new(),
+    };
+    for h in req.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).into_owned();
+        out.headers.push((h.name.to_owned(), value));
+    }
+    if out
+        .header("Transfer-Encoding")
+        .is_some_and(|t| !t.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(RequestError::Malformed(
+            "chunked bodies are not taken; send Content-Length".into(),
+        ));
+    }
+    let len = match out.header("Content-Length") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| RequestError::Malformed(format!("Content-Length {v:?}")))?,
+    };
+    if len > MAX_BODY_BYTES {
+        return Err(RequestError::TooLarge("body"));
+    }
+    if buf.len() < head + len {
+        return Ok(None);
+    }
+    out.body = buf[head..head + len].to_vec();
+    Ok(Some((out, head + len)))
+}
+
+/// One HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebResponse {
+    /// The status.
+    pub status: u16,
+    /// Headers besides `Content-Length` and `Connection`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl WebResponse {
+    fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> WebResponse {
+        WebResponse {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text error answer.
+    pub fn error(status: u16, why: &str) -> WebResponse {
+        WebResponse::new(status, "text/plain; charset=utf-8", format!("{why}\n"))
+    }
+
+    /// The response on the wire (`Connection: close`: one request per
+    /// connection).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let reason = match self.status {
+            200 => "OK",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            413 => "Payload Too Large",
+            _ => "Status",
+        };
+        let mut out = format!("HTTP/1.1 {} {reason}\r\n", self.status);
+        for (n, v) in &self.headers {
+            out.push_str(n);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        ));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// Where the web services are and what they point to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// The services' own base URL (`http://127.0.0.1:PORT`).
+    pub base_url: String,
+    /// The SIP access point autodiscover names.
+    pub sip_fqdn: String,
+    /// Its port.
+    pub sip_port: u16,
+}
+
+/// The services' state: configuration and the tokens handed out.
+#[derive(Debug, Default)]
+pub struct WebService {
+    cfg: Option<WebConfig>,
+    /// token → (user, expiry).
+    tokens: HashMap<String, (String, Instant)>,
+    /// Tokens in the order given, to drop the oldest.
+    order: std::collections::VecDeque<String>,
+}
+
+const ROOT_PATH: &str = "/autodiscover/autodiscoverservice.svc/root";
+const USER_PATHS: [&str; 2] = [
+    "/autodiscover/autodiscoverservice.svc/root/oauth/user",
+    "/autodiscover/autodiscoverservice.svc/root/user",
+];
+const TOKEN_PATH: &str = "/webticket/oauthtoken";
+const XML: &str = "application/vnd.microsoft.rtc.autodiscover+xml; v=1; charset=utf-8";
+
+impl WebService {
+    /// Sets where the services are (the driver, once its listener is bound).
+    pub fn configure(&mut self, cfg: WebConfig) {
+        self.cfg = Some(cfg);
+    }
+
+    /// Live tokens.
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Answers one request. `check` takes `(login, password)` and gives the
+    /// user it signs in, `token` makes a fresh random token.
+    pub(crate) fn handle(
+        &mut self,
+        req: &WebRequest,
+        now: Instant,
+        check: impl Fn(&str, &str) -> Option<String>,
+        known: impl Fn(&str) -> bool,
+        token: impl FnOnce() -> String,
+    ) -> WebResponse {
+        let Some(cfg) = self.cfg.clone() else {
+            return WebResponse::error(404, "no web services on this server");
+        };
+        let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+        let path = path.trim_end_matches('/').to_ascii_lowercase();
+        let get = req.method.eq_ignore_ascii_case("GET");
+        if path == ROOT_PATH {
+            if !get {
+                return WebResponse::error(405, "GET only");
+            }
+            let Some(sipuri) = form_pairs(query)
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("sipuri"))
+                .map(|(_, v)| v)
+            else {
+                return WebResponse::error(400, "sipuri is required");
+            };
+            let domain = sipuri.rsplit('@').next().unwrap_or_default();
+            let user = format!(
+                "{}{}?originalDomain={}",
+                cfg.base_url,
+                USER_PATHS[0],
+                xml_escape(domain)
+            );
+            let body = format!(
+                r#"<?xml version="1.0" encoding="utf-8"?><AutodiscoverResponse xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema" AccessLocation="Internal"><Root><Link token="Self" href="{base}{ROOT_PATH}"/><Link token="User" href="{user}"/><Link token="OAuth" href="{user}"/></Root></AutodiscoverResponse>"#,
+                base = cfg.base_url,
+            );
+            return WebResponse::new(200, XML, body);
+        }
+        if USER_PATHS.contains(&path.as_str()) {
+            if !get {
+                return WebResponse::error(405, "GET only");
+            }
+            let bearer = req
+                .header("Authorization")
+                .and_then(|a| a.trim().strip_prefix("Bearer "))
+                .map(str::trim);
+            let user = bearer.and_then(|t| match self.tokens.get(t) {
+                Some((user, until)) if *until > now => Some(user.clone()),
+                _ => None,
+            });
+            let Some(user) = user else {
+                let mut r = WebResponse::error(401, "a bearer token is required");
+                r.headers.push((
+                    "WWW-Authenticate".into(),
+                    format!(
+                        r#"MsRtcOAuth href="{}{}",grant_type="urn:microsoft.rtc:windows,urn:microsoft.rtc:anonmeeting,password""#,
+                        cfg.base_url, "/WebTicket/oauthtoken"
+                    ),
+                ));
+                return r;
+            };
+            if !known(&user) {
+                return WebResponse::error(404, "no such user");
+            }
+            let access = format!(
+                r#"fqdn="{}" port="{}""#,
+                xml_escape(&cfg.sip_fqdn),
+                cfg.sip_port
+            );
+            let body = format!(
+                r#"<?xml version="1.0" encoding="utf-8"?><AutodiscoverResponse xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema" AccessLocation="Internal"><User><SipServerInternalAccess {access}/><SipClientInternalAccess {access}/><SipServerExternalAccess {access}/><SipClientExternalAccess {access}/><Link token="Self" href="{base}{path}"/></User></AutodiscoverResponse>"#,
+                base = cfg.base_url,
+                path = USER_PATHS[0],
+            );
+            return WebResponse::new(200, XML, body);
+        }
+        if path == TOKEN_PATH {
+            if !req.method.eq_ignore_ascii_case("POST") {
+                return WebResponse::error(405, "POST only");
+            }
+            let form = form_pairs(&String::from_utf8_lossy(&req.body));
+            let field = |k: &str| {
+                form.iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.as_str())
+            };
+            let json = "application/json; charset=utf-8";
+            if field("grant_type") != Some("password") {
+                return WebResponse::new(
+                    400,
+                    json,
+                    r#"{"error":"unsupported_grant_type","error_description":"this server takes grant_type=password"}"#,
+                );
+            }
+            let (Some(login), Some(password)) = (field("username"), field("password")) else {
+                return WebResponse::new(
+                    400,
+                    json,
+                    r#"{"error":"invalid_request","error_description":"username and password are required"}"#,
+                );
+            };
+            let Some(user) = check(login, password) else {
+                return WebResponse::new(
+                    400,
+                    json,
+                    r#"{"error":"invalid_grant","error_description":"wrong user name or password"}"#,
+                );
+            };
+            let t = token();
+            self.tokens.retain(|_, (_, until)| *until > now);
+            self.order.retain(|k| self.tokens.contains_key(k));
+            while self.tokens.len() >= MAX_TOKENS {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.tokens.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.tokens.insert(t.clone(), (user, now + TOKEN_LIFETIME));
+            self.order.push_back(t.clone());
+            let body = format!(
+                r#"{{"access_token":"{t}","expires_in":{},"ms_rtc_identityscope":"local","token_type":"Bearer"}}"#,
+                TOKEN_LIFETIME.as_secs()
+            );
+            return WebResponse::new(200, json, body);
+        }
+        WebResponse::error(404, "not found")
+    }
+}
+
+/// `k=v&k=v` (form or query), `+` as space and `%XX` decoded; bad escapes
+/// are kept as they are.
+fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
