@@ -1195,7 +1195,8 @@ fn autodiscover_finds_the_embedded_server_with_a_token() {
         .as_str()
         .expect("autodiscover URL")
         .to_owned();
-    let tcp = v["tcp"].as_str().expect("tcp").to_owned();
+    // Autodiscover names the TLS listener, as a pool names its TLS port.
+    let tls = v["tls"].as_str().expect("tls").to_owned();
     let discover = |password: &str| {
         ocs()
             .args(["autodiscover", "--user", "sip:alice@contoso.com"])
@@ -1225,13 +1226,35 @@ fn autodiscover_finds_the_embedded_server_with_a_token() {
         found["servers"][0]["fqdn"].as_str().expect("fqdn"),
         found["servers"][0]["port"]
     );
-    assert_eq!(server_addr, tcp);
+    assert_eq!(server_addr, tls);
 
     // A wrong password: exit 1 and the token service's reason.
     let out = discover("wrong");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid_grant"), "{stderr}");
+
+    // Sign-in by autodiscover: TLS to the server's own CA, then NTLM.
+    let ca = v["ca"].as_str().expect("the CA file").to_owned();
+    let out = ocs()
+        .args(["register", "--user", "sip:alice@contoso.com"])
+        .args(["--auth-user", "CONTOSO\\alice", "--autodiscover", &url])
+        .args(["--ca", &ca, "--for", "1"])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(events[0]["event"], "connected", "{stdout}");
+    assert_eq!(events[0]["source"], "autodiscover");
+    assert_eq!(events[0]["transport"], "TLS");
+    assert_eq!(events[0]["addr"].as_str(), Some(tls.as_str()));
+    assert_eq!(events[1]["event"], "registered", "{stdout}");
+    let _ = std::fs::remove_file(&ca);
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -98,6 +98,21 @@ pub enum Next {
 /// external, http (which only redirects) before https. `None` when the
 /// URI has no `user@domain`.
 pub fn lookup_urls(sip_uri: &str) -> Option<Vec<String>> {
+    let (user, domain) = user_domain(sip_uri)?;
+    let mut out = Vec::with_capacity(4);
+    for host in ["lyncdiscoverinternal", "lyncdiscover"] {
+        for scheme in ["http", "https"] {
+            out.push(format!(
+                "{scheme}://{host}.{domain}/autodiscover/autodiscoverservice.svc/root?sipuri={user}@{domain}"
+            ));
+        }
+    }
+    Some(out)
+}
+
+/// The user and (lower-case) domain of a SIP URI, when both are plain
+/// enough to put in a URL unescaped.
+fn user_domain(sip_uri: &str) -> Option<(&str, String)> {
     let bare = sip_uri
         .trim()
         .trim_start_matches('<')
@@ -118,15 +133,7 @@ pub fn lookup_urls(sip_uri: &str) -> Option<Vec<String>> {
     if !ok(user) || !ok(&domain) {
         return None;
     }
-    let mut out = Vec::with_capacity(4);
-    for host in ["lyncdiscoverinternal", "lyncdiscover"] {
-        for scheme in ["http", "https"] {
-            out.push(format!(
-                "{scheme}://{host}.{domain}/autodiscover/autodiscoverservice.svc/root?sipuri={user}@{domain}"
-            ));
-        }
-    }
-    Some(out)
+    Some((user, domain))
 }
 
 /// Reads an autodiscover answer (`AutodiscoverResponse`, UTF-8 or UTF-16
@@ -504,9 +511,20 @@ pub struct Discovery {
 impl Discovery {
     /// Starts a discovery; its first request is ready at once.
     pub fn new(cfg: DiscoveryConfig) -> Discovery {
-        let lookups = match &cfg.urls {
-            Some(u) => Some(u.clone()),
-            None => lookup_urls(&cfg.sip_uri),
+        let lookups = match (&cfg.urls, user_domain(&cfg.sip_uri)) {
+            // A given root URL gets the user's `sipuri` when it has none.
+            (Some(u), who) => Some(
+                u.iter()
+                    .map(|url| match &who {
+                        Some((user, domain)) if !url.contains("sipuri=") => {
+                            let sep = if url.contains('?') { '&' } else { '?' };
+                            format!("{url}{sep}sipuri={user}@{domain}")
+                        }
+                        _ => url.clone(),
+                    })
+                    .collect(),
+            ),
+            (None, _) => lookup_urls(&cfg.sip_uri),
         };
         let mut d = Discovery {
             lookups: lookups.clone().unwrap_or_default().into(),
@@ -1284,6 +1302,18 @@ mod tests {
         let mut d = Discovery::new(c);
         let first = d.poll_request().expect("first");
         assert_eq!(first.url, EXT_HTTPS);
+        // A given root without the user's sipuri gets it.
+        let mut bare = cfg(true);
+        bare.urls = Some(vec![
+            "https://a.example/root".into(),
+            "https://b.example/root?x=1".into(),
+        ]);
+        let mut b = Discovery::new(bare);
+        let r = b.poll_request().expect("first");
+        assert_eq!(r.url, "https://a.example/root?sipuri=alice@contoso.com");
+        b.handle_response(r.id, Err("refused".into()));
+        let r = b.poll_request().expect("second");
+        assert_eq!(r.url, "https://b.example/root?x=1&sipuri=alice@contoso.com");
         d.handle_response(RequestId(first.id.0 + 7), Err("stale".into()));
         assert!(d.outcome().is_none());
         assert!(d.attempts().is_empty());

@@ -283,3 +283,106 @@ async fn nothing_found_is_a_clear_connect_failure() {
     })
     .await;
 }
+
+/// Autodiscover on: the embedded server's web services name its TLS
+/// listener, the token comes from its token service, and DNS is never
+/// needed.
+#[tokio::test]
+async fn autodiscover_finds_the_pool_and_signs_in_over_tls() {
+    let pki = make_pki("127.0.0.1");
+    let server = serve(sim("contoso.test"), LOCALHOST, 0, Some(pki.server.clone()))
+        .await
+        .expect("serve");
+    let tls_port = server.tls.expect("tls").port();
+    // DNS knows nothing: the server can only come from autodiscover.
+    let dns = common::dns::serve([zone("contoso.test", &[])]).await;
+    let tls = TlsSettings {
+        extra_roots: vec![pki.ca_der.clone()],
+        no_platform_roots: true,
+        ..TlsSettings::default()
+    };
+    let mut c = {
+        let reg = RegisterConfig::new("sip:alice@contoso.test", Dialect::Ocs, "0123456789");
+        let mut cfg = ClientConfig::new(EndpointConfig::new(
+            reg,
+            Some(Credentials::new("CONTOSO\\alice", "alicepw")),
+        ));
+        cfg.nameserver = Some(dns.addr);
+        cfg.tls = tls;
+        cfg.autodiscover = Some(ocs_core::driver::AutodiscoverSettings {
+            urls: Some(vec![format!(
+                "http://{}/autodiscover/autodiscoverservice.svc/root",
+                server.http
+            )]),
+        });
+        Client::start(cfg).expect("client starts")
+    };
+    let seen = wait_for(&mut c, "registration", registered).await;
+    assert_eq!(
+        trail(&seen),
+        [
+            format!("connected TLS 127.0.0.1 127.0.0.1:{tls_port} (autodiscover)"),
+            "registered".to_owned(),
+        ],
+        "{seen:#?}"
+    );
+    let tokens = server.with(|s, _| s.web().token_count()).await;
+    assert_eq!(tokens, Some(1), "one token from the sim's token service");
+    sign_out(&server, c, "sip:alice@contoso.test").await;
+}
+
+/// Autodiscover that finds nothing: the failure is reported and DNS SRV
+/// finds the server, as Lync clients fall back.
+#[tokio::test]
+async fn a_failed_autodiscover_falls_back_to_dns() {
+    let server = serve(sim("contoso.test"), LOCALHOST, 0, None)
+        .await
+        .expect("serve");
+    let pool_port = server.tcp.port();
+    let dns = common::dns::serve([zone(
+        "contoso.test",
+        &[
+            Rr::Srv(
+                "_sipinternal._tcp.contoso.test",
+                10,
+                0,
+                pool_port,
+                "pool.contoso.test",
+            ),
+            Rr::A("pool.contoso.test", [127, 0, 0, 1]),
+        ],
+    )])
+    .await;
+    let dead = format!("http://127.0.0.1:{}/autodiscover", dead_port(LOCALHOST));
+    let reg = RegisterConfig::new("sip:alice@contoso.test", Dialect::Ocs, "0123456789");
+    let mut cfg = ClientConfig::new(EndpointConfig::new(
+        reg,
+        Some(Credentials::new("CONTOSO\\alice", "alicepw")),
+    ));
+    cfg.nameserver = Some(dns.addr);
+    cfg.allowed = vec![Transport::Tcp];
+    cfg.autodiscover = Some(ocs_core::driver::AutodiscoverSettings {
+        urls: Some(vec![dead.clone()]),
+    });
+    let mut c = Client::start(cfg).expect("client starts");
+    let seen = wait_for(&mut c, "registration", registered).await;
+    assert_eq!(
+        trail(&seen),
+        [
+            "failed autodiscover".to_owned(),
+            format!(
+                "connected TCP pool.contoso.test 127.0.0.1:{pool_port} (SRV _sipinternal._tcp.contoso.test)"
+            ),
+            "registered".to_owned(),
+        ],
+        "{seen:#?}"
+    );
+    let Some(ClientEvent::ConnectFailed { error, .. }) = seen
+        .iter()
+        .find(|e| matches!(e, ClientEvent::ConnectFailed { .. }))
+    else {
+        unreachable!()
+    };
+    assert!(error.contains(&dead), "the failure names the URL: {error}");
+    sign_out(&server, c, "sip:alice@contoso.test").await;
+}

@@ -14,6 +14,10 @@ use super::conn::TlsSettings;
 /// How long one autodiscover request may take (connect to last byte).
 pub const AUTODISCOVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client's whole autodiscover may take before it falls back
+/// to DNS (four lookups that time out take 40 s).
+pub const AUTODISCOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Runs autodiscover for `cfg`; `progress` sees each request's outcome as
 /// it comes. Returns the outcome and every attempt.
 pub async fn autodiscover(

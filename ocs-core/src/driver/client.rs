@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::autodiscover::AUTODISCOVER_TIMEOUT;
 use super::background::{AbortOnDrop, AbsState};
 use super::config::ClientConfig;
 use super::conn::Conn;
@@ -441,8 +442,22 @@ impl Task {
         }
     }
 
-    /// Resolves `target` within [`ClientConfig::dns_timeout`].
+    /// Resolves `target` within [`ClientConfig::dns_timeout`]; when
+    /// autodiscover is on and no server is set, asks it first.
     async fn candidates(&mut self, target: &ConnectTarget) -> Result<Vec<Candidate>, String> {
+        if matches!(target, ConnectTarget::Discover)
+            && let Some(settings) = self.cfg.autodiscover.clone()
+        {
+            match self.autodiscovered(settings).await {
+                Ok(list) if !list.is_empty() => return Ok(list),
+                Ok(_) => {}
+                // Lync clients fall back to DNS SRV; the failure stays in
+                // the sign-in's attempt list (diagnostics).
+                Err(e) => self
+                    .session
+                    .handle_connect_attempt_failed("autodiscover".into(), e),
+            }
+        }
         let limit = self.cfg.dns_timeout;
         let shown = match target {
             ConnectTarget::Redirect(s) | ConnectTarget::Manual(s) => s.host.clone(),
@@ -456,6 +471,62 @@ impl Task {
                     crate::error::show_duration(limit)
                 ))
             })
+    }
+
+    /// The servers autodiscover names (TLS), resolved; within
+    /// [`AUTODISCOVER_TIMEOUT`].
+    async fn autodiscovered(
+        &mut self,
+        settings: super::config::AutodiscoverSettings,
+    ) -> Result<Vec<Candidate>, String> {
+        let cfg = self.session.config();
+        let credentials = cfg.endpoint.credentials.as_ref().map(|c| {
+            let login = if c.domain.is_empty() {
+                c.username.clone()
+            } else {
+                format!("{}\\{}", c.domain, c.username)
+            };
+            (login, c.password.clone())
+        });
+        let discovery = crate::autodiscover::DiscoveryConfig {
+            sip_uri: cfg.endpoint.register.aor.clone(),
+            urls: settings.urls,
+            credentials,
+        };
+        let run = super::autodiscover::autodiscover(discovery, &self.cfg.tls, |_| {});
+        let found = match tokio::time::timeout(AUTODISCOVER_TIMEOUT, run).await {
+            Ok((Ok(found), _)) => found,
+            Ok((Err(e), _)) => return Err(e.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "autodiscover timed out after {}",
+                    crate::error::show_duration(AUTODISCOVER_TIMEOUT)
+                ));
+            }
+        };
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for point in &found.servers {
+            let server = crate::discovery::ServerConfig {
+                host: point.fqdn.clone(),
+                port: Some(point.port),
+                transport: crate::discovery::Transport::Tls,
+            };
+            let target = ConnectTarget::Manual(server);
+            let limit = self.cfg.dns_timeout;
+            match tokio::time::timeout(limit, self.find_candidates(&target)).await {
+                Ok(Ok(list)) => out.extend(list.into_iter().map(|mut c| {
+                    c.source = "autodiscover".to_owned();
+                    c
+                })),
+                Ok(Err(e)) => errors.push(format!("{}: {e}", point.fqdn)),
+                Err(_) => errors.push(format!("{}: DNS lookup timed out", point.fqdn)),
+            }
+        }
+        if out.is_empty() && !errors.is_empty() {
+            return Err(format!("autodiscover named {}", errors.join("; ")));
+        }
+        Ok(out)
     }
 
     async fn find_candidates(&mut self, target: &ConnectTarget) -> Result<Vec<Candidate>, String> {

@@ -52,6 +52,18 @@ pub struct ClientConfig {
     /// schedule the session follows (the first run at a random time within
     /// `initial_delay` after sign-in).
     pub address_book: Option<AddressBookConfig>,
+    /// Find the server by Lync/SfB autodiscover before DNS SRV (`None`:
+    /// DNS only, as OCS 2007 R2 clients do). Only when no server is
+    /// configured; when autodiscover finds nothing, DNS runs as before.
+    pub autodiscover: Option<AutodiscoverSettings>,
+}
+
+/// How to autodiscover the server ([`ClientConfig::autodiscover`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutodiscoverSettings {
+    /// Start here instead of `lyncdiscoverinternal.DOMAIN` and
+    /// `lyncdiscover.DOMAIN` (e.g. the embedded server's URL).
+    pub urls: Option<Vec<String>>,
 }
 
 impl std::ops::Deref for ClientConfig {
@@ -82,6 +94,7 @@ pub(super) struct DriverSettings {
     pub(super) dns_timeout: Duration,
     pub(super) send_timeout: Duration,
     pub(super) address_book: Option<AddressBookConfig>,
+    pub(super) autodiscover: Option<AutodiscoverSettings>,
 }
 
 /// The schedule the session follows for the address-book download.
@@ -118,6 +131,7 @@ impl ClientConfig {
             authenticator: None,
             trace: None,
             address_book: None,
+            autodiscover: None,
         }
     }
 
@@ -144,6 +158,7 @@ impl ClientConfig {
             authenticator,
             trace,
             address_book,
+            autodiscover,
         } = self;
         session.address_book = schedule(address_book.as_ref());
         let driver = DriverSettings {
@@ -155,6 +170,7 @@ impl ClientConfig {
             dns_timeout,
             send_timeout,
             address_book,
+            autodiscover,
         };
         (session, driver, authenticator, trace)
     }
@@ -197,6 +213,7 @@ pub struct ClientConfigBuilder {
     sign_in_timeout: Option<Option<Duration>>,
     retry_first_sign_in: bool,
     trace: Option<super::trace::TraceConfig>,
+    autodiscover: Option<AutodiscoverSettings>,
 }
 
 impl ClientConfig {
@@ -216,6 +233,7 @@ impl ClientConfig {
             sign_in_timeout: None,
             retry_first_sign_in: false,
             trace: None,
+            autodiscover: None,
         }
     }
 }
@@ -287,6 +305,15 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Find the server by Lync/SfB autodiscover before DNS SRV; `url`
+    /// replaces the `lyncdiscover` lookups (e.g. the embedded server's).
+    pub fn autodiscover(mut self, url: Option<&str>) -> Self {
+        self.autodiscover = Some(AutodiscoverSettings {
+            urls: url.map(|u| vec![u.to_owned()]),
+        });
+        self
+    }
+
     /// Checks the settings and builds the configuration; the error names
     /// the setting and what is wrong with it.
     pub fn build(self) -> Result<ClientConfig, Error> {
@@ -327,6 +354,7 @@ impl ClientConfigBuilder {
             cfg.sign_in_timeout = t;
         }
         cfg.trace = self.trace;
+        cfg.autodiscover = self.autodiscover;
         if let Some(p) = self.policy {
             cfg.apply_policy(p);
         }

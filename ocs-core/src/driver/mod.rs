@@ -22,9 +22,9 @@ pub use addressbook::{
     AddressBookConfig, DownloadError, Downloaded, MAX_ABS_FILE_BYTES, download, download_onto,
     load_stored,
 };
-pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, autodiscover};
+pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, AUTODISCOVER_TIMEOUT, autodiscover};
 pub use client::{AddressBookEvent, Client, ClientEvent};
-pub use config::{AuthenticatorFactory, ClientConfig, ClientConfigBuilder};
+pub use config::{AuthenticatorFactory, AutodiscoverSettings, ClientConfig, ClientConfigBuilder};
 pub use conn::TlsSettings;
 pub use customstates::{
     CUSTOM_STATES_TIMEOUT, CustomStatesError, FetchLimits, MAX_CUSTOM_STATES_BYTES,

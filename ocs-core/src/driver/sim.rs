@@ -85,6 +85,60 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// A throw-away certificate authority and a server certificate it signed,
+/// for the embedded server's TLS listener: trust [`SimPki::ca_pem`] (or
+/// [`SimPki::ca_der`]) in the client, as an enterprise CA.
+pub struct SimPki {
+    /// The CA certificate, PEM (to write to a file for `--ca`).
+    pub ca_pem: String,
+    /// The CA certificate, DER (for [`crate::driver::TlsSettings::extra_roots`]).
+    pub ca_der: rustls::pki_types::CertificateDer<'static>,
+    /// A server configuration whose certificate names the given hosts.
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for SimPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPki").finish_non_exhaustive()
+    }
+}
+
+impl SimPki {
+    /// A fresh CA (P-256 keys, rcgen's default) and a server certificate
+    /// for `names` (host names or IP literals).
+    pub fn generate(names: &[String]) -> io::Result<SimPki> {
+        let err = |e: rcgen::Error| io::Error::other(e.to_string());
+        let ca_key = rcgen::KeyPair::generate().map_err(err)?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ocs embedded test server CA");
+        let ca = ca_params.self_signed(&ca_key).map_err(err)?;
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let key = rcgen::KeyPair::generate().map_err(err)?;
+        let cert = rcgen::CertificateParams::new(names.to_vec())
+            .map_err(err)?
+            .signed_by(&key, &issuer)
+            .map_err(err)?;
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+            .map_err(io::Error::other)?;
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(SimPki {
+            ca_pem: ca.pem(),
+            ca_der: ca.der().clone(),
+            server: Arc::new(server),
+        })
+    }
+}
+
 /// The embedded OCS-dialect server for `domain` with these users
 /// (`(name, password)`, NTLM domain the first label of `domain` in upper
 /// case, e.g. `CONTOSO`), on free loopback ports: for tests, examples and

@@ -35,7 +35,6 @@ pub(crate) struct AutodiscoverArgs {
 pub(crate) async fn run(a: AutodiscoverArgs) -> Result<(), CliError> {
     let uri = ocs_core::sip::SipUri::parse(&a.user)
         .map_err(|e| CliError::Failed(format!("--user {}: {e}", a.user)))?;
-    let bare = format!("{}@{}", uri.user.unwrap_or_default(), uri.host);
     let auth_user = a
         .auth_user
         .clone()
@@ -43,14 +42,7 @@ pub(crate) async fn run(a: AutodiscoverArgs) -> Result<(), CliError> {
     let credentials = std::env::var(&a.password_env)
         .ok()
         .map(|pw| (auth_user, pw));
-    let urls = a.url.as_ref().map(|u| {
-        if u.contains("sipuri=") {
-            vec![u.clone()]
-        } else {
-            let sep = if u.contains('?') { '&' } else { '?' };
-            vec![format!("{u}{sep}sipuri={bare}")]
-        }
-    });
+    let urls = a.url.clone().map(|u| vec![u]);
     let mut tls = TlsSettings::default();
     if let Some(ca) = &a.ca {
         tls.add_ca_file(ca)

@@ -39,6 +39,12 @@ pub(crate) struct SignIn {
     /// Server as HOST[:PORT]; without it, DNS discovery runs.
     #[arg(long)]
     pub server: Option<String>,
+    /// Without --server: find the server by Lync/Skype for Business
+    /// autodiscover first (lyncdiscoverinternal.DOMAIN, lyncdiscover.DOMAIN;
+    /// or from URL, e.g. the `autodiscover` URL `ocs sim-server` prints),
+    /// then DNS. The server it names is reached over TLS.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub autodiscover: Option<String>,
     /// Transport for --server (default: tls for ocs, udp for standard).
     #[arg(long, value_enum)]
     pub transport: Option<TransportArg>,
@@ -146,6 +152,11 @@ impl SignIn {
         }
         if let Some(dir) = &self.address_book {
             cfg.address_book = Some(ocs_core::driver::AddressBookConfig::new(dir));
+        }
+        if let Some(url) = &self.autodiscover {
+            cfg.autodiscover = Some(ocs_core::driver::AutodiscoverSettings {
+                urls: (!url.is_empty()).then(|| vec![url.clone()]),
+            });
         }
         // DisableIM, EnableAppearOffline, CustomStateURL,
         // EnableSIPHighSecurityMode, ConfigurationMode with

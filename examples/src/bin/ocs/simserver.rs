@@ -60,6 +60,13 @@ pub(crate) struct SimArgs {
     /// Transport named in the redirect's Contact.
     #[arg(long, value_enum, default_value = "tcp", requires = "redirect_to")]
     redirect_transport: RedirectTransport,
+    /// Where to write the server's own CA certificate (PEM; give it to
+    /// clients as --ca). Default: ocs-sim-ca-PID.pem in the temp folder.
+    #[arg(long, value_name = "FILE")]
+    ca_out: Option<std::path::PathBuf>,
+    /// No TLS listener (it takes --port + 1; the web services --port + 2).
+    #[arg(long)]
+    no_tls: bool,
 }
 
 /// Transports a redirect can name.
@@ -86,10 +93,9 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
         };
         cfg.redirect_to = Some(format!("{to};transport={t}"));
     }
+    // The NTLM challenges and web tokens come from this.
     let mut entropy = [0u8; 32];
-    for (i, b) in std::process::id().to_le_bytes().iter().enumerate() {
-        entropy[i] = *b;
-    }
+    getrandom::fill(&mut entropy).map_err(|e| CliError::Usage(format!("no entropy: {e}")))?;
     let mut reg = Registrar::new(cfg, Rng::from_seed(u64::from(std::process::id())), entropy);
     for acct in &a.accounts {
         let (name, pw) = acct
@@ -105,13 +111,31 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
         );
     }
     let server = SimServer::new(reg, Rng::from_seed(u64::from(std::process::id()) ^ 0xabc));
-    let h = serve(server, a.listen, a.port, None)
+    // TLS with a CA of its own, written where a client can trust it.
+    let (tls, ca_path) = if a.no_tls {
+        (None, None)
+    } else {
+        let pki = ocs_core::driver::sim::SimPki::generate(&[
+            a.listen.to_string(),
+            "localhost".to_owned(),
+        ])
+        .map_err(|e| CliError::Usage(format!("making the TLS certificate: {e}")))?;
+        let path = a.ca_out.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("ocs-sim-ca-{}.pem", std::process::id()))
+        });
+        std::fs::write(&path, &pki.ca_pem)
+            .map_err(|e| CliError::Usage(format!("writing {}: {e}", path.display())))?;
+        (Some(pki.server), Some(path))
+    };
+    let h = serve(server, a.listen, a.port, tls)
         .await
         .map_err(|e| CliError::Usage(format!("listen on {}:{}: {e}", a.listen, a.port)))?;
     emit(json!({
         "event": "listening",
         "udp": h.udp.to_string(),
         "tcp": h.tcp.to_string(),
+        "tls": h.tls.map(|t| t.to_string()),
+        "ca": ca_path.as_ref().map(|p| p.display().to_string()),
         "http": h.http.to_string(),
         "autodiscover": format!("http://{}/autodiscover/autodiscoverservice.svc/root", h.http),
         "domain": a.domain,
