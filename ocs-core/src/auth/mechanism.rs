@@ -26,6 +26,14 @@ pub trait MechanismContext: Send {
     /// nothing more to send.
     fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, String>;
 
+    /// Whether the handshake is done on our side and the context can sign.
+    /// TLS-DSK is: its client signs the REGISTER after the last flight
+    /// (the server's 200 OK then proves the server). Kerberos is not: the
+    /// server's 200 OK finishes it (the default).
+    fn is_complete(&self) -> bool {
+        false
+    }
+
     /// Signs an MS-SIPAE signature buffer (outgoing message).
     fn sign(&mut self, buffer: &[u8]) -> Result<Vec<u8>, String>;
 

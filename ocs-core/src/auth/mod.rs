@@ -12,6 +12,8 @@
 //! * [`sigbuf`] — the MS-SIPAE signature buffer that NTLM signatures are computed over.
 //! * [`epid`] — `epid` → `+sip.instance` UUID derivation.
 //! * [`mechanism`] — the traits a host implements to plug in Kerberos or SSPI.
+//! * `tlsdsk` (feature `tls-dsk`) — TLS-DSK: a TLS 1.2 handshake in `gssapi-data`
+//!   (rustls from buffers), both sides, and its signing keys.
 //! * [`authheader`] — parsing of `Scheme k=v, ...` auth headers and building the
 //!   MS-SIPAE `Authorization` / `Proxy-Authorization` value.
 
@@ -24,3 +26,5 @@ pub mod mechanism;
 pub mod ntlm;
 pub mod sigbuf;
 pub mod sipae;
+#[cfg(feature = "tls-dsk")]
+pub mod tlsdsk;

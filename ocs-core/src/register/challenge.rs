@@ -142,7 +142,7 @@ impl Registration {
                 .iter()
                 .find(|c| c.scheme.as_str().eq_ignore_ascii_case(&scheme))
         {
-            return self.on_external_challenge(c, header);
+            return self.on_external_challenge(c, header, now);
         }
         if let Some(c) = ntlm {
             return self.on_ntlm_challenge(c, header, now);
@@ -294,7 +294,12 @@ impl Registration {
         }
     }
 
-    pub(super) fn on_external_challenge(&mut self, c: &AuthHeader, header: HeaderName) {
+    pub(super) fn on_external_challenge(
+        &mut self,
+        c: &AuthHeader,
+        header: HeaderName,
+        now: Instant,
+    ) {
         let realm = c.get("realm").unwrap_or("").to_owned();
         let targetname = c.get("targetname").unwrap_or("").to_owned();
         let version: u32 = c.get("version").and_then(|v| v.parse().ok()).unwrap_or(2);
@@ -349,6 +354,9 @@ impl Registration {
                 ));
             }
         };
+        if token.is_empty() && ctx.is_complete() {
+            return self.sign_after_handshake(c, ctx, header, realm, targetname, version, now);
+        }
         let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
         let value = SipAuthorization {
             scheme: c.scheme.clone(),
@@ -370,6 +378,80 @@ impl Registration {
             rounds,
         };
         self.push_with_auth(header, value);
+    }
+
+    /// A mechanism whose handshake ended on our side with the server's
+    /// last flight (TLS-DSK): the association is up under the challenge's
+    /// `opaque`, and the next REGISTER is signed with it (MS-SIPAE 4.4
+    /// step 7: `version` and crand/cnum/response, no gssapi-data). The
+    /// server's 200 OK must then verify.
+    #[allow(clippy::too_many_arguments)]
+    fn sign_after_handshake(
+        &mut self,
+        c: &AuthHeader,
+        ctx: Box<dyn MechanismContext>,
+        header: HeaderName,
+        realm: String,
+        targetname: String,
+        version: u32,
+        now: Instant,
+    ) {
+        let Some(opaque) = c.get("opaque").map(str::to_owned) else {
+            return self.fail(Error::auth(
+                AuthFailure::BadChallenge,
+                format!("{} challenge without opaque", c.scheme.as_str()),
+            ));
+        };
+        let mut sa = SecurityAssociation::external(
+            ctx,
+            c.scheme.as_str(),
+            &realm,
+            &targetname,
+            Some(&opaque),
+            version,
+            header.clone(),
+        );
+        // Build the request once to learn its signature buffer, then put
+        // the signature in.
+        let unsigned = SipAuthorization {
+            scheme: c.scheme.clone(),
+            realm: &realm,
+            targetname: &targetname,
+            opaque: Some(&opaque),
+            gssapi_data: None,
+            version: Some(version),
+            signature: None,
+        }
+        .to_header_value(FieldOrder::OfficeCommunicator);
+        self.push_with_auth(header.clone(), unsigned);
+        let Some(mut req) = self.requests.pop_back() else {
+            return;
+        };
+        let crand = self.rng.hex(8);
+        match sa.signature_for(&req, &crand) {
+            Ok((cnum, sig)) => {
+                let value = SipAuthorization {
+                    scheme: c.scheme.clone(),
+                    realm: &realm,
+                    targetname: &targetname,
+                    opaque: Some(&opaque),
+                    gssapi_data: None,
+                    version: Some(version),
+                    signature: Some(SignatureParams {
+                        crand: &crand,
+                        cnum,
+                        response: &sig,
+                    }),
+                }
+                .to_header_value(FieldOrder::OfficeCommunicator);
+                req.set_header(header, value);
+                self.requests.push_back(req);
+            }
+            Err(e) => return self.fail(Error::Parse(e)),
+        }
+        self.sa = Some(sa);
+        self.sa_since = Some(now);
+        self.auth = AuthState::ExternalAuthenticated;
     }
 
     /// The 200 OK ending a host mechanism's handshake: its

@@ -331,8 +331,11 @@ pub struct Registration {
 
 /// How many challenges in a row a handshake may take before the
 /// credentials are considered refused: NTLM needs two (empty token, then
-/// the CHALLENGE), Digest one plus one for a stale nonce.
+/// the CHALLENGE), Digest one plus one for a stale nonce, TLS-DSK three
+/// (the challenge, then the server's two TLS flights).
 const MAX_CHALLENGES: u32 = 2;
+/// The same for a host mechanism (TLS-DSK, Kerberos).
+const MAX_EXTERNAL_CHALLENGES: u32 = 3;
 
 /// The longest Retry-After honoured; larger values are capped.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -573,7 +576,12 @@ impl Registration {
         }
         if matches!(code, 401 | 407) {
             self.challenges += 1;
-            if self.challenges > MAX_CHALLENGES {
+            let limit = if self.authenticator.is_some() {
+                MAX_EXTERNAL_CHALLENGES
+            } else {
+                MAX_CHALLENGES
+            };
+            if self.challenges > limit {
                 let realm = resp
                     .www_authenticate()
                     .ok()

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use super::registrar::{AuthMode, RegistrarOutcome};
+use super::registrar::RegistrarOutcome;
 use super::server::{Peer, SimServer};
 use crate::dialog::Dialog;
 use crate::presence::build_rlmi_multipart;
@@ -1744,7 +1744,7 @@ impl SimServer {
             }
         };
         let refuse = match &signed_by {
-            None => self.registrar.auth_mode() == AuthMode::Ntlm,
+            None => self.registrar.auth_mode().is_signed(),
             Some(u) => !u.eq_ignore_ascii_case(&user),
         };
         if refuse {
@@ -1824,6 +1824,7 @@ mod tests {
         ParseOptions, Presence, State, parse_contact_list, parse_fault, parse_notify_body,
         parse_roaming_self,
     };
+    use crate::sim::AuthMode;
     use crate::sim::{Registrar, RegistrarConfig};
     use std::time::Duration;
 

@@ -24,7 +24,21 @@ pub enum AuthMode {
     Ntlm,
     /// RFC 3261 Digest (standard registrars).
     Digest,
+    /// TLS-DSK with MS-SIPAE signing (Lync 2010 and later): the client's
+    /// certificate is its credential. Needs [`Registrar::set_tls_dsk`].
+    TlsDsk,
 }
+
+impl AuthMode {
+    /// Whether sign-in sets up an MS-SIPAE association, after which every
+    /// message is signed (NTLM, TLS-DSK).
+    pub fn is_signed(self) -> bool {
+        matches!(self, AuthMode::Ntlm | AuthMode::TlsDsk)
+    }
+}
+
+/// Most TLS-DSK handshakes under way at once; more are answered 503.
+pub const MAX_TLS_DSK_PENDING: usize = 10_000;
 
 /// Registrar settings. The defaults mirror the captured OCS 2007 R2
 /// server (T2): 407 challenges, auth version 4, Expires 7200,
@@ -146,6 +160,13 @@ pub struct Registrar {
     /// Next time lapsed digest nonces are swept.
     next_nonce_sweep: Option<Instant>,
     unavailable: Option<u32>,
+    /// TLS-DSK: the server's TLS configuration (its certificate for the
+    /// targetname, client certificates checked against the CA that
+    /// provisioning issues from) and the certificate provisioning URL the
+    /// challenge names (`sts-uri`).
+    tls_dsk: Option<(std::sync::Arc<rustls::ServerConfig>, Option<String>)>,
+    /// TLS-DSK handshakes under way, by opaque.
+    pending_tls: HashMap<String, crate::auth::tlsdsk::TlsDskServer>,
 }
 
 /// What [`Registrar::check_client_signature`] found.
@@ -167,6 +188,14 @@ pub enum SignatureCheck {
     /// Signed for an association this server does not know (it restarted):
     /// answered with 401 so the client signs in again, as OCS does.
     UnknownAssociation,
+}
+
+/// The user a client certificate names: its subject CN `user@domain`
+/// (what certificate provisioning puts there), lower case, before `@`.
+fn certificate_user(der: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(user_of(cn))
 }
 
 fn user_of(aor: &str) -> String {
@@ -298,7 +327,20 @@ impl Registrar {
             expiries: BinaryHeap::new(),
             next_nonce_sweep: None,
             unavailable: None,
+            tls_dsk: None,
+            pending_tls: HashMap::new(),
         }
+    }
+
+    /// TLS-DSK settings (for [`AuthMode::TlsDsk`]): the server's TLS
+    /// configuration ([`crate::auth::tlsdsk::TlsDskServer::config`]) and
+    /// the certificate provisioning URL named in challenges.
+    pub fn set_tls_dsk(
+        &mut self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        sts_uri: Option<String>,
+    ) {
+        self.tls_dsk = Some((config, sts_uri));
     }
 
     /// While set, REGISTERs are answered `503 Service Unavailable` with this
@@ -498,6 +540,7 @@ impl Registrar {
         match self.cfg.auth {
             AuthMode::Ntlm => self.register_ntlm(req, now),
             AuthMode::Digest => self.register_digest(req, now),
+            AuthMode::TlsDsk => self.register_tls_dsk(req, now),
         }
     }
 
@@ -650,20 +693,143 @@ impl Registrar {
                     .get("opaque")
                     .map(|o| o.into_owned())
                     .unwrap_or_default();
-                let Some((user, mut sa)) = self.sas.remove(&opaque) else {
-                    return self.restart_challenge(req);
+                self.signed_refresh(req, opaque, now)
+                    .unwrap_or_else(|| self.restart_challenge(req))
+            }
+        }
+    }
+
+    /// A REGISTER signed with an established association: answered, or
+    /// `None` when the association is unknown (challenge again).
+    fn signed_refresh(
+        &mut self,
+        req: &Message,
+        opaque: String,
+        now: Instant,
+    ) -> Option<RegistrarOutcome> {
+        let (user, mut sa) = self.sas.remove(&opaque)?;
+        if !matches!(sa.verify(req), Ok(true)) {
+            self.sas.insert(opaque, (user, sa));
+            return Some(RegistrarOutcome::Respond(self.reply(req, 401)));
+        }
+        let acct = self.accounts.get(&user).cloned()?;
+        let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
+        self.sas.insert(opaque, (user, sa));
+        Some(RegistrarOutcome::Respond(resp))
+    }
+
+    fn tls_dsk_challenge(&self, req: &Message, extra: &str) -> RegistrarOutcome {
+        let sts = match self.tls_dsk.as_ref().and_then(|(_, s)| s.as_ref()) {
+            Some(uri) => format!(", sts-uri=\"{uri}\""),
+            None => String::new(),
+        };
+        let v = format!(
+            "TLS-DSK {extra}realm=\"{}\", targetname=\"{}\", version={}{sts}",
+            self.cfg.realm, self.cfg.targetname, self.cfg.auth_version
+        );
+        RegistrarOutcome::Respond(self.challenge(req, v))
+    }
+
+    /// TLS-DSK (MS-SIPAE 4.4): challenge; the client's two TLS flights,
+    /// each answered with ours under one opaque; then the REGISTER signed
+    /// with the new keys, whose client certificate names the user.
+    fn register_tls_dsk(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
+        let creds = req
+            .authorization()
+            .ok()
+            .into_iter()
+            .flatten()
+            .chain(req.proxy_authorization().ok().into_iter().flatten())
+            .find(|h| h.is_scheme("TLS-DSK"));
+        let Some(creds) = creds else {
+            return self.tls_dsk_challenge(req, "");
+        };
+        let Some(config) = self.tls_dsk.as_ref().map(|(c, _)| c.clone()) else {
+            return RegistrarOutcome::Respond(self.reply(req, 500));
+        };
+        let opaque = creds.params.get("opaque").map(|o| o.into_owned());
+        let token = creds
+            .params
+            .get("gssapi-data")
+            .map(|t| t.into_owned())
+            .filter(|t| !t.is_empty());
+        match (token, opaque) {
+            (Some(tok), opaque) => {
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(tok.as_bytes())
+                else {
+                    return RegistrarOutcome::Respond(self.reply(req, 400));
                 };
-                if !matches!(sa.verify(req), Ok(true)) {
-                    self.sas.insert(opaque, (user, sa));
-                    return RegistrarOutcome::Respond(self.reply(req, 401));
+                let (opaque, mut hs) = match opaque.and_then(|o| self.pending_tls.remove_entry(&o))
+                {
+                    Some(p) => p,
+                    None => {
+                        if self.pending_tls.len() >= MAX_TLS_DSK_PENDING {
+                            return RegistrarOutcome::Respond(self.reply(req, 503));
+                        }
+                        match crate::auth::tlsdsk::TlsDskServer::new(config) {
+                            Ok(h) => (self.rng.hex(8).to_ascii_uppercase(), h),
+                            Err(_) => return RegistrarOutcome::Respond(self.reply(req, 500)),
+                        }
+                    }
+                };
+                match hs.step(&bytes) {
+                    Ok(out) => {
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(&out);
+                        self.pending_tls.insert(opaque.clone(), hs);
+                        self.tls_dsk_challenge(
+                            req,
+                            &format!("opaque=\"{opaque}\", gssapi-data=\"{b64}\", "),
+                        )
+                    }
+                    // A handshake that fails (a certificate from another
+                    // CA, a bad flight) starts over.
+                    Err(_) => self.tls_dsk_challenge(req, ""),
                 }
-                let Some(acct) = self.accounts.get(&user).cloned() else {
-                    return self.restart_challenge(req);
+            }
+            (None, Some(opaque)) => {
+                if let Some(out) = self.signed_refresh(req, opaque.clone(), now) {
+                    return out;
+                }
+                let Some(hs) = self.pending_tls.remove(&opaque) else {
+                    return self.tls_dsk_challenge(req, "");
                 };
-                let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
-                self.sas.insert(opaque, (user, sa));
+                let (Some(keys), Some(cert)) = (hs.keys(), hs.client_certificate()) else {
+                    return self.tls_dsk_challenge(req, "");
+                };
+                let mut sa = SecurityAssociation::external(
+                    Box::new(crate::auth::tlsdsk::KeysContext(keys.clone())),
+                    "TLS-DSK",
+                    &self.cfg.realm,
+                    &self.cfg.targetname,
+                    Some(&opaque),
+                    self.cfg.auth_version,
+                    HeaderName::AuthenticationInfo,
+                );
+                if !matches!(sa.verify(req), Ok(true)) {
+                    return RegistrarOutcome::Respond(self.reply(req, 403));
+                }
+                // The certificate names the user (CN=user@domain); it must
+                // be the user signing in.
+                let from_user = req
+                    .from()
+                    .ok()
+                    .map(|f| user_of(f.uri_text))
+                    .unwrap_or_default();
+                let cert_user = certificate_user(cert);
+                if cert_user.as_deref() != Some(from_user.as_str()) {
+                    return RegistrarOutcome::Respond(self.reply(req, 403));
+                }
+                let Some(acct) = self.accounts.get(&from_user).cloned() else {
+                    return RegistrarOutcome::Respond(self.reply(req, 403));
+                };
+                let resp = self.finish_register(req, &from_user, &acct, now, Some(&mut sa));
+                if let Some(old) = self.sa_of_user.insert(from_user.clone(), opaque.clone()) {
+                    self.sas.remove(&old);
+                }
+                self.sas.insert(opaque, (from_user, sa));
                 RegistrarOutcome::Respond(resp)
             }
+            (None, None) => self.tls_dsk_challenge(req, ""),
         }
     }
 

@@ -159,7 +159,7 @@ impl SimServer {
     /// Strict checking of what a signed-in peer sends. Returns true when
     /// the message was refused (and answered, if it was a request).
     fn refuse_unsigned(&mut self, peer: Peer, m: &Message, rel: Reliability) -> bool {
-        if !self.strict || self.registrar.auth_mode() != super::AuthMode::Ntlm {
+        if !self.strict || !self.registrar.auth_mode().is_signed() {
             return false;
         }
         let Some(user) = self.signed_peers.get(&peer).cloned() else {
@@ -395,7 +395,7 @@ impl SimServer {
                     if req.method() == Some(&Method::Register) {
                         if gone {
                             self.signed_peers.remove(&peer);
-                        } else if self.registrar.auth_mode() == super::AuthMode::Ntlm {
+                        } else if self.registrar.auth_mode().is_signed() {
                             self.signed_peers.insert(peer, user.clone());
                         }
                     }
@@ -481,7 +481,7 @@ impl SimServer {
             RegistrarOutcome::Respond(_) => false,
         };
         // With NTLM every request after sign-in must be signed (MS-SIPAE).
-        if !signed && self.registrar.auth_mode() == super::AuthMode::Ntlm {
+        if !signed && self.registrar.auth_mode().is_signed() {
             if let Ok(r) = builder::response(m, 401, None, Some(&self.rng.tag())) {
                 return Some(Some((peer, r.to_bytes())));
             }

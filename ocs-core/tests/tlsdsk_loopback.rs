@@ -1,0 +1,192 @@
+//! TLS-DSK sign-in (MS-SIPAE 3.2.5) against the embedded server over
+//! loopback TCP: the TLS handshake in REGISTER challenges, the REGISTER
+//! signed with the derived keys, then signed traffic both ways. The user's
+//! certificate is its only credential (no password is configured).
+#![cfg(feature = "tokio")]
+
+mod common;
+use common::client::{registered, wait_for};
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocs_core::auth::tlsdsk::{TlsDskAuthenticator, TlsDskServer};
+use ocs_core::discovery::{Dialect, ServerConfig, Transport};
+use ocs_core::driver::sim::serve;
+use ocs_core::driver::{AuthenticatorFactory, Client, ClientConfig, ClientEvent};
+use ocs_core::endpoint::EndpointConfig;
+use ocs_core::presence::model::State;
+use ocs_core::register::{RegisterConfig, RegistrationEvent};
+use ocs_core::rng::Rng;
+use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The sim's targetname for contoso.com.
+const TARGET: &str = "ocs-sim.contoso.com";
+
+/// A CA standing in for the pool's (certificate provisioning issues user
+/// certificates from it), the pool's certificate, and user certificates.
+struct Ca {
+    key: rcgen::KeyPair,
+    params: rcgen::CertificateParams,
+    der: CertificateDer<'static>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).expect("ca").der().clone();
+        Ca { key, params, der }
+    }
+
+    fn roots(&self) -> rustls::RootCertStore {
+        let mut r = rustls::RootCertStore::empty();
+        r.add(self.der.clone()).expect("root");
+        r
+    }
+
+    /// A certificate for host names (`names`) or a user (`cn`).
+    fn issue(
+        &self,
+        names: &[&str],
+        cn: Option<&str>,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut p = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("params");
+        if let Some(cn) = cn {
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        let cert = p.signed_by(&key, &issuer).expect("cert");
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+        )
+    }
+}
+
+fn sim(ca: &Ca) -> SimServer {
+    let mut cfg = RegistrarConfig::ocs("contoso.com");
+    cfg.auth = AuthMode::TlsDsk;
+    cfg.use_401 = true;
+    let mut r = Registrar::new(cfg, Rng::from_seed(31), [4; 32]);
+    r.add_user("alice", "CONTOSO", "unused");
+    r.add_user("bob", "CONTOSO", "unused");
+    let (chain, key) = ca.issue(&[TARGET], None);
+    let config = TlsDskServer::config(chain, key, ca.roots()).expect("server config");
+    r.set_tls_dsk(
+        config,
+        Some("https://ocs-sim.contoso.com/CertProv/CertProvisioningService.svc".into()),
+    );
+    SimServer::new(r, Rng::from_seed(32))
+}
+
+/// alice's client over TCP with `chain`/`key` as her TLS-DSK credential.
+fn client(
+    port: u16,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    roots: rustls::RootCertStore,
+) -> Client {
+    let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
+    let mut cfg = ClientConfig::new(EndpointConfig::new(reg, None));
+    cfg.server = Some(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        transport: Transport::Tcp,
+    });
+    cfg.connect_timeout = Duration::from_secs(2);
+    let key = Arc::new(key);
+    cfg.authenticator = Some(AuthenticatorFactory(Arc::new(move || {
+        Box::new(
+            TlsDskAuthenticator::new(chain.clone(), key.clone_key(), roots.clone())
+                .expect("credential"),
+        )
+    })));
+    Client::start(cfg).expect("client starts")
+}
+
+#[tokio::test]
+async fn tls_dsk_signs_in_and_signs_both_ways() {
+    let ca = Ca::new();
+    let server = serve(sim(&ca), LOCALHOST, 0, None).await.expect("serve");
+    let (chain, key) = ca.issue(&[], Some("alice@contoso.com"));
+    let mut c = client(server.tcp.port(), chain, key, ca.roots());
+    let seen = wait_for(&mut c, "registration", registered).await;
+    let Some(ClientEvent::Registration(RegistrationEvent::Registered {
+        auth_scheme, gruu, ..
+    })) = seen.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(auth_scheme, "TLS-DSK");
+    assert!(gruu.is_some());
+
+    // A publication: the server checks our signature, we check its.
+    let h = c.handle();
+    let published = h
+        .set_status(State::Busy, Some("TLS-DSK"))
+        .await
+        .expect("accepted")
+        .outcome()
+        .await;
+    assert!(published.is_ok(), "{published:?}");
+    let (verified, violations) = server
+        .with(|s, _| (s.verified_signatures("SERVICE"), s.signature_violations()))
+        .await
+        .expect("server");
+    assert!(verified >= 1, "the server verified our SERVICE");
+    assert_eq!(violations, 0);
+    c.sign_out();
+    wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
+}
+
+/// The sign-in ended without a registration: failed, or the server's
+/// refusal handed back to the app (a certificate is the credential).
+fn refused(e: &ClientEvent) -> bool {
+    matches!(
+        e,
+        ClientEvent::Registration(
+            RegistrationEvent::Failed(_) | RegistrationEvent::CredentialsNeeded { .. }
+        ) | ClientEvent::Stopped
+    )
+}
+
+#[tokio::test]
+async fn a_certificate_of_another_user_or_ca_is_refused() {
+    let ca = Ca::new();
+    let server = serve(sim(&ca), LOCALHOST, 0, None).await.expect("serve");
+    // bob's certificate used to sign in as alice.
+    let (chain, key) = ca.issue(&[], Some("bob@contoso.com"));
+    let mut c = client(server.tcp.port(), chain, key, ca.roots());
+    let seen = wait_for(&mut c, "failure", refused).await;
+    assert!(!seen.iter().any(registered), "{seen:?}");
+
+    // A certificate from another CA: the handshake fails at the server.
+    let other = Ca::new();
+    let (chain, key) = other.issue(&[], Some("alice@contoso.com"));
+    let mut c = client(server.tcp.port(), chain, key, ca.roots());
+    let seen = wait_for(&mut c, "failure", refused).await;
+    assert!(!seen.iter().any(registered), "{seen:?}");
+
+    // The server's certificate from a CA the client does not trust.
+    let (chain, key) = ca.issue(&[], Some("alice@contoso.com"));
+    let mut c = client(server.tcp.port(), chain, key, other.roots());
+    let seen = wait_for(&mut c, "failure", refused).await;
+    assert!(!seen.iter().any(registered), "{seen:?}");
+    let failed = seen.iter().find_map(|e| match e {
+        ClientEvent::Registration(RegistrationEvent::Failed(err)) => Some(err.to_string()),
+        _ => None,
+    });
+    assert!(
+        failed.as_deref().is_some_and(|f| f.contains("TLS-DSK")),
+        "{failed:?}"
+    );
+}
