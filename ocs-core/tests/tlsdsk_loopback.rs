@@ -6,6 +6,7 @@
 
 mod common;
 use common::client::{registered, wait_for};
+use common::pki::Ca;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -25,52 +26,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The sim's targetname for contoso.com.
 const TARGET: &str = "ocs-sim.contoso.com";
-
-/// A CA standing in for the pool's (certificate provisioning issues user
-/// certificates from it), the pool's certificate, and user certificates.
-struct Ca {
-    key: rcgen::KeyPair,
-    params: rcgen::CertificateParams,
-    der: CertificateDer<'static>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let der = params.self_signed(&key).expect("ca").der().clone();
-        Ca { key, params, der }
-    }
-
-    fn roots(&self) -> rustls::RootCertStore {
-        let mut r = rustls::RootCertStore::empty();
-        r.add(self.der.clone()).expect("root");
-        r
-    }
-
-    /// A certificate for host names (`names`) or a user (`cn`).
-    fn issue(
-        &self,
-        names: &[&str],
-        cn: Option<&str>,
-    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut p = rcgen::CertificateParams::new(
-            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        if let Some(cn) = cn {
-            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        }
-        let cert = p.signed_by(&key, &issuer).expect("cert");
-        (
-            vec![cert.der().clone()],
-            PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
-        )
-    }
-}
 
 fn sim(ca: &Ca) -> SimServer {
     let mut cfg = RegistrarConfig::ocs("contoso.com");

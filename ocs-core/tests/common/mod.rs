@@ -12,5 +12,4 @@ pub mod kamailio;
 #[cfg(feature = "tokio")]
 pub mod lossy;
 pub mod pair;
-#[cfg(feature = "tokio")]
 pub mod pki;

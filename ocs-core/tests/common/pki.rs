@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
 /// A CA certificate (to trust) and a rustls server configuration whose
 /// certificate the CA signed.
 pub struct Pki {
@@ -35,5 +37,59 @@ pub fn make_pki(name: &str) -> Pki {
     Pki {
         ca_der: ca.der().clone(),
         server: Arc::new(server),
+    }
+}
+
+/// A CA standing in for the pool's (certificate provisioning issues user
+/// certificates from it), the pool's certificate, and user certificates.
+pub struct Ca {
+    key: rcgen::KeyPair,
+    params: rcgen::CertificateParams,
+    der: CertificateDer<'static>,
+}
+
+impl Default for Ca {
+    fn default() -> Ca {
+        Ca::new()
+    }
+}
+
+impl Ca {
+    /// A fresh CA.
+    pub fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).expect("ca").der().clone();
+        Ca { key, params, der }
+    }
+
+    /// A root store holding this CA.
+    pub fn roots(&self) -> rustls::RootCertStore {
+        let mut r = rustls::RootCertStore::empty();
+        r.add(self.der.clone()).expect("root");
+        r
+    }
+
+    /// A certificate for host names (`names`) or a user (`cn`).
+    pub fn issue(
+        &self,
+        names: &[&str],
+        cn: Option<&str>,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut p = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("params");
+        if let Some(cn) = cn {
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        let cert = p.signed_by(&key, &issuer).expect("cert");
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+        )
     }
 }
