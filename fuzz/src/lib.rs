@@ -450,7 +450,8 @@ pub fn check_oauth_token(data: &[u8]) {
         Ok(t) => {
             assert!(!t.access_token.is_empty());
             assert!(t.authorization().starts_with("Bearer "));
-            if t.access_token.len() > 8 {
+            // (Unless the token also sits in a field Debug shows.)
+            if t.access_token.len() > 8 && !t.token_type.contains(&t.access_token) {
                 assert!(!format!("{t:?}").contains(&t.access_token));
             }
         }

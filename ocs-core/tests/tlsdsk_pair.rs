@@ -23,6 +23,12 @@ fn t0() -> Instant {
     Instant::now()
 }
 
+#[allow(clippy::disallowed_methods)]
+fn wall() -> SystemTime {
+    // The certificates' validity is checked against the real clock.
+    SystemTime::now()
+}
+
 fn peer() -> SocketAddr {
     "192.0.2.10:40000".parse().expect("addr")
 }
@@ -38,6 +44,12 @@ struct World {
 
 impl World {
     fn new(ca: &Ca) -> World {
+        World::with_certificate(ca, None)
+    }
+
+    /// alice's certificate lapses at `not_after` (the wall clock is the
+    /// real one, as the certificate checks use it).
+    fn with_certificate(ca: &Ca, not_after: Option<SystemTime>) -> World {
         let now = t0();
         let mut cfg = RegistrarConfig::ocs("contoso.com");
         cfg.auth = AuthMode::TlsDsk;
@@ -50,14 +62,8 @@ impl World {
         );
         let server = SimServer::new(r, Rng::from_seed(2));
         let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "c8ca638a15");
-        let mut client = Endpoint::new(
-            EndpointConfig::new(reg, None),
-            3,
-            [9; 32],
-            now,
-            SystemTime::UNIX_EPOCH,
-        );
-        let (chain, key) = ca.issue(&[], Some("alice@contoso.com"));
+        let mut client = Endpoint::new(EndpointConfig::new(reg, None), 3, [9; 32], now, wall());
+        let (chain, key) = ca.issue_until(&[], Some("alice@contoso.com"), not_after);
         client.set_authenticator(Box::new(
             TlsDskAuthenticator::new(chain, key, ca.roots()).expect("credential"),
         ));
@@ -104,6 +110,40 @@ impl World {
             }
         }
         panic!("no quiescence");
+    }
+
+    /// Runs the simulated clock forward by `d`, firing timers in order.
+    fn run_for(&mut self, d: std::time::Duration) {
+        let until = self.now + d;
+        self.flush();
+        loop {
+            let next = [self.client.poll_timeout(), self.server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at <= until => {
+                    self.now = at.max(self.now);
+                    self.client.handle_timeout(self.now);
+                    self.server.handle_timeout(self.now);
+                    self.flush();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
+    /// REGISTERs sent without credentials (each starts a handshake).
+    fn fresh_handshakes(&self) -> usize {
+        self.sent
+            .iter()
+            .filter(|m| {
+                m.starts_with("REGISTER ")
+                    && !m.contains("\r\nAuthorization:")
+                    && !m.contains("\r\nProxy-Authorization:")
+            })
+            .count()
     }
 
     fn registered(&self) -> bool {
@@ -206,4 +246,41 @@ fn a_forged_server_signature_is_refused() {
         "{:?}",
         w.events
     );
+}
+
+#[test]
+fn the_association_ends_before_the_certificate_does() {
+    use std::time::Duration;
+    let ca = Ca::new();
+    // A certificate good for one more hour: authenticate again at 55 min,
+    // not after the usual 8 hours.
+    let mut w = World::with_certificate(&ca, Some(wall() + Duration::from_secs(3600)));
+    w.client.register(w.now).expect("register");
+    w.flush();
+    assert!(w.registered());
+    assert_eq!(w.fresh_handshakes(), 1);
+    w.run_for(Duration::from_secs(53 * 60));
+    assert_eq!(w.fresh_handshakes(), 1, "authenticated again too early");
+    w.run_for(Duration::from_secs(3 * 60));
+    assert_eq!(
+        w.fresh_handshakes(),
+        2,
+        "not authenticated again before the certificate lapses"
+    );
+    assert!(
+        w.client.registration().is_registered(),
+        "{:?}",
+        w.events.last()
+    );
+    // Inside the margin the next one waits for the certificate's end.
+    w.run_for(Duration::from_secs(3 * 60));
+    assert_eq!(w.fresh_handshakes(), 2, "authenticated again without need");
+
+    // A long-lived certificate keeps the usual lifetime (8 h less 5 min).
+    let mut w = World::new(&ca);
+    w.client.register(w.now).expect("register");
+    w.run_for(Duration::from_secs(7 * 3600 + 50 * 60));
+    assert_eq!(w.fresh_handshakes(), 1);
+    w.run_for(Duration::from_secs(10 * 60));
+    assert_eq!(w.fresh_handshakes(), 2);
 }

@@ -34,6 +34,14 @@ pub trait MechanismContext: Send {
         false
     }
 
+    /// When the credential behind this context lapses (a TLS-DSK
+    /// certificate's notAfter; a Kerberos ticket's end). The registration
+    /// authenticates again before then, 5 minutes early, or after the
+    /// usual association lifetime if that comes first (MS-SIPAE 3.2.2).
+    fn valid_until(&self) -> Option<std::time::SystemTime> {
+        None
+    }
+
     /// Signs an MS-SIPAE signature buffer (outgoing message).
     fn sign(&mut self, buffer: &[u8]) -> Result<Vec<u8>, String>;
 

@@ -232,6 +232,15 @@ impl SecurityAssociation {
         }
     }
 
+    /// When the credential behind a host mechanism's association lapses
+    /// ([`MechanismContext::valid_until`]); `None` for NTLM.
+    pub fn valid_until(&self) -> Option<std::time::SystemTime> {
+        match &self.signer {
+            Signer::Ntlm(_) => None,
+            Signer::External(ctx) => ctx.valid_until(),
+        }
+    }
+
     /// The scheme (`NTLM`, `Kerberos`, ...).
     pub fn scheme(&self) -> &str {
         self.scheme.as_str()

@@ -163,6 +163,14 @@ fn exchange<D>(
     Ok(out)
 }
 
+/// A certificate's notAfter.
+fn not_after(cert: &CertificateDer<'_>) -> Option<std::time::SystemTime> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let secs = c.validity().not_after.timestamp();
+    let secs = u64::try_from(secs).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -172,6 +180,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// server's certificate is checked against. `Debug` shows no key.
 pub struct TlsDskAuthenticator {
     config: Arc<rustls::ClientConfig>,
+    not_after: Option<std::time::SystemTime>,
 }
 
 impl std::fmt::Debug for TlsDskAuthenticator {
@@ -188,15 +197,26 @@ impl TlsDskAuthenticator {
         key: PrivateKeyDer<'static>,
         roots: rustls::RootCertStore,
     ) -> Result<TlsDskAuthenticator, String> {
-        let config = rustls::ClientConfig::builder_with_provider(provider())
+        let not_after = chain.first().and_then(|c| not_after(c));
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS12])
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)
             .map_err(|e| format!("TLS-DSK certificate: {e}"))?;
+        // Every association is a full handshake (MS-SIPAE 4.4's four
+        // flights): a resumed one would skip the client certificate and
+        // change the number of legs.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsDskAuthenticator {
             config: Arc::new(config),
+            not_after,
         })
+    }
+
+    /// When the certificate lapses (its notAfter), as read from it.
+    pub fn not_after(&self) -> Option<std::time::SystemTime> {
+        self.not_after
     }
 }
 
@@ -210,7 +230,11 @@ impl Authenticator for TlsDskAuthenticator {
             .map_err(|e| format!("targetname {targetname:?}: {e}"))?;
         let conn = rustls::ClientConnection::new(self.config.clone(), name)
             .map_err(|e| format!("TLS-DSK: {e}"))?;
-        Ok(Box::new(TlsDskClient { conn, keys: None }))
+        Ok(Box::new(TlsDskClient {
+            conn,
+            keys: None,
+            not_after: self.not_after,
+        }))
     }
 }
 
@@ -218,6 +242,7 @@ impl Authenticator for TlsDskAuthenticator {
 struct TlsDskClient {
     conn: rustls::ClientConnection,
     keys: Option<TlsDskKeys>,
+    not_after: Option<std::time::SystemTime>,
 }
 
 impl MechanismContext for TlsDskClient {
@@ -234,6 +259,10 @@ impl MechanismContext for TlsDskClient {
 
     fn is_complete(&self) -> bool {
         self.keys.is_some()
+    }
+
+    fn valid_until(&self) -> Option<std::time::SystemTime> {
+        self.not_after
     }
 
     fn sign(&mut self, buffer: &[u8]) -> Result<Vec<u8>, String> {
@@ -283,12 +312,14 @@ impl TlsDskServer {
         )
         .build()
         .map_err(|e| e.to_string())?;
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS12])
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .map_err(|e| e.to_string())?;
+        // No resumption: each association proves the client certificate.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))
     }
 
@@ -458,6 +489,24 @@ mod tests {
         // Two handshakes, two different key sets.
         let (mut c2, _, _) = handshake(&p, "pool.contoso.com");
         assert_ne!(c2.sign(buf).expect("sign"), sig);
+        // The same credential again: a full handshake, never a resumed
+        // one (which would skip the certificate and a leg).
+        let mut auth = TlsDskAuthenticator::new(
+            p.client_chain.clone(),
+            p.client_key.clone_key(),
+            p.roots.clone(),
+        )
+        .expect("credential");
+        for _ in 0..2 {
+            let mut client = auth.start("pool.contoso.com").expect("start");
+            let mut server = TlsDskServer::new(p.server.clone()).expect("server");
+            let s1 = server.step(&client.step(None).expect("hello")).expect("s1");
+            let c2 = client.step(Some(&s1)).expect("c2");
+            assert!(!client.is_complete(), "resumed");
+            let s2 = server.step(&c2).expect("s2");
+            assert!(client.step(Some(&s2)).expect("done").is_empty());
+            assert!(client.is_complete());
+        }
     }
 
     #[test]

@@ -5,6 +5,12 @@
 use super::*;
 use crate::error::Misbehavior;
 
+/// How long before a credential lapses the registration authenticates
+/// again (MS-SIPAE 3.2.2: 5 minutes or more).
+const CREDENTIAL_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// The shortest time between two authentications for a lapsing credential.
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(60);
+
 impl Registration {
     pub(super) fn on_success(&mut self, resp: &Message, now: Instant) {
         if matches!(self.auth, AuthState::External { .. }) {
@@ -110,9 +116,25 @@ impl Registration {
         let margin = self.cfg.refresh_margin.min(life / 2);
         self.refresh_at = Some(now + life - margin);
         if let (Some(since), None) = (self.sa_since, self.reauth_at)
-            && self.sa.is_some()
+            && let Some(sa) = &self.sa
         {
-            self.reauth_at = Some(since + self.cfg.sa_lifetime);
+            let mut at = since + self.cfg.sa_lifetime;
+            // A certificate (TLS-DSK) that lapses sooner: authenticate
+            // again 5 minutes before it does (MS-SIPAE 3.2.2).
+            // Within the margin already: at its end (a new handshake with
+            // the same certificate gains nothing; the app must supply a new
+            // one). Never sooner than a minute, so a certificate about to
+            // lapse cannot make the client authenticate without pause.
+            if let Some(until) = sa.valid_until() {
+                let left = until.duration_since(self.wall_now(now)).unwrap_or_default();
+                let before = if left > CREDENTIAL_MARGIN {
+                    left - CREDENTIAL_MARGIN
+                } else {
+                    left
+                };
+                at = at.min(now + before.max(MIN_REAUTH_INTERVAL));
+            }
+            self.reauth_at = Some(at);
         }
         self.state = RegState::Registered;
         self.registered_once = true;

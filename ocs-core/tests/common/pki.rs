@@ -77,6 +77,16 @@ impl Ca {
         names: &[&str],
         cn: Option<&str>,
     ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        self.issue_until(names, cn, None)
+    }
+
+    /// [`Ca::issue`], valid until `not_after` when given.
+    pub fn issue_until(
+        &self,
+        names: &[&str],
+        cn: Option<&str>,
+        not_after: Option<std::time::SystemTime>,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
         let key = rcgen::KeyPair::generate().expect("key");
         let mut p = rcgen::CertificateParams::new(
@@ -85,6 +95,9 @@ impl Ca {
         .expect("params");
         if let Some(cn) = cn {
             p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        if let Some(t) = not_after {
+            p.not_after = t.into();
         }
         let cert = p.signed_by(&key, &issuer).expect("cert");
         (
