@@ -1258,3 +1258,59 @@ fn autodiscover_finds_the_embedded_server_with_a_token() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn tls_dsk_sign_in_with_a_certificate_from_the_embedded_server() {
+    let mut server = ocs()
+        .args([
+            "sim-server",
+            "--port",
+            "0",
+            "--for",
+            "30",
+            "--auth",
+            "tls-dsk",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sim-server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    let tcp = v["tcp"].as_str().expect("tcp").to_owned();
+    let ca = v["ca"].as_str().expect("ca").to_owned();
+    let dir = std::path::PathBuf::from(v["cert_dir"].as_str().expect("cert_dir"));
+    let register = |cert: &str| {
+        ocs()
+            .args(["register", "--user", "sip:alice@contoso.com"])
+            .args(["--server", &tcp, "--transport", "tcp", "--for", "1"])
+            .args(["--ca", &ca])
+            .arg("--cert")
+            .arg(dir.join(format!("{cert}.pem")))
+            .arg("--key")
+            .arg(dir.join(format!("{cert}.key")))
+            // No password anywhere: the certificate is the credential.
+            .env_remove("OCS_PASSWORD")
+            .output()
+            .expect("runs")
+    };
+    let out = register("alice");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let registered: serde_json::Value = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .find(|e| e["event"] == "registered")
+        .expect("registered");
+    assert_eq!(registered["auth"], "TLS-DSK");
+    // bob's certificate does not sign alice in.
+    let out = register("bob");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&ca);
+}

@@ -178,6 +178,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A user's TLS-DSK credential: the certificate certificate provisioning
 /// issued (with its chain), its private key, and the trust anchors the
 /// server's certificate is checked against. `Debug` shows no key.
+#[derive(Clone)]
 pub struct TlsDskAuthenticator {
     config: Arc<rustls::ClientConfig>,
     not_after: Option<std::time::SystemTime>,
@@ -212,6 +213,25 @@ impl TlsDskAuthenticator {
             config: Arc::new(config),
             not_after,
         })
+    }
+
+    /// [`TlsDskAuthenticator::new`] from PEM files: the certificate chain
+    /// (leaf first) and its private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        roots: rustls::RootCertStore,
+    ) -> Result<TlsDskAuthenticator, String> {
+        use rustls::pki_types::pem::PemObject;
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!("{}: no certificate", cert.display()));
+        }
+        let key =
+            PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        TlsDskAuthenticator::new(chain, key, roots)
     }
 
     /// When the certificate lapses (its notAfter), as read from it.

@@ -54,6 +54,15 @@ impl TlsSettings {
                 .with_custom_certificate_verifier(Arc::new(danger::AcceptAny(provider)))
                 .with_no_client_auth());
         }
+        Ok(builder
+            .with_root_certificates(self.root_store()?)
+            .with_no_client_auth())
+    }
+
+    /// The trust anchors these settings name: the platform's (unless
+    /// `no_platform_roots`) and the extra ones. TLS-DSK checks the
+    /// server's certificate against them too.
+    pub fn root_store(&self) -> io::Result<rustls::RootCertStore> {
         let mut roots = rustls::RootCertStore::empty();
         if !self.no_platform_roots {
             for c in native_roots() {
@@ -65,7 +74,7 @@ impl TlsSettings {
                 .add(c.clone())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         }
-        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+        Ok(roots)
     }
 }
 

@@ -95,6 +95,23 @@ pub struct SimPki {
     pub ca_der: rustls::pki_types::CertificateDer<'static>,
     /// A server configuration whose certificate names the given hosts.
     pub server: Arc<rustls::ServerConfig>,
+    ca_key: rcgen::KeyPair,
+    ca_params: rcgen::CertificateParams,
+}
+
+/// A certificate and its private key, PEM.
+#[derive(Clone)]
+pub struct IssuedCertificate {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCertificate").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for SimPki {
@@ -135,7 +152,48 @@ impl SimPki {
             ca_pem: ca.pem(),
             ca_der: ca.der().clone(),
             server: Arc::new(server),
+            ca_key,
+            ca_params,
         })
+    }
+
+    /// A certificate from this CA: for host `names`, or for a user (the
+    /// subject CN `user@domain`, as certificate provisioning issues).
+    pub fn issue(&self, names: &[String], cn: Option<&str>) -> io::Result<IssuedCertificate> {
+        let err = |e: rcgen::Error| io::Error::other(e.to_string());
+        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
+        let key = rcgen::KeyPair::generate().map_err(err)?;
+        let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(err)?;
+        if let Some(cn) = cn {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
+        let cert = params.signed_by(&key, &issuer).map_err(err)?;
+        Ok(IssuedCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// The TLS-DSK server configuration of a registrar whose targetname
+    /// is `targetname`: a certificate for it from this CA, and client
+    /// certificates checked against this CA
+    /// ([`crate::sim::Registrar::set_tls_dsk`]).
+    pub fn tls_dsk_config(&self, targetname: &str) -> io::Result<Arc<rustls::ServerConfig>> {
+        use rustls::pki_types::pem::PemObject;
+        let issued = self.issue(&[targetname.to_owned()], None)?;
+        let chain = vec![
+            rustls::pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes())
+                .map_err(|e| io::Error::other(e.to_string()))?,
+        ];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(self.ca_der.clone())
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        crate::auth::tlsdsk::TlsDskServer::config(chain, key, roots).map_err(io::Error::other)
     }
 }
 

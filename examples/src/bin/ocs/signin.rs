@@ -61,6 +61,14 @@ pub(crate) struct SignIn {
     /// Extra trusted CA certificate (PEM), e.g. an enterprise CA.
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// Sign in with TLS-DSK (Lync, Skype for Business) using this
+    /// certificate (PEM, leaf first) and --key: the server's TLS-DSK
+    /// certificate is checked against the platform's roots and --ca.
+    #[arg(long, value_name = "FILE.pem", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE.key", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Client policy as a .reg file (repeatable; later files override
     /// earlier ones for the same key). DisableIM, ServerAddressInternal,
     /// Transport, ConfigurationMode, CustomStateURL and
@@ -152,6 +160,18 @@ impl SignIn {
         }
         if let Some(dir) = &self.address_book {
             cfg.address_book = Some(ocs_core::driver::AddressBookConfig::new(dir));
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            let roots = cfg
+                .tls
+                .root_store()
+                .map_err(|e| CliError::Usage(format!("trust anchors: {e}")))?;
+            let auth =
+                ocs_core::auth::tlsdsk::TlsDskAuthenticator::from_pem_files(cert, key, roots)
+                    .map_err(|e| CliError::Usage(format!("--cert/--key: {e}")))?;
+            cfg.authenticator = Some(ocs_core::driver::AuthenticatorFactory(std::sync::Arc::new(
+                move || Box::new(auth.clone()),
+            )));
         }
         if let Some(url) = &self.autodiscover {
             cfg.autodiscover = Some(ocs_core::driver::AutodiscoverSettings {

@@ -16,6 +16,9 @@ pub(crate) enum AuthArg {
     Ntlm,
     /// Digest, as a standard registrar.
     Digest,
+    /// TLS-DSK with MS-SIPAE signing, as Lync and Skype for Business: the
+    /// user's certificate is the credential (see --cert-dir).
+    TlsDsk,
 }
 
 /// Options of `ocs sim-server`.
@@ -67,6 +70,12 @@ pub(crate) struct SimArgs {
     /// No TLS listener (it takes --port + 1; the web services --port + 2).
     #[arg(long)]
     no_tls: bool,
+    /// With --auth tls-dsk: where to write each --account's certificate
+    /// and key (NAME.pem, NAME.key), issued by the server's CA. This
+    /// stands in for certificate provisioning, which the server does not
+    /// serve yet. Default: ocs-sim-certs-PID in the temp folder.
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<std::path::PathBuf>,
 }
 
 /// Transports a redirect can name.
@@ -83,7 +92,9 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
     cfg.auth = match a.auth {
         AuthArg::Ntlm => AuthMode::Ntlm,
         AuthArg::Digest => AuthMode::Digest,
+        AuthArg::TlsDsk => AuthMode::TlsDsk,
     };
+    let targetname = cfg.targetname.clone();
     if let Some(to) = &a.redirect_to {
         ocs_core::discovery::parse_host_port(to)
             .map_err(|e| CliError::Usage(format!("--redirect-to {e}")))?;
@@ -112,21 +123,45 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
     }
     let server = SimServer::new(reg, Rng::from_seed(u64::from(std::process::id()) ^ 0xabc));
     // TLS with a CA of its own, written where a client can trust it.
-    let (tls, ca_path) = if a.no_tls {
-        (None, None)
-    } else {
-        let pki = ocs_core::driver::sim::SimPki::generate(&[
-            a.listen.to_string(),
-            "localhost".to_owned(),
-        ])
-        .map_err(|e| CliError::Usage(format!("making the TLS certificate: {e}")))?;
-        let path = a.ca_out.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("ocs-sim-ca-{}.pem", std::process::id()))
+    let pki =
+        ocs_core::driver::sim::SimPki::generate(&[a.listen.to_string(), "localhost".to_owned()])
+            .map_err(|e| CliError::Usage(format!("making the TLS certificate: {e}")))?;
+    let ca_path = a.ca_out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ocs-sim-ca-{}.pem", std::process::id()))
+    });
+    std::fs::write(&ca_path, &pki.ca_pem)
+        .map_err(|e| CliError::Usage(format!("writing {}: {e}", ca_path.display())))?;
+    let mut server = server;
+    let mut cert_dir = None;
+    if matches!(a.auth, AuthArg::TlsDsk) {
+        let config = pki
+            .tls_dsk_config(&targetname)
+            .map_err(|e| CliError::Usage(format!("TLS-DSK certificate: {e}")))?;
+        server.registrar_mut().set_tls_dsk(config, None);
+        let dir = a.cert_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("ocs-sim-certs-{}", std::process::id()))
         });
-        std::fs::write(&path, &pki.ca_pem)
-            .map_err(|e| CliError::Usage(format!("writing {}: {e}", path.display())))?;
-        (Some(pki.server), Some(path))
-    };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
+        for acct in &a.accounts {
+            let name = acct.split(':').next().unwrap_or(acct);
+            let issued = pki
+                .issue(&[], Some(&format!("{name}@{}", a.domain)))
+                .map_err(|e| CliError::Usage(format!("certificate for {name}: {e}")))?;
+            let write = |ext: &str, text: &str| {
+                let p = dir.join(format!("{name}.{ext}"));
+                std::fs::write(&p, text)
+                    .map_err(|e| CliError::Usage(format!("writing {}: {e}", p.display())))
+            };
+            write("pem", &issued.cert_pem)?;
+            write("key", &issued.key_pem)?;
+        }
+        cert_dir = Some(dir);
+    }
+    // The CA file is written either way: TLS-DSK checks the server's
+    // certificate against it too.
+    let tls = (!a.no_tls).then(|| pki.server.clone());
+    let ca_path = Some(ca_path);
     let h = serve(server, a.listen, a.port, tls)
         .await
         .map_err(|e| CliError::Usage(format!("listen on {}:{}: {e}", a.listen, a.port)))?;
@@ -136,6 +171,7 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
         "tcp": h.tcp.to_string(),
         "tls": h.tls.map(|t| t.to_string()),
         "ca": ca_path.as_ref().map(|p| p.display().to_string()),
+        "cert_dir": cert_dir.as_ref().map(|p| p.display().to_string()),
         "http": h.http.to_string(),
         "autodiscover": format!("http://{}/autodiscover/autodiscoverservice.svc/root", h.http),
         "domain": a.domain,
