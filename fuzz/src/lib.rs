@@ -450,10 +450,11 @@ pub fn check_oauth_token(data: &[u8]) {
         Ok(t) => {
             assert!(!t.access_token.is_empty());
             assert!(t.authorization().starts_with("Bearer "));
-            // (Unless the token also sits in a field Debug shows.)
-            if t.access_token.len() > 8 && !t.token_type.contains(&t.access_token) {
-                assert!(!format!("{t:?}").contains(&t.access_token));
-            }
+            // Debug does not depend on what the token says (only on its
+            // length): a token of the same length prints the same.
+            let mut other = t.clone();
+            other.access_token = "x".repeat(t.access_token.len());
+            assert_eq!(format!("{t:?}"), format!("{other:?}"));
         }
         Err(e) => assert!(e.offset <= data.len().max(ocs_core::oauth::MAX_TOKEN_BYTES)),
     }
