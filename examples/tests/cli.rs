@@ -702,6 +702,9 @@ fn diag_prints_the_snapshot_as_json_and_as_a_table() {
     assert_eq!(v["server"]["transport"], "TCP");
     assert_eq!(v["server"]["found_by"], "manual configuration");
     assert_eq!(v["auth"]["scheme"], "NTLM");
+    // Why NTLM: what the server offered and the rule that picked it.
+    let why = v["auth"]["why"].as_str().expect("why");
+    assert!(why.starts_with("NTLM (offered: NTLM, Kerberos)"), "{why}");
     assert_eq!(v["registration"]["state"], "registered");
     assert!(v["registration"]["gruu"].is_string());
     assert_eq!(v["provisioning"], "received");

@@ -125,6 +125,10 @@ pub struct RegistrationInfo {
     pub auth_scheme: Option<String>,
     /// The MS-SIPAE protocol version (0 without NTLM/Kerberos).
     pub auth_version: Option<u32>,
+    /// Which scheme answered the server's challenge, what it offered, and
+    /// why (Lync's order: TLS-DSK or Kerberos with a host credential, then
+    /// NTLM, then Digest).
+    pub auth_choice: Option<String>,
 }
 
 /// The address book (GAL) download.
@@ -404,6 +408,7 @@ impl Snapshot {
             let mut a = Obj::new(o.key("auth"));
             a.opt_str("scheme", r.auth_scheme.as_deref());
             a.opt_num("version", r.auth_version.map(u64::from));
+            a.opt_str("why", r.auth_choice.as_deref());
             a.end();
         }
         {
@@ -487,6 +492,9 @@ impl Snapshot {
                 _ => "-".into(),
             },
         );
+        if let Some(why) = &r.auth_choice {
+            row("Auth chosen", why.clone());
+        }
         row("Registration", r.state.clone());
         row("GRUU", or_dash(r.gruu.as_deref()));
         row(
@@ -600,6 +608,10 @@ mod tests {
                 remote_user: true,
                 auth_scheme: Some("NTLM".into()),
                 auth_version: Some(3),
+                auth_choice: Some(
+                    "NTLM (offered: NTLM, Kerberos): the first offered scheme with a password"
+                        .into(),
+                ),
             },
             provisioning: "received".into(),
             address_book: AddressBookInfo::from_provisioning(Some(&prov), true),
@@ -633,6 +645,11 @@ mod tests {
         assert_eq!(j["server"]["found_by"], "manual");
         assert_eq!(j["auth"]["scheme"], "NTLM");
         assert_eq!(j["auth"]["version"], 3);
+        assert!(
+            j["auth"]["why"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("NTLM (offered: NTLM, Kerberos)"))
+        );
         assert_eq!(j["registration"]["keep_alive"], 300);
         assert_eq!(j["security"]["refused_unsigned"], 2);
         assert_eq!(j["security"]["last_refused"], "unsigned NOTIFY dropped");

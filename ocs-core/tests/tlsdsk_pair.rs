@@ -223,6 +223,11 @@ fn the_register_exchange_follows_ms_sipae_4_4() {
         unreachable!()
     };
     assert_eq!(auth_scheme, "TLS-DSK");
+    let why = w.client.registration().auth_choice().expect("a choice");
+    assert!(
+        why.starts_with("TLS-DSK (offered: TLS-DSK): the host's credential"),
+        "{why}"
+    );
 }
 
 #[test]

@@ -134,6 +134,7 @@ impl DiagState {
                 remote_user: reg.is_remote_user(),
                 auth_scheme,
                 auth_version,
+                auth_choice: reg.auth_choice().map(str::to_owned),
             },
             provisioning,
             address_book: AddressBookInfo::from_provisioning(prov.last(), reg.is_remote_user()),

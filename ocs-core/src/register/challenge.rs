@@ -137,20 +137,54 @@ impl Registration {
             self.sa = None;
             self.auth = AuthState::None;
         }
-        if let Some(scheme) = self.authenticator.as_ref().map(|a| a.scheme().to_owned())
+        let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+        let host = self.authenticator.as_ref().map(|a| a.scheme().to_owned());
+        // Lync's order: the host's mechanism (TLS-DSK with a certificate,
+        // Kerberos with a ticket) when offered, then NTLM, then Digest.
+        // Recorded from the challenge that starts a handshake; the later
+        // ones of the same handshake offer only the scheme under way.
+        let why = |c: &AuthHeader, reason: String| {
+            let fresh = c.get("gssapi-data").is_none_or(str::is_empty);
+            fresh.then(|| {
+                format!(
+                    "{} (offered: {}): {reason}",
+                    c.scheme.as_str(),
+                    offered.join(", ")
+                )
+            })
+        };
+        if let Some(scheme) = &host
             && let Some(c) = challenges
                 .iter()
-                .find(|c| c.scheme.as_str().eq_ignore_ascii_case(&scheme))
+                .find(|c| c.scheme.as_str().eq_ignore_ascii_case(scheme))
         {
+            if let Some(w) = why(
+                c,
+                "the host's credential for it is configured, and it comes first".into(),
+            ) {
+                self.auth_choice = Some(w);
+            }
             return self.on_external_challenge(c, header, now);
         }
+        let without_host = match &host {
+            Some(s) => format!("; the configured {s} credential is not offered"),
+            None => String::new(),
+        };
         if let Some(c) = ntlm {
+            if let Some(w) = why(
+                c,
+                format!("the first offered scheme with a password{without_host}"),
+            ) {
+                self.auth_choice = Some(w);
+            }
             return self.on_ntlm_challenge(c, header, now);
         }
         if let Some(c) = digest {
+            if let Some(w) = why(c, format!("the only offered scheme we speak{without_host}")) {
+                self.auth_choice = Some(w);
+            }
             return self.on_digest_challenge(c, header, now);
         }
-        let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
         self.fail(Error::auth(
             AuthFailure::NoUsableScheme,
             format!(

@@ -327,6 +327,8 @@ pub struct Registration {
     challenges: u32,
     /// Where the redirects since the last success sent us.
     redirects: Vec<String>,
+    /// Which scheme the last challenge was answered with, and why.
+    auth_choice: Option<String>,
 }
 
 /// How many challenges in a row a handshake may take before the
@@ -396,6 +398,7 @@ impl Registration {
             request_digest: None,
             challenges: 0,
             redirects: Vec::new(),
+            auth_choice: None,
         }
     }
 
@@ -441,6 +444,12 @@ impl Registration {
     /// The security association, once NTLM authentication succeeded.
     pub fn security(&self) -> Option<&SecurityAssociation> {
         self.sa.as_ref()
+    }
+
+    /// Which scheme the last challenge was answered with, what the server
+    /// offered, and why (`TLS-DSK (offered: TLS-DSK, NTLM): ...`).
+    pub fn auth_choice(&self) -> Option<&str> {
+        self.auth_choice.as_deref()
     }
 
     /// The configuration.
