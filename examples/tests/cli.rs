@@ -874,9 +874,9 @@ fn track_run_records_presence_and_report_sums_each_day() {
         .expect("tracker");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let bob = ocs()
-        // Held 3 s: on a loaded CI machine the tracker once took in
-        // bob's busy and his sign-out in the same millisecond when he
-        // held it 1 s, so busy counted 0 s.
+        // On a loaded machine bob's online and busy reach the tracker in
+        // the same millisecond; the tracker used to drop the second of
+        // them (the store's one-per-millisecond key), so busy counted 0 s.
         .args(["status", "set", "busy", "--note", "tracked", "--for", "3"])
         .args(sign_in("bob"))
         .env("OCS_PASSWORD", "bobpw")
@@ -932,7 +932,7 @@ fn track_run_records_presence_and_report_sums_each_day() {
         .expect("a row for bob");
     assert!(
         bob_today["seconds"]["busy"].as_f64().unwrap_or(0.0) > 0.0,
-        "{bob_today}"
+        "{bob_today} {lines:?}"
     );
     // Every second of the day is accounted for: states, unknown, gaps.
     let total: f64 = bob_today["seconds"]
