@@ -26,7 +26,7 @@ fn run(cmd: &mut Command) -> (i32, String, String, Duration) {
     )
 }
 
-/// The lines that start the numbered steps 1–9, in order of appearance.
+/// The lines that start the numbered steps 1–10, in order of appearance.
 fn step_lines(stdout: &str) -> Vec<&str> {
     let mut next = 1;
     let mut found = Vec::new();
@@ -46,14 +46,14 @@ fn assert_contains(stdout: &str, wants: &[&str]) {
 }
 
 #[test]
-fn quickstart_runs_all_nine_steps_within_5_s() {
+fn quickstart_runs_all_ten_steps_within_5_s() {
     let (code, stdout, stderr, took) = run(&mut quickstart());
     assert_eq!(code, 0, "{stdout}{stderr}");
     let steps = step_lines(&stdout);
     assert_eq!(
         steps.len(),
-        9,
-        "steps 1-9 in order, got {steps:?} in\n{stdout}"
+        10,
+        "steps 1-10 in order, got {steps:?} in\n{stdout}"
     );
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.starts_with("Done"), "last line {last:?}");
@@ -90,6 +90,11 @@ fn quickstart_runs_all_nine_steps_within_5_s() {
             // 9.
             "alice: signed out",
             "bob: signed out",
+            // 10: the Lync way, on a second embedded server.
+            "pool: autodiscover at http://127.0.0.1:",
+            "over TLS (found by autodiscover)",
+            "alice: signed in with TLS-DSK (MS-SIPAE version 4)",
+            "alice: TLS-DSK (offered: TLS-DSK): the host's credential",
         ],
     );
 }
@@ -132,12 +137,13 @@ fn with_server_it_signs_in_the_given_users_and_says_what_it_skips() {
         .env("OCS_PASSWORD", "alicepw")
         .env("OCS_PASSWORD2", "bobpw"));
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(step_lines(&stdout).len(), 9, "{stdout}");
+    assert_eq!(step_lines(&stdout).len(), 10, "{stdout}");
     assert_contains(
         &stdout,
         &[
             "(skipped: starting the embedded test server)",
             "(skipped: the server's list of registrations",
+            "10. Lync / Skype for Business sign-in (skipped: shown on the embedded server only)",
             "bob sees alice: busy",
             "alice -> bob: refused",
             "Done",
@@ -156,7 +162,7 @@ fn with_server_it_signs_in_the_given_users_and_says_what_it_skips() {
         .args(["--password-env", "QUICKSTART_TEST_PW"])
         .env("QUICKSTART_TEST_PW", "alicepw"));
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(step_lines(&stdout).len(), 9, "{stdout}");
+    assert_eq!(step_lines(&stdout).len(), 10, "{stdout}");
     assert_contains(
         &stdout,
         &[

@@ -222,15 +222,28 @@ impl TlsDskAuthenticator {
         key: &std::path::Path,
         roots: rustls::RootCertStore,
     ) -> Result<TlsDskAuthenticator, String> {
+        let read =
+            |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let (c, k) = (read(cert)?, read(key)?);
+        TlsDskAuthenticator::from_pem(&c, &k, roots)
+            .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))
+    }
+
+    /// [`TlsDskAuthenticator::new`] from PEM text: the certificate chain
+    /// (leaf first) and its private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem(
+        cert: &[u8],
+        key: &[u8],
+        roots: rustls::RootCertStore,
+    ) -> Result<TlsDskAuthenticator, String> {
         use rustls::pki_types::pem::PemObject;
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{}: {e}", cert.display()))?;
+        let chain = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("certificate: {e}"))?;
         if chain.is_empty() {
-            return Err(format!("{}: no certificate", cert.display()));
+            return Err("no certificate".into());
         }
-        let key =
-            PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("private key: {e}"))?;
         TlsDskAuthenticator::new(chain, key, roots)
     }
 
