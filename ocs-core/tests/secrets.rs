@@ -236,3 +236,104 @@ fn types_that_hold_key_material_print_none_of_it() {
     }
     let _ = Role::Client;
 }
+
+/// The Lync way: autodiscover with an OAuth password grant, then a TLS-DSK
+/// sign-in with a certificate. Neither the password, nor the token
+/// (`cwt=...`), nor the certificate's private key shows up in the log, the
+/// SIP trace, the diagnostics or the events.
+#[tokio::test]
+async fn a_lync_sign_in_leaves_no_password_token_or_key_behind() {
+    use ocs_core::auth::tlsdsk::TlsDskAuthenticator;
+    use ocs_core::driver::sim::SimPki;
+    use ocs_core::driver::{AuthenticatorFactory, AutodiscoverSettings, TlsSettings};
+    use ocs_core::rng::Rng;
+    use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
+
+    let dir = std::env::temp_dir().join(format!("ocs-secrets-lync.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(log.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let pki = SimPki::generate(&["127.0.0.1".to_owned()]).expect("pki");
+    let mut rcfg = RegistrarConfig::ocs("contoso.com");
+    rcfg.auth = AuthMode::TlsDsk;
+    let targetname = rcfg.targetname.clone();
+    let mut r = Registrar::new(rcfg, Rng::from_seed(3), [8; 32]);
+    r.add_user("alice", "CONTOSO", PASSWORD);
+    r.set_tls_dsk(pki.tls_dsk_config(&targetname).expect("config"), None);
+    let server = sim::serve(
+        SimServer::new(r, Rng::from_seed(4)),
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        0,
+        Some(pki.server.clone()),
+    )
+    .await
+    .expect("server");
+    let issued = pki
+        .issue(&[], Some("alice@contoso.com"))
+        .expect("certificate");
+    let tls = TlsSettings {
+        extra_roots: vec![pki.ca_der.clone()],
+        no_platform_roots: true,
+        ..TlsSettings::default()
+    };
+    let auth = TlsDskAuthenticator::from_pem(
+        issued.cert_pem.as_bytes(),
+        issued.key_pem.as_bytes(),
+        tls.root_store().expect("roots"),
+    )
+    .expect("credential");
+    let mut cfg = sim_client_config("alice", "0123456789", server.tcp.port(), Dialect::Ocs);
+    cfg.server = None;
+    cfg.endpoint.credentials = Some(ocs_core::register::Credentials::new(
+        "CONTOSO\\alice",
+        PASSWORD,
+    ));
+    cfg.tls = tls;
+    cfg.autodiscover = Some(AutodiscoverSettings {
+        urls: Some(vec![format!(
+            "http://{}/autodiscover/autodiscoverservice.svc/root",
+            server.http
+        )]),
+    });
+    cfg.authenticator = Some(AuthenticatorFactory(Arc::new(move || {
+        Box::new(auth.clone())
+    })));
+    cfg.trace = Some(TraceConfig::text(dir.join("alice.trace")));
+    let mut alice = Client::start(cfg).expect("alice");
+    let mut seen = wait_for(&mut alice, "alice registered", registered).await;
+    let snap = alice.diagnostics().await.expect("snapshot");
+    let snapshot = format!("{}\n{}\n{snap:?}", snap.to_json(), snap.to_table());
+    assert!(snapshot.contains("TLS-DSK"), "{snapshot}");
+    alice.sign_out();
+    seen.extend(wait_for(&mut alice, "stop", |e| *e == ClientEvent::Stopped).await);
+    let events = format!("{seen:?}");
+    let tokens = server.with(|s, _| s.web().token_count()).await;
+    assert_eq!(tokens, Some(1), "the token service handed out one token");
+    drop(server);
+
+    // The password, any token the server hands out (they start `cwt=`),
+    // and every line of the private key's PEM body.
+    let mut secrets = vec![PASSWORD.to_owned(), "cwt=".to_owned()];
+    secrets.extend(
+        issued
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .map(str::to_owned),
+    );
+    let log = String::from_utf8(log.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(log.contains("TLS-DSK"), "the log is there:\n{log}");
+    clean("the tracing log", &log, &secrets);
+    let trace = std::fs::read_to_string(dir.join("alice.trace")).expect("trace");
+    assert!(trace.contains("TLS-DSK"), "the trace is there");
+    clean("the text SIP trace", &trace, &secrets);
+    clean("the diagnostics snapshot", &snapshot, &secrets);
+    clean("the events", &events, &secrets);
+    let _ = std::fs::remove_dir_all(&dir);
+}
