@@ -1312,6 +1312,20 @@ fn tls_dsk_sign_in_with_a_certificate_from_the_embedded_server() {
     let out = register("bob");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+    // Asked for NTLM, the client does not answer the TLS-DSK challenge.
+    let out = ocs()
+        .args(["register", "--user", "sip:alice@contoso.com"])
+        .args(["--server", &tcp, "--transport", "tcp", "--for", "1"])
+        .args(["--auth", "ntlm"])
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the server offers TLS-DSK and NTLM was asked for"),
+        "{stderr}"
+    );
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);

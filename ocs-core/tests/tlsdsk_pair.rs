@@ -289,3 +289,44 @@ fn the_association_ends_before_the_certificate_does() {
     w.run_for(Duration::from_secs(10 * 60));
     assert_eq!(w.fresh_handshakes(), 2);
 }
+
+#[test]
+fn asked_for_one_scheme_the_client_answers_no_other() {
+    let ca = Ca::new();
+    let mut w = World::new(&ca);
+    // The pool offers TLS-DSK only; NTLM was asked for.
+    let mut cfg = w.client.registration().config().clone();
+    cfg.only_scheme = Some("NTLM".into());
+    let (chain, key) = ca.issue(&[], Some("alice@contoso.com"));
+    let mut client = Endpoint::new(EndpointConfig::new(cfg, None), 3, [9; 32], w.now, wall());
+    client.set_authenticator(Box::new(
+        TlsDskAuthenticator::new(chain, key, ca.roots()).expect("credential"),
+    ));
+    client.connected(
+        LocalTransport {
+            transport: Transport::Tcp,
+            addr: peer(),
+        },
+        w.now,
+    );
+    w.client = client;
+    w.client.register(w.now).expect("register");
+    w.flush();
+    assert!(!w.registered());
+    let failed = w.events.iter().find_map(|e| match e {
+        EndpointEvent::Registration(RegistrationEvent::Failed(err)) => Some(err.to_string()),
+        _ => None,
+    });
+    assert!(
+        failed
+            .as_deref()
+            .is_some_and(|f| f.contains("the server offers TLS-DSK and NTLM was asked for")),
+        "{:?}",
+        w.events
+    );
+    assert_eq!(
+        w.sent.iter().filter(|m| m.starts_with("REGISTER ")).count(),
+        1,
+        "no answer to the TLS-DSK challenge"
+    );
+}

@@ -124,6 +124,31 @@ impl Registration {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let offered_all: Vec<String> = challenges
+            .iter()
+            .map(|c| c.scheme.as_str().to_owned())
+            .collect();
+        // The host asked for one scheme: the others are not answered.
+        let challenges: Vec<AuthHeader> = match &self.cfg.only_scheme {
+            Some(only) => {
+                let kept: Vec<AuthHeader> = challenges
+                    .iter()
+                    .filter(|c| c.scheme.as_str().eq_ignore_ascii_case(only))
+                    .cloned()
+                    .collect();
+                if kept.is_empty() {
+                    return self.fail(Error::auth(
+                        AuthFailure::NoUsableScheme,
+                        format!(
+                            "the server offers {} and {only} was asked for",
+                            offered_all.join(", ")
+                        ),
+                    ));
+                }
+                kept
+            }
+            None => challenges,
+        };
         let ntlm = challenges.iter().find(|c| c.scheme == Scheme::Ntlm);
         let digest = challenges.iter().find(|c| c.scheme == Scheme::Digest);
         // A signed refresh answered with a challenge: the association is
@@ -137,7 +162,7 @@ impl Registration {
             self.sa = None;
             self.auth = AuthState::None;
         }
-        let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+        let offered = offered_all;
         let host = self.authenticator.as_ref().map(|a| a.scheme().to_owned());
         // Lync's order: the host's mechanism (TLS-DSK with a certificate,
         // Kerberos with a ticket) when offered, then NTLM, then Digest.

@@ -119,6 +119,12 @@ pub struct RegisterConfig {
     /// address or a dead server is reported instead of retried forever.
     /// After a successful sign-in, losses are always retried.
     pub retry_first_sign_in: bool,
+    /// Answer only challenges of this scheme (`TLS-DSK`, `NTLM`, `Digest`,
+    /// `Kerberos`; case-insensitive); `None` picks in Lync's order among
+    /// those offered (the host's mechanism, then NTLM, then Digest). A
+    /// server that does not offer it ends sign-in with
+    /// [`AuthFailure::NoUsableScheme`](crate::error::AuthFailure).
+    pub only_scheme: Option<String>,
     /// Most 301/302 redirects followed in a row before sign-in fails with
     /// "redirect loop" (a Director sends a user on once, to the home pool).
     pub max_redirects: u32,
@@ -149,6 +155,7 @@ impl RegisterConfig {
             max_backoff: Duration::from_secs(300),
             workstation: "OCS-CLIENT".to_owned(),
             retry_first_sign_in: false,
+            only_scheme: None,
             max_redirects: 3,
             register_timeout: Duration::from_secs(32),
         }

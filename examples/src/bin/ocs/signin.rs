@@ -30,6 +30,22 @@ pub(crate) enum DialectArg {
     Standard,
 }
 
+/// Authentication schemes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// Lync's order among the schemes the server offers: TLS-DSK (with
+    /// --cert), then NTLM, then Digest.
+    Auto,
+    /// TLS-DSK only (needs --cert and --key).
+    TlsDsk,
+    /// NTLM only.
+    Ntlm,
+    /// Digest only.
+    Digest,
+    /// Kerberos (not built yet: refused).
+    Kerberos,
+}
+
 /// How to sign in.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SignIn {
@@ -69,6 +85,9 @@ pub(crate) struct SignIn {
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "FILE.key", requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Which authentication scheme to answer the server's challenge with.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: AuthArg,
     /// Client policy as a .reg file (repeatable; later files override
     /// earlier ones for the same key). DisableIM, ServerAddressInternal,
     /// Transport, ConfigurationMode, CustomStateURL and
@@ -161,6 +180,23 @@ impl SignIn {
         if let Some(dir) = &self.address_book {
             cfg.address_book = Some(ocs_core::driver::AddressBookConfig::new(dir));
         }
+        cfg.endpoint.register.only_scheme = match self.auth {
+            AuthArg::Auto => None,
+            AuthArg::TlsDsk if self.cert.is_none() => {
+                return Err(CliError::Usage(
+                    "--auth tls-dsk needs --cert and --key".into(),
+                ));
+            }
+            AuthArg::TlsDsk => Some("TLS-DSK".into()),
+            AuthArg::Ntlm => Some("NTLM".into()),
+            AuthArg::Digest => Some("Digest".into()),
+            AuthArg::Kerberos => {
+                return Err(CliError::Usage(
+                    "--auth kerberos: Kerberos is not built yet (TLS-DSK, NTLM and Digest are)"
+                        .into(),
+                ));
+            }
+        };
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
             let roots = cfg
                 .tls
