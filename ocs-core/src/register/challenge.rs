@@ -6,6 +6,16 @@ use super::*;
 use crate::error::{AuthFailure, Misbehavior};
 use crate::log::log;
 
+/// The fields of the REGISTER credentials that end a handshake.
+struct AuthFields<'a> {
+    scheme: Scheme,
+    realm: &'a str,
+    targetname: &'a str,
+    opaque: &'a str,
+    gssapi_data: Option<&'a str>,
+    version: u32,
+}
+
 impl Registration {
     /// Answers a Digest challenge (401/407) to one of our other requests
     /// (a proxy such as Kamailio challenges PUBLISH, SUBSCRIBE and MESSAGE):
@@ -89,6 +99,49 @@ impl Registration {
         };
         self.in_flight = true;
         self.requests.push_back(msg);
+    }
+
+    /// Queues the REGISTER that ends a handshake: with `sign`, built once
+    /// to learn its signature buffer, then given crand/cnum/response from
+    /// the new association (NTLM from version 3 on, TLS-DSK always).
+    fn push_register_signed(
+        &mut self,
+        f: &AuthFields<'_>,
+        header: HeaderName,
+        sa: &mut SecurityAssociation,
+        sign: bool,
+    ) -> Result<(), crate::sip::ParseError> {
+        let value = |signature: Option<SignatureParams<'_>>| {
+            SipAuthorization {
+                scheme: f.scheme.clone(),
+                realm: f.realm,
+                targetname: f.targetname,
+                opaque: Some(f.opaque),
+                gssapi_data: f.gssapi_data,
+                version: Some(f.version),
+                signature,
+            }
+            .to_header_value(FieldOrder::OfficeCommunicator)
+        };
+        self.push_with_auth(header.clone(), value(None));
+        if !sign {
+            return Ok(());
+        }
+        let Some(mut req) = self.requests.pop_back() else {
+            return Ok(());
+        };
+        let crand = self.rng.hex(8);
+        let (cnum, sig) = sa.signature_for(&req, &crand)?;
+        req.set_header(
+            header,
+            value(Some(SignatureParams {
+                crand: &crand,
+                cnum,
+                response: &sig,
+            })),
+        );
+        self.requests.push_back(req);
+        Ok(())
     }
 
     pub(super) fn on_challenge(&mut self, resp: &Message, code: u16, now: Instant) {
@@ -281,44 +334,18 @@ impl Registration {
                     version,
                     header.clone(),
                 );
-                // Build the request once without the signature to learn the
-                // buffer, then add crand/cnum/response (version >= 3).
-                let mut value = SipAuthorization {
+                // From version 3 on, the REGISTER carrying AUTHENTICATE is
+                // signed with the new keys too.
+                let fields = AuthFields {
                     scheme: Scheme::Ntlm,
                     realm: &realm,
                     targetname: &targetname,
-                    opaque: Some(&opaque),
+                    opaque: &opaque,
                     gssapi_data: Some(&gssapi),
-                    version: Some(version),
-                    signature: None,
-                }
-                .to_header_value(FieldOrder::OfficeCommunicator);
-                self.push_with_auth(header.clone(), value.clone());
-                if version >= 3
-                    && let Some(mut req) = self.requests.pop_back()
-                {
-                    let crand = self.rng.hex(8);
-                    match sa.signature_for(&req, &crand) {
-                        Ok((cnum, sig)) => {
-                            value = SipAuthorization {
-                                scheme: Scheme::Ntlm,
-                                realm: &realm,
-                                targetname: &targetname,
-                                opaque: Some(&opaque),
-                                gssapi_data: Some(&gssapi),
-                                version: Some(version),
-                                signature: Some(SignatureParams {
-                                    crand: &crand,
-                                    cnum,
-                                    response: &sig,
-                                }),
-                            }
-                            .to_header_value(FieldOrder::OfficeCommunicator);
-                            req.set_header(header.clone(), value);
-                            self.requests.push_back(req);
-                        }
-                        Err(e) => return self.fail(Error::Parse(e)),
-                    }
+                    version,
+                };
+                if let Err(e) = self.push_register_signed(&fields, header, &mut sa, version >= 3) {
+                    return self.fail(Error::Parse(e));
                 }
                 self.sa = Some(sa);
                 self.sa_since = Some(now);
@@ -470,43 +497,16 @@ impl Registration {
             version,
             header.clone(),
         );
-        // Build the request once to learn its signature buffer, then put
-        // the signature in.
-        let unsigned = SipAuthorization {
+        let fields = AuthFields {
             scheme: c.scheme.clone(),
             realm: &realm,
             targetname: &targetname,
-            opaque: Some(&opaque),
+            opaque: &opaque,
             gssapi_data: None,
-            version: Some(version),
-            signature: None,
-        }
-        .to_header_value(FieldOrder::OfficeCommunicator);
-        self.push_with_auth(header.clone(), unsigned);
-        let Some(mut req) = self.requests.pop_back() else {
-            return;
+            version,
         };
-        let crand = self.rng.hex(8);
-        match sa.signature_for(&req, &crand) {
-            Ok((cnum, sig)) => {
-                let value = SipAuthorization {
-                    scheme: c.scheme.clone(),
-                    realm: &realm,
-                    targetname: &targetname,
-                    opaque: Some(&opaque),
-                    gssapi_data: None,
-                    version: Some(version),
-                    signature: Some(SignatureParams {
-                        crand: &crand,
-                        cnum,
-                        response: &sig,
-                    }),
-                }
-                .to_header_value(FieldOrder::OfficeCommunicator);
-                req.set_header(header, value);
-                self.requests.push_back(req);
-            }
-            Err(e) => return self.fail(Error::Parse(e)),
+        if let Err(e) = self.push_register_signed(&fields, header, &mut sa, true) {
+            return self.fail(Error::Parse(e));
         }
         self.sa = Some(sa);
         self.sa_since = Some(now);
