@@ -124,6 +124,18 @@ fn sim_server() -> (std::process::Child, u16) {
 
 /// `ocs sim-server` with extra arguments.
 fn sim_server_with(extra: &[&str]) -> (std::process::Child, u16) {
+    let (child, v) = sim_server_listening(extra);
+    let port = v["tcp"]
+        .as_str()
+        .and_then(|s| s.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    (child, port)
+}
+
+/// `ocs sim-server` with extra arguments, and its first line (addresses,
+/// CA file, autodiscover URL, certificate folder).
+fn sim_server_listening(extra: &[&str]) -> (std::process::Child, serde_json::Value) {
     let mut child = ocs()
         .args(["sim-server", "--port", "0", "--for", "30"])
         .args(extra)
@@ -134,13 +146,8 @@ fn sim_server_with(extra: &[&str]) -> (std::process::Child, u16) {
     BufReader::new(child.stdout.as_mut().expect("stdout"))
         .read_line(&mut line)
         .expect("read");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
-    let port = v["tcp"]
-        .as_str()
-        .and_then(|s| s.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    (child, port)
+    let v = serde_json::from_str(&line).expect("listening line");
+    (child, v)
 }
 
 #[test]
@@ -1184,16 +1191,7 @@ fn load_signs_many_clients_in_and_reports_figures() {
 
 #[test]
 fn autodiscover_finds_the_embedded_server_with_a_token() {
-    let mut server = ocs()
-        .args(["sim-server", "--port", "0", "--for", "30"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn sim-server");
-    let mut line = String::new();
-    BufReader::new(server.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    let (mut server, v) = sim_server_listening(&[]);
     let url = v["autodiscover"]
         .as_str()
         .expect("autodiscover URL")
@@ -1264,24 +1262,7 @@ fn autodiscover_finds_the_embedded_server_with_a_token() {
 
 #[test]
 fn tls_dsk_sign_in_with_a_certificate_from_the_embedded_server() {
-    let mut server = ocs()
-        .args([
-            "sim-server",
-            "--port",
-            "0",
-            "--for",
-            "30",
-            "--auth",
-            "tls-dsk",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn sim-server");
-    let mut line = String::new();
-    BufReader::new(server.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    let (mut server, v) = sim_server_listening(&["--auth", "tls-dsk"]);
     let tcp = v["tcp"].as_str().expect("tcp").to_owned();
     let ca = v["ca"].as_str().expect("ca").to_owned();
     let dir = std::path::PathBuf::from(v["cert_dir"].as_str().expect("cert_dir"));
