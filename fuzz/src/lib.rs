@@ -558,6 +558,15 @@ pub fn check_discovery_walk(data: &[u8]) {
     assert!(d.outcome().is_some(), "no request and no outcome");
 }
 
+/// `certprov_response`: the certificate provisioning answer reader never
+/// panics, and what it accepts is a non-empty DER certificate no larger
+/// than the answer.
+pub fn check_certprov_response(data: &[u8]) {
+    if let Ok(cert) = ocs_core::certprov::parse_response(data) {
+        assert!(cert.len() <= data.len());
+    }
+}
+
 /// `provisioning`: in-band provisioning documents parse or fail cleanly.
 pub fn check_provisioning(data: &[u8]) {
     use ocs_core::provisioning::parse;

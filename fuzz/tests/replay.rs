@@ -158,3 +158,8 @@ fn web_request_corpus() {
 fn discovery_walk_corpus() {
     replay("discovery_walk", ocs_fuzz::check_discovery_walk);
 }
+
+#[test]
+fn certprov_response_corpus() {
+    replay("certprov_response", ocs_fuzz::check_certprov_response);
+}

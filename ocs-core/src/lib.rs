@@ -70,6 +70,7 @@
 pub mod addressbook;
 pub mod auth;
 pub mod autodiscover;
+pub mod certprov;
 pub mod client;
 pub mod customstates;
 pub mod diag;
