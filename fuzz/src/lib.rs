@@ -558,12 +558,16 @@ pub fn check_discovery_walk(data: &[u8]) {
     assert!(d.outcome().is_some(), "no request and no outcome");
 }
 
-/// `certprov_response`: the certificate provisioning answer reader never
-/// panics, and what it accepts is a non-empty DER certificate no larger
-/// than the answer.
+/// `certprov_response`: the certificate provisioning answer and request
+/// readers never panic, and what they accept is no larger than the input.
 pub fn check_certprov_response(data: &[u8]) {
     if let Ok(cert) = ocs_core::certprov::parse_response(data) {
         assert!(cert.len() <= data.len());
+    }
+    // The service's side (the embedded server) reads requests the same way.
+    if let Ok((entity, csr)) = ocs_core::certprov::parse_request(data) {
+        assert!(!entity.is_empty());
+        assert!(csr.len() <= data.len());
     }
 }
 

@@ -173,6 +173,68 @@ pub fn parse_response(bytes: &[u8]) -> Result<Vec<u8>, CertProvError> {
         .map_err(|_| CertProvError::NotBase64)
 }
 
+/// Reads a `GetAndPublishCert` request (the service's side: the embedded
+/// server): the `Entity` and the PKCS#10 request (DER).
+pub fn parse_request(bytes: &[u8]) -> Result<(String, Vec<u8>), CertProvError> {
+    if bytes.len() > MAX_RESPONSE_BYTES {
+        return Err(CertProvError::TooLarge);
+    }
+    let text = decode(bytes)?;
+    let doc = Doc::parse(&text)?;
+    let root = doc.root();
+    let body = doc
+        .child(root, "Body")
+        .ok_or_else(|| doc.error_at(root, DocumentErrorKind::Missing("Body")))?;
+    let call = find(&doc, body, &["GetAndPublishCert"])
+        .ok_or_else(|| doc.error_at(body, DocumentErrorKind::Missing("GetAndPublishCert")))?;
+    let entity = doc
+        .node(call)
+        .attr("Entity")
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| doc.error_at(call, DocumentErrorKind::Missing("Entity")))?;
+    let token = find(&doc, call, &["BinarySecurityToken"])
+        .ok_or_else(|| doc.error_at(call, DocumentErrorKind::Missing("BinarySecurityToken")))?;
+    let b64: String = doc
+        .node(token)
+        .trimmed()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let csr = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|_| CertProvError::NotBase64)?;
+    Ok((entity, csr))
+}
+
+/// The service's answer carrying `cert_der` (the embedded server).
+pub fn build_response(cert_der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert_der);
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?>"#,
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>"#,
+            r#"<GetAndPublishCertResponse xmlns="http://schemas.microsoft.com/OCS/AuthWebServices/">"#,
+            r#"<RequestSecurityTokenResponse xmlns="http://docs.oasis-open.org/ws-sx/ws-trust/200512/">"#,
+            "<TokenType>http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3</TokenType>",
+            "<RequestedSecurityToken>",
+            r#"<BinarySecurityToken xmlns="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" ValueType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3" EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd#Base64Binary">{cert}</BinarySecurityToken>"#,
+            "</RequestedSecurityToken></RequestSecurityTokenResponse></GetAndPublishCertResponse>",
+            "</s:Body></s:Envelope>"
+        ),
+        cert = b64
+    )
+}
+
+/// A SOAP 1.1 fault with `why` (the embedded server's refusals).
+pub fn build_fault(why: &str) -> String {
+    let mut w = String::new();
+    escape_into(&mut w, why);
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>{w}</faultstring></s:Fault></s:Body></s:Envelope>"#
+    )
+}
+
 /// The element reached from `from` by the local names in `path`, each a
 /// child of the one before (the first may be any depth below `from`'s
 /// children: answers wrap it differently).
@@ -250,6 +312,19 @@ mod tests {
         assert!(odd.contains("a&amp;b@contoso.com"));
         let text = decode(odd.as_bytes()).expect("utf-8");
         Doc::parse(&text).expect("well-formed");
+        // The service side reads what the client built.
+        assert_eq!(
+            parse_request(xml.as_bytes()).expect("request"),
+            ("alice@contoso.com".to_owned(), der.clone())
+        );
+        assert_eq!(
+            parse_response(build_response(&der).as_bytes()).expect("cert"),
+            der
+        );
+        assert_eq!(
+            parse_response(build_fault("no <ticket>").as_bytes()),
+            Err(CertProvError::Fault("no <ticket>".into()))
+        );
     }
 
     #[test]

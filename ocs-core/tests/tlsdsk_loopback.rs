@@ -23,6 +23,12 @@ use ocs_core::rng::Rng;
 use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+#[allow(clippy::disallowed_methods)]
+fn wall() -> std::time::SystemTime {
+    // The certificate's validity is against the real clock.
+    std::time::SystemTime::now()
+}
+
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The sim's targetname for contoso.com.
 const TARGET: &str = "ocs-sim.contoso.com";
@@ -144,4 +150,106 @@ async fn a_certificate_of_another_user_or_ca_is_refused() {
         failed.as_deref().is_some_and(|f| f.contains("TLS-DSK")),
         "{failed:?}"
     );
+}
+
+/// Certificate provisioning against the embedded server: a token from its
+/// token service, a fresh key and request, GetAndPublishCert, and the
+/// certificate that comes back signs alice in with TLS-DSK.
+#[tokio::test]
+async fn a_provisioned_certificate_signs_in() {
+    use ocs_core::driver::sim::SimPki;
+    use ocs_core::driver::{TlsSettings, provision_certificate};
+
+    let pki = SimPki::generate(&["127.0.0.1".to_owned()]).expect("pki");
+    let mut cfg = RegistrarConfig::ocs("contoso.com");
+    cfg.auth = AuthMode::TlsDsk;
+    cfg.use_401 = true;
+    let mut r = Registrar::new(cfg, Rng::from_seed(41), [6; 32]);
+    r.add_user("alice", "CONTOSO", "alicepw");
+    r.set_tls_dsk(pki.tls_dsk_config(TARGET).expect("config"), None);
+    let mut sim = SimServer::new(r, Rng::from_seed(42));
+    sim.set_cert_issuer(pki.cert_issuer());
+    let server = serve(sim, LOCALHOST, 0, None).await.expect("serve");
+    let base = format!("http://{}", server.http);
+    let certprov = format!("{base}/CertProv/CertProvisioningService.svc");
+    let tls = TlsSettings {
+        extra_roots: vec![pki.ca_der.clone()],
+        no_platform_roots: true,
+        ..TlsSettings::default()
+    };
+
+    // Without a good token: refused, with the reason.
+    let e = provision_certificate(&certprov, "cwt=nonsense", "alice@contoso.com", &tls)
+        .await
+        .expect_err("refused");
+    assert!(e.contains("401") && e.contains("bearer token"), "{e}");
+
+    // reqwest here has no crypto provider of its own: ours, as the driver does.
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.client_config().expect("tls"))
+        .build()
+        .expect("http client");
+    let token = http
+        .post(format!("{base}/WebTicket/oauthtoken"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(ocs_core::oauth::password_grant_body(
+            "CONTOSO\\alice",
+            "alicepw",
+        ))
+        .send()
+        .await
+        .expect("token request")
+        .bytes()
+        .await
+        .expect("token answer");
+    let token = ocs_core::oauth::parse_token(&token).expect("token");
+    // Another user's certificate is not given to alice.
+    let e = provision_certificate(&certprov, &token.access_token, "bob@contoso.com", &tls)
+        .await
+        .expect_err("not alice");
+    assert!(e.contains("403"), "{e}");
+
+    let issued = provision_certificate(&certprov, &token.access_token, "alice@contoso.com", &tls)
+        .await
+        .expect("provisioned");
+    assert!(
+        !format!("{issued:?}").contains("PRIVATE"),
+        "Debug shows the key"
+    );
+    let auth = TlsDskAuthenticator::from_pem(
+        issued.cert_pem.as_bytes(),
+        issued.key_pem.as_bytes(),
+        tls.root_store().expect("roots"),
+    )
+    .expect("credential");
+    let not_after = auth.not_after().expect("notAfter");
+    let days = not_after
+        .duration_since(wall())
+        .expect("in the future")
+        .as_secs()
+        / 86_400;
+    assert!((179..=180).contains(&days), "valid {days} days");
+
+    let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
+    let mut ccfg = ClientConfig::new(EndpointConfig::new(reg, None));
+    ccfg.server = Some(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: Some(server.tcp.port()),
+        transport: Transport::Tcp,
+    });
+    ccfg.authenticator = Some(AuthenticatorFactory(Arc::new(move || {
+        Box::new(auth.clone())
+    })));
+    let mut c = Client::start(ccfg).expect("client starts");
+    let seen = wait_for(&mut c, "registration", registered).await;
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Registration(RegistrationEvent::Registered { auth_scheme, .. }))
+                if auth_scheme == "TLS-DSK"
+        ),
+        "{seen:?}"
+    );
+    c.sign_out();
+    wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
 }

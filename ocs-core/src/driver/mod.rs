@@ -7,6 +7,7 @@ mod abstore;
 mod addressbook;
 mod autodiscover;
 mod background;
+mod certprov;
 mod client;
 mod config;
 mod conn;
@@ -23,6 +24,7 @@ pub use addressbook::{
     load_stored,
 };
 pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, AUTODISCOVER_TIMEOUT, autodiscover};
+pub use certprov::{CERTPROV_TIMEOUT, ProvisionedCertificate, provision_certificate};
 pub use client::{AddressBookEvent, Client, ClientEvent};
 pub use config::{AuthenticatorFactory, AutodiscoverSettings, ClientConfig, ClientConfigBuilder};
 pub use conn::TlsSettings;

@@ -85,6 +85,13 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// The wall clock, for certificate validity (this driver's only other
+/// clock read).
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
 /// A throw-away certificate authority and a server certificate it signed,
 /// for the embedded server's TLS listener: trust [`SimPki::ca_pem`] (or
 /// [`SimPki::ca_der`]) in the client, as an enterprise CA.
@@ -95,7 +102,7 @@ pub struct SimPki {
     pub ca_der: rustls::pki_types::CertificateDer<'static>,
     /// A server configuration whose certificate names the given hosts.
     pub server: Arc<rustls::ServerConfig>,
-    ca_key: rcgen::KeyPair,
+    ca_key: Arc<rcgen::KeyPair>,
     ca_params: rcgen::CertificateParams,
 }
 
@@ -152,8 +159,35 @@ impl SimPki {
             ca_pem: ca.pem(),
             ca_der: ca.der().clone(),
             server: Arc::new(server),
-            ca_key,
+            ca_key: Arc::new(ca_key),
             ca_params,
+        })
+    }
+
+    /// Certificate provisioning for the embedded server
+    /// ([`crate::sim::SimServer::set_cert_issuer`]): signs a user's PKCS#10
+    /// request (its signature checked) with this CA, for 180 days, with the
+    /// subject CN set to the user whatever the request asked for.
+    pub fn cert_issuer(&self) -> crate::sim::web::CertIssuer {
+        let key = self.ca_key.clone();
+        let params = self.ca_params.clone();
+        Arc::new(move |csr: &[u8], entity: &str| {
+            let der = rustls::pki_types::CertificateSigningRequestDer::from(csr.to_vec());
+            let req = rcgen::CertificateSigningRequestParams::from_der(&der)
+                .map_err(|e| e.to_string())?;
+            let mut p = req.params.clone();
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::CommonName, entity);
+            p.distinguished_name = dn;
+            p.not_after = (wall_now() + std::time::Duration::from_secs(180 * 86_400)).into();
+            let issuer = rcgen::Issuer::from_params(&params, &*key);
+            let cert = rcgen::CertificateSigningRequestParams {
+                params: p,
+                public_key: req.public_key,
+            }
+            .signed_by(&issuer)
+            .map_err(|e| e.to_string())?;
+            Ok(cert.der().to_vec())
         })
     }
 
@@ -161,7 +195,7 @@ impl SimPki {
     /// subject CN `user@domain`, as certificate provisioning issues).
     pub fn issue(&self, names: &[String], cn: Option<&str>) -> io::Result<IssuedCertificate> {
         let err = |e: rcgen::Error| io::Error::other(e.to_string());
-        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
+        let issuer = rcgen::Issuer::from_params(&self.ca_params, &*self.ca_key);
         let key = rcgen::KeyPair::generate().map_err(err)?;
         let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(err)?;
         if let Some(cn) = cn {

@@ -115,6 +115,11 @@ impl SimServer {
         self.web.configure(cfg);
     }
 
+    /// Turns certificate provisioning on ([`super::web::WebService::set_issuer`]).
+    pub fn set_cert_issuer(&mut self, issuer: super::web::CertIssuer) {
+        self.web.set_issuer(issuer);
+    }
+
     /// Answers one HTTP request to the web services.
     pub fn handle_http(
         &mut self,

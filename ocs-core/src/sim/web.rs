@@ -202,10 +202,16 @@ pub struct WebConfig {
     pub sip_port: u16,
 }
 
+/// Signs a PKCS#10 request (DER) for a user (`alice@contoso.com`):
+/// the certificate (DER), or why not. The embedded server's CA.
+pub type CertIssuer = std::sync::Arc<dyn Fn(&[u8], &str) -> Result<Vec<u8>, String> + Send + Sync>;
+
 /// The services' state: configuration and the tokens handed out.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WebService {
     cfg: Option<WebConfig>,
+    /// Certificate provisioning, when set ([`WebService::set_issuer`]).
+    issuer: Option<CertIssuer>,
     /// token → (user, expiry).
     tokens: HashMap<String, (String, Instant)>,
     /// Tokens in the order given, to drop the oldest.
@@ -218,9 +224,27 @@ const USER_PATHS: [&str; 2] = [
     "/autodiscover/autodiscoverservice.svc/root/user",
 ];
 const TOKEN_PATH: &str = "/webticket/oauthtoken";
+const CERTPROV_PATH: &str = "/certprov/certprovisioningservice.svc";
 const XML: &str = "application/vnd.microsoft.rtc.autodiscover+xml; v=1; charset=utf-8";
 
+impl std::fmt::Debug for WebService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebService")
+            .field("cfg", &self.cfg)
+            .field("issuer", &self.issuer.is_some())
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
 impl WebService {
+    /// Turns certificate provisioning on: `POST
+    /// /CertProv/CertProvisioningService.svc` signs the user's request
+    /// with `issuer`.
+    pub fn set_issuer(&mut self, issuer: CertIssuer) {
+        self.issuer = Some(issuer);
+    }
+
     /// Sets where the services are (the driver, once its listener is bound).
     pub fn configure(&mut self, cfg: WebConfig) {
         self.cfg = Some(cfg);
@@ -271,19 +295,14 @@ impl WebService {
             );
             return WebResponse::new(200, XML, body);
         }
+        if path == CERTPROV_PATH {
+            return self.certprov(req, now, &cfg);
+        }
         if USER_PATHS.contains(&path.as_str()) {
             if !get {
                 return WebResponse::error(405, "GET only");
             }
-            let bearer = req
-                .header("Authorization")
-                .and_then(|a| a.trim().strip_prefix("Bearer "))
-                .map(str::trim);
-            let user = bearer.and_then(|t| match self.tokens.get(t) {
-                Some((user, until)) if *until > now => Some(user.clone()),
-                _ => None,
-            });
-            let Some(user) = user else {
+            let Some(user) = self.bearer_user(req, now) else {
                 let mut r = WebResponse::error(401, "a bearer token is required");
                 r.headers.push((
                     "WWW-Authenticate".into(),
@@ -361,6 +380,61 @@ impl WebService {
             return WebResponse::new(200, json, body);
         }
         WebResponse::error(404, "not found")
+    }
+}
+
+impl WebService {
+    /// The user a request's bearer token names, while it is good.
+    fn bearer_user(&self, req: &WebRequest, now: Instant) -> Option<String> {
+        let token = req
+            .header("Authorization")
+            .and_then(|a| a.trim().strip_prefix("Bearer "))
+            .map(str::trim)?;
+        match self.tokens.get(token) {
+            Some((user, until)) if *until > now => Some(user.clone()),
+            _ => None,
+        }
+    }
+
+    /// `GetAndPublishCert`: the request's Entity must be the token's user;
+    /// the certificate names the user whatever the request's subject.
+    /// Stand-in, on purpose: the caller proves itself with a bearer token
+    /// from the token service, not the WS-Trust web ticket in
+    /// `wsse:Security` a pool wants (not built yet).
+    fn certprov(&self, req: &WebRequest, now: Instant, cfg: &WebConfig) -> WebResponse {
+        let soap = "text/xml; charset=utf-8";
+        let fault = |status: u16, why: &str| {
+            WebResponse::new(status, soap, crate::certprov::build_fault(why))
+        };
+        if !req.method.eq_ignore_ascii_case("POST") {
+            return WebResponse::error(405, "POST only");
+        }
+        let Some(issuer) = &self.issuer else {
+            return WebResponse::error(404, "no certificate provisioning on this server");
+        };
+        let Some(user) = self.bearer_user(req, now) else {
+            let mut r = fault(401, "a bearer token from the token service is required");
+            r.headers.push((
+                "WWW-Authenticate".into(),
+                format!(
+                    r#"MsRtcOAuth href="{}/WebTicket/oauthtoken",grant_type="password""#,
+                    cfg.base_url
+                ),
+            ));
+            return r;
+        };
+        let (entity, csr) = match crate::certprov::parse_request(&req.body) {
+            Ok(x) => x,
+            Err(e) => return fault(400, &e.to_string()),
+        };
+        let entity = entity.trim_start_matches("sip:").to_ascii_lowercase();
+        if entity.split('@').next() != Some(user.as_str()) {
+            return fault(403, "the Entity is not the signed-in user");
+        }
+        match issuer(&csr, &entity) {
+            Ok(cert) => WebResponse::new(200, soap, crate::certprov::build_response(&cert)),
+            Err(e) => fault(400, &format!("the certificate request: {e}")),
+        }
     }
 }
 

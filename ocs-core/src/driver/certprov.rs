@@ -1,0 +1,113 @@
+//! Certificate provisioning over HTTP: a fresh key and PKCS#10 request,
+//! `GetAndPublishCert` ([`crate::certprov`]) to the pool's service, and the
+//! certificate back: the user's TLS-DSK credential.
+//!
+//! The caller proves itself with a bearer token (what the embedded
+//! server's provisioning takes). A pool wants the WS-Trust web ticket in
+//! `wsse:Security` instead; getting one is not built yet.
+
+use base64::Engine;
+
+use super::conn::TlsSettings;
+
+/// How long the provisioning request may take.
+pub const CERTPROV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A certificate from certificate provisioning and its private key, PEM.
+/// `Debug` shows neither.
+#[derive(Clone)]
+pub struct ProvisionedCertificate {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8), made on this machine.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ProvisionedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvisionedCertificate")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Asks the certificate provisioning service at `url` for a certificate
+/// for `entity` (`alice@contoso.com`), proving the caller with `bearer`
+/// (`cwt=...`). The key (P-256) never leaves this machine.
+pub async fn provision_certificate(
+    url: &str,
+    bearer: &str,
+    entity: &str,
+    tls: &TlsSettings,
+) -> Result<ProvisionedCertificate, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, entity);
+    let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+    let uuid = uuid_text(id);
+    let body = crate::certprov::build_request(&crate::certprov::CertRequest {
+        to: url,
+        message_id: &format!("uuid:{uuid}"),
+        device_id: &format!("{{{uuid}}}"),
+        entity,
+        csr_der: csr.der(),
+        request_id: "1",
+        security_xml: "",
+    });
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.client_config().map_err(|e| e.to_string())?)
+        .timeout(CERTPROV_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| super::customstates::chain(&e))?;
+    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
+    let resp = client
+        .post(url)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header(
+            "SOAPAction",
+            format!("\"{}\"", crate::certprov::SOAP_ACTION),
+        )
+        .header("Authorization", format!("Bearer {bearer}"))
+        .body(body)
+        .send()
+        .await
+        .map_err(err)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(err)?;
+    let cert = crate::certprov::parse_response(&bytes).map_err(|e| match e {
+        crate::certprov::CertProvError::Fault(why) => format!("{status}: {why}"),
+        other => format!("{status}: {other}"),
+    })?;
+    Ok(ProvisionedCertificate {
+        cert_pem: pem("CERTIFICATE", &cert),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn uuid_text(b: [u8; 16]) -> String {
+    let h = crate::auth::hex::encode(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
