@@ -230,6 +230,46 @@ async fn a_provisioned_certificate_signs_in() {
         / 86_400;
     assert!((179..=180).contains(&days), "valid {days} days");
 
+    // Kept per user: the key readable by its owner only; used while an
+    // hour or more is left, then it counts as missing (provision again).
+    let dir = std::env::temp_dir().join(format!("ocs-certstore.{}", std::process::id()));
+    let store = ocs_core::driver::CertStore::open(&dir).expect("store");
+    store
+        .save("alice@contoso.com", &issued.cert_pem, &issued.key_pem)
+        .expect("saved");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("alice@contoso.com.key"))
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
+    }
+    let roots = tls.root_store().expect("roots");
+    assert!(
+        store
+            .load("alice@contoso.com", roots.clone(), wall())
+            .expect("load")
+            .is_some()
+    );
+    let late = not_after - std::time::Duration::from_secs(30 * 60);
+    assert!(
+        store
+            .load("alice@contoso.com", roots.clone(), late)
+            .expect("load")
+            .is_none(),
+        "half an hour before the end it needs renewing"
+    );
+    assert!(
+        store
+            .load("bob@contoso.com", roots.clone(), wall())
+            .expect("load")
+            .is_none()
+    );
+    assert!(store.load("../etc/passwd", roots, wall()).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+
     let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
     let mut ccfg = ClientConfig::new(EndpointConfig::new(reg, None));
     ccfg.server = Some(ServerConfig {

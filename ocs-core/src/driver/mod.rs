@@ -8,6 +8,7 @@ mod addressbook;
 mod autodiscover;
 mod background;
 mod certprov;
+mod certstore;
 mod client;
 mod config;
 mod conn;
@@ -25,6 +26,7 @@ pub use addressbook::{
 };
 pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, AUTODISCOVER_TIMEOUT, autodiscover};
 pub use certprov::{CERTPROV_TIMEOUT, ProvisionedCertificate, provision_certificate};
+pub use certstore::{CertStore, RENEW_BEFORE};
 pub use client::{AddressBookEvent, Client, ClientEvent};
 pub use config::{AuthenticatorFactory, AutodiscoverSettings, ClientConfig, ClientConfigBuilder};
 pub use conn::TlsSettings;
