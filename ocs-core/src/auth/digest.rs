@@ -375,8 +375,7 @@ pub fn verify(auth: &DigestAuthorization, method: &str, password: &str) -> Resul
     let a = expected.as_bytes();
     let b = auth.response.to_ascii_lowercase();
     let b = b.as_bytes();
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same {
+    if super::ct_eq(a, b) {
         Ok(())
     } else {
         Err(DigestError::ResponseMismatch)

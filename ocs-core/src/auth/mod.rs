@@ -17,6 +17,16 @@
 //! * [`authheader`] — parsing of `Scheme k=v, ...` auth headers and building the
 //!   MS-SIPAE `Authorization` / `Proxy-Authorization` value.
 
+/// Constant-time comparison, so that verification time does not leak how
+/// many leading bytes of a forged proof, signature or password were right.
+/// Every check of a secret against what was sent goes through it.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub mod authheader;
 pub mod digest;
 pub mod drbg;

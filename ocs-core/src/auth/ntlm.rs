@@ -17,6 +17,8 @@
 
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
+
+use super::ct_eq;
 use md4::Md4;
 use md5::{Digest, Md5};
 use rc4::{Rc4, StreamCipher};
@@ -280,15 +282,6 @@ fn upcase_like_windows(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Constant-time comparison so that verification time does not leak how many leading
-/// bytes of a forged proof or signature were right.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn read_u16(data: &[u8], at: usize) -> u16 {

@@ -91,14 +91,7 @@ impl TlsDskKeys {
 
     /// Checks the peer's signature (constant time).
     pub fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), String> {
-        let want = self.mac(&self.theirs, data);
-        let same = want.len() == signature.len()
-            && want
-                .iter()
-                .zip(signature)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if same {
+        if super::ct_eq(&self.mac(&self.theirs, data), signature) {
             Ok(())
         } else {
             Err("TLS-DSK signature does not verify".into())

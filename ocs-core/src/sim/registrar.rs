@@ -373,11 +373,7 @@ impl Registrar {
         if domain.is_some_and(|d| !d.eq_ignore_ascii_case(&account.domain)) {
             return None;
         }
-        // Compared in full whatever the first difference (no early exit to time).
-        let (a, b) = (account.password.as_bytes(), password.as_bytes());
-        let same =
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        same.then_some(user)
+        crate::auth::ct_eq(account.password.as_bytes(), password.as_bytes()).then_some(user)
     }
 
     /// Whether `user` (the part before `@`) has an account.
