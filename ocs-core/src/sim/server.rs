@@ -126,15 +126,7 @@ impl SimServer {
         req: &super::web::WebRequest,
         now: Instant,
     ) -> super::web::WebResponse {
-        let token = self.registrar.random_token();
-        let registrar = &self.registrar;
-        self.web.handle(
-            req,
-            now,
-            |login, password| registrar.check_password(login, password),
-            |user| registrar.has_user(user),
-            || token,
-        )
+        self.web.handle(req, now, &mut self.registrar)
     }
 
     /// Strict signature checking (on by default): after an NTLM sign-in,

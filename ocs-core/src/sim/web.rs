@@ -255,15 +255,14 @@ impl WebService {
         self.tokens.len()
     }
 
-    /// Answers one request. `check` takes `(login, password)` and gives the
-    /// user it signs in, `token` makes a fresh random token.
+    /// Answers one request, with the registrar's accounts (passwords for
+    /// the token service, users for `User`) and its secret generator (a
+    /// token is drawn only when one is handed out).
     pub(crate) fn handle(
         &mut self,
         req: &WebRequest,
         now: Instant,
-        check: impl Fn(&str, &str) -> Option<String>,
-        known: impl Fn(&str) -> bool,
-        token: impl FnOnce() -> String,
+        registrar: &mut super::Registrar,
     ) -> WebResponse {
         let Some(cfg) = self.cfg.clone() else {
             return WebResponse::error(404, "no web services on this server");
@@ -313,7 +312,7 @@ impl WebService {
                 ));
                 return r;
             };
-            if !known(&user) {
+            if !registrar.has_user(&user) {
                 return WebResponse::error(404, "no such user");
             }
             let access = format!(
@@ -353,14 +352,14 @@ impl WebService {
                     r#"{"error":"invalid_request","error_description":"username and password are required"}"#,
                 );
             };
-            let Some(user) = check(login, password) else {
+            let Some(user) = registrar.check_password(login, password) else {
                 return WebResponse::new(
                     400,
                     json,
                     r#"{"error":"invalid_grant","error_description":"wrong user name or password"}"#,
                 );
             };
-            let t = token();
+            let t = registrar.random_token();
             self.tokens.retain(|_, (_, until)| *until > now);
             self.order.retain(|k| self.tokens.contains_key(k));
             while self.tokens.len() >= MAX_TOKENS {
@@ -479,8 +478,7 @@ fn form_decode(s: &str) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    crate::presence::xml::escape_into(&mut out, s);
+    out
 }
