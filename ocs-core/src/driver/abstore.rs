@@ -39,19 +39,7 @@ impl AbsStore {
                 format!("{name:?} is not a plain file name"),
             ));
         }
-        let tmp = self.dir.join(format!(".{name}.partial"));
-        let result = (|| {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, self.dir.join(name))?;
-            sync_dir(&self.dir)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        write_file_atomic(&self.dir, name, bytes, false)
     }
 
     /// Reads a file of the folder.
@@ -82,6 +70,41 @@ impl AbsStore {
         }
         Ok(())
     }
+}
+
+/// Writes `dir/name` atomically: a temporary file, fsync, rename, fsync of
+/// the folder. `private`: readable by its owner only (mode 0600 on Unix;
+/// elsewhere the folder's ACL decides), for keys.
+pub(super) fn write_file_atomic(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    private: bool,
+) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.partial"));
+    // A leftover temporary file would keep its old mode: start afresh.
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, dir.join(name))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(unix)]

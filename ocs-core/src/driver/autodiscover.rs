@@ -26,7 +26,7 @@ pub async fn autodiscover(
     mut progress: impl FnMut(&Attempt),
 ) -> (Result<Found, DiscoveryError>, Vec<Attempt>) {
     let mut d = Discovery::new(cfg);
-    let client = match http_client(tls) {
+    let client = match no_redirect_client(tls, AUTODISCOVER_REQUEST_TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -53,11 +53,17 @@ pub async fn autodiscover(
     (out, d.attempts().to_vec())
 }
 
-fn http_client(tls: &TlsSettings) -> Result<reqwest::Client, String> {
+/// An HTTP client on our TLS settings that follows no redirect: the web
+/// services' callers (autodiscover's walk, certificate provisioning)
+/// decide where a request may go, and where its credentials may follow.
+pub(super) fn no_redirect_client(
+    tls: &TlsSettings,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
     let tls_config = tls.client_config().map_err(|e| e.to_string())?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config)
-        .timeout(AUTODISCOVER_REQUEST_TIMEOUT)
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| super::customstates::chain(&e))

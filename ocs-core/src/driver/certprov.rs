@@ -58,12 +58,7 @@ pub async fn provision_certificate(
         request_id: "1",
         security_xml: "",
     });
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls.client_config().map_err(|e| e.to_string())?)
-        .timeout(CERTPROV_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| super::customstates::chain(&e))?;
+    let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
     let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
     let resp = client
         .post(url)
