@@ -132,12 +132,6 @@ pub async fn run(
             .map_err(|e| TrackError::Watch(uri.clone(), e))?;
     }
     let mut last: HashMap<String, Snapshot> = HashMap::new();
-    // When each contact's last transition was recorded: a run stores one
-    // transition per contact and millisecond (the store's unique key makes
-    // rewrites idempotent), so two changes in one millisecond (a sign-in's
-    // state and the next one, read together on a loaded machine) go in a
-    // millisecond apart instead of the second being dropped.
-    let mut last_at: HashMap<String, Millis> = HashMap::new();
     let mut down = false;
     let mut beat = tokio::time::interval(opts.heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -158,19 +152,17 @@ pub async fn run(
                         if last.get(&uri) == Some(&to) {
                             continue;
                         }
-                        let at = match last_at.get(&uri) {
-                            Some(prev) => now().max(prev + 1),
-                            None => now(),
-                        };
-                        last_at.insert(uri.clone(), at);
-                        let t = Transition {
+                        let mut t = Transition {
                             who: uri.clone(),
-                            at,
+                            at: now(),
                             from: last.get(&uri).map(|s| s.state.clone()),
                             to: to.clone(),
                             source: opts.source.clone(),
                         };
-                        store.record(run, &t)?;
+                        // Two changes in one millisecond (a sign-in's state
+                        // and the next, read together) are both kept, the
+                        // second a millisecond later: say where it went.
+                        t.at = store.record(run, &t)?;
                         summary.recorded += 1;
                         seen(&t);
                         last.insert(uri, to);

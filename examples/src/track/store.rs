@@ -38,6 +38,10 @@ pub enum StoreError {
         /// The newest this program knows.
         known: i64,
     },
+    /// More changes of one contact in one millisecond than the store
+    /// spreads over the following ones (a thousand).
+    #[error("{0}")]
+    Crowded(String),
 }
 
 /// An open store.
@@ -434,26 +438,58 @@ impl Store {
         .map(drop)
     }
 
-    /// Records a transition the run saw (again: no duplicate).
-    pub fn record(&self, run: i64, t: &Transition) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO transitions \
-             (run_id, who, at_ms, from_state, state, availability, activity, custom, note, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-            vec![
-                int(run),
-                text(&t.who),
-                int(t.at),
-                Arg::Text(t.from.clone()),
-                text(&t.to.state),
-                Arg::Int(t.to.availability.map(i64::from)),
-                Arg::Text(t.to.activity.clone()),
-                Arg::Text(t.to.custom.clone()),
-                Arg::Text(t.to.note.clone()),
-                text(&t.source),
-            ],
-        )
-        .map(drop)
+    /// Records a transition the run saw. Written again (the same change at
+    /// the same millisecond), it is not duplicated; a *different* change
+    /// at a millisecond already taken for this contact goes in at the next
+    /// free one, after it, so nothing the run saw is lost and the order
+    /// holds (two changes often arrive together: a sign-in's state and the
+    /// next one). Returns the millisecond it was stored at.
+    pub fn record(&self, run: i64, t: &Transition) -> Result<Millis, StoreError> {
+        use Col::{Int, Text};
+        // Bounded: a contact cannot change state a thousand times in one
+        // millisecond; past that the change is reported, not dropped.
+        for at in t.at..t.at + 1000 {
+            let inserted = self.exec(
+                "INSERT INTO transitions \
+                 (run_id, who, at_ms, from_state, state, availability, activity, custom, note, source) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                vec![
+                    int(run),
+                    text(&t.who),
+                    int(at),
+                    Arg::Text(t.from.clone()),
+                    text(&t.to.state),
+                    Arg::Int(t.to.availability.map(i64::from)),
+                    Arg::Text(t.to.activity.clone()),
+                    Arg::Text(t.to.custom.clone()),
+                    Arg::Text(t.to.note.clone()),
+                    text(&t.source),
+                ],
+            )?;
+            if inserted > 0 {
+                return Ok(at);
+            }
+            let there = self.rows(
+                "SELECT state, availability, activity, custom, note FROM transitions \
+                 WHERE run_id = ?1 AND who = ?2 AND at_ms = ?3",
+                vec![int(run), text(&t.who), int(at)],
+                &[Text, Int, Text, Text, Text],
+            )?;
+            let same = there.first().is_some_and(|r| {
+                r[0].text().as_deref() == Some(t.to.state.as_str())
+                    && r[1].int().and_then(|a| u32::try_from(a).ok()) == t.to.availability
+                    && r[2].text() == t.to.activity
+                    && r[3].text() == t.to.custom
+                    && r[4].text() == t.to.note
+            });
+            if same {
+                return Ok(at);
+            }
+        }
+        Err(StoreError::Crowded(format!(
+            "{}: a thousand changes in one millisecond at {}",
+            t.who, t.at
+        )))
     }
 
     /// The spans the trackers covered that overlap `[from, to)`: each run

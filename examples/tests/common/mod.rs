@@ -101,6 +101,12 @@ pub fn store_round_trip(spec: &str) {
     s.record(run, &busy("sip:bob@x", 2_000)).expect("record");
     s.record(run, &busy("sip:bob@x", 2_000))
         .expect("a repeat is ignored");
+    // Another change in the same millisecond is kept, just after it.
+    let mut away = busy("sip:bob@x", 2_000);
+    away.from = Some("busy".into());
+    away.to.state = "away".into();
+    assert_eq!(s.record(run, &away).expect("kept"), 2_001);
+    away.at = 2_001;
     s.outage_start(run, 3_000).expect("outage");
     s.outage_start(run, 3_500).expect("still the same outage");
     s.outage_end(run, 4_000).expect("back");
@@ -117,7 +123,7 @@ pub fn store_round_trip(spec: &str) {
     assert_eq!(s.spans(0, 10_000).expect("spans")[1].to, 8_000);
     assert_eq!(
         s.transitions(0, 10_000, None).expect("transitions"),
-        vec![busy("sip:bob@x", 2_000)]
+        vec![busy("sip:bob@x", 2_000), away]
     );
     assert!(
         s.transitions(0, 10_000, Some("sip:carol@x"))
@@ -128,7 +134,7 @@ pub fn store_round_trip(spec: &str) {
     drop(s);
     let again = Store::open(spec).expect("reopen");
     assert_eq!(again.schema_version().expect("version"), 1);
-    assert_eq!(again.transitions(0, 10_000, None).expect("kept").len(), 1);
-    assert_eq!(again.purge(5_000).expect("purge"), 1);
+    assert_eq!(again.transitions(0, 10_000, None).expect("kept").len(), 2);
+    assert_eq!(again.purge(5_000).expect("purge"), 2);
     assert!(again.transitions(0, 10_000, None).expect("gone").is_empty());
 }
