@@ -244,10 +244,7 @@ fn types_that_hold_key_material_print_none_of_it() {
 #[tokio::test]
 async fn a_lync_sign_in_leaves_no_password_token_or_key_behind() {
     use ocs_core::auth::tlsdsk::TlsDskAuthenticator;
-    use ocs_core::driver::sim::SimPki;
-    use ocs_core::driver::{AuthenticatorFactory, AutodiscoverSettings, TlsSettings};
-    use ocs_core::rng::Rng;
-    use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
+    use ocs_core::driver::{AuthenticatorFactory, AutodiscoverSettings};
 
     let dir = std::env::temp_dir().join(format!("ocs-secrets-lync.{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -259,29 +256,13 @@ async fn a_lync_sign_in_leaves_no_password_token_or_key_behind() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let pki = SimPki::generate(&["127.0.0.1".to_owned()]).expect("pki");
-    let mut rcfg = RegistrarConfig::ocs("contoso.com");
-    rcfg.auth = AuthMode::TlsDsk;
-    let targetname = rcfg.targetname.clone();
-    let mut r = Registrar::new(rcfg, Rng::from_seed(3), [8; 32]);
-    r.add_user("alice", "CONTOSO", PASSWORD);
-    r.set_tls_dsk(pki.tls_dsk_config(&targetname).expect("config"), None);
-    let server = sim::serve(
-        SimServer::new(r, Rng::from_seed(4)),
-        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        0,
-        Some(pki.server.clone()),
-    )
-    .await
-    .expect("server");
+    let (server, pki) = sim::serve_tls_dsk_users("contoso.com", &[("alice", PASSWORD)])
+        .await
+        .expect("server");
     let issued = pki
         .issue(&[], Some("alice@contoso.com"))
         .expect("certificate");
-    let tls = TlsSettings {
-        extra_roots: vec![pki.ca_der.clone()],
-        no_platform_roots: true,
-        ..TlsSettings::default()
-    };
+    let tls = pki.client_tls();
     let auth = TlsDskAuthenticator::from_pem(
         issued.cert_pem.as_bytes(),
         issued.key_pem.as_bytes(),

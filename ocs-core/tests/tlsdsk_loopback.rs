@@ -157,26 +157,15 @@ async fn a_certificate_of_another_user_or_ca_is_refused() {
 /// certificate that comes back signs alice in with TLS-DSK.
 #[tokio::test]
 async fn a_provisioned_certificate_signs_in() {
-    use ocs_core::driver::sim::SimPki;
-    use ocs_core::driver::{TlsSettings, provision_certificate};
+    use ocs_core::driver::provision_certificate;
+    use ocs_core::driver::sim::serve_tls_dsk_users;
 
-    let pki = SimPki::generate(&["127.0.0.1".to_owned()]).expect("pki");
-    let mut cfg = RegistrarConfig::ocs("contoso.com");
-    cfg.auth = AuthMode::TlsDsk;
-    cfg.use_401 = true;
-    let mut r = Registrar::new(cfg, Rng::from_seed(41), [6; 32]);
-    r.add_user("alice", "CONTOSO", "alicepw");
-    r.set_tls_dsk(pki.tls_dsk_config(TARGET).expect("config"), None);
-    let mut sim = SimServer::new(r, Rng::from_seed(42));
-    sim.set_cert_issuer(pki.cert_issuer());
-    let server = serve(sim, LOCALHOST, 0, None).await.expect("serve");
+    let (server, pki) = serve_tls_dsk_users("contoso.com", &[("alice", "alicepw")])
+        .await
+        .expect("serve");
     let base = format!("http://{}", server.http);
     let certprov = format!("{base}/CertProv/CertProvisioningService.svc");
-    let tls = TlsSettings {
-        extra_roots: vec![pki.ca_der.clone()],
-        no_platform_roots: true,
-        ..TlsSettings::default()
-    };
+    let tls = pki.client_tls();
 
     // Without a good token: refused, with the reason.
     let e = provision_certificate(&certprov, "cwt=nonsense", "alice@contoso.com", &tls)

@@ -696,41 +696,24 @@ async fn run(args: Args) -> Result<(), String> {
 /// NTLM); alice finds it by autodiscover and signs in with a certificate.
 async fn lync_sign_in() -> Result<(), String> {
     use ocs_core::auth::tlsdsk::TlsDskAuthenticator;
-    use ocs_core::driver::sim::SimPki;
+    use ocs_core::driver::sim::serve_tls_dsk_users;
     use ocs_core::driver::{AuthenticatorFactory, AutodiscoverSettings};
     let e = |e: std::io::Error| e.to_string();
-    let pki = SimPki::generate(&["127.0.0.1".to_owned()]).map_err(e)?;
-    let mut rcfg = RegistrarConfig::ocs("contoso.com");
-    rcfg.auth = ocs_core::sim::AuthMode::TlsDsk;
-    let targetname = rcfg.targetname.clone();
-    let mut registrar = Registrar::new(rcfg, Rng::from_seed(5), [6; 32]);
-    for (name, password) in SIM_USERS {
-        registrar.add_user(name, "CONTOSO", password);
-    }
-    registrar.set_tls_dsk(pki.tls_dsk_config(&targetname).map_err(e)?, None);
-    let server = SimServer::new(registrar, Rng::from_seed(7));
-    let pool = serve(
-        server,
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        0,
-        Some(pki.server.clone()),
-    )
-    .await
-    .map_err(|e| format!("cannot listen on loopback: {e}"))?;
+    let (pool, pki) = serve_tls_dsk_users("contoso.com", &SIM_USERS)
+        .await
+        .map_err(|e| format!("cannot start the pool on loopback: {e}"))?;
+    let targetname = RegistrarConfig::ocs("contoso.com").targetname;
     let root = format!(
         "http://{}/autodiscover/autodiscoverservice.svc/root",
         pool.http
     );
     println!("  pool: autodiscover at {root}, TLS-DSK targetname {targetname}");
-    // Certificate provisioning (MS-OCAUTHWS) is not built yet: the pool's
-    // CA issues alice's certificate here directly.
+    // The client's own certificate provisioning asks for a WS-Trust web
+    // ticket on a real pool, which is not built: the pool's CA issues
+    // alice's certificate here directly.
     let issued = pki.issue(&[], Some("alice@contoso.com")).map_err(e)?;
     println!("  alice: certificate CN=alice@contoso.com from the pool's CA");
-    let tls = TlsSettings {
-        extra_roots: vec![pki.ca_der.clone()],
-        no_platform_roots: true,
-        ..TlsSettings::default()
-    };
+    let tls = pki.client_tls();
     let auth = TlsDskAuthenticator::from_pem(
         issued.cert_pem.as_bytes(),
         issued.key_pem.as_bytes(),

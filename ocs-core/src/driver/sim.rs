@@ -164,6 +164,16 @@ impl SimPki {
         })
     }
 
+    /// TLS settings that trust this CA only (a client of the embedded
+    /// server).
+    pub fn client_tls(&self) -> crate::driver::TlsSettings {
+        crate::driver::TlsSettings {
+            extra_roots: vec![self.ca_der.clone()],
+            no_platform_roots: true,
+            ..crate::driver::TlsSettings::default()
+        }
+    }
+
     /// Certificate provisioning for the embedded server
     /// ([`crate::sim::SimServer::set_cert_issuer`]): signs a user's PKCS#10
     /// request (its signature checked) with this CA, for 180 days, with the
@@ -236,14 +246,49 @@ impl SimPki {
 /// case, e.g. `CONTOSO`), on free loopback ports: for tests, examples and
 /// trying the library without a server.
 pub async fn serve_users(domain: &str, users: &[(&str, &str)]) -> io::Result<SimHandle> {
+    let (r, seed) = registrar_for(domain, users, crate::sim::AuthMode::Ntlm)?;
+    let server = SimServer::new(r, crate::rng::Rng::from_seed(seed ^ 0x5e4));
+    serve(server, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0, None).await
+}
+
+/// The embedded server set up as a Lync pool for `domain` with these
+/// users: TLS with a CA of its own, TLS-DSK instead of NTLM, autodiscover,
+/// the token service and certificate provisioning; on free loopback ports.
+/// The [`SimPki`] is for the client: its trust ([`SimPki::client_tls`]) and,
+/// where provisioning is not used, certificates ([`SimPki::issue`]).
+pub async fn serve_tls_dsk_users(
+    domain: &str,
+    users: &[(&str, &str)],
+) -> io::Result<(SimHandle, SimPki)> {
+    let (mut r, seed) = registrar_for(domain, users, crate::sim::AuthMode::TlsDsk)?;
+    let pki = SimPki::generate(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    let target = crate::sim::RegistrarConfig::ocs(domain).targetname;
+    r.set_tls_dsk(pki.tls_dsk_config(&target)?, None);
+    let mut server = SimServer::new(r, crate::rng::Rng::from_seed(seed ^ 0x5e4));
+    server.set_cert_issuer(pki.cert_issuer());
+    let handle = serve(
+        server,
+        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        0,
+        Some(pki.server.clone()),
+    )
+    .await?;
+    Ok((handle, pki))
+}
+
+/// A registrar for `domain` with `users` under `auth`, seeded from the
+/// OS's entropy; and the seed, for the server's other randomness.
+fn registrar_for(
+    domain: &str,
+    users: &[(&str, &str)],
+    auth: crate::sim::AuthMode,
+) -> io::Result<(crate::sim::Registrar, u64)> {
     let mut entropy = [0u8; 32];
     getrandom::fill(&mut entropy).map_err(|e| io::Error::other(e.to_string()))?;
     let seed = u64::from_le_bytes(entropy[..8].try_into().unwrap_or([0; 8]));
-    let mut r = crate::sim::Registrar::new(
-        crate::sim::RegistrarConfig::ocs(domain),
-        crate::rng::Rng::from_seed(seed),
-        entropy,
-    );
+    let mut cfg = crate::sim::RegistrarConfig::ocs(domain);
+    cfg.auth = auth;
+    let mut r = crate::sim::Registrar::new(cfg, crate::rng::Rng::from_seed(seed), entropy);
     let ntlm_domain = domain
         .split('.')
         .next()
@@ -252,8 +297,7 @@ pub async fn serve_users(domain: &str, users: &[(&str, &str)]) -> io::Result<Sim
     for (name, password) in users {
         r.add_user(name, &ntlm_domain, password);
     }
-    let server = SimServer::new(r, crate::rng::Rng::from_seed(seed ^ 0x5e4));
-    serve(server, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0, None).await
+    Ok((r, seed))
 }
 
 /// Serves `server` on `ip` (port 0 picks free ports; use a fixed port to
