@@ -4,8 +4,12 @@
 //!
 //! Every `check_*` function must not panic for any input; a panic (or a
 //! failed assertion about a property) is a finding.
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the counting allocator in `heap` is the one place
+// that needs `unsafe` (GlobalAlloc is an unsafe trait).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod heap;
 
 use ocs_core::sip::{
     disposition, multipart, Capabilities, Framing, Limits, Message, NameAddr, SipUri, Via,
@@ -689,18 +693,24 @@ pub fn check_roaming_contacts(data: &[u8]) {
 /// once by the time the client has stopped; the client does stop (nothing
 /// hangs sign-out).
 pub fn check_client_inputs(data: &[u8]) {
-    use ocs_core::client::{Client, Config, Connected, Io};
+    use ocs_core::auth::sipae::signature_header;
+    use ocs_core::client::{AddressBookRun, AddressBookSchedule, Client, Config, Connected, Io};
     use ocs_core::discovery::{Dialect, ServerConfig, Transport};
     use ocs_core::endpoint::EndpointConfig;
     use ocs_core::messaging::ImEvent;
     use ocs_core::presence::model::State;
-    use ocs_core::register::{Credentials, RegisterConfig};
+    use ocs_core::register::{Credentials, RegisterConfig, RegistrationEvent};
+    use ocs_core::rng::Rng;
+    use ocs_core::sim::{AuthMode, Registrar, RegistrarConfig, SimServer};
     use ocs_core::sip::{builder, HeaderName, Method};
     use ocs_core::ClientEvent;
     use ocs_core::PresenceEvent;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet, VecDeque};
+    use std::net::SocketAddr;
     use std::time::{Duration, Instant, SystemTime};
 
+    heap::reset_peak();
+    let heap_base = heap::live();
     let mut it = data.iter().copied();
     let dialect = if it.next().unwrap_or(0) & 1 == 0 {
         Dialect::Standard
@@ -712,6 +722,12 @@ pub fn check_client_inputs(data: &[u8]) {
         reg,
         Some(Credentials::new("CONTOSO\\alice", "pw")),
     ));
+    // HTTP work the client asks for is answered by the input (op 12, 13).
+    cfg.custom_state_url = Some("https://contoso.com/states/presence.xml".into());
+    cfg.address_book = Some(AddressBookSchedule {
+        initial_delay: Duration::from_secs(60),
+        url: Some("https://contoso.com/abs/".into()),
+    });
     cfg.server = Some(ServerConfig {
         host: "192.0.2.1".into(),
         port: Some(5060),
@@ -721,31 +737,75 @@ pub fn check_client_inputs(data: &[u8]) {
     let mut c = Client::new(cfg, 1, [7; 32], now, SystemTime::UNIX_EPOCH);
     c.start(now);
 
+    // An honest server (op 14) the client can really sign in to: NTLM on
+    // the OCS dialect, Digest on the standard one.
+    let mut rcfg = RegistrarConfig::ocs("contoso.com");
+    if dialect == Dialect::Standard {
+        rcfg.auth = AuthMode::Digest;
+    }
+    let mut reg = Registrar::new(rcfg, Rng::from_seed(3), [9; 32]);
+    reg.add_user("alice", "CONTOSO", "pw");
+    let mut server = SimServer::new(reg, Rng::from_seed(4));
+    let local: SocketAddr = "198.51.100.1:40000".parse().expect("address");
+
     struct Seen {
         last_request: Option<Message>,
         connect_wanted: bool,
+        /// An HTTP fetch the client asked for and has no answer to yet.
+        states_wanted: Option<String>,
+        book_wanted: bool,
+        /// What the client sent since the honest server last read (the
+        /// newest 64; older ones are lost as on a bad link).
+        to_server: VecDeque<Vec<u8>>,
+        /// The association whose final REGISTER answer was just given to
+        /// the client, and whether it was forged.
+        final_answer: Option<(String, bool)>,
+        /// Associations the client itself reported as failed after being
+        /// shown a forged final answer: it must never sign with them again
+        /// (until an unaltered answer completes them after all).
+        refuted: HashSet<String>,
         /// Outcomes per (0 IM / 1 publication / 2 watch, id).
         outcomes: HashMap<(u8, u64), u32>,
     }
     let mut seen = Seen {
         last_request: None,
         connect_wanted: false,
+        states_wanted: None,
+        book_wanted: false,
+        to_server: VecDeque::new(),
+        final_answer: None,
+        refuted: HashSet::new(),
         outcomes: HashMap::new(),
     };
     let drain = |c: &mut Client, seen: &mut Seen| {
         while let Some(io) = c.poll_io() {
-            if let Io::Connect(_) = io {
-                seen.connect_wanted = true;
+            match io {
+                Io::Connect(_) => seen.connect_wanted = true,
+                Io::FetchCustomStates { url } => seen.states_wanted = Some(url),
+                Io::DownloadAddressBook { .. } => seen.book_wanted = true,
+                _ => {}
             }
         }
-        while let Some(b) = c.poll_transmit() {
-            if let Ok(m) = Message::parse(&b) {
-                if m.is_request() && m.method() != Some(&Method::Ack) {
-                    seen.last_request = Some(m);
+        // Events first: what the client made of a final REGISTER answer
+        // decides how the requests it sent with it are judged.
+        let answer = seen.final_answer.take();
+        while let Some(e) = c.poll_event() {
+            if let (Some((opaque, forged)), ClientEvent::Registration(r)) = (&answer, &e) {
+                match r {
+                    RegistrationEvent::Registered { .. } => {
+                        // Invariant: a forged server signature never signs
+                        // the client in.
+                        assert!(!forged, "signed in on a forged 200 (association {opaque})");
+                        seen.refuted.remove(opaque);
+                    }
+                    RegistrationEvent::Failed(_) | RegistrationEvent::RetryScheduled { .. }
+                        if *forged =>
+                    {
+                        seen.refuted.insert(opaque.clone());
+                    }
+                    _ => {}
                 }
             }
-        }
-        while let Some(e) = c.poll_event() {
             let id = match e {
                 ClientEvent::Im(ImEvent::Delivered { id }) => (0, id.0),
                 ClientEvent::Im(ImEvent::Failed { id, .. }) => (0, id.0),
@@ -761,6 +821,30 @@ pub fn check_client_inputs(data: &[u8]) {
             *n += 1;
             assert!(*n == 1, "command {id:?} ended twice");
         }
+        while let Some(b) = c.poll_transmit() {
+            if let Ok(m) = Message::parse(&b) {
+                if m.is_request() && m.method() != Some(&Method::Register) {
+                    // Invariant: no request is signed with the association
+                    // of a sign-in that failed on a forged server signature.
+                    if let Ok(Some(sig)) = signature_header(&m) {
+                        let opaque = sig.opaque.unwrap_or_default();
+                        assert!(
+                            !seen.refuted.contains(&opaque),
+                            "signed {:?} with association {opaque:?} after its sign-in \
+                             failed on a forged signature",
+                            m.method()
+                        );
+                    }
+                }
+                if m.is_request() && m.method() != Some(&Method::Ack) {
+                    seen.last_request = Some(m);
+                }
+            }
+            if seen.to_server.len() == 64 {
+                seen.to_server.pop_front();
+            }
+            seen.to_server.push_back(b);
+        }
     };
     let mut sent: Vec<(u8, u64)> = Vec::new();
     let codes = [
@@ -770,7 +854,14 @@ pub fn check_client_inputs(data: &[u8]) {
     drain(&mut c, &mut seen);
     while let Some(op) = it.next() {
         let arg = it.next().unwrap_or(0);
-        match op % 12 {
+        // Ops 0-11 keep the meaning they had before 12-14 came (op % 12),
+        // so the committed corpus still reaches what it reached.
+        let op = if op >= 232 {
+            12 + (op - 232) % 3
+        } else {
+            op % 12
+        };
+        match op {
             0 => {
                 let n = (arg as usize).min(it.len());
                 let chunk: Vec<u8> = it.by_ref().take(n).collect();
@@ -801,13 +892,15 @@ pub fn check_client_inputs(data: &[u8]) {
             }
             3 if seen.connect_wanted => {
                 seen.connect_wanted = false;
+                server.handle_disconnect(local);
+                seen.to_server.clear();
                 c.handle_connected(
                     Connected {
                         host: "192.0.2.1".into(),
                         addr: "192.0.2.1:5060".parse().expect("address"),
                         transport: Transport::Tcp,
                         source: "fuzz".into(),
-                        local: "198.51.100.1:40000".parse().expect("address"),
+                        local,
                     },
                     now,
                 );
@@ -822,7 +915,11 @@ pub fn check_client_inputs(data: &[u8]) {
                     now,
                 );
             }
-            5 => c.handle_connection_lost("reset".into(), now),
+            5 => {
+                c.handle_connection_lost("reset".into(), now);
+                server.handle_disconnect(local);
+                seen.to_server.clear();
+            }
             6 => {
                 if let Ok(id) = c.send_im(peers[arg as usize % 2], "hi", now) {
                     sent.push((0, id.0));
@@ -853,6 +950,65 @@ pub fn check_client_inputs(data: &[u8]) {
             9 => c.network_changed(now),
             10 => c.sign_out(now),
             11 => c.end_im_session(peers[arg as usize % 2], now),
+            12 => {
+                if let Some(url) = seen.states_wanted.take() {
+                    let result = if arg & 1 == 0 {
+                        let n = usize::from(arg >> 1).min(it.len());
+                        let doc: Vec<u8> = it.by_ref().take(n).collect();
+                        let loaded = ocs_core::customstates::load(&doc);
+                        Ok((loaded.states, loaded.warnings))
+                    } else {
+                        Err("HTTP 404".to_owned())
+                    };
+                    c.handle_custom_states_done(url, result);
+                }
+            }
+            13 if seen.book_wanted => {
+                seen.book_wanted = false;
+                let result = if arg & 1 == 0 {
+                    Ok(AddressBookRun {
+                        entries: usize::from(arg),
+                        day: "2026-12-07".into(),
+                        fetched: (arg & 2 == 0).then(|| "F-0a1b".to_owned()),
+                    })
+                } else {
+                    Err("HTTP 500".to_owned())
+                };
+                c.handle_address_book_done(result, now);
+            }
+            14 => {
+                // The honest server reads what the client sent and answers;
+                // with bit 0 set, every server signature in its answers is
+                // forged (one hex digit changed).
+                let forge = arg & 1 == 1;
+                server.handle_timeout(now);
+                for b in std::mem::take(&mut seen.to_server) {
+                    server.handle_stream(local, &b, now);
+                }
+                let mut answers = Vec::new();
+                while let Some((peer, b)) = server.poll_transmit() {
+                    if peer == local {
+                        answers.push(b);
+                    }
+                }
+                while server.poll_close().is_some() {}
+                for mut b in answers {
+                    let final_register = Message::parse(&b).ok().and_then(|m| {
+                        let ok = m.status().is_some_and(|s| (200..300).contains(&s))
+                            && m.cseq().is_ok_and(|c| c.method == "REGISTER");
+                        if !ok {
+                            return None;
+                        }
+                        signature_header(&m).ok().flatten().and_then(|s| s.opaque)
+                    });
+                    if forge {
+                        forge_signatures(&mut b);
+                    }
+                    c.handle_bytes(&b, now);
+                    seen.final_answer = final_register.map(|o| (o, forge));
+                    drain(&mut c, &mut seen);
+                }
+            }
             _ => {}
         }
         drain(&mut c, &mut seen);
@@ -866,12 +1022,43 @@ pub fn check_client_inputs(data: &[u8]) {
         drain(&mut c, &mut seen);
     }
     assert!(c.is_stopped(), "sign-out did not finish within an hour");
+    // Invariant: memory stays bounded. An input is at most a few KiB
+    // (libFuzzer's default -max_len is 4096), so no sequence of it may make
+    // the client (with the harness and the honest server beside it) hold
+    // more than this at once.
+    let held = heap::peak() - heap_base;
+    assert!(
+        held <= CLIENT_INPUTS_HEAP_CAP,
+        "held {held} bytes at once (cap {CLIENT_INPUTS_HEAP_CAP})"
+    );
     for id in sent {
         assert_eq!(
             seen.outcomes.get(&id).copied().unwrap_or(0),
             1,
             "command {id:?} has no outcome"
         );
+    }
+}
+
+/// The most heap one `client_inputs` run may hold at once (see the check).
+pub const CLIENT_INPUTS_HEAP_CAP: isize = 4 * 1024 * 1024;
+
+/// Changes one hex digit of every `rspauth` in `b` (a server signature).
+fn forge_signatures(b: &mut [u8]) {
+    let key = b"rspauth=";
+    let mut i = 0;
+    while i + key.len() < b.len() {
+        if b[i..].starts_with(key) {
+            let mut j = i + key.len();
+            if b.get(j) == Some(&b'"') {
+                j += 1;
+            }
+            if let Some(d) = b.get_mut(j) {
+                *d = if *d == b'0' { b'1' } else { b'0' };
+            }
+            i = j;
+        }
+        i += 1;
     }
 }
 

@@ -678,15 +678,20 @@ impl Endpoint {
     }
 
     /// MS-SIPAE: once signed in, final responses must be signed, except
-    /// challenges and REGISTER responses (which the registration checks
-    /// itself) (PROTOCOL.md a.6).
+    /// challenges and the REGISTER answers of a sign-in (which the
+    /// registration checks itself) (PROTOCOL.md a.6).
     fn response_is_trusted(&mut self, m: &Message) -> bool {
         let Some(sa) = self.reg.security() else {
             return true;
         };
         let code = m.status().unwrap_or(0);
         let is_register = m.cseq().is_ok_and(|c| c.method == "REGISTER");
-        if code < 200 || code == 401 || code == 407 || is_register {
+        // While signing in, REGISTER answers are the registration's to
+        // judge (it ends the sign-in naming the bad signature). Once
+        // registered, a refresh's answer is like any other: a forged one is
+        // dropped and counted, never acted on, so that one injected 200
+        // cannot end a working session.
+        if code < 200 || code == 401 || code == 407 || (is_register && !self.reg.is_registered()) {
             return true;
         }
         match sa.verify(m) {

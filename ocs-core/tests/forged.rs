@@ -194,3 +194,66 @@ fn forged_requests_and_responses_are_dropped_counted_and_never_acted_on() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_forged_answer_to_a_registration_refresh_is_dropped_and_the_session_goes_on() {
+    // Found by the stateful fuzz target's honest-server op: one forged 200
+    // to a signed refresh ended the whole session ("Failed", then
+    // "Stopped"); any on-path attacker could sign a user out that way.
+    let mut p = Pair::new(&["alice"]);
+    let a = p.add(Pair::config("alice"));
+    p.until(a, S, registered);
+    p.flush();
+    // The server grants 7,200 s; the client refreshes 30 s before. Deaf
+    // only for the last stretch, so the server keeps the binding alive.
+    p.run_for(Duration::from_secs(7100));
+    p.deaf = true;
+    let registers = |p: &Pair| {
+        p.users[a]
+            .sent
+            .iter()
+            .filter(|m| m.method().is_some_and(|m| m.as_str() == "REGISTER"))
+            .count()
+    };
+    let before = registers(&p);
+    let mut waited = Duration::ZERO;
+    while registers(&p) == before {
+        assert!(waited < Duration::from_secs(600), "no refresh");
+        p.run_for(10 * S);
+        waited += 10 * S;
+    }
+    let refresh = p.users[a]
+        .sent
+        .iter()
+        .rev()
+        .find(|m| m.method().is_some_and(|m| m.as_str() == "REGISTER"))
+        .cloned()
+        .expect("the refresh");
+    let now = p.now;
+    let peer = p.users[a].peer;
+    p.server.handle_stream(peer, &refresh.to_bytes(), now);
+    let answer = std::iter::from_fn(|| p.server.poll_transmit())
+        .filter(|(to, _)| *to == peer)
+        .filter_map(|(_, b)| Message::parse(&b).ok())
+        .find(|m| m.status() == Some(200))
+        .expect("the server's 200 to the refresh");
+    for (what, forged) in [
+        ("badly signed 200 to a refresh", badly_signed(&answer)),
+        ("unsigned 200 to a refresh", unsigned(&answer)),
+    ] {
+        let (events, sent) = inject(&mut p, a, &forged);
+        refused_only(what, &events, &sent);
+        assert!(p.users[a].client.registration().is_registered(), "{what}");
+    }
+    // The real answer is taken.
+    let (events, _) = inject(&mut p, a, &answer.to_bytes());
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::Registered { refresh: true, .. })
+        )),
+        "{events:?}"
+    );
+    let snap = p.users[a].client.snapshot(p.now);
+    assert_eq!(snap.refused_unsigned, 2, "{:?}", snap.last_refused);
+}

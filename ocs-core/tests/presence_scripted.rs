@@ -369,14 +369,28 @@ fn standard_dialect_shows_an_idle_online_user_as_away_but_leaves_busy_alone() {
         .find(|m| m.method() == Some(&ocs_core::sip::Method::Publish))
         .expect("publish");
     assert_eq!(modify.header(HeaderName::SipIfMatch), Some("e1"));
-    // Input again: online.
+    let modify = modify.clone();
+    // Input again: online. One publication on the wire at a time (a second
+    // would carry the entity tag the first one replaces): it waits for the
+    // answer, then goes out with the new tag.
     a.pa.set_idle(&mut a.ep, Duration::ZERO, a.now);
-    assert_eq!(publishes(&a.sent()), vec![State::Online]);
+    assert!(publishes(&a.sent()).is_empty());
+    let mut ok = builder::response(&modify, 200, None, Some("s1")).expect("200");
+    ok.push_header("SIP-ETag", "e2");
+    ok.push_header(HeaderName::Expires, "3600");
+    a.feed(&ok);
+    let sent = a.sent();
+    assert_eq!(publishes(&sent), vec![State::Online]);
+    let online = find(&sent, ocs_core::sip::Method::Publish);
+    assert_eq!(online.header(HeaderName::SipIfMatch), Some("e2"));
+    a.ok(&online, Some("e3"));
 
     // A manual busy is not overridden by idleness.
     a.pa.set_status(&mut a.ep, State::Busy, None, a.now)
         .expect("publish");
-    assert_eq!(publishes(&a.sent()), vec![State::Busy]);
+    let sent = a.sent();
+    assert_eq!(publishes(&sent), vec![State::Busy]);
+    a.ok(&find(&sent, ocs_core::sip::Method::Publish), Some("e4"));
     a.pa.set_idle(&mut a.ep, Duration::from_secs(25 * 60), a.now);
     assert!(publishes(&a.sent()).is_empty());
 }
@@ -439,7 +453,9 @@ fn ocs_calls_publish_a_phone_state_and_delete_it_afterwards() {
 fn standard_dialect_calls_show_busy_and_reset_removes_the_publication() {
     let (mut a, _) = Alice::published_online();
     a.pa.set_in_call(&mut a.ep, true, a.now);
-    assert_eq!(publishes(&a.sent()), vec![State::Busy]);
+    let sent = a.sent();
+    assert_eq!(publishes(&sent), vec![State::Busy]);
+    a.ok(&find(&sent, ocs_core::sip::Method::Publish), Some("e1b"));
     a.pa.set_in_call(&mut a.ep, false, a.now);
     let sent = a.sent();
     assert_eq!(publishes(&sent), vec![State::Online]);

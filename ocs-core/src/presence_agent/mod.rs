@@ -253,6 +253,10 @@ struct Status {
     custom: Option<(u32, String)>,
 }
 
+/// Each (category, instance, container) a publication carried, with the
+/// version it went out with.
+type SentVersions = Vec<((String, u32, u32), u32)>;
+
 #[derive(Debug)]
 enum Pending {
     Publish {
@@ -260,6 +264,9 @@ enum Pending {
         ids: Vec<PublishId>,
         /// What watchers see once it is accepted.
         shows: State,
+        /// The version each (category, instance, container) went out with
+        /// (OCS): once accepted, the server holds one more.
+        sent: SentVersions,
     },
     Extra {
         kind: Extra,
@@ -377,6 +384,9 @@ pub struct PresenceAgent {
     versions_known: bool,
     /// A "reset status" asked for before the versions were known.
     reset_waiting: bool,
+    /// The manual state changed while its publication was on the wire: it
+    /// goes out once that one is answered (`publish_waiting`).
+    state_waiting: bool,
     /// The state before we chose to appear offline.
     before_offline: Option<Status>,
     next_contact_op: u64,
@@ -446,6 +456,7 @@ impl PresenceAgent {
             contacts_refused: None,
             versions_known: cfg_dialect != Dialect::Ocs,
             reset_waiting: false,
+            state_waiting: false,
             before_offline: None,
             next_contact_op: 0,
             next_publish: 0,
@@ -512,6 +523,7 @@ impl PresenceAgent {
     /// waiting for the server) fails with [`Error::Stopped`].
     pub fn settle_all(&mut self) {
         self.abandon_pending();
+        self.state_waiting = false;
         let mut ids: Vec<PublishId> = self.deferred.drain(..).map(|(_, id)| id).collect();
         ids.sort();
         // Commands only: an empty list would report an automatic one.
@@ -566,13 +578,18 @@ impl PresenceAgent {
                 let Some(p) = self.pending.remove(id) else {
                     return false;
                 };
+                let publication = matches!(p, Pending::Publish { .. });
                 self.on_final(ep, p, response, now);
+                if publication {
+                    self.publish_waiting(ep, now);
+                }
                 true
             }
             EndpointEvent::RequestFailed { id, failure } => {
                 let Some(p) = self.pending.remove(id) else {
                     return false;
                 };
+                let publication = matches!(p, Pending::Publish { .. });
                 match p {
                     Pending::Publish { ids, .. }
                     | Pending::Extra { ids, .. }
@@ -611,6 +628,9 @@ impl PresenceAgent {
                     }
                     _ => {}
                 }
+                if publication {
+                    self.publish_waiting(ep, now);
+                }
                 true
             }
             EndpointEvent::IncomingRequest { id, request } => {
@@ -638,7 +658,8 @@ impl PresenceAgent {
                 attempt,
                 ids,
                 shows,
-            } => self.on_publish_final(ep, attempt, (ids, shows), resp, now),
+                sent,
+            } => self.on_publish_final(ep, attempt, (ids, shows, sent), resp, now),
             Pending::RoamingRefresh { which } => {
                 self.on_roaming_refresh_final(ep, which, resp, now)
             }

@@ -286,6 +286,23 @@ impl PresenceAgent {
         take.into_iter().map(|(_, id)| id).collect()
     }
 
+    fn state_publication_in_flight(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(p, Pending::Publish { .. }))
+    }
+
+    /// After a state publication was answered (or failed): the state set
+    /// while it was on the wire goes out now, for every id that waited.
+    pub(super) fn publish_waiting(&mut self, ep: &mut Endpoint, now: Instant) {
+        if !self.state_waiting || !self.versions_known || self.state_publication_in_flight() {
+            return;
+        }
+        self.state_waiting = false;
+        let ids = self.take_deferred(None);
+        self.publish(ep, now, 0, ids);
+    }
+
     /// What goes out once roaming-self has told us the versions after a
     /// sign-in, each publication once.
     pub(super) fn publish_after_versions(&mut self, ep: &mut Endpoint, now: Instant) {
@@ -311,6 +328,9 @@ impl PresenceAgent {
         }
         // The user's own state, set before or during sign-in.
         let reset = std::mem::take(&mut self.reset_waiting);
+        // What waited for a publication lost with the connection goes out
+        // here too.
+        self.state_waiting = false;
         let mut ids = self.take_deferred(None);
         ids.extend(self.take_deferred(Some(Extra::Reset)));
         ids.sort();
@@ -336,10 +356,22 @@ impl PresenceAgent {
             self.deferred.extend(ids.into_iter().map(|id| (None, id)));
             return;
         }
+        if attempt == 0 && self.state_publication_in_flight() {
+            // One state publication on the wire at a time, as Communicator
+            // does: two at once carry the same versions (OCS answers the
+            // second 409) or entity tag, and a host changing the state in
+            // a loop would otherwise hold a transaction per change. The
+            // newest state goes out when the one on the wire is answered
+            // (publish_waiting); these ids end with it.
+            self.state_waiting = true;
+            self.deferred.extend(ids.into_iter().map(|id| (None, id)));
+            return;
+        }
         let Some(st) = self.status.clone() else {
             self.published(ids, self.shown_state());
             return;
         };
+        let mut sent = Vec::new();
         let req = if self.cfg.dialect == Dialect::Ocs {
             let mut body = PublishBody::new(&self.cfg.aor);
             let custom: Vec<CustomActivity<'_>> = st
@@ -350,11 +382,13 @@ impl PresenceAgent {
             for container in [2, 3] {
                 let v = self.version("state", USER_STATE_INSTANCE, container);
                 body.user_state(container, v, st.availability, None, &custom);
+                sent.push((("state".to_owned(), USER_STATE_INSTANCE, container), v));
             }
             if let Some(note) = &st.note {
                 for container in [200, 300, 400] {
                     let v = self.version("note", 0, container);
                     body.note(0, container, v, NoteKind::Personal, note);
+                    sent.push((("note".to_owned(), 0, container), v));
                 }
             }
             let mut req = ep.new_request(Method::Service, &self.cfg.aor);
@@ -384,6 +418,7 @@ impl PresenceAgent {
                 attempt,
                 ids,
                 shows,
+                sent,
             },
             now,
         );
@@ -649,7 +684,7 @@ impl PresenceAgent {
         &mut self,
         ep: &mut Endpoint,
         attempt: u32,
-        (ids, shows): (Vec<PublishId>, State),
+        (ids, shows, sent): (Vec<PublishId>, State, SentVersions),
         resp: &Message,
         now: Instant,
     ) {
@@ -657,15 +692,12 @@ impl PresenceAgent {
         if (200..300).contains(&code) {
             if self.cfg.dialect == Dialect::Ocs {
                 self.learn_versions(resp.body());
-                // The server stored version + 1 for each publication.
-                for c in [2, 3] {
-                    let k = ("state".to_owned(), USER_STATE_INSTANCE, c);
-                    *self.versions.entry(k).or_insert(0) += 1;
-                }
-                if self.status.as_ref().is_some_and(|s| s.note.is_some()) {
-                    for c in [200, 300, 400] {
-                        *self.versions.entry(("note".to_owned(), 0, c)).or_insert(0) += 1;
-                    }
+                // The server stored version + 1 for each publication. Not
+                // "+= 1": the roaming-self notification of this very
+                // publication may have come first and told us already.
+                for (k, v) in sent {
+                    let have = self.versions.entry(k).or_insert(0);
+                    *have = (*have).max(v + 1);
                 }
             } else {
                 self.etag = resp.sip_etag().map(str::to_owned);
