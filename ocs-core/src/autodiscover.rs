@@ -884,8 +884,9 @@ fn resolve(from: &str, to: &str) -> String {
 }
 
 /// https, or http to this machine (127.0.0.0/8, `[::1]`, `localhost`):
-/// where credentials and tokens may go.
-fn is_secure(url: &str) -> bool {
+/// where credentials and tokens may go (autodiscover's token, the web
+/// ticket service's password grant).
+pub fn is_secure(url: &str) -> bool {
     let Some(origin) = origin_of(url) else {
         return false;
     };

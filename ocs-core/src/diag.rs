@@ -24,6 +24,7 @@
 //! | 1105 | Registration: Failed | error |
 //! | 1106 | Registration: SignedOut by us | info |
 //! | 1107 | Registration: SignedOut by the server | warning |
+//! | 1108 | Registration: CertificateNeeded (TLS-DSK provisioning or renewal) | info |
 //! | 1200 | SecurityViolation | error |
 //! | 1300 | Im: Delivered | verbose |
 //! | 1301 | Im: Failed | warning |

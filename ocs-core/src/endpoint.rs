@@ -454,6 +454,21 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The certificate after `CertificateNeeded` (`Ok`, as an
+    /// authenticator) or why provisioning failed (`Err`).
+    pub fn handle_certificate(
+        &mut self,
+        result: Result<Box<dyn crate::auth::mechanism::Authenticator>, String>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        match result {
+            Ok(a) => self.reg.provide_authenticator(a, now)?,
+            Err(e) => self.reg.certificate_failed(e, now)?,
+        }
+        self.pump(now);
+        Ok(())
+    }
+
     // ----- inputs ----------------------------------------------------------
 
     /// Bytes from the connection: a whole datagram (UDP) or any piece of

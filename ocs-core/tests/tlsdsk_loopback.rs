@@ -282,3 +282,100 @@ async fn a_provisioned_certificate_signs_in() {
     c.sign_out();
     wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
 }
+
+/// The whole Lync path the client runs by itself: the TLS-DSK challenge
+/// names the pool's provisioning service, the client gets a token with
+/// alice's password, a certificate for a key it made, keeps it, and signs
+/// in with it over TLS. A second start finds the kept one and uses it.
+#[tokio::test]
+async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps_it() {
+    use ocs_core::driver::CertificateSettings;
+    use ocs_core::driver::sim::serve_tls_dsk_users;
+    use ocs_core::register::Credentials;
+
+    let (server, pki) = serve_tls_dsk_users("contoso.com", &[("alice", "alicepw")])
+        .await
+        .expect("serve");
+    let dir = std::env::temp_dir().join(format!("ocs-certprov-auto.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = || {
+        let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
+        let creds = Credentials::new("CONTOSO\\alice", "alicepw");
+        let mut ccfg = ClientConfig::new(EndpointConfig::new(reg, Some(creds)));
+        ccfg.server = Some(ServerConfig {
+            host: "127.0.0.1".into(),
+            port: Some(server.tls.expect("TLS").port()),
+            transport: Transport::Tls,
+        });
+        ccfg.tls = pki.client_tls();
+        ccfg.certificates = Some(CertificateSettings {
+            store: Some(dir.clone()),
+        });
+        ccfg
+    };
+    let signed_in_with_tls_dsk = |seen: &[ClientEvent]| {
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Registration(RegistrationEvent::Registered { auth_scheme, .. }))
+                if auth_scheme == "TLS-DSK"
+        )
+    };
+
+    let mut c = Client::start(config()).expect("client starts");
+    let seen = wait_for(&mut c, "registration", registered).await;
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            ClientEvent::Registration(RegistrationEvent::CertificateNeeded { sts_uri, renewal: false })
+                if sts_uri.ends_with("/CertProv/CertProvisioningService.svc")
+        )),
+        "{seen:?}"
+    );
+    assert!(signed_in_with_tls_dsk(&seen), "{seen:?}");
+    let kept = std::fs::read(dir.join("alice@contoso.com.pem")).expect("certificate kept");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("alice@contoso.com.key"))
+            .expect("key kept")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
+    }
+    // Signed traffic both ways on the provisioned association.
+    c.set_status(State::Busy, None)
+        .await
+        .expect("asked")
+        .outcome()
+        .await
+        .expect("published");
+    c.sign_out();
+    wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
+
+    // Started again: the kept certificate is fresh, so it is used as is.
+    let mut c = Client::start(config()).expect("client starts");
+    let seen = wait_for(&mut c, "registration", registered).await;
+    assert!(signed_in_with_tls_dsk(&seen), "{seen:?}");
+    assert_eq!(
+        std::fs::read(dir.join("alice@contoso.com.pem")).expect("still kept"),
+        kept,
+        "provisioned again instead of using the kept certificate"
+    );
+    c.sign_out();
+    wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
+
+    // A wrong password: the web ticket service refuses, and sign-in fails
+    // saying so (the pool offers nothing but TLS-DSK).
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config();
+    cfg.session.endpoint.credentials = Some(Credentials::new("CONTOSO\\alice", "wrong"));
+    let mut c = Client::start(cfg).expect("client starts");
+    let seen = wait_for(&mut c, "failure", |e| {
+        matches!(e, ClientEvent::Registration(RegistrationEvent::Failed(_)))
+    })
+    .await;
+    let why = format!("{:?}", seen.last());
+    assert!(why.contains("certificate provisioning failed"), "{why}");
+    assert!(!why.contains("wrong"), "the password shows: {why}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,7 @@ mod common;
 use common::pki::Ca;
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ocs_core::auth::tlsdsk::{TlsDskAuthenticator, TlsDskServer};
 use ocs_core::discovery::{Dialect, Transport};
@@ -50,6 +50,17 @@ impl World {
     /// alice's certificate lapses at `not_after` (the wall clock is the
     /// real one, as the certificate checks use it).
     fn with_certificate(ca: &Ca, not_after: Option<SystemTime>) -> World {
+        World::build(ca, Some(not_after), false)
+    }
+
+    /// The client provisions certificates; the challenge names `STS`.
+    /// `cert`: alice starts with a certificate lapsing then (`Some(None)`:
+    /// a long-lived one), or none.
+    fn provisioning(ca: &Ca, cert: Option<Option<SystemTime>>) -> World {
+        World::build(ca, cert, true)
+    }
+
+    fn build(ca: &Ca, cert: Option<Option<SystemTime>>, provision: bool) -> World {
         let now = t0();
         let mut cfg = RegistrarConfig::ocs("contoso.com");
         cfg.auth = AuthMode::TlsDsk;
@@ -58,15 +69,15 @@ impl World {
         let (chain, key) = ca.issue(&[TARGET], None);
         r.set_tls_dsk(
             TlsDskServer::config(chain, key, ca.roots()).expect("server config"),
-            None,
+            provision.then(|| STS.to_owned()),
         );
         let server = SimServer::new(r, Rng::from_seed(2));
-        let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "c8ca638a15");
+        let mut reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "c8ca638a15");
+        reg.provision_certificates = provision;
         let mut client = Endpoint::new(EndpointConfig::new(reg, None), 3, [9; 32], now, wall());
-        let (chain, key) = ca.issue_until(&[], Some("alice@contoso.com"), not_after);
-        client.set_authenticator(Box::new(
-            TlsDskAuthenticator::new(chain, key, ca.roots()).expect("credential"),
-        ));
+        if let Some(not_after) = cert {
+            client.set_authenticator(alice_credential(ca, not_after));
+        }
         client.connected(
             LocalTransport {
                 transport: Transport::Tcp,
@@ -154,6 +165,15 @@ impl World {
             )
         })
     }
+}
+
+const STS: &str = "https://pool.contoso.com/CertProv/CertProvisioningService.svc";
+
+/// alice's TLS-DSK credential from `ca`, lapsing at `not_after` (`None`: in
+/// a long time).
+fn alice_credential(ca: &Ca, not_after: Option<SystemTime>) -> Box<TlsDskAuthenticator> {
+    let (chain, key) = ca.issue_until(&[], Some("alice@contoso.com"), not_after);
+    Box::new(TlsDskAuthenticator::new(chain, key, ca.roots()).expect("credential"))
 }
 
 /// Flips the first hex digit of `rspauth` in a 200 OK.
@@ -329,4 +349,111 @@ fn asked_for_one_scheme_the_client_answers_no_other() {
         1,
         "no answer to the TLS-DSK challenge"
     );
+}
+
+fn certificates_needed(w: &World) -> Vec<(String, bool)> {
+    w.events
+        .iter()
+        .filter_map(|e| match e {
+            EndpointEvent::Registration(RegistrationEvent::CertificateNeeded {
+                sts_uri,
+                renewal,
+            }) => Some((sts_uri.clone(), *renewal)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn without_a_certificate_sign_in_waits_for_one_from_the_service_the_challenge_names() {
+    let ca = Ca::new();
+    let mut w = World::provisioning(&ca, None);
+    w.client.register(w.now).expect("register");
+    w.flush();
+    assert_eq!(certificates_needed(&w), vec![(STS.to_owned(), false)]);
+    assert!(!w.registered());
+    assert_eq!(w.sent.len(), 1, "nothing more is sent while it waits");
+    assert!(
+        w.client
+            .registration()
+            .auth_choice()
+            .is_some_and(|c| c.contains("provisioning")),
+        "{:?}",
+        w.client.registration().auth_choice()
+    );
+    // The host provisioned one: sign-in goes on with it.
+    let now = w.now;
+    w.client
+        .handle_certificate(Ok(alice_credential(&ca, None)), now)
+        .expect("go on");
+    w.flush();
+    assert!(w.registered(), "{:?}", w.events);
+    assert_eq!(
+        w.client.registration().security().map(|s| s.scheme()),
+        Some("TLS-DSK")
+    );
+
+    // Provisioning failed and the server offers nothing else: sign-in
+    // fails naming why.
+    let mut w = World::provisioning(&ca, None);
+    w.client.register(w.now).expect("register");
+    w.flush();
+    let now = w.now;
+    w.client
+        .handle_certificate(Err("web ticket service answered 401".into()), now)
+        .expect("go on");
+    w.flush();
+    let failed = w.events.iter().find_map(|e| match e {
+        EndpointEvent::Registration(RegistrationEvent::Failed(e)) => Some(e.to_string()),
+        _ => None,
+    });
+    assert!(
+        failed.as_deref().is_some_and(
+            |f| f.contains("certificate provisioning failed: web ticket service answered 401")
+        ),
+        "{failed:?}"
+    );
+    // It asked once, not in a loop.
+    assert_eq!(certificates_needed(&w).len(), 1);
+
+    // A certificate with less than an hour left is replaced first.
+    let mut w = World::provisioning(&ca, Some(Some(wall() + Duration::from_secs(50 * 60))));
+    w.client.register(w.now).expect("register");
+    w.flush();
+    assert_eq!(certificates_needed(&w), vec![(STS.to_owned(), false)]);
+    assert!(!w.registered());
+}
+
+#[test]
+fn a_certificate_in_use_is_renewed_an_hour_before_it_lapses_while_the_session_goes_on() {
+    let ca = Ca::new();
+    let mut w = World::provisioning(&ca, Some(Some(wall() + Duration::from_secs(3 * 3600))));
+    w.client.register(w.now).expect("register");
+    w.flush();
+    assert!(w.registered());
+    assert!(certificates_needed(&w).is_empty());
+    w.run_for(Duration::from_secs(3600 + 55 * 60));
+    assert!(certificates_needed(&w).is_empty(), "asked too early");
+    w.run_for(Duration::from_secs(10 * 60));
+    assert_eq!(certificates_needed(&w), vec![(STS.to_owned(), true)]);
+    assert!(w.client.registration().is_registered());
+    assert_eq!(w.fresh_handshakes(), 1);
+    // The renewed certificate is used at once: a new handshake with it.
+    let now = w.now;
+    w.client
+        .handle_certificate(Ok(alice_credential(&ca, None)), now)
+        .expect("renewed");
+    w.flush();
+    assert_eq!(w.fresh_handshakes(), 2);
+    assert!(
+        w.client.registration().is_registered(),
+        "{:?}",
+        w.events.last()
+    );
+    // The old certificate's end passes without another handshake, and the
+    // session goes on.
+    w.run_for(Duration::from_secs(2 * 3600));
+    assert_eq!(w.fresh_handshakes(), 2);
+    assert!(w.client.registration().is_registered());
+    assert_eq!(certificates_needed(&w).len(), 1);
 }

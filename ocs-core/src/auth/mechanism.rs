@@ -17,6 +17,12 @@ pub trait Authenticator: Send {
     /// Starts a new security context for the server named `targetname`
     /// (e.g. `sip/pool.contoso.com` for Kerberos).
     fn start(&mut self, targetname: &str) -> Result<Box<dyn MechanismContext>, String>;
+
+    /// When the credential lapses (a TLS-DSK certificate's notAfter), if
+    /// known: a provisioning host renews it before then.
+    fn valid_until(&self) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// One security context: the token exchange, then message signatures.

@@ -262,6 +262,10 @@ impl Authenticator for TlsDskAuthenticator {
             not_after: self.not_after,
         }))
     }
+
+    fn valid_until(&self) -> Option<std::time::SystemTime> {
+        self.not_after
+    }
 }
 
 /// The client's side of one TLS-DSK handshake, then its association.

@@ -168,6 +168,7 @@ impl ClientEvent {
                 RegistrationEvent::SignedOut {
                     by_server: true, ..
                 } => 1107,
+                RegistrationEvent::CertificateNeeded { .. } => 1108,
             },
             ClientEvent::SecurityViolation(_) => 1200,
             ClientEvent::Im(i) => match i {
@@ -262,6 +263,10 @@ impl ClientEvent {
                 RegistrationEvent::CredentialsNeeded { realm, reason } => {
                     format!("credentials needed for {realm:?} ({reason:?})")
                 }
+                RegistrationEvent::CertificateNeeded { sts_uri, renewal } => format!(
+                    "{} TLS-DSK certificate needed from {sts_uri}",
+                    if *renewal { "a renewed" } else { "a" }
+                ),
                 RegistrationEvent::Redirected(to) => format!(
                     "redirected to {}{} over {}",
                     to.host,

@@ -93,6 +93,19 @@ pub enum Io {
         /// The base URL of the address-book files.
         url: String,
     },
+    /// Provision a TLS-DSK certificate for the user from the Certificate
+    /// Provisioning service at `url` (MS-OCAUTHWS: a web ticket, then
+    /// GetAndPublishCert with a new key's request), keep it, and answer
+    /// with [`Client::handle_certificate_done`]. Asked when a TLS-DSK
+    /// challenge names the service and no fresh certificate is set (with
+    /// `RegisterConfig::provision_certificates`), and again before the
+    /// one in use lapses (`renewal`).
+    ProvisionCertificate {
+        /// The service's URL (the challenge's `sts-uri`).
+        url: String,
+        /// True when a certificate in use is to be replaced.
+        renewal: bool,
+    },
 }
 
 /// A connection the driver opened.
@@ -331,6 +344,23 @@ impl Client {
             self.sign_in_deadline = self.cfg.sign_in_timeout.map(|t| now + t);
         }
         if let Err(e) = self.ep.set_credentials(creds, now) {
+            self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
+        }
+        self.drive(now);
+    }
+
+    /// The answer to [`Io::ProvisionCertificate`]: the provisioned
+    /// certificate as an authenticator (e.g.
+    /// `TlsDskAuthenticator::from_pem`), or why provisioning failed. A
+    /// waiting sign-in goes on (without TLS-DSK after a failure); a
+    /// renewed certificate is used at once.
+    pub fn handle_certificate_done(
+        &mut self,
+        result: Result<Box<dyn Authenticator>, String>,
+        now: Instant,
+    ) {
+        let _in = self.span.enter();
+        if let Err(e) = self.ep.handle_certificate(result, now) {
             self.emit(ClientEvent::Registration(RegistrationEvent::Failed(e)));
         }
         self.drive(now);
@@ -864,6 +894,12 @@ impl Client {
             // Asking a person for a password takes as long as it takes: no
             // sign-in deadline meanwhile.
             RegistrationEvent::CredentialsNeeded { .. } => self.sign_in_deadline = None,
+            RegistrationEvent::CertificateNeeded { sts_uri, renewal } => {
+                self.io.push_back(Io::ProvisionCertificate {
+                    url: sts_uri.clone(),
+                    renewal: *renewal,
+                });
+            }
             RegistrationEvent::RetryScheduled { .. } => {
                 if let Some((_, retries)) = &mut self.down {
                     *retries += 1;

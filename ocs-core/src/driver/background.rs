@@ -26,6 +26,8 @@ pub(super) enum AbsMsg {
         url: String,
         result: Result<(CustomStates, Vec<Violation>), String>,
     },
+    /// Certificate provisioning finished.
+    Certificate(Result<crate::auth::tlsdsk::TlsDskAuthenticator, String>),
 }
 
 /// The background work's side of the task: the address book in memory
@@ -84,6 +86,34 @@ impl Task {
                 .map(|l| (l.states, l.warnings))
                 .map_err(|e| e.to_string());
             let _ = tx.send(AbsMsg::CustomStates { url, result });
+        })));
+    }
+
+    /// Provisions a TLS-DSK certificate in the background (a job still
+    /// running is cancelled); the result goes back to the session.
+    pub(super) fn provision_certificate(&mut self, url: String, renewal: bool) {
+        let c = self.session.config();
+        let entity = c
+            .endpoint
+            .register
+            .aor
+            .trim_start_matches("sip:")
+            .to_owned();
+        let credentials = super::client::web_login(c);
+        let store = self.cfg.certificates.as_ref().and_then(|c| c.store.clone());
+        let tls = self.cfg.tls.clone();
+        let tx = self.abs.sender();
+        self.certificate_job = Some(AbortOnDrop(tokio::spawn(async move {
+            let job =
+                super::certprov::provision_for(&url, &entity, credentials, store, renewal, &tls);
+            let result = match tokio::time::timeout(2 * super::CERTPROV_TIMEOUT, job).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "certificate provisioning did not finish within {}",
+                    crate::error::show_duration(2 * super::CERTPROV_TIMEOUT)
+                )),
+            };
+            let _ = tx.send(AbsMsg::Certificate(result));
         })));
     }
 
@@ -182,6 +212,12 @@ impl Task {
             AbsMsg::CustomStates { url, result } => {
                 self.custom_states_fetch = None;
                 self.session.handle_custom_states_done(url, result);
+            }
+            AbsMsg::Certificate(result) => {
+                self.certificate_job = None;
+                let result =
+                    result.map(|a| Box::new(a) as Box<dyn crate::auth::mechanism::Authenticator>);
+                self.session.handle_certificate_done(result, t);
             }
         }
     }

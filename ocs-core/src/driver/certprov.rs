@@ -2,9 +2,14 @@
 //! `GetAndPublishCert` ([`crate::certprov`]) to the pool's service, and the
 //! certificate back: the user's TLS-DSK credential.
 //!
-//! The caller proves itself with a bearer token (what the embedded
-//! server's provisioning takes). A pool wants the WS-Trust web ticket in
+//! The caller proves itself with a bearer token from the pool's web
+//! ticket service ([`web_ticket`]: the OAuth password grant, which the
+//! embedded server takes). A pool wants the WS-Trust web ticket in
 //! `wsse:Security` instead; getting one is not built yet.
+//!
+//! [`provision_for`] is what a client does when the session asks
+//! ([`crate::client::Io::ProvisionCertificate`]): a fresh stored
+//! certificate, else a token, a certificate, and the store.
 
 use base64::Engine;
 
@@ -105,4 +110,90 @@ fn pem(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+/// A token for the web services of the pool that serves `service_url`
+/// (same scheme, host and port; `/WebTicket/oauthtoken`), by the OAuth
+/// password grant with `login` (`DOMAIN\\user` or `user@domain`) and
+/// `password`.
+pub async fn web_ticket(
+    service_url: &str,
+    login: &str,
+    password: &str,
+    tls: &TlsSettings,
+) -> Result<String, String> {
+    if !crate::autodiscover::is_secure(service_url) {
+        return Err(format!(
+            "{service_url}: a password goes only over https (or to this machine)"
+        ));
+    }
+    let mut url = reqwest::Url::parse(service_url).map_err(|e| format!("{service_url}: {e}"))?;
+    url.set_path("/WebTicket/oauthtoken");
+    url.set_query(None);
+    let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
+    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
+    let resp = client
+        .post(url.clone())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(crate::oauth::password_grant_body(login, password))
+        .send()
+        .await
+        .map_err(err)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(err)?;
+    if status != 200 {
+        return Err(format!("web ticket service {url} answered {status}"));
+    }
+    crate::oauth::parse_token(&bytes)
+        .map(|t| t.access_token)
+        .map_err(|e| format!("web ticket service {url}: {e}"))
+}
+
+/// What a client does on [`crate::client::Io::ProvisionCertificate`]: the
+/// user's certificate from `store` when it has an hour or more left (not
+/// for a renewal), else a web ticket with the password, a new certificate
+/// from the service at `url`, kept in `store`. `entity` is the user's
+/// address without `sip:`.
+pub async fn provision_for(
+    url: &str,
+    entity: &str,
+    credentials: Option<(String, String)>,
+    store: Option<std::path::PathBuf>,
+    renewal: bool,
+    tls: &TlsSettings,
+) -> Result<crate::auth::tlsdsk::TlsDskAuthenticator, String> {
+    let roots = || tls.root_store().map_err(|e| format!("trusted roots: {e}"));
+    let store = match store {
+        Some(dir) => {
+            Some(super::CertStore::open(dir).map_err(|e| format!("certificate store: {e}"))?)
+        }
+        None => None,
+    };
+    if !renewal
+        && let Some(s) = &store
+        && let Some(a) = s
+            .load(entity, roots()?, wall())
+            .map_err(|e| format!("certificate store: {e}"))?
+    {
+        return Ok(a);
+    }
+    let Some((login, password)) = credentials else {
+        return Err("a certificate is needed and no password is set to get a web ticket".into());
+    };
+    let token = web_ticket(url, &login, &password, tls).await?;
+    let issued = provision_certificate(url, &token, entity, tls).await?;
+    if let Some(s) = &store {
+        s.save(entity, &issued.cert_pem, &issued.key_pem)
+            .map_err(|e| format!("certificate store: {e}"))?;
+    }
+    crate::auth::tlsdsk::TlsDskAuthenticator::from_pem(
+        issued.cert_pem.as_bytes(),
+        issued.key_pem.as_bytes(),
+        roots()?,
+    )
+}
+
+#[allow(clippy::disallowed_methods)]
+fn wall() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }

@@ -15,7 +15,7 @@ use crate::auth::tlsdsk::TlsDskAuthenticator;
 
 /// How much validity a stored certificate needs to be used (SIPE's rule:
 /// at least an hour).
-pub const RENEW_BEFORE: Duration = Duration::from_secs(3600);
+pub const RENEW_BEFORE: Duration = crate::register::CERT_RENEW_BEFORE;
 
 /// A folder of provisioned certificates, one per user.
 #[derive(Debug, Clone)]

@@ -86,6 +86,7 @@ impl Client {
             conn: None,
             events: ev_tx,
             custom_states_fetch: None,
+            certificate_job: None,
             trace,
             abs: AbsState {
                 book: None,
@@ -154,6 +155,8 @@ pub(super) struct Task {
     pub(super) events: mpsc::UnboundedSender<Box<ClientEvent>>,
     /// The running CustomStateURL load (aborted when the task ends).
     pub(super) custom_states_fetch: Option<AbortOnDrop>,
+    /// Certificate provisioning under way.
+    pub(super) certificate_job: Option<AbortOnDrop>,
     /// The SIP trace, when configured.
     pub(super) trace: Option<super::trace::TraceFile>,
     /// The address-book download.
@@ -366,6 +369,9 @@ impl Task {
                     Io::Close => self.conn = None,
                     Io::FetchCustomStates { url } => self.fetch_custom_states(url),
                     Io::DownloadAddressBook { url } => self.start_address_book_download(url),
+                    Io::ProvisionCertificate { url, renewal } => {
+                        self.provision_certificate(url, renewal)
+                    }
                     Io::Connect(target) => {
                         // Every step has its own deadline; the first
                         // sign-in's overall one bounds them all.
@@ -480,14 +486,7 @@ impl Task {
         settings: super::config::AutodiscoverSettings,
     ) -> Result<Vec<Candidate>, String> {
         let cfg = self.session.config();
-        let credentials = cfg.endpoint.credentials.as_ref().map(|c| {
-            let login = if c.domain.is_empty() {
-                c.username.clone()
-            } else {
-                format!("{}\\{}", c.domain, c.username)
-            };
-            (login, c.password.clone())
-        });
+        let credentials = web_login(cfg);
         let discovery = crate::autodiscover::DiscoveryConfig {
             sip_uri: cfg.endpoint.register.aor.clone(),
             urls: settings.urls,
@@ -650,4 +649,17 @@ impl Task {
             now(),
         );
     }
+}
+
+/// The user's login for web services (`DOMAIN\\user`, or the user name
+/// alone) and password, when a password is set.
+pub(super) fn web_login(cfg: &crate::client::Config) -> Option<(String, String)> {
+    cfg.endpoint.credentials.as_ref().map(|c| {
+        let login = if c.domain.is_empty() {
+            c.username.clone()
+        } else {
+            format!("{}\\{}", c.domain, c.username)
+        };
+        (login, c.password.clone())
+    })
 }

@@ -56,6 +56,23 @@ pub struct ClientConfig {
     /// DNS only, as OCS 2007 R2 clients do). Only when no server is
     /// configured; when autodiscover finds nothing, DNS runs as before.
     pub autodiscover: Option<AutodiscoverSettings>,
+    /// Provision and renew a TLS-DSK certificate when the server asks for
+    /// one (Lync/SfB; `None`: never). See [`CertificateSettings`].
+    pub certificates: Option<CertificateSettings>,
+}
+
+/// Certificate provisioning ([`ClientConfig::certificates`]): when a TLS-DSK
+/// challenge names the pool's Certificate Provisioning service and no fresh
+/// certificate is set, the client gets a token from the pool's web ticket
+/// service with the user's password, asks the service for a certificate for
+/// a key made here, keeps it, and signs in with it; it renews it an hour
+/// before it lapses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateSettings {
+    /// The folder certificates are kept in (a [`super::CertStore`]: the
+    /// key readable by its owner only); a fresh one found there is used
+    /// without asking. `None`: kept in memory only.
+    pub store: Option<std::path::PathBuf>,
 }
 
 /// How to autodiscover the server ([`ClientConfig::autodiscover`]).
@@ -95,6 +112,7 @@ pub(super) struct DriverSettings {
     pub(super) send_timeout: Duration,
     pub(super) address_book: Option<AddressBookConfig>,
     pub(super) autodiscover: Option<AutodiscoverSettings>,
+    pub(super) certificates: Option<CertificateSettings>,
 }
 
 /// The schedule the session follows for the address-book download.
@@ -132,6 +150,7 @@ impl ClientConfig {
             trace: None,
             address_book: None,
             autodiscover: None,
+            certificates: None,
         }
     }
 
@@ -159,8 +178,12 @@ impl ClientConfig {
             trace,
             address_book,
             autodiscover,
+            certificates,
         } = self;
         session.address_book = schedule(address_book.as_ref());
+        if certificates.is_some() {
+            session.endpoint.register.provision_certificates = true;
+        }
         let driver = DriverSettings {
             allowed,
             tls,
@@ -171,6 +194,7 @@ impl ClientConfig {
             send_timeout,
             address_book,
             autodiscover,
+            certificates,
         };
         (session, driver, authenticator, trace)
     }

@@ -25,10 +25,13 @@ pub use addressbook::{
     load_stored,
 };
 pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, AUTODISCOVER_TIMEOUT, autodiscover};
-pub use certprov::{CERTPROV_TIMEOUT, ProvisionedCertificate, provision_certificate};
+pub use certprov::{CERTPROV_TIMEOUT, ProvisionedCertificate, provision_certificate, web_ticket};
 pub use certstore::{CertStore, RENEW_BEFORE};
 pub use client::{AddressBookEvent, Client, ClientEvent};
-pub use config::{AuthenticatorFactory, AutodiscoverSettings, ClientConfig, ClientConfigBuilder};
+pub use config::{
+    AuthenticatorFactory, AutodiscoverSettings, CertificateSettings, ClientConfig,
+    ClientConfigBuilder,
+};
 pub use conn::TlsSettings;
 pub use customstates::{
     CUSTOM_STATES_TIMEOUT, CustomStatesError, FetchLimits, MAX_CUSTOM_STATES_BYTES,

@@ -273,6 +273,15 @@ pub async fn serve_tls_dsk_users(
         Some(pki.server.clone()),
     )
     .await?;
+    // The challenge names the provisioning service, as a pool's does.
+    let sts = format!(
+        "http://{}/CertProv/CertProvisioningService.svc",
+        handle.http
+    );
+    handle
+        .with(move |s, _| s.registrar_mut().set_sts_uri(Some(sts)))
+        .await
+        .ok_or_else(|| io::Error::other("the embedded server stopped"))?;
     Ok((handle, pki))
 }
 

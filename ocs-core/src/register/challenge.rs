@@ -231,6 +231,27 @@ impl Registration {
                 )
             })
         };
+        // Lync provisions a TLS-DSK certificate when the server names its
+        // provisioning service and the host has none fresh enough.
+        if let Some(c) = challenges
+            .iter()
+            .find(|c| c.scheme.as_str().eq_ignore_ascii_case("TLS-DSK"))
+            && let Some(uri) = c.get("sts-uri")
+        {
+            self.sts_uri = Some(uri.to_owned());
+            let fresh = c.get("gssapi-data").is_none_or(str::is_empty);
+            if self.cfg.provision_certificates
+                && fresh
+                && self.provision_error.is_none()
+                && !self.certificate_usable(now)
+            {
+                self.auth_choice = why(
+                    c,
+                    "no certificate fresh enough: provisioning one from the service the challenge names".into(),
+                );
+                return self.need_certificate(uri.to_owned());
+            }
+        }
         if let Some(scheme) = &host
             && let Some(c) = challenges
                 .iter()
@@ -263,13 +284,45 @@ impl Registration {
             }
             return self.on_digest_challenge(c, header, now);
         }
+        let provisioning = match &self.provision_error {
+            Some(e) => format!("; certificate provisioning failed: {e}"),
+            None => String::new(),
+        };
         self.fail(Error::auth(
             AuthFailure::NoUsableScheme,
             format!(
-                "no supported authentication scheme (offered: {})",
+                "no supported authentication scheme (offered: {}){provisioning}",
                 offered.join(", ")
             ),
         ));
+    }
+
+    /// Whether the host's TLS-DSK certificate has at least
+    /// [`CERT_RENEW_BEFORE`] left.
+    fn certificate_usable(&self, now: Instant) -> bool {
+        let Some(a) = &self.authenticator else {
+            return false;
+        };
+        if !a.scheme().eq_ignore_ascii_case("TLS-DSK") {
+            return false;
+        }
+        match a.valid_until() {
+            Some(until) => until
+                .duration_since(self.wall_now(now))
+                .is_ok_and(|left| left >= CERT_RENEW_BEFORE),
+            None => true,
+        }
+    }
+
+    /// Sign-in waits for the host to provision a certificate.
+    fn need_certificate(&mut self, sts_uri: String) {
+        self.state = RegState::WaitingForCredentials;
+        self.sa = None;
+        self.auth = AuthState::None;
+        self.events.push_back(RegistrationEvent::CertificateNeeded {
+            sts_uri,
+            renewal: false,
+        });
     }
 
     pub(super) fn need_credentials(&mut self, realm: &str, reason: CredentialsReason) {

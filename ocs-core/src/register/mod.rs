@@ -131,6 +131,13 @@ pub struct RegisterConfig {
     /// How long one REGISTER transaction may wait for its final answer
     /// (the transaction's own Timer F is 32 s).
     pub register_timeout: Duration,
+    /// The host can provision TLS-DSK certificates (Lync/SfB): when a
+    /// TLS-DSK challenge names a provisioning service (`sts-uri`) and the
+    /// host's certificate is missing or has less than
+    /// [`CERT_RENEW_BEFORE`] left, sign-in pauses with
+    /// [`RegistrationEvent::CertificateNeeded`]; a certificate in use is
+    /// renewed that long before it lapses. Off by default.
+    pub provision_certificates: bool,
 }
 
 impl RegisterConfig {
@@ -158,6 +165,7 @@ impl RegisterConfig {
             only_scheme: None,
             max_redirects: 3,
             register_timeout: Duration::from_secs(32),
+            provision_certificates: false,
         }
     }
 }
@@ -216,6 +224,18 @@ pub enum RegistrationEvent {
         realm: String,
         /// Why.
         reason: CredentialsReason,
+    },
+    /// The host must provision a TLS-DSK certificate from `sts_uri` (the
+    /// Certificate Provisioning service the server's challenge named) and
+    /// give it with [`Registration::provide_authenticator`], or report
+    /// [`Registration::certificate_failed`]. With `renewal` the session
+    /// goes on meanwhile (the certificate in use lapses within
+    /// [`CERT_RENEW_BEFORE`]); without, sign-in waits.
+    CertificateNeeded {
+        /// The provisioning service's URL.
+        sts_uri: String,
+        /// True when a certificate in use is to be replaced.
+        renewal: bool,
     },
     /// The server sent us elsewhere: connect there and register again.
     Redirected(Redirect),
@@ -336,7 +356,18 @@ pub struct Registration {
     redirects: Vec<String>,
     /// Which scheme the last challenge was answered with, and why.
     auth_choice: Option<String>,
+    /// The Certificate Provisioning URL the last TLS-DSK challenge named.
+    sts_uri: Option<String>,
+    /// Why provisioning a certificate failed (the next challenge then
+    /// goes on without TLS-DSK).
+    provision_error: Option<String>,
+    /// When to ask for the certificate in use to be renewed.
+    renew_at: Option<Instant>,
 }
+
+/// How much validity a TLS-DSK certificate needs to be used; one with
+/// less is renewed first (SIPE's rule: an hour).
+pub const CERT_RENEW_BEFORE: Duration = Duration::from_secs(3600);
 
 /// How many challenges in a row a handshake may take before the
 /// credentials are considered refused: NTLM needs two (empty token, then
@@ -406,6 +437,9 @@ impl Registration {
             challenges: 0,
             redirects: Vec::new(),
             auth_choice: None,
+            sts_uri: None,
+            provision_error: None,
+            renew_at: None,
         }
     }
 
@@ -413,6 +447,49 @@ impl Registration {
     /// its scheme, it is used in preference to the built-in NTLM and Digest.
     pub fn set_authenticator(&mut self, authenticator: Box<dyn Authenticator>) {
         self.authenticator = Some(authenticator);
+    }
+
+    /// The certificate asked for by [`RegistrationEvent::CertificateNeeded`],
+    /// as an authenticator: sign-in goes on with it, or a registration in
+    /// use authenticates again with it at once.
+    pub fn provide_authenticator(
+        &mut self,
+        authenticator: Box<dyn Authenticator>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        self.authenticator = Some(authenticator);
+        self.provision_error = None;
+        match self.state {
+            RegState::WaitingForCredentials => {
+                self.challenges = 0;
+                self.auth = AuthState::None;
+                self.sa = None;
+                self.register(now)?;
+            }
+            // A REGISTER on the wire finishes first (the timer then fires).
+            RegState::Registered if self.in_flight => self.reauth_at = Some(now),
+            RegState::Registered => {
+                log!(INFO, "re-authenticating with the renewed certificate");
+                self.reauthenticate(now);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Provisioning the certificate failed: sign-in goes on without
+    /// TLS-DSK (NTLM when offered and a password is set), and if nothing
+    /// else is usable it fails naming `error`. A renewal that failed is
+    /// asked for again when the certificate is due to be re-used.
+    pub fn certificate_failed(&mut self, error: String, now: Instant) -> Result<(), Error> {
+        log!(WARN, "certificate provisioning failed: {error}");
+        self.provision_error = Some(error);
+        if self.state == RegState::WaitingForCredentials {
+            self.challenges = 0;
+            self.auth = AuthState::None;
+            self.register(now)?;
+        }
+        Ok(())
     }
 
     // ----- getters -------------------------------------------------------
@@ -717,11 +794,17 @@ impl Registration {
                 INFO,
                 "re-authenticating: the security association is due for renewal"
             );
-            self.reauth_at = None;
-            self.refresh_at = None;
-            self.sa = None;
-            self.auth = AuthState::None;
-            self.send_register(now, None);
+            self.reauthenticate(now);
+        }
+        if self.renew_at.is_some_and(|t| t <= now) {
+            self.renew_at = None;
+            if let Some(sts_uri) = self.sts_uri.clone() {
+                log!(INFO, "the TLS-DSK certificate is due for renewal");
+                self.events.push_back(RegistrationEvent::CertificateNeeded {
+                    sts_uri,
+                    renewal: true,
+                });
+            }
         }
         if self.refresh_at.is_some_and(|t| t <= now) && !self.in_flight {
             log!(DEBUG, "refreshing the registration before it expires");
@@ -744,10 +827,15 @@ impl Registration {
 
     /// When [`Registration::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.refresh_at, self.reauth_at, self.retry_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.refresh_at,
+            self.reauth_at,
+            self.retry_at,
+            self.renew_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Signs an outgoing non-REGISTER message with the association, if any.
@@ -868,10 +956,20 @@ impl Registration {
         self.events.push_back(RegistrationEvent::Failed(error));
     }
 
+    /// A fresh handshake while registered.
+    fn reauthenticate(&mut self, now: Instant) {
+        self.reauth_at = None;
+        self.refresh_at = None;
+        self.sa = None;
+        self.auth = AuthState::None;
+        self.send_register(now, None);
+    }
+
     fn timers_off(&mut self) {
         self.refresh_at = None;
         self.reauth_at = None;
         self.retry_at = None;
+        self.renew_at = None;
     }
 
     fn finish_sign_out(&mut self, by_server: bool, reason: Option<String>) {

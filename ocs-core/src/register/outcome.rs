@@ -136,6 +136,19 @@ impl Registration {
             }
             self.reauth_at = Some(at);
         }
+        // A provisioned certificate is renewed before it lapses, while the
+        // session goes on (SIPE's rule: with an hour left).
+        if self.cfg.provision_certificates
+            && self.sts_uri.is_some()
+            && self.renew_at.is_none()
+            && let Some(a) = &self.authenticator
+            && a.scheme().eq_ignore_ascii_case("TLS-DSK")
+            && let Some(until) = a.valid_until()
+        {
+            let left = until.duration_since(self.wall_now(now)).unwrap_or_default();
+            let wait = left.saturating_sub(CERT_RENEW_BEFORE);
+            self.renew_at = Some(now + wait.max(MIN_REAUTH_INTERVAL));
+        }
         self.state = RegState::Registered;
         self.registered_once = true;
         self.attempt = 0;

@@ -343,6 +343,14 @@ impl Registrar {
         self.tls_dsk = Some((config, sts_uri));
     }
 
+    /// The Certificate Provisioning URL TLS-DSK challenges name
+    /// (`sts-uri`); `None`: none named.
+    pub fn set_sts_uri(&mut self, sts_uri: Option<String>) {
+        if let Some((_, s)) = &mut self.tls_dsk {
+            *s = sts_uri;
+        }
+    }
+
     /// While set, REGISTERs are answered `503 Service Unavailable` with this
     /// Retry-After (seconds), as an overloaded pool does.
     pub fn set_unavailable(&mut self, retry_after: Option<u32>) {
