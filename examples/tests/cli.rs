@@ -1307,6 +1307,54 @@ fn tls_dsk_sign_in_with_a_certificate_from_the_embedded_server() {
         stderr.contains("the server offers TLS-DSK and NTLM was asked for"),
         "{stderr}"
     );
+    // With --cert-store and a password, the client provisions its own
+    // certificate from the server the challenge names, and keeps it.
+    let store = dir.join("store");
+    let out = ocs()
+        .args(["register", "--user", "sip:alice@contoso.com"])
+        .args(["--server", &tcp, "--transport", "tcp", "--for", "1"])
+        .args([
+            "--ca",
+            &ca,
+            "--auth",
+            "tls-dsk",
+            "--auth-user",
+            "CONTOSO\\alice",
+        ])
+        .arg("--cert-store")
+        .arg(&store)
+        .env("OCS_PASSWORD", "alicepw")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let needed = events
+        .iter()
+        .find(|e| e["event"] == "certificate_needed")
+        .expect("certificate_needed");
+    assert_eq!(needed["renewal"], false);
+    assert!(
+        needed["sts_uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/CertProv/CertProvisioningService.svc")),
+        "{needed}"
+    );
+    let registered = events
+        .iter()
+        .find(|e| e["event"] == "registered")
+        .expect("registered");
+    assert_eq!(registered["auth"], "TLS-DSK");
+    assert!(store.join("alice@contoso.com.pem").exists());
+    assert!(!stdout.contains("alicepw"));
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -93,7 +93,9 @@ fn quickstart_runs_all_ten_steps_within_5_s() {
             // 10: the Lync way, on a second embedded server.
             "pool: autodiscover at http://127.0.0.1:",
             "over TLS (found by autodiscover)",
+            "alice: the server asks for a TLS-DSK certificate from http://127.0.0.1:",
             "alice: signed in with TLS-DSK (MS-SIPAE version 4)",
+            "alice: certificate provisioned by the pool's service, kept in",
             "alice: TLS-DSK (offered: TLS-DSK): the host's credential",
         ],
     );

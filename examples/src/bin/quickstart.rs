@@ -14,7 +14,7 @@
 //! 9. signs both out;
 //! 10. signs alice in to a second embedded server set up as a Lync pool:
 //!     found by autodiscover (with an OAuth token), TLS-DSK with a
-//!     certificate instead of NTLM.
+//!     certificate the client provisions from the pool instead of NTLM.
 //!
 //! ```text
 //! cargo run -p ocs-examples --bin quickstart
@@ -316,6 +316,10 @@ async fn sign_in(cfg: ClientConfig) -> Result<User, String> {
                 println!("  {name}: GRUU {g}");
             }
             Some(Ok(()))
+        }
+        ClientEvent::Registration(RegistrationEvent::CertificateNeeded { sts_uri, .. }) => {
+            println!("  {name}: the server asks for a TLS-DSK certificate from {sts_uri}");
+            None
         }
         ClientEvent::Registration(RegistrationEvent::CredentialsNeeded { reason, .. }) => {
             Some(Err(match reason {
@@ -679,7 +683,7 @@ async fn run(args: Args) -> Result<(), String> {
     match &sim {
         Some(_) => {
             println!(
-                "10. Signing in as Lync and Skype for Business clients do: autodiscover, an OAuth token, TLS-DSK"
+                "10. Signing in as Lync and Skype for Business clients do: autodiscover, an OAuth token, a provisioned certificate, TLS-DSK"
             );
             lync_sign_in().await?;
         }
@@ -692,13 +696,13 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 /// Step 10: a second embedded server set up as a Lync pool (TLS, its own
-/// CA, autodiscover and a token service over http, TLS-DSK instead of
-/// NTLM); alice finds it by autodiscover and signs in with a certificate.
+/// CA, autodiscover, a token service and certificate provisioning over
+/// http, TLS-DSK instead of NTLM); alice finds it by autodiscover, is asked
+/// for a certificate by the TLS-DSK challenge, provisions one from the
+/// service it names and signs in with it.
 async fn lync_sign_in() -> Result<(), String> {
-    use ocs_core::auth::tlsdsk::TlsDskAuthenticator;
     use ocs_core::driver::sim::serve_tls_dsk_users;
-    use ocs_core::driver::{AuthenticatorFactory, AutodiscoverSettings};
-    let e = |e: std::io::Error| e.to_string();
+    use ocs_core::driver::{AutodiscoverSettings, CertificateSettings};
     let (pool, pki) = serve_tls_dsk_users("contoso.com", &SIM_USERS)
         .await
         .map_err(|e| format!("cannot start the pool on loopback: {e}"))?;
@@ -708,32 +712,28 @@ async fn lync_sign_in() -> Result<(), String> {
         pool.http
     );
     println!("  pool: autodiscover at {root}, TLS-DSK targetname {targetname}");
-    // The client's own certificate provisioning asks for a WS-Trust web
-    // ticket on a real pool, which is not built: the pool's CA issues
-    // alice's certificate here directly.
-    let issued = pki.issue(&[], Some("alice@contoso.com")).map_err(e)?;
-    println!("  alice: certificate CN=alice@contoso.com from the pool's CA");
-    let tls = pki.client_tls();
-    let auth = TlsDskAuthenticator::from_pem(
-        issued.cert_pem.as_bytes(),
-        issued.key_pem.as_bytes(),
-        tls.root_store().map_err(e)?,
-    )?;
+    let store = std::env::temp_dir().join(format!("ocs-quickstart-certs.{}", std::process::id()));
     let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
-    // The password is for autodiscover's token service; the SIP sign-in
-    // uses the certificate.
+    // The password is for autodiscover's and the web ticket service's
+    // tokens; the SIP sign-in uses the certificate provisioned with it.
     let mut cfg = ClientConfig::new(EndpointConfig::new(
         reg,
         Some(Credentials::new("CONTOSO\\alice", "alicepw")),
     ));
-    cfg.tls = tls;
+    cfg.tls = pki.client_tls();
     cfg.autodiscover = Some(AutodiscoverSettings {
         urls: Some(vec![root]),
     });
-    cfg.authenticator = Some(AuthenticatorFactory(Arc::new(move || {
-        Box::new(auth.clone())
-    })));
+    cfg.certificates = Some(CertificateSettings {
+        store: Some(store.clone()),
+    });
     let mut alice = sign_in(cfg).await?;
+    if store.join("alice@contoso.com.pem").exists() {
+        println!(
+            "  alice: certificate provisioned by the pool's service, kept in {}",
+            store.display()
+        );
+    }
     let why = alice
         .client
         .diagnostics()
@@ -743,6 +743,7 @@ async fn lync_sign_in() -> Result<(), String> {
         .unwrap_or_default();
     println!("  alice: {why}");
     sign_out(&mut alice).await;
+    let _ = std::fs::remove_dir_all(&store);
     Ok(())
 }
 

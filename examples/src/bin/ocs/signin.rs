@@ -34,9 +34,9 @@ pub(crate) enum DialectArg {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum AuthArg {
     /// Lync's order among the schemes the server offers: TLS-DSK (with
-    /// --cert), then NTLM, then Digest.
+    /// --cert or --cert-store), then NTLM, then Digest.
     Auto,
-    /// TLS-DSK only (needs --cert and --key).
+    /// TLS-DSK only (needs --cert and --key, or --cert-store).
     TlsDsk,
     /// NTLM only.
     Ntlm,
@@ -85,6 +85,13 @@ pub(crate) struct SignIn {
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "FILE.key", requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Provision the TLS-DSK certificate when the server asks for one
+    /// (Lync, Skype for Business: a web ticket with the password, then the
+    /// pool's Certificate Provisioning service), keep it in this folder
+    /// (the key readable by you only) and renew it before it lapses; a
+    /// fresh one already there is used as is.
+    #[arg(long, value_name = "DIR")]
+    pub cert_store: Option<PathBuf>,
     /// Which authentication scheme to answer the server's challenge with.
     #[arg(long, value_enum, default_value = "auto")]
     pub auth: AuthArg,
@@ -182,9 +189,9 @@ impl SignIn {
         }
         cfg.endpoint.register.only_scheme = match self.auth {
             AuthArg::Auto => None,
-            AuthArg::TlsDsk if self.cert.is_none() => {
+            AuthArg::TlsDsk if self.cert.is_none() && self.cert_store.is_none() => {
                 return Err(CliError::Usage(
-                    "--auth tls-dsk needs --cert and --key".into(),
+                    "--auth tls-dsk needs --cert and --key, or --cert-store".into(),
                 ));
             }
             AuthArg::TlsDsk => Some("TLS-DSK".into()),
@@ -208,6 +215,11 @@ impl SignIn {
             cfg.authenticator = Some(ocs_core::driver::AuthenticatorFactory(std::sync::Arc::new(
                 move || Box::new(auth.clone()),
             )));
+        }
+        if let Some(dir) = &self.cert_store {
+            cfg.certificates = Some(ocs_core::driver::CertificateSettings {
+                store: Some(dir.clone()),
+            });
         }
         if let Some(url) = &self.autodiscover {
             cfg.autodiscover = Some(ocs_core::driver::AutodiscoverSettings {
@@ -366,6 +378,9 @@ fn registration_json(r: &RegistrationEvent) -> Value {
         RegistrationEvent::CredentialsNeeded { realm, reason } => {
             json!({"event": "credentials_needed",
             "realm": realm, "reason": match reason { CredentialsReason::Missing => "missing", CredentialsReason::Rejected => "rejected" }})
+        }
+        RegistrationEvent::CertificateNeeded { sts_uri, renewal } => {
+            json!({"event": "certificate_needed", "sts_uri": sts_uri, "renewal": renewal})
         }
         RegistrationEvent::Redirected(to) => json!({"event": "redirected", "host": to.host,
             "port": to.port, "transport": to.transport.as_str()}),

@@ -162,9 +162,20 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
     // certificate against it too.
     let tls = (!a.no_tls).then(|| pki.server.clone());
     let ca_path = Some(ca_path);
+    if matches!(a.auth, AuthArg::TlsDsk) {
+        server.set_cert_issuer(pki.cert_issuer());
+    }
     let h = serve(server, a.listen, a.port, tls)
         .await
         .map_err(|e| CliError::Usage(format!("listen on {}:{}: {e}", a.listen, a.port)))?;
+    if matches!(a.auth, AuthArg::TlsDsk) {
+        // Challenges name the provisioning service, as a pool's do, so
+        // `ocs register --cert-store` can get its certificate here.
+        let sts = format!("http://{}/CertProv/CertProvisioningService.svc", h.http);
+        h.with(move |s, _| s.registrar_mut().set_sts_uri(Some(sts)))
+            .await
+            .ok_or_else(|| CliError::Failed("the server stopped".into()))?;
+    }
     emit(json!({
         "event": "listening",
         "udp": h.udp.to_string(),
