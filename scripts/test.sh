@@ -23,7 +23,7 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "Kamailio for the interop tests (scripts/kamailio.sh: installs it when missing)"
-trap 'scripts/kamailio.sh stop; scripts/postgres.sh stop' EXIT
+trap 'scripts/kamailio.sh stop; scripts/postgres.sh stop; scripts/kdc.sh stop' EXIT
 scripts/kamailio.sh start
 set -a
 # shellcheck source=/dev/null # written by scripts/kamailio.sh start
@@ -77,6 +77,20 @@ if ! command -v chromium >/dev/null; then
     || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 fi
 cargo test -p ocs-examples --test cli chromium -- --ignored
+
+step "Kerberos sign-in against an MIT KDC (scripts/kdc.sh: installs krb5-kdc, libkrb5-dev, libclang-dev when missing; feature kerberos)"
+scripts/kdc.sh start
+(
+  set -a
+  # shellcheck source=/dev/null # written by scripts/kdc.sh start
+  . target/kdc.env
+  set +a
+  cargo clippy -p ocs-core --features kerberos --lib --test kerberos_kdc -- -D warnings
+  cargo clippy -p ocs-examples --features kerberos --bin ocs --test cli -- -D warnings
+  cargo test -p ocs-core --features kerberos --test kerberos_kdc -- --ignored
+  cargo test -p ocs-examples --features kerberos --test cli kerberos -- --ignored
+)
+scripts/kdc.sh stop
 
 step "ocs track on PostgreSQL (scripts/postgres.sh: installs it when missing, a throw-away cluster)"
 scripts/postgres.sh start

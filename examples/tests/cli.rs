@@ -1360,3 +1360,49 @@ fn tls_dsk_sign_in_with_a_certificate_from_the_embedded_server() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&ca);
 }
+
+/// `ocs register --auth kerberos` against `ocs sim-server --auth kerberos`,
+/// both built with `--features kerberos`, with the MIT KDC of
+/// scripts/kdc.sh (its settings in the environment; scripts/test.sh runs
+/// this with `--ignored`).
+#[cfg(all(feature = "kerberos", unix))]
+#[test]
+#[ignore = "needs the KDC of scripts/kdc.sh (scripts/test.sh runs it)"]
+fn kerberos_sign_in_against_a_real_kdc() {
+    assert!(
+        std::env::var_os("KRB5_KTNAME").is_some(),
+        "run scripts/kdc.sh start and load target/kdc.env first"
+    );
+    let (mut server, v) = sim_server_listening(&["--auth", "kerberos", "--no-tls"]);
+    let tcp = v["tcp"].as_str().expect("tcp").to_owned();
+    let register = |password: &str| {
+        ocs()
+            .args(["register", "--user", "sip:alice@contoso.com"])
+            .args(["--server", &tcp, "--transport", "tcp", "--for", "1"])
+            .args(["--auth", "kerberos"])
+            .env("OCS_PASSWORD", password)
+            .output()
+            .expect("runs")
+    };
+    let out = register("alicepw");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let registered: serde_json::Value = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .find(|e| e["event"] == "registered")
+        .expect("registered");
+    assert_eq!(registered["auth"], "Kerberos");
+    // The KDC refuses a wrong password; sign-in fails saying Kerberos.
+    let out = register("wrong");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Kerberos"), "{stderr}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -32,6 +32,8 @@ pub mod digest;
 pub mod drbg;
 pub mod epid;
 pub(crate) mod hex;
+#[cfg(all(feature = "kerberos", unix))]
+pub mod kerberos;
 pub mod mechanism;
 pub mod ntlm;
 pub mod sigbuf;

@@ -12,5 +12,7 @@ pub mod server;
 pub mod web;
 
 pub use presence::{Outgoing, PresenceError, PresenceReply, PresenceServer};
-pub use registrar::{AuthMode, Binding, Registrar, RegistrarConfig, SignatureCheck};
+pub use registrar::{
+    AuthMode, Binding, KerberosAcceptor, Registrar, RegistrarConfig, SignatureCheck,
+};
 pub use server::{Peer, SimServer};

@@ -27,13 +27,29 @@ pub enum AuthMode {
     /// TLS-DSK with MS-SIPAE signing (Lync 2010 and later): the client's
     /// certificate is its credential. Needs [`Registrar::set_tls_dsk`].
     TlsDsk,
+    /// Kerberos with MS-SIPAE signing: the client's ticket names the user.
+    /// Needs [`Registrar::set_kerberos`].
+    Kerberos,
 }
+
+/// Accepts a client's Kerberos AP-REQ for a targetname (`sip/host`):
+/// the client's principal (`alice@CONTOSO.COM`) and the context that signs
+/// and verifies, or why not. `auth::kerberos::accept` is one (feature
+/// `kerberos`); the registrar itself needs no GSSAPI.
+pub type KerberosAcceptor = std::sync::Arc<
+    dyn Fn(
+            &str,
+            &[u8],
+        ) -> Result<(String, Box<dyn crate::auth::mechanism::MechanismContext>), String>
+        + Send
+        + Sync,
+>;
 
 impl AuthMode {
     /// Whether sign-in sets up an MS-SIPAE association, after which every
-    /// message is signed (NTLM, TLS-DSK).
+    /// message is signed (NTLM, TLS-DSK, Kerberos).
     pub fn is_signed(self) -> bool {
-        matches!(self, AuthMode::Ntlm | AuthMode::TlsDsk)
+        matches!(self, AuthMode::Ntlm | AuthMode::TlsDsk | AuthMode::Kerberos)
     }
 }
 
@@ -167,6 +183,18 @@ pub struct Registrar {
     tls_dsk: Option<(std::sync::Arc<rustls::ServerConfig>, Option<String>)>,
     /// TLS-DSK handshakes under way, by opaque.
     pending_tls: HashMap<String, crate::auth::tlsdsk::TlsDskServer>,
+    /// Kerberos: the acceptor of clients' tickets.
+    kerberos: Option<Acceptor>,
+}
+
+/// A [`KerberosAcceptor`] the registrar's `Debug` can show.
+#[derive(Clone)]
+struct Acceptor(KerberosAcceptor);
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KerberosAcceptor(..)")
+    }
 }
 
 /// What [`Registrar::check_client_signature`] found.
@@ -329,6 +357,7 @@ impl Registrar {
             unavailable: None,
             tls_dsk: None,
             pending_tls: HashMap::new(),
+            kerberos: None,
         }
     }
 
@@ -341,6 +370,13 @@ impl Registrar {
         sts_uri: Option<String>,
     ) {
         self.tls_dsk = Some((config, sts_uri));
+    }
+
+    /// Kerberos settings (for [`AuthMode::Kerberos`]): what accepts the
+    /// clients' tickets. Challenges name the service `sip/` + the
+    /// targetname.
+    pub fn set_kerberos(&mut self, acceptor: KerberosAcceptor) {
+        self.kerberos = Some(Acceptor(acceptor));
     }
 
     /// The Certificate Provisioning URL TLS-DSK challenges name
@@ -545,6 +581,7 @@ impl Registrar {
             AuthMode::Ntlm => self.register_ntlm(req, now),
             AuthMode::Digest => self.register_digest(req, now),
             AuthMode::TlsDsk => self.register_tls_dsk(req, now),
+            AuthMode::Kerberos => self.register_kerberos(req, now),
         }
     }
 
@@ -835,6 +872,95 @@ impl Registrar {
             }
             (None, None) => self.tls_dsk_challenge(req, ""),
         }
+    }
+
+    /// The Kerberos service a challenge names: `sip/` + the targetname.
+    fn kerberos_target(&self) -> String {
+        format!("sip/{}", self.cfg.targetname)
+    }
+
+    fn kerberos_challenge(&self, req: &Message) -> RegistrarOutcome {
+        let v = format!(
+            "Kerberos realm=\"{}\", targetname=\"{}\", version={}",
+            self.cfg.realm,
+            self.kerberos_target(),
+            self.cfg.auth_version
+        );
+        RegistrarOutcome::Respond(self.challenge(req, v))
+    }
+
+    /// Kerberos (MS-SIPAE 3.2.5): challenge; the REGISTER with the AP-REQ,
+    /// whose ticket must name the user signing in; the 200 OK signed with
+    /// the session key. Later refreshes are signed.
+    fn register_kerberos(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
+        let creds = req
+            .authorization()
+            .ok()
+            .into_iter()
+            .flatten()
+            .chain(req.proxy_authorization().ok().into_iter().flatten())
+            .find(|h| h.is_scheme("Kerberos"));
+        let Some(creds) = creds else {
+            return self.kerberos_challenge(req);
+        };
+        let token = creds
+            .params
+            .get("gssapi-data")
+            .map(|t| t.into_owned())
+            .filter(|t| !t.is_empty());
+        let opaque = creds.params.get("opaque").map(|o| o.into_owned());
+        let Some(token) = token else {
+            if let Some(o) = opaque
+                && let Some(out) = self.signed_refresh(req, o, now)
+            {
+                return out;
+            }
+            return self.kerberos_challenge(req);
+        };
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(token.as_bytes()) else {
+            return RegistrarOutcome::Respond(self.reply(req, 400));
+        };
+        let Some(accept) = self.kerberos.clone() else {
+            return RegistrarOutcome::Respond(self.reply(req, 500));
+        };
+        let target = self.kerberos_target();
+        let Ok((principal, ctx)) = (accept.0)(&target, &bytes) else {
+            return RegistrarOutcome::Respond(self.reply(req, 403));
+        };
+        // The ticket names the user (alice@CONTOSO.COM): it must be the
+        // user signing in.
+        let from_user = req
+            .from()
+            .ok()
+            .map(|f| user_of(f.uri_text))
+            .unwrap_or_default();
+        let ticket_user = principal
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if ticket_user != from_user {
+            return RegistrarOutcome::Respond(self.reply(req, 403));
+        }
+        let Some(acct) = self.accounts.get(&from_user).cloned() else {
+            return RegistrarOutcome::Respond(self.reply(req, 403));
+        };
+        let opaque = self.rng.hex(8).to_ascii_uppercase();
+        let mut sa = SecurityAssociation::external(
+            ctx,
+            "Kerberos",
+            &self.cfg.realm,
+            &target,
+            Some(&opaque),
+            self.cfg.auth_version,
+            HeaderName::AuthenticationInfo,
+        );
+        let resp = self.finish_register(req, &from_user, &acct, now, Some(&mut sa));
+        if let Some(old) = self.sa_of_user.insert(from_user.clone(), opaque.clone()) {
+            self.sas.remove(&old);
+        }
+        self.sas.insert(opaque, (from_user, sa));
+        RegistrarOutcome::Respond(resp)
     }
 
     fn restart_challenge(&mut self, req: &Message) -> RegistrarOutcome {

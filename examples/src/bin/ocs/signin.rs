@@ -42,7 +42,9 @@ pub(crate) enum AuthArg {
     Ntlm,
     /// Digest only.
     Digest,
-    /// Kerberos (not built yet: refused).
+    /// Kerberos only: a ticket got with the password (principal
+    /// --auth-user, or user@DOMAIN), or from the credential cache (kinit).
+    /// Needs ocs built with --features kerberos.
     Kerberos,
 }
 
@@ -197,9 +199,37 @@ impl SignIn {
             AuthArg::TlsDsk => Some("TLS-DSK".into()),
             AuthArg::Ntlm => Some("NTLM".into()),
             AuthArg::Digest => Some("Digest".into()),
+            #[cfg(all(feature = "kerberos", unix))]
+            AuthArg::Kerberos => {
+                // The ticket: got with the password when one is set (the
+                // principal is --auth-user, or user@DOMAIN from --user),
+                // else the credential cache's (kinit).
+                let auth = match std::env::var(&self.password_env) {
+                    Ok(pw) => {
+                        let principal = match &self.auth_user {
+                            Some(p) => p.clone(),
+                            None => format!(
+                                "{}@{}",
+                                uri.user.unwrap_or_default(),
+                                uri.host.to_string().to_ascii_uppercase()
+                            ),
+                        };
+                        ocs_core::auth::kerberos::KerberosAuthenticator::with_password(
+                            &principal, &pw,
+                        )
+                    }
+                    Err(_) => ocs_core::auth::kerberos::KerberosAuthenticator::from_cache(),
+                };
+                cfg.authenticator = Some(ocs_core::driver::AuthenticatorFactory(
+                    std::sync::Arc::new(move || Box::new(auth.clone())),
+                ));
+                Some("Kerberos".into())
+            }
+            #[cfg(not(all(feature = "kerberos", unix)))]
             AuthArg::Kerberos => {
                 return Err(CliError::Usage(
-                    "--auth kerberos: Kerberos is not built yet (TLS-DSK, NTLM and Digest are)"
+                    "--auth kerberos: this ocs is built without Kerberos (build it with \
+                     --features kerberos, which needs the system's GSSAPI)"
                         .into(),
                 ));
             }

@@ -19,6 +19,11 @@ pub(crate) enum AuthArg {
     /// TLS-DSK with MS-SIPAE signing, as Lync and Skype for Business: the
     /// user's certificate is the credential (see --cert-dir).
     TlsDsk,
+    /// Kerberos with MS-SIPAE signing: the service's key from the keytab
+    /// KRB5_KTNAME names (principal sip/TARGETNAME). Needs ocs built with
+    /// --features kerberos.
+    #[cfg(all(feature = "kerberos", unix))]
+    Kerberos,
 }
 
 /// Options of `ocs sim-server`.
@@ -93,6 +98,8 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
         AuthArg::Ntlm => AuthMode::Ntlm,
         AuthArg::Digest => AuthMode::Digest,
         AuthArg::TlsDsk => AuthMode::TlsDsk,
+        #[cfg(all(feature = "kerberos", unix))]
+        AuthArg::Kerberos => AuthMode::Kerberos,
     };
     let targetname = cfg.targetname.clone();
     if let Some(to) = &a.redirect_to {
@@ -164,6 +171,14 @@ pub(crate) async fn run(a: SimArgs) -> Result<(), CliError> {
     let ca_path = Some(ca_path);
     if matches!(a.auth, AuthArg::TlsDsk) {
         server.set_cert_issuer(pki.cert_issuer());
+    }
+    #[cfg(all(feature = "kerberos", unix))]
+    if matches!(a.auth, AuthArg::Kerberos) {
+        server
+            .registrar_mut()
+            .set_kerberos(std::sync::Arc::new(|target: &str, token: &[u8]| {
+                ocs_core::auth::kerberos::accept(target, token)
+            }));
     }
     let h = serve(server, a.listen, a.port, tls)
         .await
