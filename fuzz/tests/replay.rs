@@ -163,3 +163,8 @@ fn discovery_walk_corpus() {
 fn certprov_response_corpus() {
     replay("certprov_response", ocs_fuzz::check_certprov_response);
 }
+
+#[test]
+fn webticket_corpus() {
+    replay("webticket", ocs_fuzz::check_webticket);
+}

@@ -10,9 +10,8 @@
 //! `wsse:Security`, a `wst:RequestSecurityToken` for an X.509v3 token with
 //! the request as a `wsse:BinarySecurityToken` of value type `#PKCS10`
 //! (base64 in 76-character lines), and the certificate in the answer's
-//! `RequestedSecurityToken/BinarySecurityToken`. Getting the web ticket
-//! (WS-Trust) is not built yet; the caller passes the `wsse:Security`
-//! content.
+//! `RequestedSecurityToken/BinarySecurityToken`. The `wsse:Security`
+//! content comes from [`crate::webticket::security_header`].
 //!
 //! [MS-OCAUTHWS]: https://learn.microsoft.com/en-us/openspecs/office_protocols/ms-ocauthws
 

@@ -95,6 +95,8 @@ pub mod sim;
 pub mod sip;
 pub mod trace;
 pub mod transaction;
+pub mod utc;
+pub mod webticket;
 
 /// The tokio driver: sockets, DNS discovery, timers.
 #[cfg(feature = "tokio")]

@@ -152,53 +152,85 @@ async fn a_certificate_of_another_user_or_ca_is_refused() {
     );
 }
 
-/// Certificate provisioning against the embedded server: a token from its
-/// token service, a fresh key and request, GetAndPublishCert, and the
-/// certificate that comes back signs alice in with TLS-DSK.
+/// Certificate provisioning against the embedded server: a web ticket
+/// (an OAuth token, then WS-Trust IssueToken with a proof key), a fresh key
+/// and request, GetAndPublishCert with the ticket in wsse:Security signed
+/// with the proof key, and the certificate that comes back signs alice in
+/// with TLS-DSK.
 #[tokio::test]
 async fn a_provisioned_certificate_signs_in() {
-    use ocs_core::driver::provision_certificate;
     use ocs_core::driver::sim::serve_tls_dsk_users;
+    use ocs_core::driver::{WebTicketProof, provision_certificate, web_ticket};
 
-    let (server, pki) = serve_tls_dsk_users("contoso.com", &[("alice", "alicepw")])
-        .await
-        .expect("serve");
+    let (server, pki) =
+        serve_tls_dsk_users("contoso.com", &[("alice", "alicepw"), ("bob", "bobpw")])
+            .await
+            .expect("serve");
     let base = format!("http://{}", server.http);
     let certprov = format!("{base}/CertProv/CertProvisioningService.svc");
     let tls = pki.client_tls();
 
-    // Without a good token: refused, with the reason.
-    let e = provision_certificate(&certprov, "cwt=nonsense", "alice@contoso.com", &tls)
-        .await
-        .expect_err("refused");
-    assert!(e.contains("401") && e.contains("bearer token"), "{e}");
+    // A wrong password: no ticket.
+    let e = web_ticket(
+        &certprov,
+        "sip:alice@contoso.com",
+        "CONTOSO\\alice",
+        "wrong",
+        &tls,
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.contains("token service") && !e.contains("wrong"), "{e}");
+    // alice may not ask for a ticket naming bob.
+    let e = web_ticket(
+        &certprov,
+        "sip:bob@contoso.com",
+        "CONTOSO\\alice",
+        "alicepw",
+        &tls,
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.contains("403") && e.contains("URI claim"), "{e}");
 
-    // reqwest here has no crypto provider of its own: ours, as the driver does.
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls.client_config().expect("tls"))
-        .build()
-        .expect("http client");
-    let token = http
-        .post(format!("{base}/WebTicket/oauthtoken"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(ocs_core::oauth::password_grant_body(
-            "CONTOSO\\alice",
-            "alicepw",
-        ))
-        .send()
-        .await
-        .expect("token request")
-        .bytes()
-        .await
-        .expect("token answer");
-    let token = ocs_core::oauth::parse_token(&token).expect("token");
+    let ticket = web_ticket(
+        &certprov,
+        "sip:alice@contoso.com",
+        "CONTOSO\\alice",
+        "alicepw",
+        &tls,
+    )
+    .await
+    .expect("ticket");
+    assert!(
+        ticket.ticket.server_entropy.is_some(),
+        "a proof-of-possession ticket"
+    );
+    assert!(
+        !format!("{ticket:?}").contains("Assertion "),
+        "Debug shows the assertion"
+    );
+    // The ticket without its proof key, or with another key: refused,
+    // and the answer says where tickets come from.
+    for (what, forged) in [
+        ("bearer", WebTicketProof::new(ticket.ticket.clone(), None)),
+        (
+            "wrong key",
+            WebTicketProof::new(ticket.ticket.clone(), Some(vec![1; 32])),
+        ),
+    ] {
+        let e = provision_certificate(&certprov, &forged, "alice@contoso.com", &tls)
+            .await
+            .expect_err(what);
+        assert!(e.contains("401") && e.contains("web ticket"), "{what}: {e}");
+    }
     // Another user's certificate is not given to alice.
-    let e = provision_certificate(&certprov, &token.access_token, "bob@contoso.com", &tls)
+    let e = provision_certificate(&certprov, &ticket, "bob@contoso.com", &tls)
         .await
         .expect_err("not alice");
     assert!(e.contains("403"), "{e}");
 
-    let issued = provision_certificate(&certprov, &token.access_token, "alice@contoso.com", &tls)
+    let issued = provision_certificate(&certprov, &ticket, "alice@contoso.com", &tls)
         .await
         .expect("provisioned");
     assert!(

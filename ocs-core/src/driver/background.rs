@@ -27,6 +27,7 @@ pub(super) enum AbsMsg {
         result: Result<(CustomStates, Vec<Violation>), String>,
     },
     /// Certificate provisioning finished.
+    #[cfg(feature = "cert-provisioning")]
     Certificate(Result<crate::auth::tlsdsk::TlsDskAuthenticator, String>),
 }
 
@@ -89,8 +90,18 @@ impl Task {
         })));
     }
 
+    /// Without the feature: the session hears at once that it cannot be.
+    #[cfg(not(feature = "cert-provisioning"))]
+    pub(super) fn provision_certificate(&mut self, _url: String, _renewal: bool) {
+        self.session.handle_certificate_done(
+            Err("this build has no certificate provisioning (feature cert-provisioning)".into()),
+            now(),
+        );
+    }
+
     /// Provisions a TLS-DSK certificate in the background (a job still
     /// running is cancelled); the result goes back to the session.
+    #[cfg(feature = "cert-provisioning")]
     pub(super) fn provision_certificate(&mut self, url: String, renewal: bool) {
         let c = self.session.config();
         let entity = c
@@ -213,6 +224,7 @@ impl Task {
                 self.custom_states_fetch = None;
                 self.session.handle_custom_states_done(url, result);
             }
+            #[cfg(feature = "cert-provisioning")]
             AbsMsg::Certificate(result) => {
                 self.certificate_job = None;
                 let result =

@@ -2,10 +2,12 @@
 //! `GetAndPublishCert` ([`crate::certprov`]) to the pool's service, and the
 //! certificate back: the user's TLS-DSK credential.
 //!
-//! The caller proves itself with a bearer token from the pool's web
-//! ticket service ([`web_ticket`]: the OAuth password grant, which the
-//! embedded server takes). A pool wants the WS-Trust web ticket in
-//! `wsse:Security` instead; getting one is not built yet.
+//! The caller proves itself with a web ticket ([`web_ticket`], MS-OCAUTHWS):
+//! an OAuth token from the pool's token service with the password, then the
+//! Web Ticket Service's WS-Trust `IssueToken` with that token, which gives
+//! a SAML assertion and the entropy for the proof key; the ticket is
+//! presented in `wsse:Security`, the timestamp signed with the proof key
+//! ([`crate::webticket`]).
 //!
 //! [`provision_for`] is what a client does when the session asks
 //! ([`crate::client::Io::ProvisionCertificate`]): a fresh stored
@@ -36,11 +38,11 @@ impl std::fmt::Debug for ProvisionedCertificate {
 }
 
 /// Asks the certificate provisioning service at `url` for a certificate
-/// for `entity` (`alice@contoso.com`), proving the caller with `bearer`
-/// (`cwt=...`). The key (P-256) never leaves this machine.
+/// for `entity` (`alice@contoso.com`), presenting `ticket` (from
+/// [`web_ticket`] for `url`). The key (P-256) never leaves this machine.
 pub async fn provision_certificate(
     url: &str,
-    bearer: &str,
+    ticket: &WebTicketProof,
     entity: &str,
     tls: &TlsSettings,
 ) -> Result<ProvisionedCertificate, String> {
@@ -61,7 +63,7 @@ pub async fn provision_certificate(
         entity,
         csr_der: csr.der(),
         request_id: "1",
-        security_xml: "",
+        security_xml: &ticket.security_header(),
     });
     let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
     let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
@@ -72,7 +74,6 @@ pub async fn provision_certificate(
             "SOAPAction",
             format!("\"{}\"", crate::certprov::SOAP_ACTION),
         )
-        .header("Authorization", format!("Bearer {bearer}"))
         .body(body)
         .send()
         .await
@@ -112,25 +113,62 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A token for the web services of the pool that serves `service_url`
-/// (same scheme, host and port; `/WebTicket/oauthtoken`), by the OAuth
-/// password grant with `login` (`DOMAIN\\user` or `user@domain`) and
-/// `password`.
-pub async fn web_ticket(
+/// A web ticket and its proof key, for one pool service. `Debug` shows
+/// neither the assertion nor the key.
+#[derive(Clone)]
+pub struct WebTicketProof {
+    /// The ticket.
+    pub ticket: crate::webticket::WebTicket,
+    key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for WebTicketProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebTicketProof")
+            .field("ticket", &self.ticket)
+            .field("proof_key", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl WebTicketProof {
+    /// A ticket with the proof key it was issued with (`None`: a bearer
+    /// ticket). For tests and hosts that get tickets their own way.
+    pub fn new(ticket: crate::webticket::WebTicket, key: Option<Vec<u8>>) -> WebTicketProof {
+        WebTicketProof { ticket, key }
+    }
+
+    /// What goes in `wsse:Security` now: a timestamp good for five
+    /// minutes, the assertion, the signature with the proof key.
+    pub fn security_header(&self) -> String {
+        let created = wall();
+        crate::webticket::security_header(
+            &self.ticket,
+            self.key.as_deref(),
+            &crate::utc::format(created),
+            &crate::utc::format(created + std::time::Duration::from_secs(300)),
+        )
+    }
+}
+
+/// The origin (`https://host:port`) of `url` with `path`.
+fn at_origin(url: &str, path: &str) -> Result<reqwest::Url, String> {
+    let mut u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    u.set_path(path);
+    u.set_query(None);
+    Ok(u)
+}
+
+/// An OAuth token from the token service of the pool that serves
+/// `service_url` (same origin, `/WebTicket/oauthtoken`), by the password
+/// grant with `login` (`DOMAIN\\user` or `user@domain`) and `password`.
+async fn oauth_token(
     service_url: &str,
     login: &str,
     password: &str,
-    tls: &TlsSettings,
+    client: &reqwest::Client,
 ) -> Result<String, String> {
-    if !crate::autodiscover::is_secure(service_url) {
-        return Err(format!(
-            "{service_url}: a password goes only over https (or to this machine)"
-        ));
-    }
-    let mut url = reqwest::Url::parse(service_url).map_err(|e| format!("{service_url}: {e}"))?;
-    url.set_path("/WebTicket/oauthtoken");
-    url.set_query(None);
-    let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
+    let url = at_origin(service_url, "/WebTicket/oauthtoken")?;
     let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
     let resp = client
         .post(url.clone())
@@ -142,11 +180,67 @@ pub async fn web_ticket(
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(err)?;
     if status != 200 {
-        return Err(format!("web ticket service {url} answered {status}"));
+        return Err(format!("token service {url} answered {status}"));
     }
     crate::oauth::parse_token(&bytes)
         .map(|t| t.access_token)
-        .map_err(|e| format!("web ticket service {url}: {e}"))
+        .map_err(|e| format!("token service {url}: {e}"))
+}
+
+/// A web ticket for the pool service at `service_url` (certificate
+/// provisioning) for `sip_uri`: an OAuth token with `login` and `password`,
+/// then WS-Trust `IssueToken` at the same origin's
+/// `/WebTicket/WebTicketService.svc` with it (MS-OCAUTHWS: OAuth2 client
+/// authentication), asking for a SAML 1.1 ticket with a symmetric proof
+/// key. The password goes only over https or to this machine.
+pub async fn web_ticket(
+    service_url: &str,
+    sip_uri: &str,
+    login: &str,
+    password: &str,
+    tls: &TlsSettings,
+) -> Result<WebTicketProof, String> {
+    if !crate::autodiscover::is_secure(service_url) {
+        return Err(format!(
+            "{service_url}: a password goes only over https (or to this machine)"
+        ));
+    }
+    let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
+    let token = oauth_token(service_url, login, password, &client).await?;
+    let url = at_origin(service_url, "/WebTicket/WebTicketService.svc")?;
+    let mut entropy = [0u8; crate::webticket::KEY_BYTES];
+    getrandom::fill(&mut entropy).map_err(|e| e.to_string())?;
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+    let body = crate::webticket::build_request(&crate::webticket::TicketRequest {
+        to: url.as_str(),
+        applies_to: service_url,
+        sip_uri,
+        entropy: &entropy,
+        message_id: &format!("uuid:{}", uuid_text(id)),
+    });
+    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
+    let resp = client
+        .post(url.clone())
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header(
+            "SOAPAction",
+            format!("\"{}\"", crate::webticket::SOAP_ACTION),
+        )
+        .header("Authorization", format!("Bearer {token}"))
+        .body(body)
+        .send()
+        .await
+        .map_err(err)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(err)?;
+    let ticket = crate::webticket::parse_response(&bytes)
+        .map_err(|e| format!("web ticket service {url} answered {status}: {e}"))?;
+    let key = ticket
+        .server_entropy
+        .as_ref()
+        .map(|s| crate::webticket::proof_key(&entropy, s));
+    Ok(WebTicketProof { ticket, key })
 }
 
 /// What a client does on [`crate::client::Io::ProvisionCertificate`]: the
@@ -154,6 +248,7 @@ pub async fn web_ticket(
 /// for a renewal), else a web ticket with the password, a new certificate
 /// from the service at `url`, kept in `store`. `entity` is the user's
 /// address without `sip:`.
+#[cfg(feature = "cert-provisioning")]
 pub async fn provision_for(
     url: &str,
     entity: &str,
@@ -180,8 +275,8 @@ pub async fn provision_for(
     let Some((login, password)) = credentials else {
         return Err("a certificate is needed and no password is set to get a web ticket".into());
     };
-    let token = web_ticket(url, &login, &password, tls).await?;
-    let issued = provision_certificate(url, &token, entity, tls).await?;
+    let ticket = web_ticket(url, &format!("sip:{entity}"), &login, &password, tls).await?;
+    let issued = provision_certificate(url, &ticket, entity, tls).await?;
     if let Some(s) = &store {
         s.save(entity, &issued.cert_pem, &issued.key_pem)
             .map_err(|e| format!("certificate store: {e}"))?;

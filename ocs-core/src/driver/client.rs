@@ -86,6 +86,7 @@ impl Client {
             conn: None,
             events: ev_tx,
             custom_states_fetch: None,
+            #[cfg(feature = "cert-provisioning")]
             certificate_job: None,
             trace,
             abs: AbsState {
@@ -156,6 +157,7 @@ pub(super) struct Task {
     /// The running CustomStateURL load (aborted when the task ends).
     pub(super) custom_states_fetch: Option<AbortOnDrop>,
     /// Certificate provisioning under way.
+    #[cfg(feature = "cert-provisioning")]
     pub(super) certificate_job: Option<AbortOnDrop>,
     /// The SIP trace, when configured.
     pub(super) trace: Option<super::trace::TraceFile>,

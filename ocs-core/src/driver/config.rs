@@ -112,6 +112,7 @@ pub(super) struct DriverSettings {
     pub(super) send_timeout: Duration,
     pub(super) address_book: Option<AddressBookConfig>,
     pub(super) autodiscover: Option<AutodiscoverSettings>,
+    #[cfg(feature = "cert-provisioning")]
     pub(super) certificates: Option<CertificateSettings>,
 }
 
@@ -194,6 +195,7 @@ impl ClientConfig {
             send_timeout,
             address_book,
             autodiscover,
+            #[cfg(feature = "cert-provisioning")]
             certificates,
         };
         (session, driver, authenticator, trace)

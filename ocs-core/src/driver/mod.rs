@@ -25,7 +25,9 @@ pub use addressbook::{
     load_stored,
 };
 pub use autodiscover::{AUTODISCOVER_REQUEST_TIMEOUT, AUTODISCOVER_TIMEOUT, autodiscover};
-pub use certprov::{CERTPROV_TIMEOUT, ProvisionedCertificate, provision_certificate, web_ticket};
+pub use certprov::{
+    CERTPROV_TIMEOUT, ProvisionedCertificate, WebTicketProof, provision_certificate, web_ticket,
+};
 pub use certstore::{CertStore, RENEW_BEFORE};
 pub use client::{AddressBookEvent, Client, ClientEvent};
 pub use config::{

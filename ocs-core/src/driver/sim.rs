@@ -332,6 +332,7 @@ pub async fn serve(
     let http_addr = http.local_addr()?;
     // Autodiscover names the TLS listener when there is one, as a pool
     // names its TLS port.
+    server.set_web_wall_origin(now(), wall_now());
     server.configure_web(crate::sim::web::WebConfig {
         base_url: format!("http://{http_addr}"),
         sip_fqdn: ip.to_string(),

@@ -413,21 +413,6 @@ fn parse_note(xml: &str) -> Option<(String, String)> {
     Some((ty, text.to_owned()))
 }
 
-/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let m = u32::try_from(m).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// A new user's contact list: the default group `~` (id 1), version 1.
 fn default_contact_list() -> ContactList {
     ContactList {
@@ -544,7 +529,7 @@ impl PresenceServer {
         let epoch = *self.epoch.get_or_insert(now);
         let d = now.saturating_duration_since(epoch);
         let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-        let (y, mo, da) = civil_from_days(EPOCH_DAYS + secs / 86_400);
+        let (y, mo, da) = crate::utc::civil_from_days(EPOCH_DAYS + secs / 86_400);
         let s = secs % 86_400;
         format!(
             "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:03}",
@@ -2415,8 +2400,8 @@ mod tests {
 
     #[test]
     fn publish_time_is_a_calendar_date() {
-        assert_eq!(civil_from_days(EPOCH_DAYS), (2009, 6, 1));
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(EPOCH_DAYS + 214), (2010, 1, 1));
+        assert_eq!(crate::utc::civil_from_days(EPOCH_DAYS), (2009, 6, 1));
+        assert_eq!(crate::utc::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(crate::utc::civil_from_days(EPOCH_DAYS + 214), (2010, 1, 1));
     }
 }

@@ -432,6 +432,11 @@ impl Registrar {
         format!("cwt={}", crate::auth::hex::encode(&b))
     }
 
+    /// 256 fresh unguessable bits (the web ticket service's entropy).
+    pub(crate) fn random_bytes(&mut self) -> [u8; 32] {
+        self.secret.bytes()
+    }
+
     /// Makes the registrar answer this user's authenticated REGISTER with
     /// `301` to `pool` (a `host:port;transport=tls` target).
     pub fn redirect_user(&mut self, user: &str, pool: &str) {

@@ -115,6 +115,12 @@ impl SimServer {
         self.web.configure(cfg);
     }
 
+    /// Sets the web services' wall clock
+    /// ([`super::web::WebService::set_wall_origin`]).
+    pub fn set_web_wall_origin(&mut self, at: Instant, wall: std::time::SystemTime) {
+        self.web.set_wall_origin(at, wall);
+    }
+
     /// Turns certificate provisioning on ([`super::web::WebService::set_issuer`]).
     pub fn set_cert_issuer(&mut self, issuer: super::web::CertIssuer) {
         self.web.set_issuer(issuer);

@@ -216,6 +216,13 @@ pub struct WebService {
     tokens: HashMap<String, (String, Instant)>,
     /// Tokens in the order given, to drop the oldest.
     order: std::collections::VecDeque<String>,
+    /// Web tickets: assertion id → (user, proof key, expiry).
+    tickets: HashMap<String, (String, Vec<u8>, Instant)>,
+    /// Tickets in the order given, to drop the oldest.
+    ticket_order: std::collections::VecDeque<String>,
+    /// The wall clock at an instant (web tickets carry `xsd:dateTime`s);
+    /// `None`: the first request's instant is 1970-01-01 (tests, fuzzing).
+    wall0: Option<(Instant, std::time::SystemTime)>,
 }
 
 const ROOT_PATH: &str = "/autodiscover/autodiscoverservice.svc/root";
@@ -225,6 +232,9 @@ const USER_PATHS: [&str; 2] = [
 ];
 const TOKEN_PATH: &str = "/webticket/oauthtoken";
 const CERTPROV_PATH: &str = "/certprov/certprovisioningservice.svc";
+const WEBTICKET_PATH: &str = "/webticket/webticketservice.svc";
+/// How long a web ticket is good for.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 const XML: &str = "application/vnd.microsoft.rtc.autodiscover+xml; v=1; charset=utf-8";
 
 impl std::fmt::Debug for WebService {
@@ -253,6 +263,26 @@ impl WebService {
     /// Live tokens.
     pub fn token_count(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// Tickets handed out and not yet dropped.
+    pub fn ticket_count(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// Sets the wall clock: `wall` at `at` (the driver, at start).
+    pub fn set_wall_origin(&mut self, at: Instant, wall: std::time::SystemTime) {
+        self.wall0 = Some((at, wall));
+    }
+
+    fn wall(&mut self, now: Instant) -> std::time::SystemTime {
+        let (at, wall) = *self
+            .wall0
+            .get_or_insert((now, std::time::SystemTime::UNIX_EPOCH));
+        match now.checked_duration_since(at) {
+            Some(d) => wall + d,
+            None => wall - at.duration_since(now),
+        }
     }
 
     /// Answers one request, with the registrar's accounts (passwords for
@@ -296,6 +326,9 @@ impl WebService {
         }
         if path == CERTPROV_PATH {
             return self.certprov(req, now, &cfg);
+        }
+        if path == WEBTICKET_PATH {
+            return self.web_ticket(req, now, &cfg, registrar);
         }
         if USER_PATHS.contains(&path.as_str()) {
             if !get {
@@ -395,12 +428,18 @@ impl WebService {
         }
     }
 
-    /// `GetAndPublishCert`: the request's Entity must be the token's user;
-    /// the certificate names the user whatever the request's subject.
-    /// Stand-in, on purpose: the caller proves itself with a bearer token
-    /// from the token service, not the WS-Trust web ticket in
-    /// `wsse:Security` a pool wants (not built yet).
-    fn certprov(&self, req: &WebRequest, now: Instant, cfg: &WebConfig) -> WebResponse {
+    /// `IssueToken` (MS-OCAUTHWS Web Ticket Service, OAuth2 client
+    /// authentication): a bearer token from the token service names the
+    /// user; the answer is a SAML 1.1 assertion for the URI claim (which
+    /// must be the user's), good for [`TICKET_LIFETIME`], with the
+    /// service's entropy for the proof key.
+    fn web_ticket(
+        &mut self,
+        req: &WebRequest,
+        now: Instant,
+        cfg: &WebConfig,
+        registrar: &mut super::Registrar,
+    ) -> WebResponse {
         let soap = "text/xml; charset=utf-8";
         let fault = |status: u16, why: &str| {
             WebResponse::new(status, soap, crate::certprov::build_fault(why))
@@ -408,9 +447,6 @@ impl WebService {
         if !req.method.eq_ignore_ascii_case("POST") {
             return WebResponse::error(405, "POST only");
         }
-        let Some(issuer) = &self.issuer else {
-            return WebResponse::error(404, "no certificate provisioning on this server");
-        };
         let Some(user) = self.bearer_user(req, now) else {
             let mut r = fault(401, "a bearer token from the token service is required");
             r.headers.push((
@@ -419,6 +455,95 @@ impl WebService {
                     r#"MsRtcOAuth href="{}/WebTicket/oauthtoken",grant_type="password""#,
                     cfg.base_url
                 ),
+            ));
+            return r;
+        };
+        let asked = match crate::webticket::parse_request(&req.body) {
+            Ok(a) => a,
+            Err(e) => return fault(400, &e.to_string()),
+        };
+        let Some(client_entropy) = asked.entropy.filter(|e| !e.is_empty()) else {
+            return fault(
+                400,
+                "this service issues proof-of-possession tickets: Entropy is required",
+            );
+        };
+        let uri = asked.sip_uri.unwrap_or_default();
+        let claimed = uri
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if claimed != user {
+            return fault(403, "the URI claim is not the signed-in user");
+        }
+        let id = format!(
+            "SamlSecurityToken-{}",
+            crate::auth::hex::encode(&registrar.random_bytes()[..16])
+        );
+        let server_entropy = registrar.random_bytes();
+        let key = crate::webticket::proof_key(&client_entropy, &server_entropy);
+        let created = self.wall(now);
+        let body = crate::webticket::build_response(
+            &id,
+            &uri,
+            &server_entropy,
+            &crate::utc::format(created),
+            &crate::utc::format(created + TICKET_LIFETIME),
+        );
+        self.tickets.retain(|_, (_, _, until)| *until > now);
+        self.ticket_order.retain(|k| self.tickets.contains_key(k));
+        while self.tickets.len() >= MAX_TOKENS {
+            match self.ticket_order.pop_front() {
+                Some(old) => {
+                    self.tickets.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.tickets
+            .insert(id.clone(), (user, key, now + TICKET_LIFETIME));
+        self.ticket_order.push_back(id);
+        WebResponse::new(200, soap, body)
+    }
+
+    /// `GetAndPublishCert`: the caller presents a web ticket from
+    /// `/WebTicket/WebTicketService.svc` in `wsse:Security`, signed with
+    /// its proof key over a timestamp that has not expired; the request's
+    /// Entity must be the ticket's user; the certificate names the user
+    /// whatever the request's subject.
+    fn certprov(&mut self, req: &WebRequest, now: Instant, cfg: &WebConfig) -> WebResponse {
+        let soap = "text/xml; charset=utf-8";
+        let fault = |status: u16, why: &str| {
+            WebResponse::new(status, soap, crate::certprov::build_fault(why))
+        };
+        if !req.method.eq_ignore_ascii_case("POST") {
+            return WebResponse::error(405, "POST only");
+        }
+        let Some(issuer) = self.issuer.clone() else {
+            return WebResponse::error(404, "no certificate provisioning on this server");
+        };
+        let wall = self.wall(now);
+        let tickets = &self.tickets;
+        let presented = crate::webticket::check_presented(&req.body, |id| {
+            tickets
+                .get(id)
+                .filter(|(_, _, until)| *until > now)
+                .map(|(_, key, _)| key.clone())
+        });
+        let user = match presented {
+            Ok(p) if crate::utc::parse(&p.expires).is_some_and(|e| e > wall) => {
+                self.tickets.get(&p.assertion_id).map(|(u, _, _)| u.clone())
+            }
+            Ok(_) => return fault(401, "the web ticket's timestamp has expired"),
+            Err(_) => None,
+        };
+        let Some(user) = user else {
+            let mut r = fault(401, "a web ticket signed with its proof key is required");
+            r.headers.push((
+                "X-MS-WebTicketURL".into(),
+                format!("{}/WebTicket/WebTicketService.svc", cfg.base_url),
             ));
             return r;
         };
