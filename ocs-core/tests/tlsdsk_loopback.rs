@@ -315,13 +315,15 @@ async fn a_provisioned_certificate_signs_in() {
     wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
 }
 
-/// The whole Lync path the client runs by itself: the TLS-DSK challenge
-/// names the pool's provisioning service, the client gets a token with
-/// alice's password, a certificate for a key it made, keeps it, and signs
-/// in with it over TLS. A second start finds the kept one and uses it.
+/// The whole Lync path the client runs by itself: autodiscover (with an
+/// OAuth token) finds the pool; its TLS-DSK challenge names the pool's
+/// provisioning service; the client gets a web ticket with alice's
+/// password, a certificate for a key it made, keeps it, signs in with it
+/// over TLS, and its traffic is signed both ways. A second start finds the
+/// kept certificate and uses it.
 #[tokio::test]
 async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps_it() {
-    use ocs_core::driver::CertificateSettings;
+    use ocs_core::driver::{AutodiscoverSettings, CertificateSettings};
     use ocs_core::driver::sim::serve_tls_dsk_users;
     use ocs_core::register::Credentials;
 
@@ -334,10 +336,11 @@ async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps
         let reg = RegisterConfig::new("sip:alice@contoso.com", Dialect::Ocs, "0123456789");
         let creds = Credentials::new("CONTOSO\\alice", "alicepw");
         let mut ccfg = ClientConfig::new(EndpointConfig::new(reg, Some(creds)));
-        ccfg.server = Some(ServerConfig {
-            host: "127.0.0.1".into(),
-            port: Some(server.tls.expect("TLS").port()),
-            transport: Transport::Tls,
+        ccfg.autodiscover = Some(AutodiscoverSettings {
+            urls: Some(vec![format!(
+                "http://{}/autodiscover/autodiscoverservice.svc/root",
+                server.http
+            )]),
         });
         ccfg.tls = pki.client_tls();
         ccfg.certificates = Some(CertificateSettings {
@@ -358,6 +361,13 @@ async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps
     assert!(
         seen.iter().any(|e| matches!(
             e,
+            ClientEvent::Connected { source, transport: Transport::Tls, .. } if source == "autodiscover"
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
             ClientEvent::Registration(RegistrationEvent::CertificateNeeded { sts_uri, renewal: false })
                 if sts_uri.ends_with("/CertProv/CertProvisioningService.svc")
         )),
@@ -374,13 +384,22 @@ async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps
             .mode();
         assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
     }
-    // Signed traffic both ways on the provisioned association.
+    // Signed traffic both ways on the provisioned association: the
+    // server verified our SERVICE, we verified its answer.
     c.set_status(State::Busy, None)
         .await
         .expect("asked")
         .outcome()
         .await
         .expect("published");
+    let (verified, violations) = server
+        .with(|s, _| (s.verified_signatures("SERVICE"), s.signature_violations()))
+        .await
+        .expect("server");
+    assert!(verified >= 1, "the server verified {verified} signed SERVICEs");
+    assert_eq!(violations, 0);
+    let snap = c.handle().diagnostics().await.expect("snapshot");
+    assert_eq!(snap.refused_unsigned, 0, "{:?}", snap.last_refused);
     c.sign_out();
     wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
 
@@ -396,11 +415,18 @@ async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps
     c.sign_out();
     wait_for(&mut c, "stop", |e| *e == ClientEvent::Stopped).await;
 
-    // A wrong password: the web ticket service refuses, and sign-in fails
+    // A wrong password: the token service refuses, and sign-in fails
     // saying so (the pool offers nothing but TLS-DSK).
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = config();
     cfg.session.endpoint.credentials = Some(Credentials::new("CONTOSO\\alice", "wrong"));
+    // (Autodiscover would refuse the password first: the pool directly.)
+    cfg.autodiscover = None;
+    cfg.server = Some(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: Some(server.tls.expect("TLS").port()),
+        transport: Transport::Tls,
+    });
     let mut c = Client::start(cfg).expect("client starts");
     let seen = wait_for(&mut c, "failure", |e| {
         matches!(e, ClientEvent::Registration(RegistrationEvent::Failed(_)))
