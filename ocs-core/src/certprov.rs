@@ -121,30 +121,10 @@ pub fn parse_response(bytes: &[u8]) -> Result<Vec<u8>, CertProvError> {
     }
     let text = decode(bytes)?;
     let doc = Doc::parse(&text)?;
-    let root = doc.root();
-    if doc.node(root).local() != "Envelope" {
-        return Err(doc
-            .error_at(
-                root,
-                DocumentErrorKind::UnexpectedRoot {
-                    expected: "Envelope",
-                    found: doc.node(root).qname().to_owned(),
-                },
-            )
-            .into());
-    }
-    let Some(body) = doc.child(root, "Body") else {
-        return Err(doc
-            .error_at(root, DocumentErrorKind::Missing("Body"))
-            .into());
-    };
-    if let Some(fault) = doc.child(body, "Fault") {
-        let why = find(&doc, fault, &["faultstring"])
-            .or_else(|| find(&doc, fault, &["Reason", "Text"]))
-            .map(|n| doc.node(n).trimmed().to_owned())
-            .unwrap_or_else(|| "a SOAP fault without a reason".to_owned());
-        return Err(CertProvError::Fault(why));
-    }
+    let body = soap_body(&doc).map_err(|e| match e {
+        SoapError::Document(d) => CertProvError::Document(d),
+        SoapError::Fault(why) => CertProvError::Fault(why),
+    })?;
     let token = find(
         &doc,
         body,
@@ -170,6 +150,43 @@ pub fn parse_response(bytes: &[u8]) -> Result<Vec<u8>, CertProvError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .map_err(|_| CertProvError::NotBase64)
+}
+
+/// Why a SOAP answer has no body to read.
+#[derive(Debug)]
+pub(crate) enum SoapError {
+    /// Not a SOAP envelope with a body (where, and what).
+    Document(DocumentError),
+    /// A SOAP fault (its reason).
+    Fault(String),
+}
+
+/// The `Body` of a SOAP 1.1/1.2 envelope, or its fault's reason (shared
+/// by the certificate provisioning and web ticket answers).
+pub(crate) fn soap_body(doc: &Doc<'_>) -> Result<NodeId, SoapError> {
+    let root = doc.root();
+    if doc.node(root).local() != "Envelope" {
+        return Err(SoapError::Document(doc.error_at(
+            root,
+            DocumentErrorKind::UnexpectedRoot {
+                expected: "Envelope",
+                found: doc.node(root).qname().to_owned(),
+            },
+        )));
+    }
+    let Some(body) = doc.child(root, "Body") else {
+        return Err(SoapError::Document(
+            doc.error_at(root, DocumentErrorKind::Missing("Body")),
+        ));
+    };
+    if let Some(fault) = doc.child(body, "Fault") {
+        let why = find(doc, fault, &["faultstring"])
+            .or_else(|| find(doc, fault, &["Reason", "Text"]))
+            .map(|n| doc.node(n).trimmed().to_owned())
+            .unwrap_or_else(|| "a SOAP fault without a reason".to_owned());
+        return Err(SoapError::Fault(why));
+    }
+    Ok(body)
 }
 
 /// Reads a `GetAndPublishCert` request (the service's side: the embedded

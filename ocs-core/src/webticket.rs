@@ -22,7 +22,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::{Digest, Sha1};
 
-use crate::presence::error::{DocumentError, DocumentErrorKind};
+use crate::presence::error::DocumentError;
 use crate::presence::xml::{Doc, NodeId, decode, escape_into};
 
 /// The SOAPAction of the request (WS-Trust 1.3 Issue).
@@ -147,30 +147,11 @@ pub enum WebTicketError {
     TooLarge,
 }
 
-fn envelope_body<'d>(doc: &Doc<'d>) -> Result<NodeId, WebTicketError> {
-    let root = doc.root();
-    if doc.node(root).local() != "Envelope" {
-        return Err(doc
-            .error_at(
-                root,
-                DocumentErrorKind::UnexpectedRoot {
-                    expected: "Envelope",
-                    found: doc.node(root).qname().to_owned(),
-                },
-            )
-            .into());
-    }
-    let body = doc
-        .child(root, "Body")
-        .ok_or_else(|| doc.error_at(root, DocumentErrorKind::Missing("Body")))?;
-    if let Some(fault) = doc.child(body, "Fault") {
-        let why = find(doc, fault, "faultstring")
-            .or_else(|| find(doc, fault, "Text"))
-            .map(|n| doc.node(n).trimmed().to_owned())
-            .unwrap_or_else(|| "a SOAP fault without a reason".to_owned());
-        return Err(WebTicketError::Fault(why));
-    }
-    Ok(body)
+fn envelope_body(doc: &Doc<'_>) -> Result<NodeId, WebTicketError> {
+    crate::certprov::soap_body(doc).map_err(|e| match e {
+        crate::certprov::SoapError::Document(d) => WebTicketError::Document(d),
+        crate::certprov::SoapError::Fault(why) => WebTicketError::Fault(why),
+    })
 }
 
 fn read(bytes: &[u8]) -> Result<String, WebTicketError> {

@@ -323,8 +323,8 @@ async fn a_provisioned_certificate_signs_in() {
 /// kept certificate and uses it.
 #[tokio::test]
 async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps_it() {
-    use ocs_core::driver::{AutodiscoverSettings, CertificateSettings};
     use ocs_core::driver::sim::serve_tls_dsk_users;
+    use ocs_core::driver::{AutodiscoverSettings, CertificateSettings};
     use ocs_core::register::Credentials;
 
     let (server, pki) = serve_tls_dsk_users("contoso.com", &[("alice", "alicepw")])
@@ -396,7 +396,10 @@ async fn the_client_provisions_its_certificate_when_the_challenge_asks_and_keeps
         .with(|s, _| (s.verified_signatures("SERVICE"), s.signature_violations()))
         .await
         .expect("server");
-    assert!(verified >= 1, "the server verified {verified} signed SERVICEs");
+    assert!(
+        verified >= 1,
+        "the server verified {verified} signed SERVICEs"
+    );
     assert_eq!(violations, 0);
     let snap = c.handle().diagnostics().await.expect("snapshot");
     assert_eq!(snap.refused_unsigned, 0, "{:?}", snap.last_refused);

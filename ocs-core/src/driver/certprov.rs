@@ -66,20 +66,7 @@ pub async fn provision_certificate(
         security_xml: &ticket.security_header(),
     });
     let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
-    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
-    let resp = client
-        .post(url)
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .header(
-            "SOAPAction",
-            format!("\"{}\"", crate::certprov::SOAP_ACTION),
-        )
-        .body(body)
-        .send()
-        .await
-        .map_err(err)?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(err)?;
+    let (status, bytes) = post_soap(&client, url, crate::certprov::SOAP_ACTION, None, body).await?;
     let cert = crate::certprov::parse_response(&bytes).map_err(|e| match e {
         crate::certprov::CertProvError::Fault(why) => format!("{status}: {why}"),
         other => format!("{status}: {other}"),
@@ -151,6 +138,29 @@ impl WebTicketProof {
     }
 }
 
+/// POSTs a SOAP 1.1 request with `action` (and a bearer token, when
+/// given); the status and the body.
+async fn post_soap(
+    client: &reqwest::Client,
+    url: &str,
+    action: &str,
+    bearer: Option<&str>,
+    body: String,
+) -> Result<(u16, Vec<u8>), String> {
+    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
+    let mut req = client
+        .post(url)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", format!("\"{action}\""));
+    if let Some(t) = bearer {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = req.body(body).send().await.map_err(err)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(err)?;
+    Ok((status, bytes.to_vec()))
+}
+
 /// The origin (`https://host:port`) of `url` with `path`.
 fn at_origin(url: &str, path: &str) -> Result<reqwest::Url, String> {
     let mut u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
@@ -219,21 +229,14 @@ pub async fn web_ticket(
         entropy: &entropy,
         message_id: &format!("uuid:{}", uuid_text(id)),
     });
-    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
-    let resp = client
-        .post(url.clone())
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .header(
-            "SOAPAction",
-            format!("\"{}\"", crate::webticket::SOAP_ACTION),
-        )
-        .header("Authorization", format!("Bearer {token}"))
-        .body(body)
-        .send()
-        .await
-        .map_err(err)?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(err)?;
+    let (status, bytes) = post_soap(
+        &client,
+        url.as_str(),
+        crate::webticket::SOAP_ACTION,
+        Some(&token),
+        body,
+    )
+    .await?;
     let ticket = crate::webticket::parse_response(&bytes)
         .map_err(|e| format!("web ticket service {url} answered {status}: {e}"))?;
     let key = ticket

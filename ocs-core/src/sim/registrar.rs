@@ -625,13 +625,7 @@ impl Registrar {
     }
 
     fn register_ntlm(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
-        let creds = req
-            .authorization()
-            .ok()
-            .into_iter()
-            .flatten()
-            .chain(req.proxy_authorization().ok().into_iter().flatten())
-            .find(|h| h.is_scheme("NTLM"));
+        let creds = credentials_of(req, "NTLM");
         let Some(creds) = creds else {
             let v = format!(
                 "NTLM realm=\"{}\", targetname=\"{}\", version={}",
@@ -780,13 +774,7 @@ impl Registrar {
     /// each answered with ours under one opaque; then the REGISTER signed
     /// with the new keys, whose client certificate names the user.
     fn register_tls_dsk(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
-        let creds = req
-            .authorization()
-            .ok()
-            .into_iter()
-            .flatten()
-            .chain(req.proxy_authorization().ok().into_iter().flatten())
-            .find(|h| h.is_scheme("TLS-DSK"));
+        let creds = credentials_of(req, "TLS-DSK");
         let Some(creds) = creds else {
             return self.tls_dsk_challenge(req, "");
         };
@@ -898,13 +886,7 @@ impl Registrar {
     /// whose ticket must name the user signing in; the 200 OK signed with
     /// the session key. Later refreshes are signed.
     fn register_kerberos(&mut self, req: &Message, now: Instant) -> RegistrarOutcome {
-        let creds = req
-            .authorization()
-            .ok()
-            .into_iter()
-            .flatten()
-            .chain(req.proxy_authorization().ok().into_iter().flatten())
-            .find(|h| h.is_scheme("Kerberos"));
+        let creds = credentials_of(req, "Kerberos");
         let Some(creds) = creds else {
             return self.kerberos_challenge(req);
         };
@@ -1105,6 +1087,17 @@ impl Registrar {
         }
         ok
     }
+}
+
+/// The request's credentials of `scheme` (Authorization or
+/// Proxy-Authorization), if any.
+fn credentials_of<'m>(req: &'m Message, scheme: &str) -> Option<crate::sip::AuthHeader<'m>> {
+    req.authorization()
+        .ok()
+        .into_iter()
+        .flatten()
+        .chain(req.proxy_authorization().ok().into_iter().flatten())
+        .find(|h| h.is_scheme(scheme))
 }
 
 #[cfg(test)]
