@@ -157,6 +157,10 @@ else
   echo "skipped: rustup could not install the x86_64-pc-windows-gnu target" >&2
 fi
 
+step "the mobile build's DNS: the platform's resolver, no SRV (ocs-ffi without default features)"
+cargo clippy -p ocs-ffi --no-default-features --features sim --all-targets -- -D warnings
+cargo test -p ocs-ffi --no-default-features --features sim --test platform_dns
+
 step "mobile library size within 5 % of its budget (scripts/size.sh; budget in scripts/size-budget.txt)"
 ./scripts/size.sh
 

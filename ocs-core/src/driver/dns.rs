@@ -1,5 +1,10 @@
 //! DNS for server discovery: runs a [`discovery::plan`](crate::discovery::plan)
-//! against real DNS with hickory-resolver.
+//! against real DNS with hickory-resolver (feature `dns-srv`, default).
+//! Without that feature (mobile builds) the platform's resolver is asked
+//! for addresses only (getaddrinfo through tokio): SRV lookups are
+//! reported as not available, so discovery goes on to the plan's host
+//! names, and a configured server name resolves as the platform resolves
+//! it.
 //!
 //! The order of the lookups and of SRV answers is decided by the sans-IO
 //! [`crate::discovery`] module; this file only asks the questions. Lookups
@@ -7,15 +12,21 @@
 //! host names) run concurrently, and their answers are used in plan order.
 
 use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "dns-srv")]
 use std::time::Duration;
 
 use futures_util::future::join_all;
+#[cfg(feature = "dns-srv")]
 use hickory_resolver::TokioResolver;
+#[cfg(feature = "dns-srv")]
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
 };
+#[cfg(feature = "dns-srv")]
 use hickory_resolver::net::NetError;
+#[cfg(feature = "dns-srv")]
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+#[cfg(feature = "dns-srv")]
 use hickory_resolver::proto::rr::{Name, RData};
 
 use crate::discovery::{
@@ -82,9 +93,55 @@ fn list(ts: &[Transport]) -> String {
 /// runtime.
 #[derive(Debug, Clone)]
 pub struct Resolver {
+    #[cfg(feature = "dns-srv")]
     inner: TokioResolver,
 }
 
+#[cfg(not(feature = "dns-srv"))]
+impl Resolver {
+    /// The platform's resolver (getaddrinfo): addresses only, no SRV.
+    pub fn from_system_conf() -> Result<Self, DiscoveryError> {
+        Ok(Resolver {})
+    }
+
+    /// Needs the `dns-srv` feature (a name server of our own choosing).
+    pub fn with_nameserver(addr: SocketAddr) -> Result<Self, DiscoveryError> {
+        Err(DiscoveryError::ResolverSetup {
+            reason: format!(
+                "asking the name server {addr} needs the dns-srv feature (this build uses the platform's resolver)"
+            ),
+        })
+    }
+
+    async fn srv(&self, _name: &str) -> Result<Vec<SrvRecord>, String> {
+        Err("SRV lookups need the dns-srv feature (this build asks the platform's resolver for addresses only)".to_owned())
+    }
+
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        let unbracketed = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let mut ips: Vec<IpAddr> = tokio::net::lookup_host((unbracketed, 0))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|a| a.ip())
+            .collect();
+        // A first, as the hickory path asks.
+        ips.sort_by_key(|ip| ip.is_ipv6());
+        ips.dedup();
+        if ips.is_empty() {
+            Err("no records".to_owned())
+        } else {
+            Ok(ips)
+        }
+    }
+}
+
+#[cfg(feature = "dns-srv")]
 impl Resolver {
     /// A resolver using the operating system's DNS configuration
     /// (`/etc/resolv.conf` on Unix, the registry on Windows). The hosts
@@ -125,7 +182,9 @@ impl Resolver {
         })?;
         Ok(Resolver { inner })
     }
+}
 
+impl Resolver {
     /// Finds the SIP servers to try for `domain` (the part of the sign-in
     /// address after `@`), best first.
     ///
@@ -340,7 +399,10 @@ impl Resolver {
         }
         out
     }
+}
 
+#[cfg(feature = "dns-srv")]
+impl Resolver {
     /// The SRV records of `name`. An empty answer is an error ("no
     /// records"); a lone `.` target comes back as a record for
     /// [`order_srv`] to drop.
@@ -436,6 +498,7 @@ fn finish(
     }
 }
 
+#[cfg(feature = "dns-srv")]
 /// `name` as an absolute DNS name, so no search domain is appended: SIP
 /// discovery names are always fully qualified.
 fn absolute(name: &str) -> Result<Name, String> {
@@ -444,6 +507,7 @@ fn absolute(name: &str) -> Result<Name, String> {
     Ok(n)
 }
 
+#[cfg(feature = "dns-srv")]
 /// A DNS name as text without the trailing dot.
 fn relative(name: &Name) -> String {
     let s = name.to_ascii();
@@ -453,6 +517,7 @@ fn relative(name: &Name) -> String {
     }
 }
 
+#[cfg(feature = "dns-srv")]
 /// A short reason for a failed lookup.
 fn why(e: &NetError) -> String {
     if e.is_nx_domain() {
