@@ -731,3 +731,34 @@ fn a_contact_list_notify_that_overtakes_the_200_is_taken() {
     a.sent();
     assert_eq!(a.pa.contact_list().and_then(|l| l.delta_num), Some(3));
 }
+
+#[test]
+fn a_publication_refused_with_500_is_tried_again_three_times_then_fails() {
+    // Kamailio's presence store answers "500 database is locked" now and
+    // then, most often just after a restart: one such answer must not
+    // leave the state unpublished until it next changes.
+    let (mut a, _) = Alice::published_online();
+    let id = a
+        .pa
+        .set_status(&mut a.ep, State::Busy, None, a.now)
+        .expect("publish");
+    let mut sent = a.sent();
+    for round in 0..4 {
+        assert_eq!(publishes(&sent), vec![State::Busy], "round {round}");
+        let req = find(&sent, ocs_core::sip::Method::Publish);
+        let refused = builder::response(&req, 500, None, Some("s1")).expect("500");
+        a.feed(&refused);
+        sent = a.sent();
+    }
+    // Three retries (the limit 409 and 412 have too), then the fourth 500
+    // ends the command.
+    assert!(publishes(&sent).is_empty(), "{sent:?}");
+    assert!(
+        a.events.iter().any(|e| matches!(
+            e,
+            PresenceEvent::PublishFailed { id: Some(i), .. } if *i == id
+        )),
+        "{:?}",
+        a.events
+    );
+}

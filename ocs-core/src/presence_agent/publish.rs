@@ -738,6 +738,14 @@ impl PresenceAgent {
             // The server forgot our entity tag: publish in full.
             self.etag = None;
             self.publish(ep, now, attempt + 1, ids);
+        } else if code == 500 && attempt < 3 {
+            // A passing server error (Kamailio's presence store answers
+            // "database is locked" now and then, most often just after a
+            // restart): try again rather than leave the state unpublished
+            // until it next changes. 503 is left alone: an overloaded
+            // server is not asked again at once.
+            log!(DEBUG, "publication refused with 500: trying again");
+            self.publish(ep, now, attempt + 1, ids);
         } else {
             self.publish_failed(ids, Error::rejected(resp));
         }
