@@ -738,10 +738,9 @@ fn a_publication_refused_with_500_is_tried_again_three_times_then_fails() {
     // then, most often just after a restart: one such answer must not
     // leave the state unpublished until it next changes.
     let (mut a, _) = Alice::published_online();
-    let id = a
-        .pa
-        .set_status(&mut a.ep, State::Busy, None, a.now)
-        .expect("publish");
+    let id =
+        a.pa.set_status(&mut a.ep, State::Busy, None, a.now)
+            .expect("publish");
     let mut sent = a.sent();
     for round in 0..4 {
         assert_eq!(publishes(&sent), vec![State::Busy], "round {round}");
