@@ -55,6 +55,58 @@ impl AuthMode {
 
 /// Most TLS-DSK handshakes under way at once; more are answered 503.
 pub const MAX_TLS_DSK_PENDING: usize = 10_000;
+/// Most NTLM handshakes under way at once (a CHALLENGE handed out, its
+/// AUTHENTICATE not yet seen); more are answered 503.
+pub const MAX_NTLM_PENDING: usize = 10_000;
+/// How long a handshake under way is kept: a client that starts one and
+/// goes away must not hold a slot for good (a full table would refuse
+/// everyone's sign-in until a restart).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Handshakes under way by opaque, each with its deadline, at most `cap`.
+#[derive(Debug)]
+struct Handshakes<T> {
+    map: HashMap<String, (T, Instant)>,
+    cap: usize,
+}
+
+impl<T> Handshakes<T> {
+    fn new(cap: usize) -> Self {
+        Handshakes {
+            map: HashMap::new(),
+            cap,
+        }
+    }
+
+    /// Whether one more fits at `now` (lapsed ones are dropped first when
+    /// the table is full).
+    fn has_room(&mut self, now: Instant) -> bool {
+        if self.map.len() >= self.cap {
+            self.map.retain(|_, (_, until)| *until > now);
+        }
+        self.map.len() < self.cap
+    }
+
+    fn insert(&mut self, opaque: String, hs: T, now: Instant) {
+        self.map.insert(opaque, (hs, now + HANDSHAKE_TIMEOUT));
+    }
+
+    /// The handshake under `opaque`, unless it lapsed.
+    fn take(&mut self, opaque: &str, now: Instant) -> Option<T> {
+        match self.map.remove(opaque) {
+            Some((hs, until)) if until > now => Some(hs),
+            _ => None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
 
 /// Registrar settings. The defaults mirror the captured OCS 2007 R2
 /// server (T2): 407 challenges, auth version 4, Expires 7200,
@@ -155,7 +207,7 @@ pub struct Registrar {
     rng: Rng,
     secret: SecretRng,
     accounts: HashMap<String, Account>,
-    pending: HashMap<String, PendingNtlm>,
+    pending: Handshakes<PendingNtlm>,
     /// Security associations by opaque, with the user they belong to.
     sas: HashMap<String, (String, SecurityAssociation)>,
     /// The opaque of each user's association (one per user): signing for
@@ -182,7 +234,7 @@ pub struct Registrar {
     /// challenge names (`sts-uri`).
     tls_dsk: Option<(std::sync::Arc<rustls::ServerConfig>, Option<String>)>,
     /// TLS-DSK handshakes under way, by opaque.
-    pending_tls: HashMap<String, crate::auth::tlsdsk::TlsDskServer>,
+    pending_tls: Handshakes<crate::auth::tlsdsk::TlsDskServer>,
     /// Kerberos: the acceptor of clients' tickets.
     kerberos: Option<Acceptor>,
 }
@@ -346,7 +398,7 @@ impl Registrar {
             rng,
             secret: SecretRng::new(entropy),
             accounts: HashMap::new(),
-            pending: HashMap::new(),
+            pending: Handshakes::new(MAX_NTLM_PENDING),
             sas: HashMap::new(),
             sa_of_user: HashMap::new(),
             retired: HashMap::new(),
@@ -356,7 +408,7 @@ impl Registrar {
             next_nonce_sweep: None,
             unavailable: None,
             tls_dsk: None,
-            pending_tls: HashMap::new(),
+            pending_tls: Handshakes::new(MAX_TLS_DSK_PENDING),
             kerberos: None,
         }
     }
@@ -590,6 +642,18 @@ impl Registrar {
         }
     }
 
+    /// 503 with Retry-After: too many handshakes under way.
+    fn busy(&self, req: &Message) -> Message {
+        let mut r = self.reply(req, 503);
+        r.insert_header(r.header_count() - 1, "Retry-After", "10");
+        r
+    }
+
+    /// Handshakes under way (NTLM, TLS-DSK).
+    pub fn handshakes_under_way(&self) -> usize {
+        self.pending.len() + self.pending_tls.len()
+    }
+
     fn reply(&self, req: &Message, code: u16) -> Message {
         builder::response(req, code, None, None).unwrap_or_else(|_| Message::response(code, ""))
     }
@@ -647,6 +711,9 @@ impl Registrar {
         match token.as_deref() {
             Some("") => {
                 // Round two: hand out a CHALLENGE under a fresh opaque.
+                if !self.pending.has_room(now) {
+                    return RegistrarOutcome::Respond(self.busy(req));
+                }
                 let opaque = self.rng.hex(8).to_ascii_uppercase();
                 let server_challenge: [u8; 8] = self.secret.bytes();
                 let dom = self
@@ -675,7 +742,7 @@ impl Registrar {
                     return RegistrarOutcome::Respond(self.reply(req, 500));
                 };
                 self.pending
-                    .insert(opaque.clone(), PendingNtlm { server_challenge });
+                    .insert(opaque.clone(), PendingNtlm { server_challenge }, now);
                 let v = format!(
                     "NTLM opaque=\"{opaque}\", gssapi-data=\"{b64}\", targetname=\"{}\", realm=\"{}\", version={}",
                     self.cfg.targetname, self.cfg.realm, self.cfg.auth_version
@@ -688,7 +755,7 @@ impl Registrar {
                     .get("opaque")
                     .map(|o| o.into_owned())
                     .unwrap_or_default();
-                let Some(p) = self.pending.remove(&opaque) else {
+                let Some(p) = self.pending.take(&opaque, now) else {
                     return self.restart_challenge(req);
                 };
                 let Ok(auth) = AuthenticateMessage::from_base64(tok) else {
@@ -793,12 +860,15 @@ impl Registrar {
                 else {
                     return RegistrarOutcome::Respond(self.reply(req, 400));
                 };
-                let (opaque, mut hs) = match opaque.and_then(|o| self.pending_tls.remove_entry(&o))
-                {
+                let under_way = opaque.and_then(|o| {
+                    let hs = self.pending_tls.take(&o, now)?;
+                    Some((o, hs))
+                });
+                let (opaque, mut hs) = match under_way {
                     Some(p) => p,
                     None => {
-                        if self.pending_tls.len() >= MAX_TLS_DSK_PENDING {
-                            return RegistrarOutcome::Respond(self.reply(req, 503));
+                        if !self.pending_tls.has_room(now) {
+                            return RegistrarOutcome::Respond(self.busy(req));
                         }
                         match crate::auth::tlsdsk::TlsDskServer::new(config) {
                             Ok(h) => (self.rng.hex(8).to_ascii_uppercase(), h),
@@ -809,7 +879,7 @@ impl Registrar {
                 match hs.step(&bytes) {
                     Ok(out) => {
                         let b64 = base64::engine::general_purpose::STANDARD.encode(&out);
-                        self.pending_tls.insert(opaque.clone(), hs);
+                        self.pending_tls.insert(opaque.clone(), hs, now);
                         self.tls_dsk_challenge(
                             req,
                             &format!("opaque=\"{opaque}\", gssapi-data=\"{b64}\", "),
@@ -824,7 +894,7 @@ impl Registrar {
                 if let Some(out) = self.signed_refresh(req, opaque.clone(), now) {
                     return out;
                 }
-                let Some(hs) = self.pending_tls.remove(&opaque) else {
+                let Some(hs) = self.pending_tls.take(&opaque, now) else {
                     return self.tls_dsk_challenge(req, "");
                 };
                 let (Some(keys), Some(cert)) = (hs.keys(), hs.client_certificate()) else {
@@ -1153,5 +1223,59 @@ mod tests {
         let got = String::from_utf8(ok.to_bytes()).expect("utf8");
         let want = String::from_utf8(read("t2_register_200.sip")).expect("utf8");
         assert_eq!(got, want);
+    }
+
+    /// A REGISTER starting an NTLM handshake (the empty token), as a
+    /// client that never comes back sends it.
+    fn ntlm_start(n: usize) -> Message {
+        let text = format!(
+            "REGISTER sip:contoso.com SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 192.0.2.9:5061;branch=z9hG4bKhs{n}\r\n\
+             From: <sip:alice@contoso.com>;tag=t{n}\r\n\
+             To: <sip:alice@contoso.com>\r\n\
+             Call-ID: hs{n}\r\n\
+             CSeq: 1 REGISTER\r\n\
+             Contact: <sip:192.0.2.9:5061;transport=tls>\r\n\
+             Proxy-Authorization: NTLM qop=\"auth\", realm=\"SIP Communications Service\", targetname=\"ocs-sim.contoso.com\", version=4, gssapi-data=\"\"\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes()).expect("REGISTER")
+    }
+
+    fn status(o: RegistrarOutcome) -> u16 {
+        match o {
+            RegistrarOutcome::Respond(m) => m.status().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Handshakes started and abandoned fill at most the table; lapsed ones
+    /// make room again, so abandoned handshakes cannot refuse everyone's
+    /// sign-in for good (before: the NTLM table had no cap at all, and
+    /// TLS-DSK's, once full, answered 503 until a restart).
+    #[test]
+    fn abandoned_handshakes_are_bounded_and_lapse() {
+        let mut r = Registrar::new(
+            RegistrarConfig::ocs("contoso.com"),
+            Rng::from_seed(1),
+            [2; 32],
+        );
+        r.add_user("alice", "CONTOSO", "pw");
+        #[allow(clippy::disallowed_methods)] // an arbitrary origin for the test's clock
+        let t0 = Instant::now();
+        for n in 0..MAX_NTLM_PENDING {
+            assert_eq!(status(r.handle_request(&ntlm_start(n), t0)), 407, "{n}");
+        }
+        assert_eq!(r.handshakes_under_way(), MAX_NTLM_PENDING);
+        let full = r.handle_request(&ntlm_start(MAX_NTLM_PENDING), t0);
+        let RegistrarOutcome::Respond(m) = full else {
+            panic!("no answer")
+        };
+        assert_eq!(m.status(), Some(503));
+        assert_eq!(m.header("Retry-After"), Some("10"));
+        // After the handshake deadline, a new sign-in gets its challenge.
+        let later = t0 + HANDSHAKE_TIMEOUT + Duration::from_secs(1);
+        assert_eq!(status(r.handle_request(&ntlm_start(0), later)), 407);
+        assert_eq!(r.handshakes_under_way(), 1);
     }
 }
