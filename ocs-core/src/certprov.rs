@@ -141,15 +141,21 @@ pub fn parse_response(bytes: &[u8]) -> Result<Vec<u8>, CertProvError> {
             DocumentErrorKind::Missing("RequestedSecurityToken/BinarySecurityToken"),
         )
     })?;
+    base64_text(&doc, token).ok_or(CertProvError::NotBase64)
+}
+
+/// An element's text as base64 (services wrap it in lines), decoded;
+/// `None` when it is not base64. Shared with the web ticket messages.
+pub(crate) fn base64_text(doc: &Doc<'_>, n: NodeId) -> Option<Vec<u8>> {
     let b64: String = doc
-        .node(token)
+        .node(n)
         .trimmed()
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
         .collect();
     base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
-        .map_err(|_| CertProvError::NotBase64)
+        .ok()
 }
 
 /// Why a SOAP answer has no body to read.
@@ -211,15 +217,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<(String, Vec<u8>), CertProvError> {
         .ok_or_else(|| doc.error_at(call, DocumentErrorKind::Missing("Entity")))?;
     let token = find(&doc, call, &["BinarySecurityToken"])
         .ok_or_else(|| doc.error_at(call, DocumentErrorKind::Missing("BinarySecurityToken")))?;
-    let b64: String = doc
-        .node(token)
-        .trimmed()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let csr = base64::engine::general_purpose::STANDARD
-        .decode(b64.as_bytes())
-        .map_err(|_| CertProvError::NotBase64)?;
+    let csr = base64_text(&doc, token).ok_or(CertProvError::NotBase64)?;
     Ok((entity, csr))
 }
 

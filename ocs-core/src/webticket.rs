@@ -162,15 +162,7 @@ fn read(bytes: &[u8]) -> Result<String, WebTicketError> {
 }
 
 fn base64_text(doc: &Doc<'_>, n: NodeId) -> Result<Vec<u8>, WebTicketError> {
-    let t: String = doc
-        .node(n)
-        .trimmed()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(t.as_bytes())
-        .map_err(|_| WebTicketError::Invalid("a value is not base64"))
+    crate::certprov::base64_text(doc, n).ok_or(WebTicketError::Invalid("a value is not base64"))
 }
 
 /// Reads the service's answer: the ticket.

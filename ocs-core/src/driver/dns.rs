@@ -118,13 +118,10 @@ impl Resolver {
     }
 
     async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        let unbracketed = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+        if let Some(ip) = ip_literal(host) {
             return Ok(vec![ip]);
         }
+        let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
         let mut ips: Vec<IpAddr> = tokio::net::lookup_host((unbracketed, 0))
             .await
             .map_err(|e| e.to_string())?
@@ -436,11 +433,7 @@ impl Resolver {
     /// The addresses of `host` (A first, then AAAA); an IP literal is
     /// returned as it is, without DNS.
     async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        let unbracketed = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+        if let Some(ip) = ip_literal(host) {
             return Ok(vec![ip]);
         }
         let fqdn = absolute(host)?;
@@ -452,6 +445,15 @@ impl Resolver {
             Ok(ips)
         }
     }
+}
+
+/// `host` as an IP address (`[v6]` unbracketed), when it is one: no DNS.
+fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
 }
 
 /// Removes candidates seen before (same address and transport) and turns

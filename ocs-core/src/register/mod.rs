@@ -460,12 +460,7 @@ impl Registration {
         self.authenticator = Some(authenticator);
         self.provision_error = None;
         match self.state {
-            RegState::WaitingForCredentials => {
-                self.challenges = 0;
-                self.auth = AuthState::None;
-                self.sa = None;
-                self.register(now)?;
-            }
+            RegState::WaitingForCredentials => self.resume_sign_in(now)?,
             // A REGISTER on the wire finishes first (the timer then fires).
             RegState::Registered if self.in_flight => self.reauth_at = Some(now),
             RegState::Registered => {
@@ -485,11 +480,18 @@ impl Registration {
         log!(WARN, "certificate provisioning failed: {error}");
         self.provision_error = Some(error);
         if self.state == RegState::WaitingForCredentials {
-            self.challenges = 0;
-            self.auth = AuthState::None;
-            self.register(now)?;
+            self.resume_sign_in(now)?;
         }
         Ok(())
+    }
+
+    /// A sign-in that waited for the host (credentials, a certificate)
+    /// starts over with a fresh allowance of challenges.
+    fn resume_sign_in(&mut self, now: Instant) -> Result<(), Error> {
+        self.challenges = 0;
+        self.auth = AuthState::None;
+        self.sa = None;
+        self.register(now)
     }
 
     // ----- getters -------------------------------------------------------
@@ -603,13 +605,13 @@ impl Registration {
     /// and starts over with them.
     pub fn set_credentials(&mut self, creds: Credentials, now: Instant) -> Result<(), Error> {
         self.creds = Some(creds);
+        if self.state == RegState::WaitingForCredentials {
+            return self.resume_sign_in(now);
+        }
         // New credentials get a fresh allowance of challenges.
         self.challenges = 0;
         self.auth = AuthState::None;
         self.sa = None;
-        if self.state == RegState::WaitingForCredentials {
-            self.register(now)?;
-        }
         Ok(())
     }
 

@@ -642,6 +642,16 @@ impl Registrar {
         }
     }
 
+    /// Makes `sa` the user's association. One endpoint per user here: a
+    /// new association replaces the old one, so the server never signs
+    /// with stale keys.
+    fn adopt(&mut self, user: String, opaque: String, sa: SecurityAssociation) {
+        if let Some(old) = self.sa_of_user.insert(user.clone(), opaque.clone()) {
+            self.sas.remove(&old);
+        }
+        self.sas.insert(opaque, (user, sa));
+    }
+
     /// 503 with Retry-After: too many handshakes under way.
     fn busy(&self, req: &Message) -> Message {
         let mut r = self.reply(req, 503);
@@ -785,12 +795,7 @@ impl Registrar {
                     return RegistrarOutcome::Respond(self.reply(req, 403));
                 }
                 let resp = self.finish_register(req, &user, &acct, now, Some(&mut sa));
-                // One endpoint per user here: a new association replaces the
-                // old one, so the server never signs with stale keys.
-                if let Some(old) = self.sa_of_user.insert(user.clone(), opaque.clone()) {
-                    self.sas.remove(&old);
-                }
-                self.sas.insert(opaque, (user, sa));
+                self.adopt(user, opaque, sa);
                 RegistrarOutcome::Respond(resp)
             }
             None => {
@@ -914,11 +919,7 @@ impl Registrar {
                 }
                 // The certificate names the user (CN=user@domain); it must
                 // be the user signing in.
-                let from_user = req
-                    .from()
-                    .ok()
-                    .map(|f| user_of(f.uri_text))
-                    .unwrap_or_default();
+                let from_user = from_user(req);
                 let cert_user = certificate_user(cert);
                 if cert_user.as_deref() != Some(from_user.as_str()) {
                     return RegistrarOutcome::Respond(self.reply(req, 403));
@@ -927,10 +928,7 @@ impl Registrar {
                     return RegistrarOutcome::Respond(self.reply(req, 403));
                 };
                 let resp = self.finish_register(req, &from_user, &acct, now, Some(&mut sa));
-                if let Some(old) = self.sa_of_user.insert(from_user.clone(), opaque.clone()) {
-                    self.sas.remove(&old);
-                }
-                self.sas.insert(opaque, (from_user, sa));
+                self.adopt(from_user, opaque, sa);
                 RegistrarOutcome::Respond(resp)
             }
             (None, None) => self.tls_dsk_challenge(req, ""),
@@ -986,11 +984,7 @@ impl Registrar {
         };
         // The ticket names the user (alice@CONTOSO.COM): it must be the
         // user signing in.
-        let from_user = req
-            .from()
-            .ok()
-            .map(|f| user_of(f.uri_text))
-            .unwrap_or_default();
+        let from_user = from_user(req);
         let ticket_user = principal
             .split('@')
             .next()
@@ -1013,10 +1007,7 @@ impl Registrar {
             HeaderName::AuthenticationInfo,
         );
         let resp = self.finish_register(req, &from_user, &acct, now, Some(&mut sa));
-        if let Some(old) = self.sa_of_user.insert(from_user.clone(), opaque.clone()) {
-            self.sas.remove(&old);
-        }
-        self.sas.insert(opaque, (from_user, sa));
+        self.adopt(from_user, opaque, sa);
         RegistrarOutcome::Respond(resp)
     }
 
@@ -1157,6 +1148,14 @@ impl Registrar {
         }
         ok
     }
+}
+
+/// The user part of a request's From (empty when it has none).
+fn from_user(req: &Message) -> String {
+    req.from()
+        .ok()
+        .map(|f| user_of(f.uri_text))
+        .unwrap_or_default()
 }
 
 /// The request's credentials of `scheme` (Authorization or
