@@ -854,7 +854,7 @@ impl Discovery {
 }
 
 /// `scheme://host[:port]` of an http(s) URL, lower case.
-fn origin_of(url: &str) -> Option<String> {
+pub(crate) fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.trim().split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     Some(format!(
@@ -866,7 +866,7 @@ fn origin_of(url: &str) -> Option<String> {
 
 /// `to` as an absolute URL: as it is when it has a scheme, else on
 /// `from`'s origin (`/path`) or beside `from`'s path.
-fn resolve(from: &str, to: &str) -> String {
+pub(crate) fn resolve(from: &str, to: &str) -> String {
     let to = to.trim();
     if to.contains("://") {
         return to.to_owned();

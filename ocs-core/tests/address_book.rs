@@ -70,7 +70,7 @@ async fn first_download_then_delta_then_fallback_to_full() {
     let srv = http::start().await;
     let dir = temp_dir("flow");
     let c = cfg(&dir);
-    let tls = TlsSettings::default();
+    let tls = ocs_core::driver::http::builtin(&TlsSettings::default()).expect("http");
     let t = AbsDay(0x1000);
     let people: Vec<Entry> = (0..300).map(person).collect();
     srv.put(
@@ -79,7 +79,7 @@ async fn first_download_then_delta_then_fallback_to_full() {
     );
 
     // Nothing local: the newest full file of the last days.
-    let d = download(&srv.url("/abs"), &c, &tls, None, t, 1000)
+    let d = download(&srv.url("/abs"), &c, &*tls, None, t, 1000)
         .await
         .expect("first");
     assert_eq!(d.book.len(), 300);
@@ -116,7 +116,7 @@ async fn first_download_then_delta_then_fallback_to_full() {
         ),
     );
     let before = srv.log().len();
-    let d = download(&srv.url("/abs/"), &c, &tls, None, t, 2000)
+    let d = download(&srv.url("/abs/"), &c, &*tls, None, t, 2000)
         .await
         .expect("delta");
     assert_eq!(srv.log()[before..], ["/abs/D-0FFE-1000.lsabs"]);
@@ -129,7 +129,7 @@ async fn first_download_then_delta_then_fallback_to_full() {
     assert_eq!(st.downloaded_unix, 2000);
 
     // Current already: nothing fetched, the book is still there.
-    let d = download(&srv.url("/abs"), &c, &tls, None, t, 3000)
+    let d = download(&srv.url("/abs"), &c, &*tls, None, t, 3000)
         .await
         .expect("current");
     assert_eq!(d.fetched, None);
@@ -142,7 +142,7 @@ async fn first_download_then_delta_then_fallback_to_full() {
         write_full(t2, &people[..10]),
     );
     let before = srv.log().len();
-    let d = download(&srv.url("/abs"), &c, &tls, None, t2, 4000)
+    let d = download(&srv.url("/abs"), &c, &*tls, None, t2, 4000)
         .await
         .expect("full again");
     assert_eq!(
@@ -169,10 +169,10 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
     srv.put("/abs/F-3000.lsabs", write_full(t, &[person(1), person(2)]));
     let dir = temp_dir("ntlm");
     let mut c = cfg(&dir);
-    let tls = TlsSettings::default();
+    let tls = ocs_core::driver::http::builtin(&TlsSettings::default()).expect("http");
 
     // Without credentials: the 401 says what the server wants.
-    let e = download(&srv.url("/abs"), &c, &tls, None, t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, None, t, 1)
         .await
         .expect_err("401");
     assert!(
@@ -182,7 +182,7 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
     assert!(e.to_string().contains("Negotiate, NTLM"), "{e}");
     // Over plain http the NTLM response is not given away by default.
     let good = Credentials::new("CONTOSO\\alice", "alicepw");
-    let e = download(&srv.url("/abs"), &c, &tls, Some(&good), t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, Some(&good), t, 1)
         .await
         .expect_err("not over http");
     assert!(e.to_string().contains("NTLM over plain http"), "{e}");
@@ -191,7 +191,7 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
     c.allow_ntlm_over_http = true;
     // A wrong password is refused by the server's NTLMv2 check.
     let bad = Credentials::new("CONTOSO\\alice", "wrong");
-    let e = download(&srv.url("/abs"), &c, &tls, Some(&bad), t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, Some(&bad), t, 1)
         .await
         .expect_err("refused");
     assert!(e.to_string().contains("refused"), "{e}");
@@ -206,8 +206,10 @@ async fn ntlm_protected_downloads_authenticate_on_one_connection() {
     );
 
     // The right one: NEGOTIATE, CHALLENGE, AUTHENTICATE, then the file.
+    // A fresh HTTP client, so no connection is left from the runs above.
+    let tls = ocs_core::driver::http::builtin(&TlsSettings::default()).expect("http");
     let before = srv.files.lock().unwrap().connections;
-    let d = download(&srv.url("/abs"), &c, &tls, Some(&good), t, 1)
+    let d = download(&srv.url("/abs"), &c, &*tls, Some(&good), t, 1)
         .await
         .expect("authenticated");
     assert_eq!(d.book.len(), 2);
@@ -227,10 +229,10 @@ async fn failures_are_clear_and_leave_the_store_alone() {
     let srv = http::start().await;
     let dir = temp_dir("fail");
     let c = cfg(&dir);
-    let tls = TlsSettings::default();
+    let tls = ocs_core::driver::http::builtin(&TlsSettings::default()).expect("http");
     let t = AbsDay(0x2000);
 
-    let e = download(&srv.url("/abs"), &c, &tls, None, t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, None, t, 1)
         .await
         .expect_err("empty server");
     assert!(matches!(e, DownloadError::NothingOnServer { .. }), "{e}");
@@ -240,7 +242,7 @@ async fn failures_are_clear_and_leave_the_store_alone() {
     let mut bad = write_full(t, &[person(1), person(2)]);
     bad[180] ^= 1;
     srv.put("/abs/F-2000.lsabs", bad);
-    let e = download(&srv.url("/abs"), &c, &tls, None, t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, None, t, 1)
         .await
         .expect_err("damaged");
     assert!(e.to_string().starts_with("F-2000.lsabs: byte "), "{e}");
@@ -251,7 +253,7 @@ async fn failures_are_clear_and_leave_the_store_alone() {
         "/abs/F-2000.lsabs",
         write_full(AbsDay(0x1FFF), &[person(1)]),
     );
-    let e = download(&srv.url("/abs"), &c, &tls, None, t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, None, t, 1)
         .await
         .expect_err("wrong day");
     assert!(e.to_string().contains("not the file asked for"), "{e}");
@@ -264,7 +266,7 @@ async fn failures_are_clear_and_leave_the_store_alone() {
             ("WWW-Authenticate".into(), "NTLM".into()),
         ],
     ));
-    let e = download(&srv.url("/abs"), &c, &tls, None, t, 1)
+    let e = download(&srv.url("/abs"), &c, &*tls, None, t, 1)
         .await
         .expect_err("401");
     assert!(e.to_string().contains("HTTP 401"), "{e}");
@@ -275,20 +277,20 @@ async fn failures_are_clear_and_leave_the_store_alone() {
     srv.put("/abs/F-2000.lsabs", write_full(t, &[person(1), person(2)]));
     let mut small = c.clone();
     small.max_bytes = 100;
-    let e = download(&srv.url("/abs"), &small, &tls, None, t, 1)
+    let e = download(&srv.url("/abs"), &small, &*tls, None, t, 1)
         .await
         .expect_err("large");
     assert!(matches!(e, DownloadError::TooLarge { .. }), "{e}");
 
     // Nobody listening.
-    let e = download("http://127.0.0.1:9/abs", &c, &tls, None, t, 1)
+    let e = download("http://127.0.0.1:9/abs", &c, &*tls, None, t, 1)
         .await
         .expect_err("refused");
     assert!(matches!(e, DownloadError::Http { .. }), "{e}");
 
     // A damaged state file means "start afresh", not an error.
     std::fs::write(dir.join(STATE_FILE), "garbage").expect("write");
-    let d = download(&srv.url("/abs"), &c, &tls, None, t, 1)
+    let d = download(&srv.url("/abs"), &c, &*tls, None, t, 1)
         .await
         .expect("fresh");
     assert_eq!(d.book.len(), 2);

@@ -253,7 +253,7 @@ async fn the_driver_discovers_the_embedded_server_over_http() {
             urls: Some(vec![url]),
             credentials: Some(("CONTOSO\\alice".into(), "alicepw".into())),
         },
-        &ocs_core::driver::TlsSettings::default(),
+        &*ocs_core::driver::http::builtin(&ocs_core::driver::TlsSettings::default()).expect("http"),
         |a| seen.push(a.outcome.clone()),
     )
     .await;
@@ -272,7 +272,7 @@ async fn the_driver_discovers_the_embedded_server_over_http() {
             urls: Some(vec![dead.clone()]),
             credentials: None,
         },
-        &ocs_core::driver::TlsSettings::default(),
+        &*ocs_core::driver::http::builtin(&ocs_core::driver::TlsSettings::default()).expect("http"),
         |_| {},
     )
     .await;

@@ -119,6 +119,11 @@ async fn responder(reply: Reply, tls: Option<Arc<rustls::ServerConfig>>) -> Resp
     Responder { addr, hits, reply }
 }
 
+/// The built-in HTTP client on `tls`.
+fn http(tls: &TlsSettings) -> ocs_core::driver::SharedHttp {
+    ocs_core::driver::http::builtin(tls).expect("http client")
+}
+
 fn private_ca(ca: Option<&Pki>) -> TlsSettings {
     TlsSettings {
         no_platform_roots: true,
@@ -135,7 +140,7 @@ async fn http_fetch_loads_leniently() {
         &url,
         ClientVersion::Oc2007R2,
         false,
-        &TlsSettings::default(),
+        &*http(&TlsSettings::default()),
     )
     .await
     .expect("fetched");
@@ -152,9 +157,14 @@ async fn http_fetch_loads_leniently() {
 async fn high_security_refuses_http_without_connecting() {
     let r = responder(Reply::Ok(XML.into()), None).await;
     let url = format!("http://{}/states.xml", r.addr);
-    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, true, &TlsSettings::default())
-        .await
-        .expect_err("refused");
+    let e = fetch_custom_states(
+        &url,
+        ClientVersion::Oc2007R2,
+        true,
+        &*http(&TlsSettings::default()),
+    )
+    .await
+    .expect_err("refused");
     assert!(matches!(e, CustomStatesError::UrlNotAllowed(_)), "{e}");
     assert!(e.to_string().contains("high-security"), "{e}");
     assert_eq!(r.hits.load(Ordering::SeqCst), 0, "no connection was made");
@@ -166,14 +176,24 @@ async fn https_needs_the_ca() {
     let r = responder(Reply::Ok(XML.into()), Some(pki.server.clone())).await;
     let url = format!("https://localhost:{}/states.xml", r.addr.port());
     // Trusted through the client's TLS settings, also in high-security mode.
-    let l = fetch_custom_states(&url, ClientVersion::Oc2007R2, true, &private_ca(Some(&pki)))
-        .await
-        .expect("https with the CA");
+    let l = fetch_custom_states(
+        &url,
+        ClientVersion::Oc2007R2,
+        true,
+        &*http(&private_ca(Some(&pki))),
+    )
+    .await
+    .expect("https with the CA");
     assert_eq!(l.states.states.len(), 1);
     // Without the CA the certificate is refused, and the error says so.
-    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, true, &private_ca(None))
-        .await
-        .expect_err("untrusted");
+    let e = fetch_custom_states(
+        &url,
+        ClientVersion::Oc2007R2,
+        true,
+        &*http(&private_ca(None)),
+    )
+    .await
+    .expect_err("untrusted");
     assert!(matches!(e, CustomStatesError::Http { .. }), "{e}");
     let msg = e.to_string().to_lowercase();
     assert!(
@@ -187,7 +207,7 @@ async fn https_needs_the_ca() {
             &url,
             ClientVersion::Oc2007R2,
             true,
-            &private_ca(Some(&other))
+            &*http(&private_ca(Some(&other)))
         )
         .await
         .is_err()
@@ -198,8 +218,9 @@ async fn https_needs_the_ca() {
 async fn status_size_and_timeout_errors() {
     let r = responder(Reply::NotFound, None).await;
     let url = format!("http://{}/states.xml", r.addr);
-    let tls = TlsSettings::default();
-    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, false, &tls)
+    let tls = http(&TlsSettings::default());
+    let tls = &*tls;
+    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, false, tls)
         .await
         .expect_err("404");
     assert!(
@@ -212,7 +233,7 @@ async fn status_size_and_timeout_errors() {
     r.set(Reply::Ok(
         " ".repeat(ocs_core::driver::MAX_CUSTOM_STATES_BYTES + 1),
     ));
-    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, false, &tls)
+    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, false, tls)
         .await
         .expect_err("large");
     assert!(matches!(e, CustomStatesError::TooLarge { .. }), "{e}");
@@ -222,7 +243,7 @@ async fn status_size_and_timeout_errors() {
     r.set(Reply::Unsized(
         ocs_core::driver::MAX_CUSTOM_STATES_BYTES + 10,
     ));
-    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, false, &tls)
+    let e = fetch_custom_states(&url, ClientVersion::Oc2007R2, false, tls)
         .await
         .expect_err("large stream");
     assert!(matches!(e, CustomStatesError::TooLarge { .. }), "{e}");
@@ -233,7 +254,7 @@ async fn status_size_and_timeout_errors() {
         timeout: Duration::from_millis(300),
         ..FetchLimits::default()
     };
-    let e = fetch_custom_states_bytes(&url, ClientVersion::Oc2007R2, false, &tls, limits)
+    let e = fetch_custom_states_bytes(&url, ClientVersion::Oc2007R2, false, tls, limits)
         .await
         .expect_err("timeout");
     assert!(matches!(e, CustomStatesError::Timeout { .. }), "{e}");
@@ -248,7 +269,7 @@ async fn status_size_and_timeout_errors() {
         &format!("http://127.0.0.1:{port}/x.xml"),
         ClientVersion::Oc2007R2,
         false,
-        &tls,
+        tls,
     )
     .await
     .expect_err("refused");

@@ -168,7 +168,8 @@ async fn a_provisioned_certificate_signs_in() {
             .expect("serve");
     let base = format!("http://{}", server.http);
     let certprov = format!("{base}/CertProv/CertProvisioningService.svc");
-    let tls = pki.client_tls();
+    let http = ocs_core::driver::http::builtin(&pki.client_tls()).expect("http");
+    let tls = &*http;
 
     // A wrong password: no ticket.
     let e = web_ticket(
@@ -176,7 +177,7 @@ async fn a_provisioned_certificate_signs_in() {
         "sip:alice@contoso.com",
         "CONTOSO\\alice",
         "wrong",
-        &tls,
+        tls,
     )
     .await
     .expect_err("refused");
@@ -187,7 +188,7 @@ async fn a_provisioned_certificate_signs_in() {
         "sip:bob@contoso.com",
         "CONTOSO\\alice",
         "alicepw",
-        &tls,
+        tls,
     )
     .await
     .expect_err("refused");
@@ -198,7 +199,7 @@ async fn a_provisioned_certificate_signs_in() {
         "sip:alice@contoso.com",
         "CONTOSO\\alice",
         "alicepw",
-        &tls,
+        tls,
     )
     .await
     .expect("ticket");
@@ -219,18 +220,18 @@ async fn a_provisioned_certificate_signs_in() {
             WebTicketProof::new(ticket.ticket.clone(), Some(vec![1; 32])),
         ),
     ] {
-        let e = provision_certificate(&certprov, &forged, "alice@contoso.com", &tls)
+        let e = provision_certificate(&certprov, &forged, "alice@contoso.com", tls)
             .await
             .expect_err(what);
         assert!(e.contains("401") && e.contains("web ticket"), "{what}: {e}");
     }
     // Another user's certificate is not given to alice.
-    let e = provision_certificate(&certprov, &ticket, "bob@contoso.com", &tls)
+    let e = provision_certificate(&certprov, &ticket, "bob@contoso.com", tls)
         .await
         .expect_err("not alice");
     assert!(e.contains("403"), "{e}");
 
-    let issued = provision_certificate(&certprov, &ticket, "alice@contoso.com", &tls)
+    let issued = provision_certificate(&certprov, &ticket, "alice@contoso.com", tls)
         .await
         .expect("provisioned");
     assert!(
@@ -240,7 +241,7 @@ async fn a_provisioned_certificate_signs_in() {
     let auth = TlsDskAuthenticator::from_pem(
         issued.cert_pem.as_bytes(),
         issued.key_pem.as_bytes(),
-        tls.root_store().expect("roots"),
+        pki.client_tls().root_store().expect("roots"),
     )
     .expect("credential");
     let not_after = auth.not_after().expect("notAfter");
@@ -267,7 +268,7 @@ async fn a_provisioned_certificate_signs_in() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
     }
-    let roots = tls.root_store().expect("roots");
+    let roots = pki.client_tls().root_store().expect("roots");
     assert!(
         store
             .load("alice@contoso.com", roots.clone(), wall())

@@ -1,6 +1,7 @@
 //! Downloading the address book (PROTOCOL.md g): which file to fetch
-//! comes from [`UpdatePlan`], the files come over HTTP(S) with reqwest
-//! and the client's own rustls configuration, and they are stored with
+//! comes from [`UpdatePlan`], the files come over HTTP(S) from the client's
+//! [`HttpClient`] (built in: reqwest on the client's own rustls
+//! configuration), and they are stored with
 //! [`AbsStore`] (atomically) before the state file names them.
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use base64::Engine as _;
 use thiserror::Error;
 
 use super::abstore::AbsStore;
-use super::conn::TlsSettings;
+use super::http::{self, HttpClient};
 use crate::addressbook::format::parse_with_header;
 use crate::addressbook::{
     AbsDay, AbsError, AbsFile, AddressBook, Entry, FileName, Stored, UpdatePlan, apply_delta,
@@ -156,7 +157,7 @@ pub fn load_stored(store: &AbsStore) -> Option<(Stored, Vec<Entry>)> {
 pub async fn download(
     base_url: &str,
     cfg: &AddressBookConfig,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
     creds: Option<&Credentials>,
     today: AbsDay,
     now_unix: u64,
@@ -169,7 +170,7 @@ pub async fn download(
         .await
         .ok()
         .flatten();
-    download_onto(base_url, cfg, tls, creds, local, today, now_unix).await
+    download_onto(base_url, cfg, http, creds, local, today, now_unix).await
 }
 
 /// One download run on top of `local` (what the folder holds, already in
@@ -182,7 +183,7 @@ pub async fn download(
 pub async fn download_onto(
     base_url: &str,
     cfg: &AddressBookConfig,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
     creds: Option<&Credentials>,
     local: Option<(Stored, Vec<Entry>)>,
     today: AbsDay,
@@ -193,10 +194,6 @@ pub async fn download_onto(
         error,
     };
     let store = AbsStore::open(&cfg.dir).map_err(store_err)?;
-    let http = http_client(tls, cfg.timeout).map_err(|message| DownloadError::Http {
-        url: base_url.to_owned(),
-        message,
-    })?;
     // Deltas build on the full file: after 30 days go back to a full one,
     // however many deltas came in between (the chain stays short).
     let base = local
@@ -208,8 +205,7 @@ pub async fn download_onto(
     while let Some(name) = plan.next() {
         let url = format!("{}/{name}", base_url.trim_end_matches('/'));
         asked.push(name.to_string());
-        let Some(bytes) = get(&http, &url, cfg.max_bytes, creds, cfg.allow_ntlm_over_http).await?
-        else {
+        let Some(bytes) = get(http, &url, cfg, creds).await? else {
             plan.not_found();
             continue;
         };
@@ -296,57 +292,67 @@ pub async fn download_onto(
     }
 }
 
-fn http_client(tls: &TlsSettings, timeout: Duration) -> Result<reqwest::Client, String> {
-    let tls_config = tls.client_config().map_err(|e| e.to_string())?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config)
-        .timeout(timeout)
-        // NTLM authenticates a connection: its three legs must share one.
-        .pool_max_idle_per_host(1)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| super::customstates::chain(&e))
-}
-
 /// The largest 401 body read (and thrown away) so the connection can
 /// carry the next leg of the handshake.
 const MAX_CHALLENGE_BODY: usize = 64 << 10;
 
-/// GETs `url`: `Ok(None)` on 404, the body on 200. A 401 is answered
-/// with `creds` when the server offers a scheme we do.
+/// GETs `url`: `Ok(None)` on 404, the body on 200, all within `timeout`.
+/// Redirects are followed (at most 5); a 401 is answered with `creds`
+/// when the server offers a scheme we do, on the server the URL names.
 async fn get(
-    http: &reqwest::Client,
+    http: &dyn HttpClient,
     url: &str,
-    max_bytes: usize,
+    cfg: &AddressBookConfig,
     creds: Option<&Credentials>,
-    ntlm_over_http: bool,
 ) -> Result<Option<Vec<u8>>, DownloadError> {
-    let map_err = |e: reqwest::Error| DownloadError::Http {
+    match tokio::time::timeout(cfg.timeout, get_within(http, url, cfg, creds)).await {
+        Ok(r) => r,
+        Err(_) => Err(DownloadError::Http {
+            url: url.to_owned(),
+            message: "no complete answer in time".to_owned(),
+        }),
+    }
+}
+
+async fn get_within(
+    http: &dyn HttpClient,
+    url: &str,
+    cfg: &AddressBookConfig,
+    creds: Option<&Credentials>,
+) -> Result<Option<Vec<u8>>, DownloadError> {
+    let map_err = |e: http::HttpError| DownloadError::Http {
         url: url.to_owned(),
-        message: if e.is_timeout() {
+        message: if e.timed_out {
             "no complete answer in time".to_owned()
         } else {
-            super::customstates::chain(&e.without_url())
+            e.message
         },
     };
-    let mut resp = http.get(url).send().await.map_err(map_err)?;
+    let first = http::Request::get(url, cfg.timeout);
+    let (at, mut resp) = http::send_following(http, first, http::MAX_REDIRECTS, false)
+        .await
+        .map_err(map_err)?;
     let mut refused: Option<String> = None;
-    if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+    if resp.status == 401
         && let Some(c) = creds
     {
         let offers = challenges(&resp);
         let has = |scheme: &str| offers.iter().any(|(s, _)| s.eq_ignore_ascii_case(scheme));
-        let secure = url.starts_with("https:");
-        if (has("NTLM") || has("Negotiate")) && (secure || ntlm_over_http) {
+        let secure = at.starts_with("https:");
+        if host_of(&at) != host_of(url) {
+            refused = Some(format!(
+                "the address book's server redirected to {at}; credentials are not sent to another server"
+            ));
+        } else if (has("NTLM") || has("Negotiate")) && (secure || cfg.allow_ntlm_over_http) {
             let scheme = if has("NTLM") { "NTLM" } else { "Negotiate" };
-            resp = ntlm_handshake(http, url, scheme, c, resp).await?;
+            resp = ntlm_handshake(http, &at, scheme, c, resp, cfg.timeout).await?;
         } else if has("NTLM") || has("Negotiate") {
             refused = Some(
                 "NTLM over plain http, where anyone on the path could take the response; not sent (use https, or allow_ntlm_over_http)".into(),
             );
         } else if has("Basic") {
-            if url.starts_with("https:") {
-                drain(resp).await;
+            if secure {
+                resp.body.drain(MAX_CHALLENGE_BODY).await;
                 let token = base64::engine::general_purpose::STANDARD.encode(format!(
                     "{}:{}",
                     if c.domain.is_empty() {
@@ -356,24 +362,21 @@ async fn get(
                     },
                     c.password
                 ));
-                resp = http
-                    .get(url)
-                    .header(reqwest::header::AUTHORIZATION, format!("Basic {token}"))
-                    .send()
-                    .await
-                    .map_err(map_err)?;
+                let req = http::Request::get(at.clone(), cfg.timeout)
+                    .header("Authorization", format!("Basic {token}"));
+                resp = http::send(http, req).await.map_err(map_err)?;
             } else {
                 refused =
                     Some("Basic over plain http, which would expose the password; not sent".into());
             }
         }
     }
-    let status = resp.status();
-    if status == reqwest::StatusCode::NOT_FOUND {
+    let status = resp.status;
+    if status == 404 {
         return Ok(None);
     }
-    if !status.is_success() {
-        let detail = if status == reqwest::StatusCode::UNAUTHORIZED {
+    if !(200..300).contains(&status) {
+        let detail = if status == 401 {
             let schemes: Vec<String> = challenges(&resp).into_iter().map(|(s, _)| s).collect();
             let wants = if schemes.is_empty() {
                 "authentication".to_owned()
@@ -394,33 +397,41 @@ async fn get(
         };
         return Err(DownloadError::Status {
             url: url.to_owned(),
-            status: status.as_u16(),
+            status,
             detail,
         });
     }
     let too_large = || DownloadError::TooLarge {
         url: url.to_owned(),
-        limit: max_bytes,
+        limit: cfg.max_bytes,
     };
-    if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > cfg.max_bytes as u64)
+    {
         return Err(too_large());
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(map_err)? {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
+    match resp.body.read_to_limit(cfg.max_bytes).await {
+        Ok(body) => Ok(Some(body)),
+        Err(http::ReadError::TooLarge) => Err(too_large()),
+        Err(http::ReadError::Http(e)) => Err(map_err(e)),
     }
-    Ok(Some(body))
+}
+
+/// The host of an http(s) URL, lower case, without port or user.
+fn host_of(url: &str) -> String {
+    let origin = crate::autodiscover::origin_of(url).unwrap_or_default();
+    let authority = origin.split_once("://").map_or("", |(_, a)| a);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or("").to_owned(),
+        None => authority.split(':').next().unwrap_or("").to_owned(),
+    }
 }
 
 /// The `WWW-Authenticate` offers of a response: (scheme, token or params).
-fn challenges(resp: &reqwest::Response) -> Vec<(String, String)> {
-    resp.headers()
-        .get_all(reqwest::header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+fn challenges(resp: &http::Response) -> Vec<(String, String)> {
+    resp.header("www-authenticate")
         .map(|v| {
             let v = v.trim();
             match v.split_once(char::is_whitespace) {
@@ -429,17 +440,6 @@ fn challenges(resp: &reqwest::Response) -> Vec<(String, String)> {
             }
         })
         .collect()
-}
-
-/// Reads and drops a (small) body so the connection returns to the pool.
-async fn drain(mut resp: reqwest::Response) {
-    let mut seen = 0;
-    while let Ok(Some(c)) = resp.chunk().await {
-        seen += c.len();
-        if seen > MAX_CHALLENGE_BODY {
-            break;
-        }
-    }
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -452,14 +452,16 @@ fn filetime_now() -> u64 {
 }
 
 /// Connection-oriented NTLM (MS-NLMP): NEGOTIATE, the server's CHALLENGE
-/// in a 401, then AUTHENTICATE, all on one kept-alive connection.
+/// in a 401, then AUTHENTICATE, all on one kept-alive connection (the
+/// HTTP stack keeps it: [`HttpClient`]).
 async fn ntlm_handshake(
-    http: &reqwest::Client,
+    http: &dyn HttpClient,
     url: &str,
     scheme: &str,
     c: &Credentials,
-    first: reqwest::Response,
-) -> Result<reqwest::Response, DownloadError> {
+    first: http::Response,
+    timeout: Duration,
+) -> Result<http::Response, DownloadError> {
     use crate::auth::ntlm::{
         AuthenticateParams, ChallengeMessage, HTTP_CLIENT_FLAGS, build_authenticate,
         negotiate_message,
@@ -470,21 +472,17 @@ async fn ntlm_handshake(
         url: url.to_owned(),
         message,
     };
-    let send_err = |e: reqwest::Error| fail(super::customstates::chain(&e.without_url()));
-    drain(first).await;
-    let resp = http
-        .get(url)
-        .header(
-            reqwest::header::AUTHORIZATION,
-            format!(
-                "{scheme} {}",
-                b64.encode(negotiate_message(HTTP_CLIENT_FLAGS))
-            ),
-        )
-        .send()
-        .await
-        .map_err(send_err)?;
-    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+    let send_err = |e: http::HttpError| fail(e.message);
+    first.body.drain(MAX_CHALLENGE_BODY).await;
+    let req = http::Request::get(url, timeout).header(
+        "Authorization",
+        format!(
+            "{scheme} {}",
+            b64.encode(negotiate_message(HTTP_CLIENT_FLAGS))
+        ),
+    );
+    let resp = http::send(http, req).await.map_err(send_err)?;
+    if resp.status != 401 {
         return Ok(resp);
     }
     let token = challenges(&resp)
@@ -496,7 +494,7 @@ async fn ntlm_handshake(
     };
     let challenge = ChallengeMessage::from_base64(&token)
         .map_err(|e| fail(format!("the server's NTLM challenge is malformed: {e}")))?;
-    drain(resp).await;
+    resp.body.drain(MAX_CHALLENGE_BODY).await;
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| fail(format!("no OS randomness: {e}")))?;
     let mut client_challenge = [0u8; 8];
@@ -519,12 +517,7 @@ async fn ntlm_handshake(
         },
     )
     .map_err(|e| fail(format!("building the NTLM answer: {e}")))?;
-    http.get(url)
-        .header(
-            reqwest::header::AUTHORIZATION,
-            format!("{scheme} {}", auth.to_base64()),
-        )
-        .send()
-        .await
-        .map_err(send_err)
+    let req = http::Request::get(url, timeout)
+        .header("Authorization", format!("{scheme} {}", auth.to_base64()));
+    http::send(http, req).await.map_err(send_err)
 }

@@ -1,6 +1,6 @@
 //! Lync/SfB autodiscover over HTTP: runs [`crate::autodiscover::Discovery`]
-//! with reqwest (our rustls settings, no redirects followed by reqwest: the
-//! walk follows them itself to stop loops).
+//! over an [`HttpClient`] (the walk follows redirects itself, to stop
+//! loops).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use crate::autodiscover::{
     MAX_BODY_BYTES,
 };
 
-use super::conn::TlsSettings;
+use super::http::{self, HttpClient};
 
 /// How long one autodiscover request may take (connect to last byte).
 pub const AUTODISCOVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,27 +18,18 @@ pub const AUTODISCOVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// to DNS (four lookups that time out take 40 s).
 pub const AUTODISCOVER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs autodiscover for `cfg`; `progress` sees each request's outcome as
-/// it comes. Returns the outcome and every attempt.
+/// Runs autodiscover for `cfg` over `http`; `progress` sees each
+/// request's outcome as it comes. Returns the outcome and every attempt.
 pub async fn autodiscover(
     cfg: DiscoveryConfig,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
     mut progress: impl FnMut(&Attempt),
 ) -> (Result<Found, DiscoveryError>, Vec<Attempt>) {
     let mut d = Discovery::new(cfg);
-    let client = match no_redirect_client(tls, AUTODISCOVER_REQUEST_TIMEOUT) {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                Err(DiscoveryError::NotFound(format!("no HTTP client: {e}"))),
-                Vec::new(),
-            );
-        }
-    };
     let mut seen = 0;
     while let Some(req) = d.poll_request() {
         let id = req.id;
-        let answer = fetch(&client, req).await;
+        let answer = fetch(http, req).await;
         d.handle_response(id, answer);
         for a in &d.attempts()[seen..] {
             progress(a);
@@ -53,60 +44,47 @@ pub async fn autodiscover(
     (out, d.attempts().to_vec())
 }
 
-/// An HTTP client on our TLS settings that follows no redirect: the web
-/// services' callers (autodiscover's walk, certificate provisioning)
-/// decide where a request may go, and where its credentials may follow.
-pub(super) fn no_redirect_client(
-    tls: &TlsSettings,
-    timeout: Duration,
-) -> Result<reqwest::Client, String> {
-    let tls_config = tls.client_config().map_err(|e| e.to_string())?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config)
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| super::customstates::chain(&e))
-}
-
-async fn fetch(client: &reqwest::Client, req: HttpRequest) -> Result<HttpResponse, String> {
-    let method = if req.method == "POST" {
-        reqwest::Method::POST
-    } else {
-        reqwest::Method::GET
+/// One request of the walk (which follows redirects itself, to stop
+/// loops), its body cut one byte past [`MAX_BODY_BYTES`] so the walk sees
+/// it was too large.
+async fn fetch(http: &dyn HttpClient, req: HttpRequest) -> Result<HttpResponse, String> {
+    let mut r = http::Request {
+        method: if req.method == "POST" {
+            http::Method::Post
+        } else {
+            http::Method::Get
+        },
+        url: req.url,
+        headers: req
+            .headers
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect(),
+        body: req.body,
+        timeout: AUTODISCOVER_REQUEST_TIMEOUT,
     };
-    let mut b = client.request(method, &req.url);
-    for (n, v) in &req.headers {
-        b = b.header(*n, v);
+    if r.method == http::Method::Get {
+        r.body.clear();
     }
-    if !req.body.is_empty() {
-        b = b.body(req.body);
-    }
-    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
-    let mut resp = b.send().await.map_err(err)?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(err)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            // One byte over tells the walk the answer was too large.
-            body.extend_from_slice(&chunk[..(MAX_BODY_BYTES + 1 - body.len()).min(chunk.len())]);
-            break;
+    let run = async {
+        let mut resp = http.send(r).await.map_err(|e| e.message)?;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.body.chunk().await.map_err(|e| e.message)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                body.extend_from_slice(
+                    &chunk[..(MAX_BODY_BYTES + 1 - body.len()).min(chunk.len())],
+                );
+                break;
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+        Ok(HttpResponse {
+            status: resp.status,
+            headers: resp.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(AUTODISCOVER_REQUEST_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| Err("no complete answer in time".into()))
 }

@@ -74,18 +74,33 @@ fn wall() -> SystemTime {
 }
 
 impl Task {
+    /// The HTTP stack for the web services: the host's, else the built-in
+    /// one made on first use and kept for the client's later jobs (its
+    /// connections stay pooled).
+    pub(super) fn http(&mut self) -> Result<super::SharedHttp, String> {
+        if let Some(h) = &self.cfg.http {
+            return Ok(h.clone());
+        }
+        let h = super::http::builtin(&self.cfg.tls).map_err(|e| e.message)?;
+        self.cfg.http = Some(h.clone());
+        Ok(h)
+    }
+
     /// Fetches CustomStateURL in the background (a fetch still running is
     /// cancelled); the result goes back to the session.
     pub(super) fn fetch_custom_states(&mut self, url: String) {
         let c = self.session.config();
         let (client, high_security) = (c.custom_state_client, c.high_security);
-        let tls = self.cfg.tls.clone();
+        let http = self.http();
         let tx = self.abs.sender();
         self.custom_states_fetch = Some(AbortOnDrop(tokio::spawn(async move {
-            let result = super::fetch_custom_states(&url, client, high_security, &tls)
-                .await
-                .map(|l| (l.states, l.warnings))
-                .map_err(|e| e.to_string());
+            let result = match http {
+                Ok(http) => super::fetch_custom_states(&url, client, high_security, &*http)
+                    .await
+                    .map(|l| (l.states, l.warnings))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
             let _ = tx.send(AbsMsg::CustomStates { url, result });
         })));
     }
@@ -113,10 +128,22 @@ impl Task {
         let credentials = super::client::web_login(c);
         let store = self.cfg.certificates.as_ref().and_then(|c| c.store.clone());
         let tls = self.cfg.tls.clone();
+        let http = self.http();
         let tx = self.abs.sender();
         self.certificate_job = Some(AbortOnDrop(tokio::spawn(async move {
-            let job =
-                super::certprov::provision_for(&url, &entity, credentials, store, renewal, &tls);
+            let job = async {
+                let http = http?;
+                super::certprov::provision_for(
+                    &url,
+                    &entity,
+                    credentials,
+                    store,
+                    renewal,
+                    &tls,
+                    &*http,
+                )
+                .await
+            };
             let result = match tokio::time::timeout(2 * super::CERTPROV_TIMEOUT, job).await {
                 Ok(r) => r,
                 Err(_) => Err(format!(
@@ -152,7 +179,16 @@ impl Task {
             return;
         };
         let tx = self.abs.sender();
-        let tls = self.cfg.tls.clone();
+        let http = match self.http() {
+            Ok(h) => h,
+            Err(message) => {
+                let _ = tx.send(AbsMsg::Done(Err(super::DownloadError::Http {
+                    url,
+                    message,
+                })));
+                return;
+            }
+        };
         let creds = self.session.config().endpoint.credentials.clone();
         let local = self
             .abs
@@ -169,7 +205,7 @@ impl Task {
                     super::addressbook::download_onto(
                         &url,
                         &cfg,
-                        &tls,
+                        &*http,
                         creds.as_ref(),
                         Some(local),
                         today,
@@ -179,7 +215,7 @@ impl Task {
                 }
                 // Not loaded yet (or nothing there): read the folder.
                 None => {
-                    super::addressbook::download(&url, &cfg, &tls, creds.as_ref(), today, unix)
+                    super::addressbook::download(&url, &cfg, &*http, creds.as_ref(), today, unix)
                         .await
                 }
             };

@@ -15,7 +15,9 @@
 
 use base64::Engine;
 
+#[cfg(feature = "cert-provisioning")]
 use super::conn::TlsSettings;
+use super::http::{self, HttpClient};
 
 /// How long the provisioning request may take.
 pub const CERTPROV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -44,7 +46,7 @@ pub async fn provision_certificate(
     url: &str,
     ticket: &WebTicketProof,
     entity: &str,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
 ) -> Result<ProvisionedCertificate, String> {
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     let mut params =
@@ -65,8 +67,7 @@ pub async fn provision_certificate(
         request_id: "1",
         security_xml: &ticket.security_header(),
     });
-    let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
-    let (status, bytes) = post_soap(&client, url, crate::certprov::SOAP_ACTION, None, body).await?;
+    let (status, bytes) = post_soap(http, url, crate::certprov::SOAP_ACTION, None, body).await?;
     let cert = crate::certprov::parse_response(&bytes).map_err(|e| match e {
         crate::certprov::CertProvError::Fault(why) => format!("{status}: {why}"),
         other => format!("{status}: {other}"),
@@ -141,32 +142,41 @@ impl WebTicketProof {
 /// POSTs a SOAP 1.1 request with `action` (and a bearer token, when
 /// given); the status and the body.
 async fn post_soap(
-    client: &reqwest::Client,
+    http: &dyn HttpClient,
     url: &str,
     action: &str,
     bearer: Option<&str>,
     body: String,
 ) -> Result<(u16, Vec<u8>), String> {
-    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
-    let mut req = client
-        .post(url)
+    let mut req = http::Request::post(url, body.into_bytes(), CERTPROV_TIMEOUT)
         .header("Content-Type", "text/xml; charset=utf-8")
         .header("SOAPAction", format!("\"{action}\""));
     if let Some(t) = bearer {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
-    let resp = req.body(body).send().await.map_err(err)?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(err)?;
-    Ok((status, bytes.to_vec()))
+    let (resp, bytes) = http::fetch(http, req, MAX_ANSWER_BYTES)
+        .await
+        .map_err(answer_error)?;
+    Ok((resp.status, bytes))
+}
+
+/// The largest answer of the token, web ticket and provisioning services
+/// read (a SAML ticket or a certificate: a few KB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+fn answer_error(e: http::FetchError) -> String {
+    match e {
+        http::FetchError::TooLarge => format!("an answer over {MAX_ANSWER_BYTES} bytes"),
+        http::FetchError::Http(e) => e.message,
+    }
 }
 
 /// The origin (`https://host:port`) of `url` with `path`.
-fn at_origin(url: &str, path: &str) -> Result<reqwest::Url, String> {
-    let mut u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    u.set_path(path);
-    u.set_query(None);
-    Ok(u)
+fn at_origin(url: &str, path: &str) -> Result<String, String> {
+    crate::autodiscover::origin_of(url)
+        .filter(|o| o.starts_with("http://") || o.starts_with("https://"))
+        .map(|o| format!("{o}{path}"))
+        .ok_or_else(|| format!("{url}: not an http(s) URL"))
 }
 
 /// An OAuth token from the token service of the pool that serves
@@ -176,21 +186,20 @@ async fn oauth_token(
     service_url: &str,
     login: &str,
     password: &str,
-    client: &reqwest::Client,
+    http: &dyn HttpClient,
 ) -> Result<String, String> {
     let url = at_origin(service_url, "/WebTicket/oauthtoken")?;
-    let err = |e: reqwest::Error| super::customstates::chain(&e.without_url());
-    let resp = client
-        .post(url.clone())
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(crate::oauth::password_grant_body(login, password))
-        .send()
+    let req = http::Request::post(
+        url.clone(),
+        crate::oauth::password_grant_body(login, password).into_bytes(),
+        CERTPROV_TIMEOUT,
+    )
+    .header("Content-Type", "application/x-www-form-urlencoded");
+    let (resp, bytes) = http::fetch(http, req, MAX_ANSWER_BYTES)
         .await
-        .map_err(err)?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(err)?;
-    if status != 200 {
-        return Err(format!("token service {url} answered {status}"));
+        .map_err(answer_error)?;
+    if resp.status != 200 {
+        return Err(format!("token service {url} answered {}", resp.status));
     }
     crate::oauth::parse_token(&bytes)
         .map(|t| t.access_token)
@@ -208,30 +217,29 @@ pub async fn web_ticket(
     sip_uri: &str,
     login: &str,
     password: &str,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
 ) -> Result<WebTicketProof, String> {
     if !crate::autodiscover::is_secure(service_url) {
         return Err(format!(
             "{service_url}: a password goes only over https (or to this machine)"
         ));
     }
-    let client = super::autodiscover::no_redirect_client(tls, CERTPROV_TIMEOUT)?;
-    let token = oauth_token(service_url, login, password, &client).await?;
+    let token = oauth_token(service_url, login, password, http).await?;
     let url = at_origin(service_url, "/WebTicket/WebTicketService.svc")?;
     let mut entropy = [0u8; crate::webticket::KEY_BYTES];
     getrandom::fill(&mut entropy).map_err(|e| e.to_string())?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
     let body = crate::webticket::build_request(&crate::webticket::TicketRequest {
-        to: url.as_str(),
+        to: &url,
         applies_to: service_url,
         sip_uri,
         entropy: &entropy,
         message_id: &format!("uuid:{}", uuid_text(id)),
     });
     let (status, bytes) = post_soap(
-        &client,
-        url.as_str(),
+        http,
+        &url,
         crate::webticket::SOAP_ACTION,
         Some(&token),
         body,
@@ -259,6 +267,7 @@ pub async fn provision_for(
     store: Option<std::path::PathBuf>,
     renewal: bool,
     tls: &TlsSettings,
+    http: &dyn HttpClient,
 ) -> Result<crate::auth::tlsdsk::TlsDskAuthenticator, String> {
     let roots = || tls.root_store().map_err(|e| format!("trusted roots: {e}"));
     let store = match store {
@@ -278,8 +287,8 @@ pub async fn provision_for(
     let Some((login, password)) = credentials else {
         return Err("a certificate is needed and no password is set to get a web ticket".into());
     };
-    let ticket = web_ticket(url, &format!("sip:{entity}"), &login, &password, tls).await?;
-    let issued = provision_certificate(url, &ticket, entity, tls).await?;
+    let ticket = web_ticket(url, &format!("sip:{entity}"), &login, &password, http).await?;
+    let issued = provision_certificate(url, &ticket, entity, http).await?;
     if let Some(s) = &store {
         s.save(entity, &issued.cert_pem, &issued.key_pem)
             .map_err(|e| format!("certificate store: {e}"))?;

@@ -494,7 +494,8 @@ impl Task {
             urls: settings.urls,
             credentials,
         };
-        let run = super::autodiscover::autodiscover(discovery, &self.cfg.tls, |_| {});
+        let http = self.http()?;
+        let run = super::autodiscover::autodiscover(discovery, &*http, |_| {});
         let found = match tokio::time::timeout(AUTODISCOVER_TIMEOUT, run).await {
             Ok((Ok(found), _)) => found,
             Ok((Err(e), _)) => return Err(e.to_string()),

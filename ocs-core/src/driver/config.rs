@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::addressbook::AddressBookConfig;
 use super::conn::TlsSettings;
+use super::http::SharedHttp;
 use crate::auth::epid::Epid;
 use crate::auth::mechanism::Authenticator;
 use crate::client::AddressBookSchedule;
@@ -59,6 +60,13 @@ pub struct ClientConfig {
     /// Provision and renew a TLS-DSK certificate when the server asks for
     /// one (Lync/SfB; `None`: never). See [`CertificateSettings`].
     pub certificates: Option<CertificateSettings>,
+    /// The HTTP stack for the web services (autodiscover, CustomStateURL,
+    /// the address book, certificate provisioning); `None`: the built-in
+    /// one (feature `builtin-http`; a build without it, like the mobile
+    /// one, then fails those requests saying so). A host supplies its own
+    /// to use the platform's proxy settings and trust store, or to leave
+    /// reqwest out of its build.
+    pub http: Option<SharedHttp>,
 }
 
 /// Certificate provisioning ([`ClientConfig::certificates`]): when a TLS-DSK
@@ -114,6 +122,8 @@ pub(super) struct DriverSettings {
     pub(super) autodiscover: Option<AutodiscoverSettings>,
     #[cfg(feature = "cert-provisioning")]
     pub(super) certificates: Option<CertificateSettings>,
+    /// The host's HTTP stack, or the built-in one once a job needed it.
+    pub(super) http: Option<SharedHttp>,
 }
 
 /// The schedule the session follows for the address-book download.
@@ -152,6 +162,7 @@ impl ClientConfig {
             address_book: None,
             autodiscover: None,
             certificates: None,
+            http: None,
         }
     }
 
@@ -180,6 +191,7 @@ impl ClientConfig {
             address_book,
             autodiscover,
             certificates,
+            http,
         } = self;
         session.address_book = schedule(address_book.as_ref());
         if certificates.is_some() {
@@ -197,6 +209,7 @@ impl ClientConfig {
             autodiscover,
             #[cfg(feature = "cert-provisioning")]
             certificates,
+            http,
         };
         (session, driver, authenticator, trace)
     }

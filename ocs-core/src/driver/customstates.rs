@@ -1,15 +1,16 @@
 //! Loading the `CustomStateURL` file (PROTOCOL.md d): the URL rules of
 //! [`crate::customstates::check_url`] first, then `file:` from disk or
-//! `http(s):` with reqwest over the client's own rustls configuration
-//! (the same trust roots as the SIP connection), with a size limit and a
-//! timeout, then the lenient [`crate::customstates::load`].
+//! `http(s):` over the client's [`HttpClient`] (built in: reqwest on the
+//! client's own rustls configuration, the same trust roots as the SIP
+//! connection), with a size limit and a timeout, then the lenient
+//! [`crate::customstates::load`].
 
 use std::io::Read;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use super::conn::TlsSettings;
+use super::http::{self, HttpClient};
 use crate::customstates::{ClientVersion, Loaded, Violation, check_url, file_url_path, load};
 
 /// The largest custom-states file accepted (1 MiB; a valid one is a few
@@ -109,10 +110,10 @@ pub async fn fetch_custom_states(
     url: &str,
     client: ClientVersion,
     high_security: bool,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
 ) -> Result<Loaded, CustomStatesError> {
     let bytes =
-        fetch_custom_states_bytes(url, client, high_security, tls, FetchLimits::default()).await?;
+        fetch_custom_states_bytes(url, client, high_security, http, FetchLimits::default()).await?;
     Ok(load(&bytes))
 }
 
@@ -124,7 +125,7 @@ pub async fn fetch_custom_states_bytes(
     url: &str,
     client: ClientVersion,
     high_security: bool,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
     limits: FetchLimits,
 ) -> Result<Vec<u8>, CustomStatesError> {
     let url = url.trim();
@@ -132,7 +133,7 @@ pub async fn fetch_custom_states_bytes(
     if let Some(path) = file_url_path(url) {
         return read_file(path, url, limits.max_bytes).await;
     }
-    fetch_http(url, high_security, tls, limits).await
+    fetch_http(url, high_security, http, limits).await
 }
 
 async fn read_file(path: String, url: &str, limit: usize) -> Result<Vec<u8>, CustomStatesError> {
@@ -157,86 +158,77 @@ async fn read_file(path: String, url: &str, limit: usize) -> Result<Vec<u8>, Cus
     })?
 }
 
-/// The error and its causes, joined (reqwest's own message hides the TLS
-/// or connection reason in the source chain).
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 async fn fetch_http(
     url: &str,
     high_security: bool,
-    tls: &TlsSettings,
+    http: &dyn HttpClient,
     limits: FetchLimits,
 ) -> Result<Vec<u8>, CustomStatesError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| CustomStatesError::BadUrl {
+    let bad = |reason: &str| CustomStatesError::BadUrl {
         url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let tls_config = tls
-        .client_config()
-        .map_err(|e| CustomStatesError::Tls(e.to_string()))?;
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config)
-        .timeout(limits.timeout)
-        .https_only(high_security)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| CustomStatesError::Tls(chain(&e)))?;
-    let map_err = |e: reqwest::Error| {
-        if e.is_timeout() {
-            CustomStatesError::Timeout {
-                url: url.to_owned(),
-                after: limits.timeout,
-            }
-        } else {
-            // The URL is already in our message.
-            CustomStatesError::Http {
-                url: url.to_owned(),
-                message: chain(&e.without_url()),
-            }
-        }
+        reason: reason.to_owned(),
     };
-    let mut resp = http.get(parsed).send().await.map_err(map_err)?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(CustomStatesError::Status {
-            url: url.to_owned(),
-            status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or("").to_owned(),
-        });
+    if url.contains(char::is_whitespace) {
+        return Err(bad("it contains white space"));
+    }
+    match crate::autodiscover::origin_of(url) {
+        Some(o) if !o.ends_with("://") => {}
+        _ => return Err(bad("no host")),
     }
     let too_large = || CustomStatesError::TooLarge {
         url: url.to_owned(),
         limit: limits.max_bytes,
     };
-    if resp
-        .content_length()
-        .is_some_and(|n| n > limits.max_bytes as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(map_err)? {
-        if body.len() + chunk.len() > limits.max_bytes {
+    let failed = |e: http::HttpError| {
+        if e.timed_out {
+            CustomStatesError::Timeout {
+                url: url.to_owned(),
+                after: limits.timeout,
+            }
+        } else {
+            CustomStatesError::Http {
+                url: url.to_owned(),
+                message: e.message,
+            }
+        }
+    };
+    let run = async {
+        let req = http::Request::get(url, limits.timeout);
+        let (_, resp) = http::send_following(http, req, http::MAX_REDIRECTS, high_security)
+            .await
+            .map_err(failed)?;
+        if !(200..300).contains(&resp.status) {
+            return Err(CustomStatesError::Status {
+                url: url.to_owned(),
+                status: resp.status,
+                reason: http::reason_phrase(resp.status).to_owned(),
+            });
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n > limits.max_bytes as u64)
+        {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        resp.body
+            .read_to_limit(limits.max_bytes)
+            .await
+            .map_err(|e| match e {
+                http::ReadError::TooLarge => too_large(),
+                http::ReadError::Http(e) => failed(e),
+            })
+    };
+    tokio::time::timeout(limits.timeout, run)
+        .await
+        .unwrap_or_else(|_| {
+            Err(CustomStatesError::Timeout {
+                url: url.to_owned(),
+                after: limits.timeout,
+            })
+        })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "builtin-http"))]
 mod tests {
     use super::*;
 
@@ -266,14 +258,10 @@ mod tests {
         } else {
             url.replacen("file://", "file:///", 1)
         };
-        let tls = TlsSettings::default();
+        let tls = http::builtin(&super::super::TlsSettings::default()).expect("http");
+        let tls = &*tls;
         let l = rt()
-            .block_on(fetch_custom_states(
-                &url,
-                ClientVersion::Oc2007,
-                false,
-                &tls,
-            ))
+            .block_on(fetch_custom_states(&url, ClientVersion::Oc2007, false, tls))
             .expect("loaded");
         assert_eq!(l.states.states.len(), 1);
         assert_eq!(l.states.states[0].text(1033), Some("In the lab"));
@@ -285,12 +273,12 @@ mod tests {
                 &url,
                 ClientVersion::Oc2007R2,
                 false,
-                &tls,
+                tls,
             ))
             .expect_err("r2");
         assert!(matches!(e, CustomStatesError::UrlNotAllowed(_)), "{e}");
         let e = rt()
-            .block_on(fetch_custom_states(&url, ClientVersion::Oc2007, true, &tls))
+            .block_on(fetch_custom_states(&url, ClientVersion::Oc2007, true, tls))
             .expect_err("hs");
         assert!(e.to_string().contains("high-security"), "{e}");
 
@@ -304,7 +292,7 @@ mod tests {
                 &url,
                 ClientVersion::Oc2007,
                 false,
-                &tls,
+                tls,
                 limits,
             ))
             .expect_err("large");
@@ -320,7 +308,7 @@ mod tests {
                 &missing,
                 ClientVersion::Oc2007,
                 false,
-                &tls,
+                tls,
             ))
             .expect_err("missing");
         assert!(matches!(e, CustomStatesError::File { .. }), "{e}");
@@ -330,7 +318,7 @@ mod tests {
 
     #[test]
     fn bad_urls_are_errors_not_panics() {
-        let tls = TlsSettings::default();
+        let http = http::builtin(&super::super::TlsSettings::default()).expect("http");
         for u in [
             "http://",
             "https://[::1",
@@ -338,7 +326,7 @@ mod tests {
             "gopher://x/y",
             "",
         ] {
-            let r = rt().block_on(fetch_custom_states(u, ClientVersion::Oc2007, false, &tls));
+            let r = rt().block_on(fetch_custom_states(u, ClientVersion::Oc2007, false, &*http));
             assert!(r.is_err(), "{u}");
         }
     }

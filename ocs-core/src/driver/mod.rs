@@ -15,6 +15,7 @@ mod conn;
 mod customstates;
 pub mod dns;
 mod handle;
+pub mod http;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod trace;
@@ -41,4 +42,5 @@ pub use customstates::{
 };
 pub use dns::{DiscoveryError, Resolver};
 pub use handle::{ClientHandle, Pending};
+pub use http::{HttpClient, SharedHttp};
 pub use trace::{TraceConfig, TraceFormat};

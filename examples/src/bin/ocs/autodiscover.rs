@@ -48,6 +48,8 @@ pub(crate) async fn run(a: AutodiscoverArgs) -> Result<(), CliError> {
         tls.add_ca_file(ca)
             .map_err(|e| CliError::Usage(format!("--ca {}: {e}", ca.display())))?;
     }
+    let http = ocs_core::driver::http::builtin(&tls)
+        .map_err(|e| CliError::Failed(format!("HTTP client: {e}")))?;
     let mut emitted = Ok(());
     let (out, _) = ocs_core::driver::autodiscover(
         DiscoveryConfig {
@@ -55,7 +57,7 @@ pub(crate) async fn run(a: AutodiscoverArgs) -> Result<(), CliError> {
             urls,
             credentials,
         },
-        &tls,
+        &*http,
         |step| {
             if emitted.is_ok() {
                 emitted = emit(json!({

@@ -75,8 +75,10 @@ fn fetch(
         tls.add_ca_file(ca)
             .map_err(|e| CliError::Usage(format!("--ca {}: {e}", ca.display())))?;
     }
+    let http = ocs_core::driver::http::builtin(&tls)
+        .map_err(|e| CliError::Failed(format!("HTTP client: {e}")))?;
     crate::live(async {
-        fetch_custom_states_bytes(url, client, high_security, &tls, FetchLimits::default())
+        fetch_custom_states_bytes(url, client, high_security, &*http, FetchLimits::default())
             .await
             .map_err(|e| match e {
                 CustomStatesError::UrlNotAllowed(v) => CliError::Failed(v.to_string()),

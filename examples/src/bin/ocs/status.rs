@@ -123,11 +123,13 @@ pub(crate) async fn set(a: StatusSet) -> Result<(), CliError> {
                         )
                     })?;
                     // Fetched here, so the client need not load it again.
+                    let http = ocs_core::driver::http::builtin(&cfg.tls)
+                        .map_err(|e| CliError::Failed(format!("HTTP client: {e}")))?;
                     let bytes = fetch_custom_states_bytes(
                         &url,
                         cfg.custom_state_client,
                         cfg.high_security,
-                        &cfg.tls,
+                        &*http,
                         FetchLimits::default(),
                     )
                     .await
