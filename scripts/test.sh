@@ -157,9 +157,9 @@ else
   echo "skipped: rustup could not install the x86_64-pc-windows-gnu target" >&2
 fi
 
-step "the mobile build's DNS: the platform's resolver, no SRV (ocs-ffi without default features)"
+step "the mobile build's DNS and HTTP: the platform's resolver, no SRV, the app's HTTP stack, none of its own (ocs-ffi without default features)"
 cargo clippy -p ocs-ffi --no-default-features --features sim --all-targets -- -D warnings
-cargo test -p ocs-ffi --no-default-features --features sim --test platform_dns
+cargo test -p ocs-ffi --no-default-features --features sim --test platform_dns --test host_http
 
 step "mobile library size within 5 % of its budget, x86_64 and aarch64 (scripts/size.sh; budget in scripts/size-budget.txt)"
 # aarch64 (Android's arm64-v8a architecture, glibc instead of Bionic: no NDK

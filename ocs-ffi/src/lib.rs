@@ -13,6 +13,7 @@
 use std::sync::OnceLock;
 
 pub mod c;
+pub mod host_http;
 pub mod uniffi_api;
 
 // The uniffi scaffolding for the Python, Kotlin and Swift bindings

@@ -279,6 +279,24 @@ pub struct OcsConfig {
     /// The language (Windows LCID) custom state texts are shown in.
     #[uniffi(default = 1033)]
     pub language_id: u32,
+    /// Find the server by Lync/SfB autodiscover before DNS, when `server`
+    /// is not set (OCS 2007 R2 clients use DNS only).
+    #[uniffi(default = false)]
+    pub autodiscover: bool,
+    /// Where autodiscover starts (e.g. a test server's URL); empty:
+    /// `lyncdiscoverinternal.DOMAIN`, then `lyncdiscover.DOMAIN`.
+    #[uniffi(default)]
+    pub autodiscover_urls: Vec<String>,
+    /// Provision a TLS-DSK certificate when a Lync/SfB pool asks for one
+    /// (a web ticket with the password, then the pool's certificate
+    /// service), and renew it before it lapses. Not in the mobile build.
+    #[uniffi(default = false)]
+    pub provision_certificates: bool,
+    /// Keep provisioned certificates in this folder (the key readable by
+    /// its owner only) and use a fresh one found there without asking;
+    /// `None`: kept in memory only.
+    #[uniffi(default = None)]
+    pub certificate_store: Option<String>,
 }
 
 /// Reads and evaluates the policy files (the same rules as `ocs --policy`).
@@ -337,6 +355,16 @@ fn client_config(c: &OcsConfig) -> Result<(ClientConfig, EffectivePolicy), OcsEr
         tls.add_ca_file(std::path::Path::new(ca))
             .map_err(|e| invalid(format!("ca_file {ca}: {e}")))?;
         cfg.tls = tls;
+    }
+    if c.autodiscover {
+        cfg.autodiscover = Some(ocs_core::driver::AutodiscoverSettings {
+            urls: (!c.autodiscover_urls.is_empty()).then(|| c.autodiscover_urls.clone()),
+        });
+    }
+    if c.provision_certificates || c.certificate_store.is_some() {
+        cfg.certificates = Some(ocs_core::driver::CertificateSettings {
+            store: c.certificate_store.as_ref().map(std::path::PathBuf::from),
+        });
     }
     cfg.trace = c.trace_path.as_ref().map(|p| {
         if c.trace_pcap {
@@ -841,7 +869,30 @@ impl OcsClient {
     /// CA file) but does not connect.
     #[uniffi::constructor]
     pub fn new(config: OcsConfig) -> Result<Arc<OcsClient>, OcsError> {
-        let (cfg, policy) = client_config(&config)?;
+        OcsClient::make(config, None)
+    }
+
+    /// A client for `config` whose web requests (autodiscover,
+    /// CustomStateURL, certificate provisioning) go through the app's own
+    /// HTTP stack, `http`: its proxy settings and trust store apply. The
+    /// mobile build has no HTTP client of its own, so there this is how
+    /// those features work at all.
+    #[uniffi::constructor]
+    pub fn with_http(
+        config: OcsConfig,
+        http: Arc<dyn crate::host_http::HttpTransport>,
+    ) -> Result<Arc<OcsClient>, OcsError> {
+        OcsClient::make(config, Some(http))
+    }
+}
+
+impl OcsClient {
+    fn make(
+        config: OcsConfig,
+        http: Option<Arc<dyn crate::host_http::HttpTransport>>,
+    ) -> Result<Arc<OcsClient>, OcsError> {
+        let (mut cfg, policy) = client_config(&config)?;
+        cfg.http = http.map(|h| ocs_core::driver::SharedHttp::new(crate::host_http::HostHttp(h)));
         Ok(Arc::new(OcsClient {
             shared: Arc::new(Shared {
                 user: config.uri.clone(),
@@ -856,7 +907,10 @@ impl OcsClient {
             session: Mutex::default(),
         }))
     }
+}
 
+#[uniffi::export]
+impl OcsClient {
     /// The user's SIP URI.
     pub fn uri(&self) -> String {
         self.shared.user.clone()
@@ -1418,6 +1472,15 @@ impl SimServer {
         self.handle.udp.port()
     }
 
+    /// The autodiscover URL of the server's web services (plain HTTP on
+    /// 127.0.0.1), for `OcsConfig.autodiscover_urls`.
+    pub fn autodiscover_url(&self) -> String {
+        format!(
+            "http://{}/autodiscover/autodiscoverservice.svc/root",
+            self.handle.http
+        )
+    }
+
     /// Answers every presence publication with SIP status `status` (e.g.
     /// 403 or 409) from now on; 0 accepts them again.
     pub fn refuse_publications(&self, status: u16) -> Result<(), OcsError> {
@@ -1489,6 +1552,10 @@ mod tests {
             custom_state_url: None,
             ca_file: None,
             language_id: 1033,
+            autodiscover: false,
+            autodiscover_urls: Vec::new(),
+            provision_certificates: false,
+            certificate_store: None,
         }
     }
 

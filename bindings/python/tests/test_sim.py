@@ -4,9 +4,11 @@ enhanced presence, IM sessions, policies, diagnostics, errors."""
 
 import asyncio
 import functools
+import http.client
 import http.server
 import json
 import threading
+import urllib.parse
 
 import pytest
 
@@ -160,25 +162,38 @@ def test_appear_offline_needs_the_policy(sim, out_dir):
     run(main())
 
 
-def test_diagnostics_and_custom_states(sim, out_dir):
+def serve_states(out_dir, text):
+    """Writes a custom-states file and serves out_dir on loopback (a
+    CustomStateURL must be http(s) for OC 2007 R2); the server and the URL."""
     states = out_dir / "custom-states.xml"
     states.write_text(
         '<?xml version="1.0"?>\n'
         '<customStates xmlns="http://schemas.microsoft.com/09/2009/communicator/customStates">\n'
         '  <customState ID="1" availability="busy">\n'
-        '    <activity LCID="1033">In a Python seminar</activity>\n'
+        f'    <activity LCID="1033">{text}</activity>\n'
         '    <activity LCID="1031">Im Python-Seminar</activity>\n'
         "  </customState>\n"
         "</customStates>\n"
     )
-    # CustomStateURL must be http(s) for OC 2007 R2: serve the file on loopback.
     handler = functools.partial(
         http.server.SimpleHTTPRequestHandler, directory=str(out_dir)
     )
     handler.log_message = lambda *a: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/custom-states.xml"
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/custom-states.xml"
+
+
+async def loaded_states(client):
+    for _ in range(200):
+        if client.custom_states():
+            return client.custom_states()
+        await asyncio.sleep(0.05)
+    raise AssertionError("no custom states within 10 s")
+
+
+def test_diagnostics_and_custom_states(sim, out_dir):
+    httpd, url = serve_states(out_dir, "In a Python seminar")
 
     async def main():
         alice = ocs.OcsClient(config(sim, "alice", custom_state_url=url))
@@ -190,13 +205,63 @@ def test_diagnostics_and_custom_states(sim, out_dir):
         assert diag["sip_uri"] == "sip:alice@contoso.com"
         assert diag["dialect"] == "ocs"
         assert diag["registration"]["state"] == "registered"
-        while not alice.custom_states():
-            await asyncio.sleep(0.05)
-        [state] = alice.custom_states()
+        [state] = await loaded_states(alice)
         assert state.id == 1
         assert state.availability == ocs.CustomAvailability.BUSY
         assert ocs.LocalizedText(lcid=1031, text="Im Python-Seminar") in state.texts
         await alice.sign_out()
+
+    try:
+        run(main())
+    finally:
+        httpd.shutdown()
+
+
+class AppHttp(ocs.HttpTransport):
+    """The app's own HTTP stack (here Python's http.client), as a mobile
+    app hands in OkHttp or URLSession: the library's web requests go
+    through it, the body back in small pieces."""
+
+    def __init__(self):
+        self.asked = []
+
+    def send(self, request, response):
+        self.asked.append(request)
+        try:
+            u = urllib.parse.urlsplit(request.url)
+            conn = http.client.HTTPConnection(
+                u.hostname, u.port, timeout=request.timeout_ms / 1000
+            )
+            conn.request(
+                request.method,
+                u.path + (f"?{u.query}" if u.query else ""),
+                body=bytes(request.body) if request.method == "POST" else None,
+                headers={h.name: h.value for h in request.headers},
+            )
+            r = conn.getresponse()
+            headers = [ocs.HttpHeader(name=n, value=v) for n, v in r.getheaders()]
+            if not response.head(r.status, headers):
+                return
+            while piece := r.read(16):
+                if not response.body(piece):
+                    return
+            response.end()
+            conn.close()
+        except OSError as e:
+            response.fail(str(e), isinstance(e, TimeoutError))
+
+
+def test_custom_states_through_the_apps_http(sim, out_dir):
+    httpd, url = serve_states(out_dir, "Fetched by the app")
+    app_http = AppHttp()
+
+    async def main():
+        bob = ocs.OcsClient.with_http(config(sim, "bob", custom_state_url=url), app_http)
+        await bob.sign_in()
+        [state] = await loaded_states(bob)
+        assert ocs.LocalizedText(lcid=1033, text="Fetched by the app") in state.texts
+        assert [(r.method, r.url) for r in app_http.asked] == [("GET", url)]
+        await bob.sign_out()
 
     try:
         run(main())
