@@ -12,6 +12,7 @@
 
 use std::sync::OnceLock;
 
+#[cfg(feature = "c-api")]
 pub mod c;
 pub mod host_http;
 pub mod uniffi_api;
