@@ -249,6 +249,15 @@ typedef enum OcsEventKind {
    * `id` = the sign-in attempts it took.
    */
   OCS_EVENT_KIND_RECONNECTED = 27,
+  /**
+   * The server wants a TLS-DSK certificate (Lync/SfB) and none with an
+   * hour left is set: `uri` = the pool's certificate provisioning
+   * service, `flag` = a certificate in use is to be renewed. With
+   * [`ocs_config_set_certificate_store`] the client provisions one
+   * itself and sign-in goes on; without it, sign-in goes on without
+   * TLS-DSK or fails naming it.
+   */
+  OCS_EVENT_KIND_CERTIFICATE_NEEDED = 28,
 } OcsEventKind;
 
 /**
@@ -463,6 +472,29 @@ enum OcsResult ocs_config_set_epid(struct OcsConfig *config, const char *epid);
  * As [`ocs_config_set_server`].
  */
 enum OcsResult ocs_config_set_trace(struct OcsConfig *config, const char *path, int32_t pcap);
+
+/**
+ * Provisions and renews a TLS-DSK certificate when a Lync/SfB pool asks
+ * for one (a web ticket with the password, then the pool's certificate
+ * service), kept in the folder `dir` (the key readable by its owner
+ * only; a fresh one found there is used without asking), or in memory
+ * only when `dir` is NULL. Off by default.
+ *
+ * # Safety
+ * As [`ocs_config_set_server`]; `dir` may be NULL.
+ */
+enum OcsResult ocs_config_set_certificate_store(struct OcsConfig *config, const char *dir);
+
+/**
+ * Finds the server by Lync/SfB autodiscover before DNS when no server is
+ * set, starting at `url` (e.g. a test server's), or at
+ * `lyncdiscoverinternal.DOMAIN` and `lyncdiscover.DOMAIN` when `url` is
+ * NULL. Off by default (OCS 2007 R2 clients use DNS only).
+ *
+ * # Safety
+ * As [`ocs_config_set_server`]; `url` may be NULL.
+ */
+enum OcsResult ocs_config_set_autodiscover(struct OcsConfig *config, const char *url);
 
 /**
  * Frees a configuration (NULL is ignored). Clients started from it are

@@ -190,6 +190,13 @@ namespace Ocs
         public string TracePath { get; set; }
         /// <summary>Write the trace as pcap instead of text.</summary>
         public bool TracePcap { get; set; }
+        /// <summary>A folder for TLS-DSK certificates (Lync/SfB): set, the
+        /// client provisions one when the pool asks and renews it; null for
+        /// none.</summary>
+        public string CertificateStore { get; set; }
+        /// <summary>Find the server by Lync/SfB autodiscover from this URL
+        /// (when ServerHost is null); null for DNS only.</summary>
+        public string AutodiscoverUrl { get; set; }
 
         /// <summary>Settings with the OCS dialect and TLS.</summary>
         public OcsSignInSettings()
@@ -548,6 +555,12 @@ namespace Ocs
                 if (settings.TracePath != null)
                     Check(Native.ocs_config_set_trace(config, Native.Utf8(settings.TracePath, "TracePath"),
                         settings.TracePcap ? 1 : 0));
+                if (settings.CertificateStore != null)
+                    Check(Native.ocs_config_set_certificate_store(config,
+                        Native.Utf8(settings.CertificateStore, "CertificateStore")));
+                if (settings.AutodiscoverUrl != null)
+                    Check(Native.ocs_config_set_autodiscover(config,
+                        Native.Utf8(settings.AutodiscoverUrl, "AutodiscoverUrl")));
                 // The GCHandle is the callback's userdata; the ClientHandle
                 // frees it after ocs_client_free, when no callback can run.
                 GCHandle self = GCHandle.Alloc(s);
@@ -1365,6 +1378,7 @@ namespace Ocs
             WatchFailed = 25,
             ProvisioningReceived = 26,
             Reconnected = 27,
+            CertificateNeeded = 28,
         }
 
         /// <summary>struct OcsEvent, field for field (C enums are ints, bool is one byte).</summary>
@@ -1482,6 +1496,12 @@ namespace Ocs
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int ocs_config_set_trace(IntPtr config, byte[] path, int pcap);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_config_set_certificate_store(IntPtr config, byte[] dir);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int ocs_config_set_autodiscover(IntPtr config, byte[] url);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void ocs_config_free(IntPtr config);

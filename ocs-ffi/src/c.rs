@@ -262,6 +262,13 @@ pub enum OcsEventKind {
     /// being renewed): `number` = milliseconds without a connection,
     /// `id` = the sign-in attempts it took.
     Reconnected = 27,
+    /// The server wants a TLS-DSK certificate (Lync/SfB) and none with an
+    /// hour left is set: `uri` = the pool's certificate provisioning
+    /// service, `flag` = a certificate in use is to be renewed. With
+    /// [`ocs_config_set_certificate_store`] the client provisions one
+    /// itself and sign-in goes on; without it, sign-in goes on without
+    /// TLS-DSK or fails naming it.
+    CertificateNeeded = 28,
 }
 
 /// One event, passed to the callback. It and its strings are borrowed:
@@ -606,6 +613,51 @@ pub unsafe extern "C" fn ocs_config_set_trace(
     })
 }
 
+/// Provisions and renews a TLS-DSK certificate when a Lync/SfB pool asks
+/// for one (a web ticket with the password, then the pool's certificate
+/// service), kept in the folder `dir` (the key readable by its owner
+/// only; a fresh one found there is used without asking), or in memory
+/// only when `dir` is NULL. Off by default.
+///
+/// # Safety
+/// As [`ocs_config_set_server`]; `dir` may be NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_config_set_certificate_store(
+    config: *mut OcsConfig,
+    dir: *const c_char,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live, unshared configuration.
+        let config = unsafe { handle_mut(config, "config")? };
+        // SAFETY: the caller passes a NUL-terminated string or NULL.
+        let store = unsafe { opt_str_arg(dir, "dir")? }.map(std::path::PathBuf::from);
+        config.inner.certificates = Some(ocs_core::driver::CertificateSettings { store });
+        Ok(())
+    })
+}
+
+/// Finds the server by Lync/SfB autodiscover before DNS when no server is
+/// set, starting at `url` (e.g. a test server's), or at
+/// `lyncdiscoverinternal.DOMAIN` and `lyncdiscover.DOMAIN` when `url` is
+/// NULL. Off by default (OCS 2007 R2 clients use DNS only).
+///
+/// # Safety
+/// As [`ocs_config_set_server`]; `url` may be NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocs_config_set_autodiscover(
+    config: *mut OcsConfig,
+    url: *const c_char,
+) -> OcsResult {
+    guard(|| {
+        // SAFETY: the caller passes a live, unshared configuration.
+        let config = unsafe { handle_mut(config, "config")? };
+        // SAFETY: the caller passes a NUL-terminated string or NULL.
+        let urls = unsafe { opt_str_arg(url, "url")? }.map(|u| vec![u.to_owned()]);
+        config.inner.autodiscover = Some(ocs_core::driver::AutodiscoverSettings { urls });
+        Ok(())
+    })
+}
+
 /// Frees a configuration (NULL is ignored). Clients started from it are
 /// not affected.
 ///
@@ -778,6 +830,11 @@ impl Converted {
             RegistrationEvent::SignedOut { by_server, reason } => Converted::new(K::SignedOut)
                 .text(reason.clone().unwrap_or_default())
                 .flag(*by_server),
+            RegistrationEvent::CertificateNeeded { sts_uri, renewal } => {
+                Converted::new(K::CertificateNeeded)
+                    .uri(sts_uri.clone())
+                    .flag(*renewal)
+            }
             other => Converted::new(K::Other).text(format!("{other:?}")),
         }
     }
@@ -1470,6 +1527,71 @@ mod tests {
         // SAFETY: the test passes a pointer to an AtomicU32 that outlives the client.
         let n = unsafe { &*(userdata as *const std::sync::atomic::AtomicU32) };
         n.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The Lync/SfB settings reach the core's configuration, and a
+    /// certificate request is an event of its own, not `OTHER`.
+    #[test]
+    fn certificate_store_autodiscover_and_their_event() {
+        let mut cfg = std::ptr::null_mut();
+        // SAFETY: valid C strings and out-pointer; cfg is freed below.
+        unsafe {
+            assert_eq!(
+                ocs_config_new(
+                    c"sip:alice@contoso.com".as_ptr(),
+                    c"CONTOSO\\alice".as_ptr(),
+                    c"pw".as_ptr(),
+                    OcsDialect::Ocs as u32,
+                    &mut cfg,
+                ),
+                OcsResult::Ok
+            );
+            assert!((*cfg).inner.certificates.is_none());
+            assert_eq!(
+                ocs_config_set_certificate_store(cfg, c"/var/lib/app/certs".as_ptr()),
+                OcsResult::Ok
+            );
+            assert_eq!(
+                (*cfg)
+                    .inner
+                    .certificates
+                    .as_ref()
+                    .and_then(|c| c.store.clone()),
+                Some(std::path::PathBuf::from("/var/lib/app/certs"))
+            );
+            assert_eq!(
+                ocs_config_set_certificate_store(cfg, std::ptr::null()),
+                OcsResult::Ok
+            );
+            assert_eq!(
+                (*cfg).inner.certificates,
+                Some(ocs_core::driver::CertificateSettings { store: None })
+            );
+            assert_eq!(
+                ocs_config_set_autodiscover(cfg, c"https://lyncdiscover.contoso.com".as_ptr()),
+                OcsResult::Ok
+            );
+            assert_eq!(
+                (*cfg)
+                    .inner
+                    .autodiscover
+                    .as_ref()
+                    .and_then(|a| a.urls.clone()),
+                Some(vec!["https://lyncdiscover.contoso.com".to_owned()])
+            );
+            assert_eq!(
+                ocs_config_set_certificate_store(std::ptr::null_mut(), std::ptr::null()),
+                OcsResult::NullPointer
+            );
+            ocs_config_free(cfg);
+        }
+        let c = Converted::registration(&RegistrationEvent::CertificateNeeded {
+            sts_uri: "https://pool/CertProv/CertProvisioningService.svc".into(),
+            renewal: true,
+        });
+        assert_eq!(c.kind, OcsEventKind::CertificateNeeded);
+        assert_eq!(c.uri, "https://pool/CertProv/CertProvisioningService.svc");
+        assert!(c.flag);
     }
 
     /// A client that cannot connect can still be freed at once, and no
