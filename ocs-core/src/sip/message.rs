@@ -509,6 +509,12 @@ impl Message {
     /// Appends the wire form to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         out.reserve(self.head.len() + self.body.len() + 64);
+        if let Some(end) = self.unchanged_head_end() {
+            // As parsed: the head is one run of the bytes received.
+            out.extend_from_slice(&self.head.as_bytes()[..end]);
+            out.extend_from_slice(&self.body);
+            return;
+        }
         match self.start_raw {
             Some((a, b)) => out.extend_from_slice(&self.head.as_bytes()[a as usize..b as usize]),
             None => {
@@ -534,6 +540,24 @@ impl Message {
             None => out.extend_from_slice(b"\r\n"),
         }
         out.extend_from_slice(&self.body);
+    }
+
+    /// Where the head ends when its start line, headers and blank line are
+    /// the parsed bytes in order with nothing changed, removed or added.
+    fn unchanged_head_end(&self) -> Option<usize> {
+        let (0, mut at) = self.start_raw? else {
+            return None;
+        };
+        for h in &self.headers {
+            match h.raw {
+                Some((a, b)) if a == at => at = b,
+                _ => return None,
+            }
+        }
+        match self.blank_raw? {
+            (a, b) if a == at => Some(b as usize),
+            _ => None,
+        }
     }
 
     /// The wire form.

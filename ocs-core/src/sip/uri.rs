@@ -284,7 +284,22 @@ pub(crate) fn parse_hostport<'a>(
         })?;
         Host::V6(addr)
     } else {
-        let h = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        // One pass: the host's extent, and whether it looks like IPv4
+        // (digits and dots only, at least one dot): a class per byte,
+        // or-ed together, so the loop has one branch.
+        let bytes = c.s.as_bytes();
+        let (mut i, mut seen) = (c.pos, 0u8);
+        while let Some(&b) = bytes.get(i) {
+            let class = HOST_CLASS[usize::from(b)];
+            if class == 0 {
+                break;
+            }
+            seen |= class;
+            i += 1;
+        }
+        let (digits_dots, dot) = (seen & HOST_NAME == 0, seen & HOST_DOT != 0);
+        let h = &c.s[c.pos..i];
+        c.pos = i;
         if h.is_empty() {
             return Err(ParseError::new(
                 c.base + start,
@@ -297,10 +312,10 @@ pub(crate) fn parse_hostport<'a>(
                 ParseErrorKind::BadUri("bad host name"),
             ));
         }
-        if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') && h.contains('.') {
-            match h.parse::<Ipv4Addr>() {
-                Ok(a) => Host::V4(a),
-                Err(_) => {
+        if digits_dots && dot {
+            match parse_ipv4(h.as_bytes()) {
+                Some(a) => Host::V4(a),
+                None => {
                     return Err(ParseError::new(
                         c.base + start,
                         ParseErrorKind::BadUri("bad IPv4 address"),
@@ -320,9 +335,8 @@ pub(crate) fn parse_hostport<'a>(
                 ParseErrorKind::BadUri("bad port"),
             ));
         }
-        let v: u32 = p
-            .parse()
-            .map_err(|_| ParseError::new(c.base + pstart, ParseErrorKind::BadUri("bad port")))?;
+        // At most five ASCII digits: no overflow.
+        let v = p.bytes().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
         if v > 65535 {
             return Err(ParseError::new(
                 c.base + pstart,
@@ -334,6 +348,49 @@ pub(crate) fn parse_hostport<'a>(
         None
     };
     Ok((host, port))
+}
+
+const HOST_DIGIT: u8 = 1;
+const HOST_DOT: u8 = 2;
+const HOST_NAME: u8 = 4;
+
+/// What each byte is in a host name or IPv4 address (0: not part of one).
+static HOST_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_digit() {
+            HOST_DIGIT
+        } else if b == b'.' {
+            HOST_DOT
+        } else if b.is_ascii_alphabetic() || b == b'-' || b == b'_' {
+            HOST_NAME
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// A dotted-quad IPv4 address as the standard library reads one (four
+/// decimal octets up to 255, no leading zeros), without its general
+/// parser: every Via, From, To and Contact of a message comes here.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|&c| c == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let v = p.iter().try_fold(0u16, |v, &d| {
+            d.is_ascii_digit().then(|| v * 10 + u16::from(d - b'0'))
+        })?;
+        *o = u8::try_from(v).ok()?;
+    }
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
 }
 
 /// A `sip:` or `sips:` URI.
@@ -432,7 +489,9 @@ impl<'a> Uri<'a> {
             let stop = if in_brackets {
                 r.find('>').unwrap_or(r.len())
             } else {
-                r.find([' ', '\t', ',', '>']).unwrap_or(r.len())
+                r.bytes()
+                    .position(|b| matches!(b, b' ' | b'\t' | b',' | b'>'))
+                    .unwrap_or(r.len())
             };
             &r[..stop]
         };
@@ -623,6 +682,33 @@ impl fmt::Display for Uri<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Our dotted-quad reader agrees with the standard library's.
+        #[test]
+        fn ipv4_as_std_reads_it(s in "[0-9.]{1,17}") {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok());
+        }
+    }
+
+    #[test]
+    fn ipv4_edges_as_std() {
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.",
+            "10.0.0.1",
+            "1.2.3.0400",
+            "000.1.2.3",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
+        }
+    }
 
     #[test]
     fn parses_full_sip_uri() {
