@@ -361,10 +361,82 @@ fn print_ratios() {
     }
 }
 
+/// How many interleaved rounds [`print_paired_ratios`] runs per row.
+const ROUNDS: usize = 31;
+
+/// Time of `n` calls of `op` on `bytes`, in ns per call.
+#[allow(clippy::disallowed_methods)] // a benchmark reads the clock
+fn time_per_call(op: Op, bytes: &[u8], n: u32) -> f64 {
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let _ = black_box(op(black_box(bytes)));
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+/// The ratios again, measured paired: in each of [`ROUNDS`] rounds every
+/// library runs the same work back to back (the order turning each round),
+/// the round's ratio is baseline time / ocs time, and the table shows the
+/// median round. Criterion measures one library after the other, so on a
+/// shared machine whose speed drifts between them (this project's VM swung
+/// by 40 % within minutes) its ratios move with the drift; paired rounds
+/// see the same drift on both sides.
+fn print_paired_ratios() {
+    println!();
+    println!("paired ratios (median of {ROUNDS} interleaved rounds; baseline time / ocs time)");
+    println!(
+        "{:<40} {:>9} {:>12} {:>9}",
+        "benchmark", "vs rsip", "vs rsipstack", "vs ezk"
+    );
+    for input in &INPUTS {
+        for (group, pick) in [
+            ("parse", (|l: &Lib| l.parse) as fn(&Lib) -> Op),
+            ("parse_typed_print", |l: &Lib| l.typed_print),
+        ] {
+            let libs: Vec<&Lib> = LIBS
+                .iter()
+                .filter(|l| pick(l)(input.bytes).is_ok())
+                .collect();
+            // About 2 ms of ocs work per round.
+            let once = time_per_call(pick(&LIBS[0]), input.bytes, 200).max(1.0);
+            let n = ((2_000_000.0 / once) as u32).clamp(50, 20_000);
+            let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
+            for round in 0..ROUNDS {
+                let mut times = vec![0.0; libs.len()];
+                for k in 0..libs.len() {
+                    let j = (k + round) % libs.len();
+                    times[j] = time_per_call(pick(libs[j]), input.bytes, n);
+                }
+                let ours = times[0];
+                for (j, t) in times.iter().enumerate() {
+                    ratios[j].push(t / ours);
+                }
+            }
+            let median = |name: &str| {
+                libs.iter()
+                    .position(|l| l.name == name)
+                    .map_or("-".to_owned(), |j| {
+                        let mut r = ratios[j].clone();
+                        r.sort_by(f64::total_cmp);
+                        format!("{:.2}x", r[r.len() / 2])
+                    })
+            };
+            println!(
+                "{:<40} {:>9} {:>12} {:>9}",
+                format!("{}/{group}", input.name),
+                median("rsip"),
+                median("rsipstack"),
+                median("ezk")
+            );
+        }
+    }
+}
+
 criterion_group!(parse_benches, benches);
 
 fn main() {
     parse_benches();
     Criterion::default().configure_from_args().final_summary();
     print_ratios();
+    print_paired_ratios();
 }

@@ -388,6 +388,14 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The run-time key is the compile-time one.
+        #[test]
+        fn run_time_key_as_compile_time(s in "[A-Za-z0-9!%*_+`'~.-]{0,32}") {
+            proptest::prop_assert_eq!(name_key_of(s.as_bytes()), name_key(s.as_bytes()));
+        }
+    }
+
     #[test]
     fn every_known_name_is_found_in_any_case() {
         for (name, h) in KNOWN_NAMES {
