@@ -376,17 +376,8 @@ pub struct HttpRequest {
 
 impl std::fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                if n.eq_ignore_ascii_case("authorization") {
-                    (*n, "<redacted>")
-                } else {
-                    (*n, v.as_str())
-                }
-            })
-            .collect();
+        let headers =
+            crate::trace::redacted_headers(self.headers.iter().map(|(n, v)| (*n, v.as_str())));
         f.debug_struct("HttpRequest")
             .field("id", &self.id)
             .field("method", &self.method)

@@ -310,6 +310,22 @@ fn ipv4_checksum(h: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// HTTP headers as `Debug` shows them, `Authorization` values (passwords,
+/// tokens, NTLM answers) replaced: requests end up in logs and panics.
+pub fn redacted_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(&'a str, &'a str)> {
+    headers
+        .map(|(n, v)| {
+            if n.eq_ignore_ascii_case("authorization") {
+                (n, "<redacted>")
+            } else {
+                (n, v)
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,8 +28,9 @@ pub struct HttpHeader {
     pub value: String,
 }
 
-/// A request the library asks the host to send.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// A request the library asks the host to send. `Debug` hides
+/// `Authorization` values.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HttpRequest {
     /// `GET` or `POST`.
     pub method: String,
@@ -44,6 +45,33 @@ pub struct HttpRequest {
     /// Give up after this many milliseconds (the library stops waiting
     /// then in any case).
     pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|h| {
+                let secret = h.name.eq_ignore_ascii_case("authorization");
+                (
+                    h.name.as_str(),
+                    if secret {
+                        "<redacted>"
+                    } else {
+                        h.value.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.len())
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 /// The app's HTTP stack (see the module's documentation). Give it to

@@ -357,3 +357,22 @@ fn a_body_arrives_in_pieces_with_its_head() {
     assert_eq!(resp.header("content-type").next(), Some("text/xml"));
     assert_eq!(body, STATES.as_bytes());
 }
+
+#[test]
+fn a_request_shown_hides_its_credentials() {
+    let r = HttpRequest {
+        method: "GET".into(),
+        url: "https://pool/abs/F-0001.lsabs".into(),
+        headers: vec![HttpHeader {
+            name: "Authorization".into(),
+            value: "NTLM TlRMTVNTUAAD".into(),
+        }],
+        body: Vec::new(),
+        timeout_ms: 1000,
+    };
+    let shown = format!("{r:?}");
+    assert!(
+        !shown.contains("TlRMTVNTUAAD") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}

@@ -90,17 +90,9 @@ impl Request {
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                if n.eq_ignore_ascii_case("authorization") {
-                    (n.as_str(), "<redacted>")
-                } else {
-                    (n.as_str(), v.as_str())
-                }
-            })
-            .collect();
+        let headers = crate::trace::redacted_headers(
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
         f.debug_struct("Request")
             .field("method", &self.method)
             .field("url", &self.url)
@@ -571,6 +563,19 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let r = Request::get("https://h/", Duration::from_secs(1))
+            .header("Authorization", "Basic c2VjcmV0")
+            .header("Accept", "*/*");
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("c2VjcmV0") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert!(shown.contains("*/*"), "{shown}");
     }
 
     #[test]
