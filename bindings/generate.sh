@@ -33,10 +33,14 @@ check() { # FILE PATTERN...
   done
   echo "ok: $f ($(stat -c %s "$f") bytes)"
 }
+# HttpTransport: the app's HTTP stack (OkHttp, URLSession), which the mobile
+# build needs for its web requests.
 check "$out/kotlin/uniffi/ocs/ocs.kt" "class OcsClient" "suspend fun \`signIn\`" \
-  "interface PresenceListener" "class OcsException"
+  "interface PresenceListener" "class OcsException" \
+  "interface HttpTransport" "fun \`withHttp\`" "class HttpResponder"
 check "$out/swift/ocs.swift" "class OcsClient" "func signIn() async throws" \
-  "protocol PresenceListener" "enum OcsError"
+  "protocol PresenceListener" "enum OcsError" \
+  "protocol HttpTransport" "func withHttp(" "class HttpResponder"
 check "$out/swift/ocsFFI.h" "uniffi_ocs_ffi_fn_constructor_ocsclient_new"
 check "$out/swift/ocsFFI.modulemap" "ocsFFI"
 exit "$fail"
