@@ -380,7 +380,9 @@ pub async fn send_following(
             )));
         }
         hops += 1;
-        resp.body.drain(MAX_DRAIN).await;
+        // A redirect's body is dropped, within the request's time: a server
+        // trickling it must not hold the caller.
+        let _ = tokio::time::timeout(req.timeout, resp.body.drain(MAX_DRAIN)).await;
         req.url = crate::autodiscover::resolve(&url, &location);
         req.method = Method::Get;
         req.body.clear();
@@ -632,6 +634,46 @@ mod tests {
             .expect_err("downgrade");
         assert!(e.message.contains("only https"), "{e}");
         assert_eq!(down.asked.lock().expect("lock").len(), 1);
+    }
+
+    #[test]
+    fn a_redirect_body_that_never_ends_does_not_hold_the_walk() {
+        /// A redirect whose body never ends, then the answer.
+        struct Trickle(Mutex<u32>);
+        impl HttpClient for Trickle {
+            fn send(&self, _: Request) -> HttpFuture<'_> {
+                let first = {
+                    let mut n = self.0.lock().expect("lock");
+                    *n += 1;
+                    *n == 1
+                };
+                Box::pin(async move {
+                    let body = if first {
+                        Body::from_stream(futures_util::stream::pending())
+                    } else {
+                        Body::from_bytes(b"ok".to_vec())
+                    };
+                    Ok(Response {
+                        status: if first { 302 } else { 200 },
+                        headers: vec![("Location".into(), "/next".into())],
+                        body,
+                    })
+                })
+            }
+        }
+        let http = Trickle(Mutex::new(0));
+        let walk = send_following(
+            &http,
+            Request::get("http://h/first", Duration::from_millis(100)),
+            5,
+            false,
+        );
+        // Bounded here too, so a regression fails instead of hanging.
+        let (url, resp) = rt()
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), walk).await })
+            .expect("the redirect's body held the walk")
+            .expect("followed");
+        assert_eq!((url.as_str(), resp.status), ("http://h/next", 200));
     }
 
     #[test]
