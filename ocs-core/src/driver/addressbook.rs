@@ -401,20 +401,13 @@ async fn get_within(
             detail,
         });
     }
-    let too_large = || DownloadError::TooLarge {
-        url: url.to_owned(),
-        limit: cfg.max_bytes,
-    };
-    if resp
-        .content_length()
-        .is_some_and(|n| n > cfg.max_bytes as u64)
-    {
-        return Err(too_large());
-    }
-    match resp.body.read_to_limit(cfg.max_bytes).await {
+    match resp.read_body(cfg.max_bytes).await {
         Ok(body) => Ok(Some(body)),
-        Err(http::ReadError::TooLarge) => Err(too_large()),
-        Err(http::ReadError::Http(e)) => Err(map_err(e)),
+        Err(http::FetchError::TooLarge) => Err(DownloadError::TooLarge {
+            url: url.to_owned(),
+            limit: cfg.max_bytes,
+        }),
+        Err(http::FetchError::Http(e)) => Err(map_err(e)),
     }
 }
 

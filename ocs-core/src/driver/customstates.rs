@@ -97,9 +97,6 @@ pub enum CustomStatesError {
         /// The error and its causes.
         message: String,
     },
-    /// The TLS settings could not be turned into a rustls configuration.
-    #[error("TLS settings: {0}")]
-    Tls(String),
 }
 
 /// Loads the custom states named by a `CustomStateURL`: checks the URL
@@ -175,10 +172,6 @@ async fn fetch_http(
         Some(o) if !o.ends_with("://") => {}
         _ => return Err(bad("no host")),
     }
-    let too_large = || CustomStatesError::TooLarge {
-        url: url.to_owned(),
-        limit: limits.max_bytes,
-    };
     let failed = |e: http::HttpError| {
         if e.timed_out {
             CustomStatesError::Timeout {
@@ -194,7 +187,7 @@ async fn fetch_http(
     };
     let run = async {
         let req = http::Request::get(url, limits.timeout);
-        let (_, resp) = http::send_following(http, req, http::MAX_REDIRECTS, high_security)
+        let (_, mut resp) = http::send_following(http, req, http::MAX_REDIRECTS, high_security)
             .await
             .map_err(failed)?;
         if !(200..300).contains(&resp.status) {
@@ -204,19 +197,13 @@ async fn fetch_http(
                 reason: http::reason_phrase(resp.status).to_owned(),
             });
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > limits.max_bytes as u64)
-        {
-            return Err(too_large());
-        }
-        resp.body
-            .read_to_limit(limits.max_bytes)
-            .await
-            .map_err(|e| match e {
-                http::ReadError::TooLarge => too_large(),
-                http::ReadError::Http(e) => failed(e),
-            })
+        resp.read_body(limits.max_bytes).await.map_err(|e| match e {
+            http::FetchError::TooLarge => CustomStatesError::TooLarge {
+                url: url.to_owned(),
+                limit: limits.max_bytes,
+            },
+            http::FetchError::Http(e) => failed(e),
+        })
     };
     tokio::time::timeout(limits.timeout, run)
         .await

@@ -161,13 +161,13 @@ impl Body {
         self.chunks.next().await.transpose()
     }
 
-    /// The whole body, or [`ReadError::TooLarge`] as soon as it passes
+    /// The whole body, or [`FetchError::TooLarge`] as soon as it passes
     /// `limit` bytes (what came so far is dropped).
-    pub async fn read_to_limit(mut self, limit: usize) -> Result<Vec<u8>, ReadError> {
+    pub async fn read_to_limit(mut self, limit: usize) -> Result<Vec<u8>, FetchError> {
         let mut out = Vec::new();
-        while let Some(c) = self.chunk().await.map_err(ReadError::Http)? {
+        while let Some(c) = self.chunk().await.map_err(FetchError::Http)? {
             if out.len() + c.len() > limit {
-                return Err(ReadError::TooLarge);
+                return Err(FetchError::TooLarge);
             }
             out.extend_from_slice(&c);
         }
@@ -192,15 +192,6 @@ impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Body")
     }
-}
-
-/// Why a body could not be read whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadError {
-    /// It is larger than the caller's limit.
-    TooLarge,
-    /// The transfer failed.
-    Http(HttpError),
 }
 
 /// An HTTP answer: status and headers, the body to come.
@@ -228,6 +219,18 @@ impl Response {
         self.header("content-length")
             .next()
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The body, at most `limit` bytes: refused at once when
+    /// `Content-Length` says it is larger, else as soon as it passes the
+    /// limit. The body is taken; the status and headers stay.
+    pub async fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, FetchError> {
+        if self.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        std::mem::replace(&mut self.body, Body::from_bytes(Vec::new()))
+            .read_to_limit(limit)
+            .await
     }
 }
 
@@ -307,14 +310,7 @@ pub async fn fetch(
     let after = request.timeout;
     let run = async {
         let mut resp = http.send(request).await.map_err(FetchError::Http)?;
-        let body = std::mem::replace(&mut resp.body, Body::from_bytes(Vec::new()));
-        if resp.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(FetchError::TooLarge);
-        }
-        let bytes = body.read_to_limit(limit).await.map_err(|e| match e {
-            ReadError::TooLarge => FetchError::TooLarge,
-            ReadError::Http(e) => FetchError::Http(e),
-        })?;
+        let bytes = resp.read_body(limit).await?;
         Ok((resp, bytes))
     };
     match tokio::time::timeout(after, run).await {
@@ -323,7 +319,7 @@ pub async fn fetch(
     }
 }
 
-/// Why [`fetch`] failed.
+/// Why [`fetch`] (or reading a body against a limit) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchError {
     /// The body passed the limit.

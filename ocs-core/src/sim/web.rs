@@ -212,17 +212,66 @@ pub struct WebService {
     cfg: Option<WebConfig>,
     /// Certificate provisioning, when set ([`WebService::set_issuer`]).
     issuer: Option<CertIssuer>,
-    /// token → (user, expiry).
-    tokens: HashMap<String, (String, Instant)>,
-    /// Tokens in the order given, to drop the oldest.
-    order: std::collections::VecDeque<String>,
-    /// Web tickets: assertion id → (user, proof key, expiry).
-    tickets: HashMap<String, (String, Vec<u8>, Instant)>,
-    /// Tickets in the order given, to drop the oldest.
-    ticket_order: std::collections::VecDeque<String>,
+    /// OAuth tokens: token → user.
+    tokens: Issued<String>,
+    /// Web tickets: assertion id → (user, proof key).
+    tickets: Issued<(String, Vec<u8>)>,
     /// The wall clock at an instant (web tickets carry `xsd:dateTime`s);
     /// `None`: the first request's instant is 1970-01-01 (tests, fuzzing).
     wall0: Option<(Instant, std::time::SystemTime)>,
+}
+
+/// What a service handed out (tokens, tickets) until it lapses: at most
+/// [`MAX_TOKENS`] kept, the lapsed dropped first, then the oldest.
+/// `order` holds each key of `map` once, oldest first.
+struct Issued<V> {
+    map: HashMap<String, (V, Instant)>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl<V> Default for Issued<V> {
+    fn default() -> Self {
+        Issued {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<V> Issued<V> {
+    /// Keeps `value` under `key` until `until`. Each table gives one
+    /// lifetime to all it hands out, so the oldest lapses first: dropping
+    /// from the front while lapsed (or while full) costs nothing per insert
+    /// however large the table (a scan of the whole table on every insert
+    /// had made issuing 100,000 tokens take minutes).
+    fn insert(&mut self, key: String, value: V, until: Instant, now: Instant) {
+        while let Some(front) = self.order.front() {
+            let lapsed = self.map.get(front).is_none_or(|(_, u)| *u <= now);
+            if !lapsed && self.map.len() < MAX_TOKENS {
+                break;
+            }
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        if self.map.insert(key.clone(), (value, until)).is_some() {
+            // A key given again (never, with random keys): one place in line.
+            self.order.retain(|k| *k != key);
+        }
+        self.order.push_back(key);
+    }
+
+    /// The value under `key` while it is good.
+    fn get(&self, key: &str, now: Instant) -> Option<&V> {
+        self.map
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
 }
 
 const ROOT_PATH: &str = "/autodiscover/autodiscoverservice.svc/root";
@@ -393,18 +442,8 @@ impl WebService {
                 );
             };
             let t = registrar.random_token();
-            self.tokens.retain(|_, (_, until)| *until > now);
-            self.order.retain(|k| self.tokens.contains_key(k));
-            while self.tokens.len() >= MAX_TOKENS {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.tokens.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-            self.tokens.insert(t.clone(), (user, now + TOKEN_LIFETIME));
-            self.order.push_back(t.clone());
+            self.tokens
+                .insert(t.clone(), user, now + TOKEN_LIFETIME, now);
             let body = format!(
                 r#"{{"access_token":"{t}","expires_in":{},"ms_rtc_identityscope":"local","token_type":"Bearer"}}"#,
                 TOKEN_LIFETIME.as_secs()
@@ -422,10 +461,7 @@ impl WebService {
             .header("Authorization")
             .and_then(|a| a.trim().strip_prefix("Bearer "))
             .map(str::trim)?;
-        match self.tokens.get(token) {
-            Some((user, until)) if *until > now => Some(user.clone()),
-            _ => None,
-        }
+        self.tokens.get(token, now).cloned()
     }
 
     /// `IssueToken` (MS-OCAUTHWS Web Ticket Service, OAuth2 client
@@ -492,19 +528,8 @@ impl WebService {
             &crate::utc::format(created),
             &crate::utc::format(created + TICKET_LIFETIME),
         );
-        self.tickets.retain(|_, (_, _, until)| *until > now);
-        self.ticket_order.retain(|k| self.tickets.contains_key(k));
-        while self.tickets.len() >= MAX_TOKENS {
-            match self.ticket_order.pop_front() {
-                Some(old) => {
-                    self.tickets.remove(&old);
-                }
-                None => break,
-            }
-        }
         self.tickets
-            .insert(id.clone(), (user, key, now + TICKET_LIFETIME));
-        self.ticket_order.push_back(id);
+            .insert(id, (user, key), now + TICKET_LIFETIME, now);
         WebResponse::new(200, soap, body)
     }
 
@@ -527,15 +552,13 @@ impl WebService {
         let wall = self.wall(now);
         let tickets = &self.tickets;
         let presented = crate::webticket::check_presented(&req.body, |id| {
-            tickets
-                .get(id)
-                .filter(|(_, _, until)| *until > now)
-                .map(|(_, key, _)| key.clone())
+            tickets.get(id, now).map(|(_, key)| key.clone())
         });
         let user = match presented {
-            Ok(p) if crate::utc::parse(&p.expires).is_some_and(|e| e > wall) => {
-                self.tickets.get(&p.assertion_id).map(|(u, _, _)| u.clone())
-            }
+            Ok(p) if crate::utc::parse(&p.expires).is_some_and(|e| e > wall) => self
+                .tickets
+                .get(&p.assertion_id, now)
+                .map(|(u, _)| u.clone()),
             Ok(_) => return fault(401, "the web ticket's timestamp has expired"),
             Err(_) => None,
         };
@@ -606,4 +629,34 @@ fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     crate::presence::xml::escape_into(&mut out, s);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a service hands out lapses, and the table stays bounded: the
+    /// lapsed go first, then the oldest.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test needs some instant to start from
+    fn issued_things_lapse_and_stay_bounded() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(10);
+        let mut issued: Issued<u32> = Issued::default();
+        issued.insert("short".into(), 1, t0 + Duration::from_secs(5), t0);
+        issued.insert("long".into(), 2, t0 + Duration::from_secs(60), t0);
+        assert_eq!(issued.get("short", t0), Some(&1));
+        assert_eq!(issued.get("short", later), None, "lapsed");
+        assert_eq!(issued.get("long", later), Some(&2));
+        // The next insert drops what lapsed.
+        issued.insert("x".into(), 3, t0 + Duration::from_secs(60), later);
+        assert_eq!(issued.len(), 2);
+        // Full: the oldest live one goes.
+        for i in 0..MAX_TOKENS {
+            issued.insert(format!("k{i}"), 0, t0 + Duration::from_secs(60), later);
+        }
+        assert_eq!(issued.len(), MAX_TOKENS);
+        assert_eq!(issued.get("long", later), None, "the oldest was dropped");
+        assert_eq!(issued.get(&format!("k{}", MAX_TOKENS - 1), later), Some(&0));
+    }
 }
